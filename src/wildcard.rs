@@ -1,0 +1,1 @@
+//! InspIRCd-style wildcard patterns (`*` and `?`, ASCII case-insensitive). STUB.
