@@ -1,1 +1,508 @@
-//! STUB
+//! The HTTP/1.1 upgrade request: from the bytes received so far to a 101 response or an
+//! HTTP error (RFC 6455 section 4.2, plus the stock module's own checks).
+//!
+//! Parsing is incremental but linear: [`HandshakeScanner`] remembers how far it has
+//! looked for the blank line that ends the request, so a request trickled one byte at a
+//! time is scanned once, and httparse runs at most twice (once when the request line is
+//! complete, to turn away non-HTTP clients early, and once on the whole request).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+use crate::config::{Config, DefaultMode};
+use crate::frame::MessageMode;
+use crate::proxy::ProxyError;
+
+/// The GUID every server appends to the client's key (RFC 6455 section 1.3).
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The only protocol version RFC 6455 defines.
+const WEBSOCKET_VERSION: &[u8] = b"13";
+
+/// Bytes in a decoded Sec-WebSocket-Key.
+const KEY_LEN: usize = 16;
+
+/// What kind of InspIRCd socket the connection is. The `*.ircv3.net` subprotocols are
+/// only for client connections, as in the stock module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    User,
+    Server,
+}
+
+/// The subprotocols InspIRCd 3.18 knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subprotocol {
+    BinaryIrcv3,
+    TextIrcv3,
+    BinaryInspircd,
+    TextInspircd,
+}
+
+impl Subprotocol {
+    const ALL: [Subprotocol; 4] = [
+        Subprotocol::BinaryIrcv3,
+        Subprotocol::TextIrcv3,
+        Subprotocol::BinaryInspircd,
+        Subprotocol::TextInspircd,
+    ];
+
+    /// The registered name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subprotocol::BinaryIrcv3 => "binary.ircv3.net",
+            Subprotocol::TextIrcv3 => "text.ircv3.net",
+            Subprotocol::BinaryInspircd => "binary.inspircd.org",
+            Subprotocol::TextInspircd => "text.inspircd.org",
+        }
+    }
+
+    /// The frame type the subprotocol asks for.
+    pub fn mode(self) -> MessageMode {
+        match self {
+            Subprotocol::BinaryIrcv3 | Subprotocol::BinaryInspircd => MessageMode::Binary,
+            Subprotocol::TextIrcv3 | Subprotocol::TextInspircd => MessageMode::Text,
+        }
+    }
+
+    fn offered_on(self, socket: SocketKind) -> bool {
+        match self {
+            Subprotocol::BinaryIrcv3 | Subprotocol::TextIrcv3 => socket == SocketKind::User,
+            Subprotocol::BinaryInspircd | Subprotocol::TextInspircd => true,
+        }
+    }
+
+    fn from_token(token: &[u8], socket: SocketKind) -> Option<Subprotocol> {
+        Subprotocol::ALL
+            .into_iter()
+            .find(|p| p.offered_on(socket) && token.eq_ignore_ascii_case(p.name().as_bytes()))
+    }
+}
+
+/// Why a handshake was refused. Each reason has one HTTP status; the text is what the
+/// response body, the log and the quit reason say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The request is larger than `maxhandshake` bytes.
+    TooLarge,
+    /// The request has more than `maxheaders` header lines.
+    TooManyHeaders,
+    /// The bytes are not an HTTP request at all (e.g. a plain IRC client).
+    NotHttp,
+    /// A method other than GET.
+    MethodNotAllowed,
+    /// HTTP/1.0: WebSocket needs HTTP/1.1.
+    HttpVersion,
+    /// No Host header.
+    MissingHost,
+    /// No Origin header (stock behaviour: 400).
+    MissingOrigin,
+    /// The Origin matches no `<wsorigin>`.
+    OriginNotAllowed,
+    /// proxyranges is set and no X-Real-IP / X-Forwarded-For was sent.
+    MissingProxyHeader,
+    /// proxyranges is set and the proxy header is not an address list.
+    MalformedProxyHeader,
+    /// defaultmode is reject and no known subprotocol was requested.
+    NoSubprotocol,
+    /// No Sec-WebSocket-Key: not a WebSocket upgrade (stock behaviour: 501).
+    MissingKey,
+    /// No `Upgrade: websocket`.
+    NotUpgrade,
+    /// Connection does not contain the `Upgrade` token.
+    ConnectionNotUpgrade,
+    /// The key does not decode to 16 bytes of base64.
+    InvalidKey,
+    /// More than one Sec-WebSocket-Key.
+    DuplicateKey,
+    /// Sec-WebSocket-Version missing or not 13.
+    UnsupportedVersion,
+}
+
+impl RejectReason {
+    /// Every reason, for counters and documentation.
+    pub const ALL: [RejectReason; 17] = [
+        RejectReason::TooLarge,
+        RejectReason::TooManyHeaders,
+        RejectReason::NotHttp,
+        RejectReason::MethodNotAllowed,
+        RejectReason::HttpVersion,
+        RejectReason::MissingHost,
+        RejectReason::MissingOrigin,
+        RejectReason::OriginNotAllowed,
+        RejectReason::MissingProxyHeader,
+        RejectReason::MalformedProxyHeader,
+        RejectReason::NoSubprotocol,
+        RejectReason::MissingKey,
+        RejectReason::NotUpgrade,
+        RejectReason::ConnectionNotUpgrade,
+        RejectReason::InvalidKey,
+        RejectReason::DuplicateKey,
+        RejectReason::UnsupportedVersion,
+    ];
+
+    /// The HTTP status sent for this reason.
+    pub fn status(self) -> u16 {
+        match self {
+            RejectReason::TooLarge | RejectReason::TooManyHeaders => 431,
+            RejectReason::MethodNotAllowed => 405,
+            RejectReason::OriginNotAllowed => 403,
+            RejectReason::MissingKey => 501,
+            RejectReason::UnsupportedVersion => 426,
+            _ => 400,
+        }
+    }
+
+    /// Human-readable reason, used in the response body, the log and the quit message.
+    pub fn text(self) -> &'static str {
+        match self {
+            RejectReason::TooLarge => "HTTP request is larger than the handshake limit",
+            RejectReason::TooManyHeaders => "HTTP request has more headers than the limit",
+            RejectReason::NotHttp => "received data that is not an HTTP request",
+            RejectReason::MethodNotAllowed => "HTTP method is not GET",
+            RejectReason::HttpVersion => "HTTP version is not 1.1",
+            RejectReason::MissingHost => "HTTP request did not send the Host header",
+            RejectReason::MissingOrigin => "HTTP request did not send the Origin header",
+            RejectReason::OriginNotAllowed => "HTTP request from a non-whitelisted origin",
+            RejectReason::MissingProxyHeader => {
+                "HTTP request did not send a real IP address header"
+            }
+            RejectReason::MalformedProxyHeader => {
+                "HTTP request sent a malformed real IP address header"
+            }
+            RejectReason::NoSubprotocol => {
+                "HTTP request did not send a known Sec-WebSocket-Protocol"
+            }
+            RejectReason::MissingKey => "HTTP request which is not a websocket upgrade",
+            RejectReason::NotUpgrade => "HTTP request did not send Upgrade: websocket",
+            RejectReason::ConnectionNotUpgrade => "HTTP request did not send Connection: Upgrade",
+            RejectReason::InvalidKey => "Sec-WebSocket-Key is not 16 bytes of base64",
+            RejectReason::DuplicateKey => "HTTP request sent Sec-WebSocket-Key twice",
+            RejectReason::UnsupportedVersion => "Sec-WebSocket-Version is not 13",
+        }
+    }
+
+    /// The complete HTTP response: status line, `Connection: close`, a plain-text body
+    /// naming the reason, and the extra header some statuses require.
+    pub fn response(self) -> Vec<u8> {
+        let status = self.status();
+        let body = self.text();
+        let extra = match self {
+            RejectReason::MethodNotAllowed => "Allow: GET\r\n",
+            RejectReason::UnsupportedVersion => "Sec-WebSocket-Version: 13\r\n",
+            _ => "",
+        };
+        format!(
+            "HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Type: text/plain\r\n\
+             Content-Length: {}\r\n{extra}\r\n{body}\n",
+            status_phrase(status),
+            body.len() + 1,
+        )
+        .into_bytes()
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+fn status_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        _ => "Error",
+    }
+}
+
+/// A successful upgrade.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The 101 Switching Protocols response.
+    pub response: Vec<u8>,
+    /// Length of the request; bytes after it are WebSocket frames.
+    pub request_len: usize,
+    /// Frame type for IRC lines.
+    pub mode: MessageMode,
+    /// The negotiated subprotocol, if any.
+    pub subprotocol: Option<Subprotocol>,
+    /// The client's address as a trusted proxy reported it.
+    pub real_ip: Option<IpAddr>,
+    /// The Origin header, if sent (for WHOIS).
+    pub origin: Option<String>,
+}
+
+/// Result of looking at the bytes received so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandshakeStatus {
+    /// The request is not complete yet; nothing is consumed.
+    Partial,
+    Accepted(Accepted),
+    Rejected(RejectReason),
+}
+
+/// Who is connecting, as the caller knows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer<'a> {
+    /// The peer's address as InspIRCd prints it (matched against proxyranges).
+    pub address: &'a str,
+    pub socket: SocketKind,
+}
+
+/// Finds the end of the request in a growing buffer without rescanning.
+#[derive(Clone, Debug, Default)]
+pub struct HandshakeScanner {
+    /// Bytes already searched for the terminator.
+    scanned: usize,
+    /// Whether the request line has been checked.
+    request_line_checked: bool,
+}
+
+impl HandshakeScanner {
+    /// Looks at `buf` (every byte received since the connection opened).
+    pub fn poll(&mut self, buf: &[u8], config: &Config, peer: Peer<'_>) -> HandshakeStatus {
+        let limits = &config.limits;
+        // Resume the search a few bytes back: the terminator may straddle two reads.
+        let from = self.scanned.saturating_sub(3).min(buf.len());
+        let window = &buf[from..];
+        if !self.request_line_checked {
+            if let Some(line_end) = find(window, b"\r\n").map(|i| from + i + 2) {
+                self.request_line_checked = true;
+                if let Some(reason) = check_request_line(&buf[..line_end], limits) {
+                    return HandshakeStatus::Rejected(reason);
+                }
+            }
+        }
+        let Some(request_len) = find(window, b"\r\n\r\n").map(|i| from + i + 4) else {
+            self.scanned = buf.len();
+            return if buf.len() > limits.max_handshake_bytes {
+                HandshakeStatus::Rejected(RejectReason::TooLarge)
+            } else {
+                HandshakeStatus::Partial
+            };
+        };
+        if request_len > limits.max_handshake_bytes {
+            return HandshakeStatus::Rejected(RejectReason::TooLarge);
+        }
+        self.scanned = request_len;
+        match evaluate(&buf[..request_len], config, peer) {
+            Ok(mut accepted) => {
+                accepted.request_len = request_len;
+                HandshakeStatus::Accepted(accepted)
+            }
+            Err(reason) => HandshakeStatus::Rejected(reason),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses the request line alone so that non-HTTP bytes are refused at once.
+fn check_request_line(line: &[u8], limits: &crate::config::Limits) -> Option<RejectReason> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_handshake_headers];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(line) {
+        Ok(_) => None,
+        Err(_) => Some(RejectReason::NotHttp),
+    }
+}
+
+/// The headers the handshake looks at, gathered in one pass.
+#[derive(Default)]
+struct Headers<'a> {
+    host: bool,
+    origin: Option<&'a [u8]>,
+    upgrade: Vec<&'a [u8]>,
+    connection: Vec<&'a [u8]>,
+    keys: Vec<&'a [u8]>,
+    version: Option<&'a [u8]>,
+    protocols: Vec<&'a [u8]>,
+    x_real_ip: Option<&'a [u8]>,
+    x_forwarded_for: Vec<&'a [u8]>,
+}
+
+impl<'a> Headers<'a> {
+    fn collect(parsed: &[httparse::Header<'a>]) -> Headers<'a> {
+        let mut h = Headers::default();
+        for header in parsed {
+            let value = trim(header.value);
+            let name = header.name;
+            if name.eq_ignore_ascii_case("host") {
+                h.host = true;
+            } else if name.eq_ignore_ascii_case("origin") {
+                h.origin.get_or_insert(value);
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                h.upgrade.push(value);
+            } else if name.eq_ignore_ascii_case("connection") {
+                h.connection.push(value);
+            } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+                h.keys.push(value);
+            } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+                h.version.get_or_insert(value);
+            } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+                h.protocols.push(value);
+            } else if name.eq_ignore_ascii_case("x-real-ip") {
+                h.x_real_ip.get_or_insert(value);
+            } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+                h.x_forwarded_for.push(value);
+            }
+        }
+        h
+    }
+}
+
+/// Trims spaces and tabs (HTTP optional whitespace) from both ends.
+fn trim(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    value.get(start..end).unwrap_or_default()
+}
+
+/// Comma-separated tokens of a header (or several headers of the same name), trimmed,
+/// empty ones skipped.
+fn tokens<'a>(values: &'a [&'a [u8]]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    values
+        .iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn has_token(values: &[&[u8]], wanted: &str) -> bool {
+    tokens(values).any(|t| t.eq_ignore_ascii_case(wanted.as_bytes()))
+}
+
+/// Decides on a complete request. Checks run in the stock module's order where it has
+/// a check (Origin, proxy, subprotocol, key), after the HTTP basics.
+fn evaluate(request: &[u8], config: &Config, peer: Peer<'_>) -> Result<Accepted, RejectReason> {
+    let mut storage = vec![httparse::EMPTY_HEADER; config.limits.max_handshake_headers];
+    let mut req = httparse::Request::new(&mut storage);
+    match req.parse(request) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(RejectReason::NotHttp),
+        Err(httparse::Error::TooManyHeaders) => return Err(RejectReason::TooManyHeaders),
+        Err(_) => return Err(RejectReason::NotHttp),
+    }
+    if req.method != Some("GET") {
+        return Err(RejectReason::MethodNotAllowed);
+    }
+    if req.version != Some(1) {
+        return Err(RejectReason::HttpVersion);
+    }
+    let headers = Headers::collect(req.headers);
+    if !headers.host {
+        return Err(RejectReason::MissingHost);
+    }
+
+    match headers.origin {
+        Some(origin) if !config.origins.allows(origin) => {
+            return Err(RejectReason::OriginNotAllowed)
+        }
+        None if !config.allow_missing_origin => return Err(RejectReason::MissingOrigin),
+        _ => {}
+    }
+
+    let real_ip = if config.proxy_ranges.is_empty() || peer.socket != SocketKind::User {
+        None
+    } else {
+        let forwarded_for = join_values(&headers.x_forwarded_for);
+        config
+            .proxy_ranges
+            .real_client_ip(peer.address, headers.x_real_ip, forwarded_for.as_deref())
+            .map_err(|e| match e {
+                ProxyError::MissingHeader => RejectReason::MissingProxyHeader,
+                ProxyError::MalformedHeader => RejectReason::MalformedProxyHeader,
+            })?
+    };
+
+    let chosen = tokens(&headers.protocols)
+        .find_map(|t| Subprotocol::from_token(t, peer.socket).map(|p| (p, t)));
+    let mode = match (chosen, config.default_mode) {
+        (Some((protocol, _)), _) => protocol.mode(),
+        (None, DefaultMode::Text) => MessageMode::Text,
+        (None, DefaultMode::Binary) => MessageMode::Binary,
+        (None, DefaultMode::Reject) => return Err(RejectReason::NoSubprotocol),
+    };
+
+    let key = match headers.keys.as_slice() {
+        [] => return Err(RejectReason::MissingKey),
+        [key] => *key,
+        _ => return Err(RejectReason::DuplicateKey),
+    };
+    if !has_token(&headers.upgrade, "websocket") {
+        return Err(RejectReason::NotUpgrade);
+    }
+    if !has_token(&headers.connection, "upgrade") {
+        return Err(RejectReason::ConnectionNotUpgrade);
+    }
+    if BASE64.decode(key).map(|k| k.len()) != Ok(KEY_LEN) {
+        return Err(RejectReason::InvalidKey);
+    }
+    if headers.version != Some(WEBSOCKET_VERSION) {
+        return Err(RejectReason::UnsupportedVersion);
+    }
+
+    // Echo the client's own spelling: browsers compare it byte for byte.
+    let echoed = chosen.map(|(_, token)| token);
+    Ok(Accepted {
+        response: switching_protocols(key, echoed),
+        request_len: request.len(),
+        mode,
+        subprotocol: chosen.map(|(p, _)| p),
+        real_ip,
+        origin: headers
+            .origin
+            .map(|o| String::from_utf8_lossy(o).into_owned()),
+    })
+}
+
+/// Several X-Forwarded-For headers mean one comma-separated list (RFC 9110 5.3).
+fn join_values(values: &[&[u8]]) -> Option<Vec<u8>> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(values.join(&b","[..]))
+}
+
+/// Sec-WebSocket-Accept for a client key (RFC 6455 section 4.2.2).
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(ACCEPT_GUID);
+    BASE64.encode(sha1.finalize())
+}
+
+fn switching_protocols(key: &[u8], protocol: Option<&[u8]>) -> Vec<u8> {
+    let mut response = Vec::with_capacity(160);
+    response.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: ",
+    );
+    response.extend_from_slice(accept_key(key).as_bytes());
+    response.extend_from_slice(b"\r\n");
+    if let Some(protocol) = protocol {
+        response.extend_from_slice(b"Sec-WebSocket-Protocol: ");
+        response.extend_from_slice(protocol);
+        response.extend_from_slice(b"\r\n");
+    }
+    response.extend_from_slice(b"\r\n");
+    response
+}
+
+#[cfg(test)]
+mod tests;

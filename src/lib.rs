@@ -11,3 +11,5 @@ pub mod proxy;
 pub mod session;
 pub mod sink;
 mod wildcard;
+
+mod ffi;

@@ -1,8 +1,51 @@
-//! Trusted reverse proxies and the real client address they report. STUB.
+//! Trusted reverse proxies (`<websocket proxyranges>`) and the real client address
+//! they report in `X-Real-IP` / `X-Forwarded-For`.
+//!
+//! # Ranges
+//!
+//! `proxyranges` is a space-separated list. Each entry is, as with InspIRCd's
+//! `MatchCIDR` (which falls back to glob matching):
+//!
+//! - a CIDR range, IPv4 or IPv6: `192.0.2.0/24`, `2001:db8::/32`;
+//! - a bare address, meaning `/32` or `/128`: `203.0.113.5`, `::1` (also `[::1]`);
+//! - otherwise a glob over the peer's address text, with `*` and `?` as in
+//!   `<wsorigin>`: `198.51.100.*`, `2001:db8:*`. To catch typos, a glob must contain a
+//!   wildcard and consist only of characters that occur in address text (hex digits,
+//!   `.`, `:`); `10.0.0.0/33` or `proxy.example` are refused rather than silently
+//!   never matching.
+//!
+//! A peer given as an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, a dual-stack
+//! listener) is also checked as its IPv4 form, so IPv4 ranges apply to it.
+//!
+//! # Headers
+//!
+//! With ranges configured every client must send a well-formed header (stock
+//! behaviour; 400 otherwise), and it is applied only when the peer is trusted. See
+//! [`ProxyRanges::real_client_ip`].
+
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
+use crate::wildcard::WildcardSet;
+
+/// IPv4 and IPv6 probe addresses: a glob entry matching every probe of one family is
+/// reported by [`ProxyRanges::trusts_everyone_entries`].
+const PROBES_V4: [&str; 4] = ["192.0.2.1", "10.255.3.4", "203.0.113.200", "1.1.1.1"];
+const PROBES_V6: [&str; 4] = ["2001:db8::1", "fe80::abcd", "::1", "2606:4700::1111"];
+
+/// The parsed `proxyranges` value.
 #[derive(Clone, Debug, Default)]
-pub struct ProxyRanges {}
+pub struct ProxyRanges {
+    /// Every entry as written, in order.
+    entries: Vec<String>,
+    /// The entries that are CIDR ranges or bare addresses.
+    nets: Vec<IpNet>,
+    /// The entries that are globs over the address text, as written.
+    glob_patterns: Vec<String>,
+    /// `glob_patterns` compiled.
+    globs: WildcardSet,
+}
 
 /// Why a proxied request is refused (400).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -13,26 +56,483 @@ pub enum ProxyError {
     MalformedHeader,
 }
 
+/// A `proxyranges` entry that is neither a CIDR range, an address nor a usable glob.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("entry \"{entry}\" is {problem}")]
+pub struct ProxyRangeError {
+    /// The entry as written.
+    pub entry: String,
+    /// What is wrong with it, e.g. "not a valid CIDR range".
+    pub problem: String,
+}
+
+/// What one entry turned out to be.
+enum Entry {
+    Net(IpNet),
+    Glob,
+}
+
+fn parse_entry(entry: &str) -> Result<Entry, ProxyRangeError> {
+    if let Ok(net) = entry.parse::<IpNet>() {
+        return Ok(Entry::Net(net));
+    }
+    if let Some(ip) = parse_ip(entry) {
+        return Ok(Entry::Net(IpNet::from(ip)));
+    }
+    let has_wildcard = entry.contains(['*', '?']);
+    let address_chars_only = entry
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '*' | '?'));
+    if has_wildcard && address_chars_only {
+        return match crate::wildcard::validate(entry) {
+            Ok(()) => Ok(Entry::Glob),
+            Err(e) => Err(ProxyRangeError {
+                entry: entry.to_owned(),
+                problem: format!("a glob that cannot be compiled ({e})"),
+            }),
+        };
+    }
+    let problem = if entry.contains('/') {
+        "not a valid CIDR range (address/prefix length, e.g. 192.0.2.0/24 or 2001:db8::/32)"
+    } else if has_wildcard {
+        "a glob with characters that never occur in an IP address (only hex digits, '.', ':', '*' and '?' are allowed)"
+    } else {
+        "neither an IP address, a CIDR range nor a glob of address text (e.g. 198.51.100.*)"
+    };
+    Err(ProxyRangeError {
+        entry: entry.to_owned(),
+        problem: problem.to_owned(),
+    })
+}
+
+/// Parses an IP address as it appears in a header or a peer string: surrounding
+/// spaces/tabs trimmed, optional `[...]` brackets around it removed.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    let text = text.trim_matches([' ', '\t']);
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    text.parse().ok()
+}
+
+/// Where a well-formed proxy header put the client address.
+enum Reported<'a> {
+    /// `X-Real-IP`: one address.
+    RealIp(IpAddr),
+    /// `X-Forwarded-For`: a validated comma-separated list, leftmost = original client.
+    ForwardedFor(&'a str),
+}
+
+fn parse_x_real_ip(value: &[u8]) -> Option<IpAddr> {
+    parse_ip(std::str::from_utf8(value).ok()?)
+}
+
+/// Returns the header text when every comma-separated element is an IP address.
+fn parse_x_forwarded_for(value: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(value).ok()?;
+    text.split(',')
+        .all(|element| parse_ip(element).is_some())
+        .then_some(text)
+}
+
 impl ProxyRanges {
+    /// Parses the space-separated `proxyranges` value (empty or blank: no proxies).
+    pub fn parse(value: &str) -> Result<ProxyRanges, ProxyRangeError> {
+        let mut ranges = ProxyRanges::default();
+        for entry in value.split_ascii_whitespace() {
+            match parse_entry(entry)? {
+                Entry::Net(net) => ranges.nets.push(net),
+                Entry::Glob => ranges.glob_patterns.push(entry.to_owned()),
+            }
+            ranges.entries.push(entry.to_owned());
+        }
+        ranges.globs = WildcardSet::new(&ranges.glob_patterns).map_err(|e| ProxyRangeError {
+            entry: ranges.glob_patterns.join(" "),
+            problem: format!("a set of globs that cannot be compiled ({e})"),
+        })?;
+        Ok(ranges)
+    }
+
     /// True when no proxy is configured (proxy headers are then not looked at).
     pub fn is_empty(&self) -> bool {
-        unimplemented!()
+        self.entries.is_empty()
     }
-    /// Whether `peer` (the address text InspIRCd shows) is a trusted proxy.
+
+    /// The entries as written, in order.
+    pub fn entries(&self) -> &[String] {
+        &self.entries
+    }
+
+    /// The entries that trust every address of IPv4 or IPv6 (`*`, `0.0.0.0/0`, `::/0`,
+    /// `*.*.*.*`, …), for a configuration warning: any client of such a range can claim
+    /// any address.
+    pub fn trusts_everyone_entries(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|entry| match parse_entry(entry) {
+                Ok(Entry::Net(net)) => net.prefix_len() == 0,
+                Ok(Entry::Glob) => match WildcardSet::new([entry.as_str()]) {
+                    Ok(set) => {
+                        PROBES_V4.iter().all(|p| set.is_match(p.as_bytes()))
+                            || PROBES_V6.iter().all(|p| set.is_match(p.as_bytes()))
+                    }
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `peer` (the address text InspIRCd shows, e.g. `192.0.2.7` or
+    /// `2001:db8::7`) is a trusted proxy. CIDR entries match when the text parses as an
+    /// address inside the range (an IPv4-mapped IPv6 address also as its IPv4 form);
+    /// glob entries match the text as given or the address's canonical text.
     pub fn trusts(&self, peer: &str) -> bool {
-        let _ = peer;
-        unimplemented!()
+        if self.is_empty() {
+            return false;
+        }
+        let text = peer.trim_matches([' ', '\t']);
+        let text = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        if self.globs.is_match(text.as_bytes()) {
+            return true;
+        }
+        match text.parse::<IpAddr>() {
+            Ok(ip) => self.trusts_ip(ip),
+            Err(_) => false,
+        }
     }
-    /// With ranges configured, every client must send a well-formed header (X-Real-IP
-    /// preferred, else X-Forwarded-For). `Ok(Some(ip))` when `peer` is trusted: the real
-    /// address; `Ok(None)` when it is not (the header is ignored).
+
+    /// Whether the address is trusted (CIDR entries, then globs over its canonical text;
+    /// an IPv4-mapped IPv6 address is also checked as its IPv4 form).
+    pub fn trusts_ip(&self, ip: IpAddr) -> bool {
+        let canonical = ip.to_canonical();
+        let forms: &[IpAddr] = if canonical == ip {
+            &[ip]
+        } else {
+            &[ip, canonical]
+        };
+        forms.iter().any(|form| {
+            self.nets.iter().any(|net| net.contains(form))
+                || (!self.globs.is_empty() && self.globs.is_match(form.to_string().as_bytes()))
+        })
+    }
+
+    /// The real client address reported by a trusted proxy.
+    ///
+    /// With ranges configured every client must send a well-formed header, whether or
+    /// not its peer is trusted (stock behaviour):
+    ///
+    /// - `X-Real-IP` is preferred when it is one IP address (spaces trimmed, IPv6 with
+    ///   or without brackets);
+    /// - otherwise `X-Forwarded-For`, a comma-separated list whose every element
+    ///   (trimmed) must be an IP address;
+    /// - neither well-formed: [`ProxyError::MissingHeader`] when both headers are
+    ///   absent, [`ProxyError::MalformedHeader`] otherwise (present but garbage, empty,
+    ///   non-UTF-8, an address with a port or zone, an empty list element …).
+    ///
+    /// Then `Ok(None)` when `peer` is not trusted (the header is ignored and the peer
+    /// address kept). When it is trusted: the `X-Real-IP` address, or from
+    /// `X-Forwarded-For` the rightmost address that is not itself a trusted proxy
+    /// (each proxy appends the address it received from), or the leftmost when every
+    /// address in the chain is trusted. IPv4-mapped IPv6 addresses are returned as
+    /// parsed. Without ranges this returns `Ok(None)` and looks at nothing.
     pub fn real_client_ip(
         &self,
         peer: &str,
         x_real_ip: Option<&[u8]>,
         x_forwarded_for: Option<&[u8]>,
     ) -> Result<Option<IpAddr>, ProxyError> {
-        let _ = (peer, x_real_ip, x_forwarded_for);
-        unimplemented!()
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let reported = if let Some(ip) = x_real_ip.and_then(parse_x_real_ip) {
+            Reported::RealIp(ip)
+        } else if let Some(list) = x_forwarded_for.and_then(parse_x_forwarded_for) {
+            Reported::ForwardedFor(list)
+        } else if x_real_ip.is_none() && x_forwarded_for.is_none() {
+            return Err(ProxyError::MissingHeader);
+        } else {
+            return Err(ProxyError::MalformedHeader);
+        };
+        if !self.trusts(peer) {
+            return Ok(None);
+        }
+        match reported {
+            Reported::RealIp(ip) => Ok(Some(ip)),
+            Reported::ForwardedFor(list) => {
+                let rightmost_untrusted = list
+                    .rsplit(',')
+                    .filter_map(parse_ip)
+                    .find(|ip| !self.trusts_ip(*ip));
+                match rightmost_untrusted.or_else(|| list.split(',').next().and_then(parse_ip)) {
+                    Some(ip) => Ok(Some(ip)),
+                    None => Err(ProxyError::MalformedHeader),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn ranges(value: &str) -> ProxyRanges {
+        ProxyRanges::parse(value).unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn empty_value_means_no_proxies() {
+        assert!(ranges("").is_empty());
+        assert!(ranges("   ").is_empty());
+        assert!(ProxyRanges::default().is_empty());
+        assert!(!ranges("").trusts("127.0.0.1"));
+    }
+
+    #[test]
+    fn ipv4_cidr_trusts_addresses_inside_only() {
+        let r = ranges("192.0.2.0/24");
+        assert!(!r.is_empty());
+        assert!(r.trusts("192.0.2.0"));
+        assert!(r.trusts("192.0.2.255"));
+        assert!(!r.trusts("192.0.3.1"));
+        assert!(!r.trusts("2001:db8::1"));
+        assert!(!r.trusts("not an address"));
+    }
+
+    #[test]
+    fn ipv6_cidr_trusts_addresses_inside_only() {
+        let r = ranges("2001:db8::/32");
+        assert!(r.trusts("2001:db8::1"));
+        assert!(r.trusts("2001:db8:ffff::1"));
+        assert!(r.trusts("[2001:db8::1]"));
+        assert!(!r.trusts("2001:db9::1"));
+        assert!(!r.trusts("192.0.2.1"));
+    }
+
+    #[test]
+    fn bare_addresses_are_single_host_ranges() {
+        let r = ranges("203.0.113.5 ::1 [2001:db8::7]");
+        assert!(r.trusts("203.0.113.5"));
+        assert!(!r.trusts("203.0.113.6"));
+        assert!(r.trusts("::1"));
+        assert!(r.trusts("0:0:0:0:0:0:0:1"));
+        assert!(!r.trusts("::2"));
+        assert!(r.trusts("2001:db8::7"));
+    }
+
+    #[test]
+    fn glob_entries_match_the_address_text() {
+        let r = ranges("198.51.100.*");
+        assert!(r.trusts("198.51.100.9"));
+        assert!(r.trusts("198.51.100.250"));
+        assert!(!r.trusts("198.51.101.9"));
+        let r6 = ranges("2001:DB8:*");
+        assert!(r6.trusts("2001:db8::1"));
+        assert!(!r6.trusts("2001:db9::1"));
+        let q = ranges("10.0.0.?");
+        assert!(q.trusts("10.0.0.7"));
+        assert!(!q.trusts("10.0.0.17"));
+    }
+
+    #[test]
+    fn documented_example_parses() {
+        let r = ranges("192.0.2.0/24 198.51.100.*");
+        assert_eq!(r.entries(), ["192.0.2.0/24", "198.51.100.*"]);
+        assert!(r.trusts("192.0.2.1"));
+        assert!(r.trusts("198.51.100.1"));
+        assert!(!r.trusts("203.0.113.1"));
+    }
+
+    #[test]
+    fn ipv4_mapped_peer_is_checked_as_ipv4() {
+        let r = ranges("192.0.2.0/24 198.51.100.*");
+        assert!(r.trusts("::ffff:192.0.2.1"));
+        assert!(r.trusts("::ffff:198.51.100.3"));
+        assert!(!r.trusts("::ffff:203.0.113.1"));
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_the_entry_named() {
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "2001:db8::/129",
+            "proxy.example",
+            "localhost",
+            "10.0.0.0/*",
+            "10.0.0.x*",
+            "1.2.3.4.5",
+        ] {
+            let err = ProxyRanges::parse(&format!("127.0.0.1 {bad}")).unwrap_err();
+            assert_eq!(err.entry, bad);
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        let err = ProxyRanges::parse("10.0.0.0/33").unwrap_err();
+        assert!(err.problem.contains("CIDR"), "{err}");
+    }
+
+    #[test]
+    fn everyone_trusting_entries_are_reported() {
+        let r = ranges("* 0.0.0.0/0 ::/0 *.*.*.* *:* 192.0.2.0/24 198.51.100.*");
+        assert_eq!(
+            r.trusts_everyone_entries(),
+            ["*", "0.0.0.0/0", "::/0", "*.*.*.*", "*:*"]
+        );
+    }
+
+    #[test]
+    fn x_real_ip_is_preferred_over_x_forwarded_for() {
+        let r = ranges("127.0.0.0/8");
+        let got = r.real_client_ip("127.0.0.1", Some(b" 203.0.113.7 "), Some(b"198.51.100.9"));
+        assert_eq!(got, Ok(Some(ip("203.0.113.7"))));
+    }
+
+    #[test]
+    fn garbage_x_real_ip_falls_back_to_x_forwarded_for() {
+        let r = ranges("127.0.0.0/8");
+        let got = r.real_client_ip("127.0.0.1", Some(b"garbage"), Some(b"198.51.100.9"));
+        assert_eq!(got, Ok(Some(ip("198.51.100.9"))));
+    }
+
+    // BAD_INPUT row 16: a proxy header from a peer outside proxyranges is ignored.
+    #[test]
+    fn bad_input_16_header_from_untrusted_peer_is_ignored() {
+        let r = ranges("127.0.0.0/8 198.51.100.*");
+        assert_eq!(
+            r.real_client_ip("203.0.113.50", Some(b"192.0.2.1"), None),
+            Ok(None)
+        );
+        assert_eq!(
+            r.real_client_ip("2001:db8::50", None, Some(b"192.0.2.1, 127.0.0.1")),
+            Ok(None)
+        );
+    }
+
+    // BAD_INPUT row 17: multi-hop X-Forwarded-For -> rightmost untrusted address.
+    #[test]
+    fn bad_input_17_multi_hop_forwarded_for_uses_rightmost_untrusted() {
+        let r = ranges("127.0.0.0/8");
+        assert_eq!(
+            r.real_client_ip("127.0.0.1", None, Some(b"198.51.100.9, 127.0.0.1")),
+            Ok(Some(ip("198.51.100.9")))
+        );
+        // A spoofed leftmost entry is not believed: only the hop our proxy saw counts.
+        assert_eq!(
+            r.real_client_ip("127.0.0.1", None, Some(b"6.6.6.6,198.51.100.9,127.0.0.2")),
+            Ok(Some(ip("198.51.100.9")))
+        );
+        assert_eq!(
+            r.real_client_ip("127.0.0.1", None, Some(b"198.51.100.9")),
+            Ok(Some(ip("198.51.100.9")))
+        );
+    }
+
+    #[test]
+    fn all_trusted_forwarded_for_chain_yields_the_leftmost() {
+        let r = ranges("127.0.0.0/8 10.0.0.*");
+        assert_eq!(
+            r.real_client_ip("127.0.0.1", None, Some(b"10.0.0.5, 127.0.0.3,127.0.0.1")),
+            Ok(Some(ip("10.0.0.5")))
+        );
+    }
+
+    // BAD_INPUT row 18: trusted peer, missing or garbage proxy header -> 400.
+    #[test]
+    fn bad_input_18_missing_or_garbage_header_is_an_error() {
+        let r = ranges("127.0.0.0/8");
+        let peer = "127.0.0.1";
+        assert_eq!(
+            r.real_client_ip(peer, None, None),
+            Err(ProxyError::MissingHeader)
+        );
+        for (real, xff) in [
+            (Some(&b"garbage"[..]), None),
+            (None, Some(&b"garbage"[..])),
+            (Some(&b""[..]), None),
+            (None, Some(&b""[..])),
+            (Some(&b"garbage"[..]), Some(&b"also garbage"[..])),
+            (None, Some(&b"198.51.100.9, garbage"[..])),
+            (None, Some(&b"198.51.100.9,,127.0.0.1"[..])),
+            (None, Some(&b"198.51.100.9,"[..])),
+            (Some(&b"198.51.100.9:1234"[..]), None),
+            (Some(&b"fe80::1%eth0"[..]), None),
+            (Some(&b"\xff\xfe"[..]), None),
+            (None, Some(&b"198.51.100.9\xff"[..])),
+            (Some(&b"1.2.3.4 5.6.7.8"[..]), None),
+        ] {
+            assert_eq!(
+                r.real_client_ip(peer, real, xff),
+                Err(ProxyError::MalformedHeader),
+                "{real:?} {xff:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn untrusted_peer_must_still_send_a_well_formed_header() {
+        let r = ranges("127.0.0.0/8");
+        assert_eq!(
+            r.real_client_ip("203.0.113.1", None, None),
+            Err(ProxyError::MissingHeader)
+        );
+        assert_eq!(
+            r.real_client_ip("203.0.113.1", Some(b"nope"), None),
+            Err(ProxyError::MalformedHeader)
+        );
+    }
+
+    // BAD_INPUT row 19: IPv6 addresses in the header are accepted.
+    #[test]
+    fn bad_input_19_ipv6_addresses_in_headers_are_accepted() {
+        let r = ranges("::1 127.0.0.0/8");
+        assert_eq!(
+            r.real_client_ip("::1", Some(b"2001:db8::1"), None),
+            Ok(Some(IpAddr::V6(Ipv6Addr::new(
+                0x2001, 0xdb8, 0, 0, 0, 0, 0, 1
+            ))))
+        );
+        assert_eq!(
+            r.real_client_ip("::1", Some(b"[2001:db8::2]"), None),
+            Ok(Some(ip("2001:db8::2")))
+        );
+        assert_eq!(
+            r.real_client_ip("127.0.0.1", None, Some(b"2001:db8::3, [::1]")),
+            Ok(Some(ip("2001:db8::3")))
+        );
+        assert_eq!(
+            r.real_client_ip("[::1]", None, Some(b"::ffff:192.0.2.9")),
+            Ok(Some(ip("::ffff:192.0.2.9")))
+        );
+        assert_eq!(
+            r.real_client_ip("::1", Some(b"192.0.2.10"), None),
+            Ok(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))))
+        );
+    }
+
+    #[test]
+    fn no_ranges_means_headers_are_not_looked_at() {
+        let r = ProxyRanges::default();
+        assert_eq!(r.real_client_ip("127.0.0.1", None, None), Ok(None));
+        assert_eq!(r.real_client_ip("127.0.0.1", Some(b"x"), None), Ok(None));
+    }
+
+    #[test]
+    fn glob_trusted_hops_are_skipped_in_forwarded_for() {
+        let r = ranges("198.51.100.*");
+        assert_eq!(
+            r.real_client_ip("198.51.100.1", None, Some(b"203.0.113.4, 198.51.100.2")),
+            Ok(Some(ip("203.0.113.4")))
+        );
     }
 }

@@ -9,8 +9,11 @@ pub mod mask;
 pub mod outgoing;
 pub mod utf8;
 
+pub use close::{encode_close_payload, is_valid_close_code, parse_close_payload};
 pub use close::{CloseCode, ClosePayloadError};
+pub use header::MAX_HEADER_LEN;
 pub use header::{FrameHeader, HeaderError, OpCode};
 pub use mask::apply_mask;
+pub use outgoing::MAX_PENDING_LINE_BYTES;
 pub use outgoing::{LineFramer, MessageMode};
 pub use utf8::{Utf8Error, Utf8Validator};

@@ -1,0 +1,75 @@
+# m_websocket for InspIRCd 3: a Rust protocol core behind a thin C++ shim.
+#
+#   make            build m_websocket.so
+#   make install    install it (DESTDIR, MODULEDIR)
+#   make run        install missing Debian packages, build, start a real InspIRCd with
+#                   the module and an example configuration in the foreground
+#   make test       install missing Debian packages, build, run every test
+#   make clean
+#
+# Packagers: INSPIRCD_INCLUDE_DIR points at the InspIRCd 3 headers (default
+# /usr/include/inspircd); MODULEDIR defaults to the INSPIRCD_MODULE_PATH those headers
+# were configured with.
+
+INSPIRCD_INCLUDE_DIR ?= /usr/include/inspircd
+export INSPIRCD_INCLUDE_DIR
+MODULEDIR ?= $(shell sed -n 's/^\#define INSPIRCD_MODULE_PATH "\(.*\)"/\1/p' $(INSPIRCD_INCLUDE_DIR)/config.h 2>/dev/null)
+DESTDIR ?=
+CARGO ?= cargo
+CXX ?= g++
+INSTALL ?= install
+
+MODULE := m_websocket.so
+STATICLIB := target/release/libinspircd_websocket.a
+# The system libraries the Rust standard library needs (cargo --print native-static-libs).
+SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+# Debian packages the build and the tests need.
+DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl
+
+RUN_IRC_PORT ?= 6667
+RUN_WS_PORT ?= 8080
+RUN_PAGE_PORT ?= 8000
+
+.PHONY: all install run test packages clean FORCE
+
+all: $(MODULE)
+
+$(STATICLIB): FORCE
+	$(CARGO) build --release --lib
+
+# Only the three symbols InspIRCd looks up are exported (cpp/exports.map).
+$(MODULE): $(STATICLIB) cpp/exports.map
+	$(CXX) -shared -o $@ -Wl,-u,inspircd_module_init $(STATICLIB) \
+		-Wl,--version-script=cpp/exports.map -Wl,--gc-sections -Wl,-z,now -s $(SYSTEM_LIBS)
+
+install: $(MODULE)
+	@test -n "$(MODULEDIR)" || { echo "MODULEDIR is unknown: set MODULEDIR=/path/to/inspircd/modules" >&2; exit 1; }
+	$(INSTALL) -d $(DESTDIR)$(MODULEDIR)
+	$(INSTALL) -m 0644 $(MODULE) $(DESTDIR)$(MODULEDIR)/$(MODULE)
+
+# Installs the Debian packages when missing (as root), or says how.
+packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "Missing Debian packages:$$missing. Run: sudo apt-get install$$missing" >&2; exit 1; \
+		fi; \
+	fi
+
+run: packages
+	$(MAKE) all
+	./example/run.sh $(RUN_IRC_PORT) $(RUN_WS_PORT) $(RUN_PAGE_PORT)
+
+test: packages
+	$(MAKE) all
+	$(CARGO) test --release
+
+clean:
+	$(CARGO) clean
+	rm -f $(MODULE)

@@ -1,0 +1,246 @@
+/*
+ * m_websocket: WebSocket (RFC 6455) client connections for InspIRCd 3.
+ *
+ * Glue between InspIRCd and the Rust protocol core; see include/m_websocket.h.
+ */
+
+#include "m_websocket.h"
+
+namespace
+{
+	rust::Slice<const uint8_t> Bytes(const std::string& str)
+	{
+		return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(str.data()), str.size());
+	}
+
+	/** InspIRCd's clock of the current event-loop iteration, in milliseconds. */
+	uint64_t NowMs()
+	{
+		return static_cast<uint64_t>(ServerInstance->Time()) * 1000 + static_cast<uint64_t>(ServerInstance->Time_ns()) / 1000000;
+	}
+
+	std::string ToStd(const rust::String& str)
+	{
+		return std::string(str.data(), str.size());
+	}
+}
+
+namespace wsgate
+{
+
+WebSocketHookProvider::WebSocketHookProvider(Module* mod)
+	: IOHookProvider(mod, "websocket", IOHookProvider::IOH_UNKNOWN, true)
+{
+}
+
+void WebSocketHookProvider::OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* client, irc::sockets::sockaddrs* server)
+{
+	if (!config)
+	{
+		// ReadConfig has not succeeded yet; there is nothing to accept with.
+		sock->SetError("WebSocket: module not configured");
+		return;
+	}
+	new WebSocketHook(this, sock, **config, client->addr());
+}
+
+void WebSocketHookProvider::OnConnect(StreamSocket* sock)
+{
+	// WebSocket is only offered on listeners (server side).
+}
+
+WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const std::string& peer)
+	: IOHookMiddle(prov)
+	, session(new_session(config, Bytes(peer), sock->type == StreamSocket::SS_USER ? SocketKind::User : SocketKind::Server))
+{
+	sock->AddIOHook(this);
+}
+
+int WebSocketHook::Fail(StreamSocket* sock, const std::string& output, const std::string& reason)
+{
+	if (!output.empty())
+		GetSendQ().push_back(output);
+	ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "Closing connection from %s: %s",
+		sock->type == StreamSocket::SS_USER ? static_cast<UserIOHandler*>(sock)->user->GetFullRealHost().c_str() : "server link",
+		reason.c_str());
+	sock->DoWrite();
+	sock->SetError(reason);
+	return -1;
+}
+
+bool WebSocketHook::ApplyRealAddress(StreamSocket* sock, const std::string& address)
+{
+	if (sock->type != StreamSocket::SS_USER)
+		return true;
+
+	LocalUser* const user = static_cast<UserIOHandler*>(sock)->user;
+	irc::sockets::sockaddrs realsa(user->client_sa);
+	if (!irc::sockets::aptosa(address, user->client_sa.port(), realsa))
+		return true;
+
+	ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "Real address of %s from a trusted proxy: %s",
+		user->GetIPString().c_str(), address.c_str());
+	if (realsa != user->client_sa)
+		user->SetClientIP(realsa);
+
+	// A ban may match the real address.
+	return !user->quitting;
+}
+
+int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq)
+{
+	std::string& recvq = GetRecvQ();
+	if (recvq.empty())
+		return 0;
+
+	std::string output;
+	rust::Slice<uint8_t> input(reinterpret_cast<uint8_t*>(&recvq[0]), recvq.size());
+	const ReadResult result = session->read(input, NowMs(), destrecvq, output);
+	recvq.erase(0, result.consumed);
+
+	if (result.action == ReadAction::Close)
+		return Fail(sock, output, ToStd(result.reason));
+
+	if (!output.empty())
+	{
+		GetSendQ().push_back(output);
+		SocketEngine::ChangeEventMask(sock, FD_ADD_TRIAL_WRITE);
+	}
+
+	if (result.upgraded)
+	{
+		ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "WebSocket upgrade on fd %d (subprotocol: %s)",
+			sock->GetFd(), result.subprotocol.empty() ? "none" : ToStd(result.subprotocol).c_str());
+		if (!result.real_ip.empty() && !ApplyRealAddress(sock, ToStd(result.real_ip)))
+			return -1;
+		// Lines the server queued during the handshake can go now.
+		SocketEngine::ChangeEventMask(sock, FD_ADD_TRIAL_WRITE);
+	}
+
+	return result.action == ReadAction::Deliver ? 1 : 0;
+}
+
+int WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq)
+{
+	StreamSocket::SendQueue& mysendq = GetSendQ();
+	if (session->holds_output())
+		return mysendq.empty() ? 0 : 1;
+
+	std::string output;
+	for (StreamSocket::SendQueue::const_iterator i = uppersendq.begin(); i != uppersendq.end(); ++i)
+		session->write(Bytes(*i), output);
+	uppersendq.clear();
+	session->finish_write(output);
+
+	if (!output.empty())
+		mysendq.push_back(output);
+	return 1;
+}
+
+void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
+{
+	// The session is freed with this hook; nothing else is held.
+}
+
+void WebSocketHook::RequestClose(bool goingaway, const std::string& reason)
+{
+	session->request_close(goingaway, Bytes(reason));
+}
+
+}
+
+class ModuleWebSocket : public Module
+{
+	reference<wsgate::WebSocketHookProvider> hookprov;
+
+	wsgate::WebSocketHook* HookOf(User* user)
+	{
+		LocalUser* const luser = IS_LOCAL(user);
+		if (!luser)
+			return NULL;
+		return static_cast<wsgate::WebSocketHook*>(luser->eh.GetModHook(this));
+	}
+
+	static void AddTagItems(wsgate::ConfigBuilder& builder, ConfigTag* tag)
+	{
+		const ConfigItems& items = tag->getItems();
+		for (ConfigItems::const_iterator i = items.begin(); i != items.end(); ++i)
+			builder.add_item(Bytes(i->first), Bytes(i->second));
+	}
+
+ public:
+	ModuleWebSocket()
+		: hookprov(new wsgate::WebSocketHookProvider(this))
+	{
+	}
+
+	void ReadConfig(ConfigStatus& status) CXX11_OVERRIDE
+	{
+		rust::Box<wsgate::ConfigBuilder> builder = wsgate::new_config_builder();
+
+		ConfigTagList origins = ServerInstance->Config->ConfTags("wsorigin");
+		for (ConfigIter i = origins.first; i != origins.second; ++i)
+		{
+			builder->begin_origin_tag(Bytes(i->second->getTagLocation()));
+			AddTagItems(*builder, i->second);
+		}
+
+		ConfigTag* tag = ServerInstance->Config->ConfValue("websocket");
+		builder->begin_websocket_tag(Bytes(tag->getTagLocation()));
+		AddTagItems(*builder, tag);
+
+		wsgate::SharedConfig config;
+		try
+		{
+			config = std::make_shared<rust::Box<wsgate::WsConfig> >(builder->build());
+		}
+		catch (const rust::Error& error)
+		{
+			// The old configuration stays in force.
+			throw ModuleException(error.what());
+		}
+
+		rust::Vec<rust::String> warnings = (*config)->warnings();
+		for (rust::Vec<rust::String>::iterator i = warnings.begin(); i != warnings.end(); ++i)
+			ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "WARNING: %s", ToStd(*i).c_str());
+
+		hookprov->config = config;
+	}
+
+	void OnUserQuit(User* user, const std::string& message, const std::string& oper_message) CXX11_OVERRIDE
+	{
+		wsgate::WebSocketHook* const hook = HookOf(user);
+		if (hook)
+			hook->RequestClose(false, message);
+	}
+
+	void OnUserDisconnect(LocalUser* user) CXX11_OVERRIDE
+	{
+		// Also reached by users quitting before registration (OnUserQuit is not).
+		wsgate::WebSocketHook* const hook = HookOf(user);
+		if (hook)
+			hook->RequestClose(false, "");
+	}
+
+	void OnCleanup(ExtensionItem::ExtensibleType type, Extensible* item) CXX11_OVERRIDE
+	{
+		if (type != ExtensionItem::EXT_USER)
+			return;
+
+		User* const user = static_cast<User*>(item);
+		wsgate::WebSocketHook* const hook = HookOf(user);
+		if (!hook)
+			return;
+
+		static const std::string reason = "WebSocket module unloading";
+		hook->RequestClose(true, reason);
+		ServerInstance->Users->QuitUser(user, reason);
+	}
+
+	Version GetVersion() CXX11_OVERRIDE
+	{
+		return Version("Provides WebSocket (RFC 6455) client connections; a drop-in replacement for the stock websocket module with a Rust protocol core");
+	}
+};
+
+MODULE_INIT(ModuleWebSocket)

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Starts the real /usr/sbin/inspircd in the foreground with the freshly built
+# m_websocket.so and the example configuration (used by `make run`).
+# Usage: example/run.sh IRC_PORT WS_PORT PAGE_PORT
+set -eu
+irc_port=${1:-6667}
+ws_port=${2:-8080}
+page_port=${3:-8000}
+top=$(cd "$(dirname "$0")/.." && pwd)
+state=$(mktemp -d /tmp/m_websocket-run.XXXXXX)
+modules="$state/modules"
+mkdir -p "$modules"
+
+# A private module directory: the stock modules, with our m_websocket.so instead of the stock one.
+for m in /usr/lib/inspircd/modules/*.so; do
+	[ "$(basename "$m")" = m_websocket.so ] || ln -s "$m" "$modules/"
+done
+ln -s "$top/m_websocket.so" "$modules/m_websocket.so"
+
+sed -e "s|@MODULEDIR@|$modules|g" -e "s|@STATEDIR@|$state|g" -e "s|@CONFDIR@|$state|g" \
+    -e "s|@IRC_PORT@|$irc_port|g" -e "s|@WS_PORT@|$ws_port|g" -e "s|@PAGE_PORT@|$page_port|g" \
+    "$top/example/inspircd.conf.in" > "$state/inspircd.conf"
+
+cat <<MSG
+
+  InspIRCd with this project's websocket module is starting (Ctrl-C stops it).
+    WebSocket:  ws://127.0.0.1:$ws_port/   (subprotocols text.ircv3.net, binary.ircv3.net;
+                Origin must be http://127.0.0.1:$page_port, http://localhost:$page_port or null)
+    Plain IRC:  127.0.0.1 port $irc_port
+    Oper:       /OPER admin admin
+    Log:        $state/ircd.log
+  Try it from a shell:  python3 -m websockets ws://127.0.0.1:$ws_port/   (pip install websockets)
+
+MSG
+exec /usr/sbin/inspircd --nofork --runasroot --config="$state/inspircd.conf"

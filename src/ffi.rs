@@ -1,0 +1,270 @@
+//! The cxx bridge to the C++ shim, and nothing else: thin wrappers over the core.
+//!
+//! Every function the shim calls catches panics, since a panic crossing into C++ would
+//! abort the whole IRC server: a panic while reading fails the connection, a panic while
+//! building the configuration becomes a configuration error. Byte data crosses as
+//! slices over the shim's own `std::string`s (never `rust::Str`, which throws on
+//! invalid UTF-8), and output is appended straight into `std::string`s the shim owns.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use cxx::CxxString;
+
+use crate::config::{Config, RawConfig, RawTag};
+use crate::frame::CloseCode;
+use crate::handshake;
+use crate::session::{Ending, Session};
+use crate::sink::ByteSink;
+
+#[cxx::bridge(namespace = "wsgate")]
+mod bridge {
+    /// What the shim does after a read.
+    #[derive(Debug)]
+    enum ReadAction {
+        /// Nothing new for InspIRCd (0).
+        Wait,
+        /// New IRC lines were appended (1).
+        Deliver,
+        /// Send the output, then close the connection with `reason` (-1).
+        Close,
+    }
+
+    /// InspIRCd socket types.
+    enum SocketKind {
+        User,
+        Server,
+    }
+
+    /// The result of [`WsSession::read`]. Strings are empty (no allocation) unless the
+    /// matching event happened.
+    struct ReadResult {
+        consumed: usize,
+        action: ReadAction,
+        /// The handshake completed in this read.
+        upgraded: bool,
+        /// Subprotocol negotiated on upgrade, or empty.
+        subprotocol: String,
+        /// Real client address from a trusted proxy, or empty.
+        real_ip: String,
+        /// Why the connection closes (for the log and the quit message).
+        reason: String,
+    }
+
+    extern "Rust" {
+        /// Raw configuration tags, filled by the shim.
+        type ConfigBuilder;
+        fn new_config_builder() -> Box<ConfigBuilder>;
+        /// Starts a new `<wsorigin>` tag read at `location`.
+        fn begin_origin_tag(self: &mut ConfigBuilder, location: &[u8]);
+        /// Starts the `<websocket>` tag read at `location`.
+        fn begin_websocket_tag(self: &mut ConfigBuilder, location: &[u8]);
+        /// Adds a key/value pair to the tag begun last.
+        fn add_item(self: &mut ConfigBuilder, key: &[u8], value: &[u8]);
+        /// Validates the tags; the error message names tag, key, value and location.
+        fn build(self: &ConfigBuilder) -> Result<Box<WsConfig>>;
+
+        /// A validated configuration, shared by the sessions created with it.
+        type WsConfig;
+        fn warnings(self: &WsConfig) -> Vec<String>;
+
+        /// One connection.
+        type WsSession;
+        fn new_session(config: &WsConfig, peer: &[u8], kind: SocketKind) -> Box<WsSession>;
+        /// Processes received bytes (unmasked in place), appending IRC lines to `lines`
+        /// and protocol output to `out`.
+        fn read(
+            self: &mut WsSession,
+            input: &mut [u8],
+            now_ms: u64,
+            lines: Pin<&mut CxxString>,
+            out: Pin<&mut CxxString>,
+        ) -> ReadResult;
+        /// Before the upgrade the server's lines must wait in their queue.
+        fn holds_output(self: &WsSession) -> bool;
+        /// Frames one element of the server's send queue into `out`.
+        fn write(self: &mut WsSession, upper: &[u8], out: Pin<&mut CxxString>);
+        /// After the last `write` of a round: writes a requested close frame.
+        fn finish_write(self: &mut WsSession, out: Pin<&mut CxxString>);
+        /// Asks for a close frame (1000 on QUIT, 1001 on unload) after queued lines.
+        fn request_close(self: &mut WsSession, going_away: bool, reason: &[u8]);
+        fn is_open(self: &WsSession) -> bool;
+    }
+}
+
+pub use bridge::{ReadAction, ReadResult, SocketKind};
+
+/// Appends to a C++ `std::string`.
+struct CxxSink<'a>(Pin<&'a mut CxxString>);
+
+impl ByteSink for CxxSink<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.as_mut().push_bytes(bytes);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Raw tags as the shim reads them.
+#[derive(Default)]
+pub struct ConfigBuilder {
+    raw: RawConfig,
+    /// Which tag `add_item` fills.
+    filling_websocket: bool,
+}
+
+fn new_config_builder() -> Box<ConfigBuilder> {
+    Box::default()
+}
+
+impl ConfigBuilder {
+    fn begin_origin_tag(&mut self, location: &[u8]) {
+        self.raw.origins.push(RawTag {
+            location: text(location),
+            items: Vec::new(),
+        });
+        self.filling_websocket = false;
+    }
+
+    fn begin_websocket_tag(&mut self, location: &[u8]) {
+        self.raw.websocket = Some(RawTag {
+            location: text(location),
+            items: Vec::new(),
+        });
+        self.filling_websocket = true;
+    }
+
+    fn add_item(&mut self, key: &[u8], value: &[u8]) {
+        let tag = if self.filling_websocket {
+            self.raw.websocket.as_mut()
+        } else {
+            self.raw.origins.last_mut()
+        };
+        if let Some(tag) = tag {
+            tag.items.push((text(key), text(value)));
+        }
+    }
+
+    fn build(&self) -> Result<Box<WsConfig>, String> {
+        match catch_unwind(|| Config::from_raw(&self.raw)) {
+            Ok(Ok(config)) => Ok(Box::new(WsConfig(Arc::new(config)))),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("internal error while validating the configuration".to_owned()),
+        }
+    }
+}
+
+/// A validated configuration; sessions keep the one they were accepted under.
+pub struct WsConfig(Arc<Config>);
+
+impl WsConfig {
+    fn warnings(&self) -> Vec<String> {
+        self.0.warnings.clone()
+    }
+}
+
+/// One connection as the shim holds it.
+pub struct WsSession(Session);
+
+fn new_session(config: &WsConfig, peer: &[u8], kind: SocketKind) -> Box<WsSession> {
+    let kind = match kind {
+        SocketKind::Server => handshake::SocketKind::Server,
+        _ => handshake::SocketKind::User,
+    };
+    Box::new(WsSession(Session::new(
+        Arc::clone(&config.0),
+        &String::from_utf8_lossy(peer),
+        kind,
+    )))
+}
+
+impl WsSession {
+    fn read(
+        &mut self,
+        input: &mut [u8],
+        now_ms: u64,
+        lines: Pin<&mut CxxString>,
+        out: Pin<&mut CxxString>,
+    ) -> ReadResult {
+        let input_len = input.len();
+        let mut lines = CxxSink(lines);
+        let mut out = CxxSink(out);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            self.0.receive(input, now_ms, &mut lines, &mut out)
+        }));
+        let report = match caught {
+            Ok(report) => report,
+            Err(_) => {
+                self.0.abandon();
+                return ReadResult {
+                    consumed: input_len,
+                    action: ReadAction::Close,
+                    upgraded: false,
+                    subprotocol: String::new(),
+                    real_ip: String::new(),
+                    reason: "WebSocket: internal error".to_owned(),
+                };
+            }
+        };
+        let upgrade = report.upgrade.as_ref();
+        ReadResult {
+            consumed: report.consumed,
+            action: match (&report.ending, report.messages) {
+                (Some(_), _) => ReadAction::Close,
+                (None, 0) => ReadAction::Wait,
+                (None, _) => ReadAction::Deliver,
+            },
+            upgraded: upgrade.is_some(),
+            subprotocol: upgrade
+                .and_then(|u| u.subprotocol)
+                .map(|p| p.name().to_owned())
+                .unwrap_or_default(),
+            real_ip: upgrade
+                .and_then(|u| u.real_ip)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            reason: report
+                .ending
+                .as_ref()
+                .map(Ending::reason)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn holds_output(&self) -> bool {
+        self.0.holds_output()
+    }
+
+    fn write(&mut self, upper: &[u8], out: Pin<&mut CxxString>) {
+        let mut out = CxxSink(out);
+        if catch_unwind(AssertUnwindSafe(|| self.0.send(upper, &mut out))).is_err() {
+            self.0.abandon();
+        }
+    }
+
+    fn finish_write(&mut self, out: Pin<&mut CxxString>) {
+        let mut out = CxxSink(out);
+        if catch_unwind(AssertUnwindSafe(|| self.0.finish_send(&mut out))).is_err() {
+            self.0.abandon();
+        }
+    }
+
+    fn request_close(&mut self, going_away: bool, reason: &[u8]) {
+        let code = if going_away {
+            CloseCode::GoingAway
+        } else {
+            CloseCode::Normal
+        };
+        let reason = String::from_utf8_lossy(reason);
+        if catch_unwind(AssertUnwindSafe(|| self.0.request_close(code, &reason))).is_err() {
+            self.0.abandon();
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+}

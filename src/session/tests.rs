@@ -1,0 +1,659 @@
+//! Session tests: a client written here talks to a [`Session`] in memory.
+//! BAD_INPUT rows 14 and 22-39 are named `row_NN_...`.
+
+use super::*;
+use crate::config::Config;
+use proptest::prelude::*;
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: irc.example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n\r\n";
+
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+const CONTINUATION: u8 = 0x0;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xa;
+
+/// Encodes a client frame by hand (independently of the crate's encoder).
+fn frame_with(first_byte: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= 0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&MASK);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    frame_with(opcode | if fin { 0x80 } else { 0 }, true, payload)
+}
+
+fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason);
+    payload
+}
+
+/// A server frame as the client decodes it.
+#[derive(Debug, PartialEq, Eq)]
+struct ServerFrame {
+    fin: bool,
+    opcode: u8,
+    payload: Vec<u8>,
+}
+
+/// Decodes unmasked server frames; panics on anything malformed or left over.
+fn server_frames(mut bytes: &[u8]) -> Vec<ServerFrame> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let b0 = bytes[0];
+        let b1 = bytes[1];
+        assert_eq!(b1 & 0x80, 0, "server frames are never masked");
+        assert_eq!(b0 & 0x70, 0, "no RSV bits");
+        let (len, start) = match b1 & 0x7f {
+            126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        frames.push(ServerFrame {
+            fin: b0 & 0x80 != 0,
+            opcode: b0 & 0x0f,
+            payload: bytes[start..start + len].to_vec(),
+        });
+        bytes = &bytes[start + len..];
+    }
+    frames
+}
+
+/// The server side of one connection and everything it produced.
+struct Harness {
+    session: Session,
+    /// Bytes received but not yet consumed (what InspIRCd's recvq holds).
+    pending: Vec<u8>,
+    lines: Vec<u8>,
+    out: Vec<u8>,
+    now_ms: u64,
+    ending: Option<Ending>,
+    upgrade: Option<Upgrade>,
+    messages: usize,
+}
+
+impl Harness {
+    fn with_config(config: Config) -> Harness {
+        Harness {
+            session: Session::new(Arc::new(config), "127.0.0.1", SocketKind::User),
+            pending: Vec::new(),
+            lines: Vec::new(),
+            out: Vec::new(),
+            now_ms: 1_000_000,
+            ending: None,
+            upgrade: None,
+            messages: 0,
+        }
+    }
+
+    fn new() -> Harness {
+        Harness::with_config(Config::with_origins(&["https://*.example.com"]))
+    }
+
+    /// Connected and upgraded, with the 101 response removed from `out`.
+    fn open() -> Harness {
+        let mut h = Harness::new();
+        h.feed(REQUEST);
+        assert!(h.upgrade.is_some(), "handshake failed: {:?}", h.ending);
+        h.out.clear();
+        h
+    }
+
+    fn open_with(config: Config) -> Harness {
+        let mut h = Harness::with_config(config);
+        h.feed(REQUEST);
+        assert!(h.upgrade.is_some());
+        h.out.clear();
+        h
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> ReadReport {
+        self.pending.extend_from_slice(bytes);
+        let report = self.session.receive(
+            &mut self.pending,
+            self.now_ms,
+            &mut self.lines,
+            &mut self.out,
+        );
+        assert!(report.consumed <= self.pending.len());
+        self.pending.drain(..report.consumed);
+        self.messages += report.messages;
+        if report.upgrade.is_some() {
+            self.upgrade = report.upgrade.clone();
+        }
+        if report.ending.is_some() {
+            assert!(self.ending.is_none(), "ended twice");
+            self.ending = report.ending.clone();
+        }
+        report
+    }
+
+    fn sent_frames(&mut self) -> Vec<ServerFrame> {
+        let frames = server_frames(&self.out);
+        self.out.clear();
+        frames
+    }
+
+    fn lines(&self) -> String {
+        String::from_utf8_lossy(&self.lines).into_owned()
+    }
+
+    /// Asserts the connection failed with a close frame carrying `code`.
+    fn assert_failed_with(&mut self, code: u16) {
+        match &self.ending {
+            Some(Ending::Failed { code: sent, .. }) => assert_eq!(sent.code(), code),
+            other => panic!("expected failure with {code}, got {other:?}"),
+        }
+        let frames = self.sent_frames();
+        let last = frames.last().expect("a close frame");
+        assert_eq!(last.opcode, CLOSE);
+        assert_eq!(u16::from_be_bytes([last.payload[0], last.payload[1]]), code);
+        assert!(!self.session.is_open());
+    }
+}
+
+#[test]
+fn row_14_request_and_first_frames_in_one_segment_are_all_processed() {
+    let mut h = Harness::new();
+    let mut bytes = REQUEST.to_vec();
+    bytes.extend(frame(TEXT, true, b"NICK alice"));
+    bytes.extend(frame(TEXT, true, b"USER a 0 * :Alice"));
+    let report = h.feed(&bytes);
+    assert!(report.upgrade.is_some());
+    assert_eq!(report.messages, 2);
+    assert_eq!(h.lines(), "NICK alice\r\nUSER a 0 * :Alice\r\n");
+    assert!(h.out.starts_with(b"HTTP/1.1 101 "));
+}
+
+#[test]
+fn rejected_handshake_sends_the_http_error_and_ends() {
+    let mut h = Harness::new();
+    h.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        h.ending,
+        Some(Ending::Rejected(RejectReason::MissingOrigin))
+    );
+    assert!(h.out.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    assert_eq!(
+        h.ending.as_ref().map(Ending::reason).as_deref(),
+        Some("WebSocket: HTTP request did not send the Origin header")
+    );
+}
+
+#[test]
+fn text_message_becomes_one_irc_line() {
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, true, "PRIVMSG #a :héllo".as_bytes()));
+    assert_eq!(h.lines(), "PRIVMSG #a :héllo\r\n");
+    assert_eq!(h.messages, 1);
+}
+
+#[test]
+fn row_22_unmasked_client_frame_closes_1002() {
+    for opcode in [TEXT, BINARY, PING, CLOSE] {
+        let mut h = Harness::open();
+        h.feed(&frame_with(0x80 | opcode, false, b"x"));
+        h.assert_failed_with(1002);
+    }
+}
+
+#[test]
+fn row_23_reserved_bits_close_1002() {
+    for rsv in [0x40, 0x20, 0x10] {
+        let mut h = Harness::open();
+        h.feed(&frame_with(0x80 | rsv | TEXT, true, b"x"));
+        h.assert_failed_with(1002);
+    }
+}
+
+#[test]
+fn row_24_reserved_opcodes_close_1002() {
+    for opcode in [3u8, 4, 5, 6, 7, 11, 12, 13, 14, 15] {
+        let mut h = Harness::open();
+        h.feed(&frame(opcode, true, b""));
+        h.assert_failed_with(1002);
+    }
+}
+
+#[test]
+fn row_25_long_or_fragmented_control_frames_close_1002() {
+    let mut h = Harness::open();
+    h.feed(&frame(PING, true, &[b'p'; 126]));
+    h.assert_failed_with(1002);
+    let mut h = Harness::open();
+    h.feed(&frame(PING, false, b"p"));
+    h.assert_failed_with(1002);
+}
+
+#[test]
+fn row_26_ping_between_fragments_is_answered_and_message_assembled() {
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, false, b"PRIVMSG #a :one "));
+    h.feed(&frame(PING, true, b"keepalive"));
+    h.feed(&frame(CONTINUATION, false, b"two "));
+    h.feed(&frame(CONTINUATION, true, b"three"));
+    assert_eq!(h.lines(), "PRIVMSG #a :one two three\r\n");
+    assert_eq!(h.messages, 1);
+    assert_eq!(
+        h.sent_frames(),
+        vec![ServerFrame {
+            fin: true,
+            opcode: PONG,
+            payload: b"keepalive".to_vec()
+        }]
+    );
+}
+
+#[test]
+fn row_27_continuation_without_message_closes_1002() {
+    let mut h = Harness::open();
+    h.feed(&frame(CONTINUATION, true, b"x"));
+    h.assert_failed_with(1002);
+}
+
+#[test]
+fn row_27_new_message_while_one_is_open_closes_1002() {
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, false, b"x"));
+    h.feed(&frame(BINARY, true, b"y"));
+    h.assert_failed_with(1002);
+}
+
+#[test]
+fn row_28_length_with_top_bit_set_closes_before_any_payload() {
+    let mut h = Harness::open();
+    let mut bytes = vec![0x81, 0x80 | 127];
+    bytes.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    bytes.extend_from_slice(&MASK);
+    h.feed(&bytes);
+    assert!(matches!(h.ending, Some(Ending::Failed { .. })));
+    let frames = h.sent_frames();
+    let code = u16::from_be_bytes([frames[0].payload[0], frames[0].payload[1]]);
+    assert!(code == 1002 || code == 1009, "{code}");
+}
+
+#[test]
+fn row_28_length_beyond_the_limit_closes_1009_from_the_header_alone() {
+    let mut h = Harness::open();
+    // Only the header: 1 MiB announced, no payload sent.
+    let mut bytes = vec![0x82, 0x80 | 127];
+    bytes.extend_from_slice(&(1u64 << 20).to_be_bytes());
+    bytes.extend_from_slice(&MASK);
+    h.feed(&bytes);
+    h.assert_failed_with(1009);
+    assert!(h.lines.is_empty());
+}
+
+#[test]
+fn row_29_message_growing_past_the_limit_across_fragments_closes_1009() {
+    let limit = Config::with_origins(&["x"]).limits.max_message_bytes;
+    let piece = vec![b'a'; limit / 4 + 1];
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, false, &piece));
+    for _ in 0..2 {
+        h.feed(&frame(CONTINUATION, false, &piece));
+    }
+    assert!(h.ending.is_none());
+    h.feed(&frame(CONTINUATION, true, &piece));
+    h.assert_failed_with(1009);
+}
+
+#[test]
+fn row_30_flood_of_empty_fragments_closes_without_growing() {
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, false, b""));
+    let empty = frame(CONTINUATION, false, b"");
+    let mut count = 0;
+    while h.ending.is_none() && count < 100_000 {
+        h.feed(&empty);
+        count += 1;
+    }
+    h.assert_failed_with(1008);
+    assert!(count <= Config::with_origins(&["x"]).limits.max_fragments);
+    assert!(h.lines.is_empty());
+}
+
+#[test]
+fn row_31_invalid_utf8_split_across_frames_closes_1007_when_the_bad_byte_arrives() {
+    // "é" is C3 A9; C3 followed by 'x' is invalid.
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, false, b"PRIVMSG #a :\xc3"));
+    assert!(h.ending.is_none());
+    h.feed(&frame(CONTINUATION, false, b"x"));
+    h.assert_failed_with(1007);
+}
+
+#[test]
+fn row_31_invalid_utf8_fails_mid_frame_before_the_frame_ends() {
+    let mut h = Harness::open();
+    let bytes = frame(TEXT, true, b"ok\xff and a long tail that has not arrived");
+    // Header (6 bytes) + "ok\xff".
+    h.feed(&bytes[..9]);
+    h.assert_failed_with(1007);
+}
+
+#[test]
+fn row_32_overlong_surrogate_and_out_of_range_sequences_close_1007() {
+    for bad in [
+        &b"\xc0\xaf"[..],
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xf8\x88\x80\x80\x80",
+    ] {
+        let mut h = Harness::open();
+        h.feed(&frame(TEXT, true, bad));
+        h.assert_failed_with(1007);
+    }
+}
+
+#[test]
+fn text_message_ending_inside_a_sequence_closes_1007() {
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, true, b"abc\xe2\x82"));
+    h.assert_failed_with(1007);
+}
+
+#[test]
+fn binary_messages_are_not_utf8_checked() {
+    let mut h = Harness::open();
+    h.feed(&frame(BINARY, true, b"PRIVMSG #a :\xff\xfe"));
+    assert_eq!(h.lines, b"PRIVMSG #a :\xff\xfe\r\n");
+}
+
+#[test]
+fn row_33_one_byte_close_payload_closes_1002() {
+    let mut h = Harness::open();
+    h.feed(&frame(CLOSE, true, &[0x03]));
+    h.assert_failed_with(1002);
+}
+
+#[test]
+fn row_33_invalid_close_codes_close_1002() {
+    for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+        let mut h = Harness::open();
+        h.feed(&frame(CLOSE, true, &close_payload(code, b"")));
+        h.assert_failed_with(1002);
+    }
+}
+
+#[test]
+fn row_34_valid_close_is_echoed_and_ends_the_connection() {
+    for code in [1000u16, 1001, 1003, 1007, 1011, 3000, 4999] {
+        let mut h = Harness::open();
+        h.feed(&frame(
+            CLOSE,
+            true,
+            &close_payload(code, "bye ✓".as_bytes()),
+        ));
+        assert_eq!(h.ending, Some(Ending::ClientClosed { code: Some(code) }));
+        let frames = h.sent_frames();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].opcode, CLOSE);
+        assert_eq!(frames[0].payload[..2], code.to_be_bytes());
+        assert!(!h.session.is_open());
+    }
+}
+
+#[test]
+fn empty_close_is_answered_with_an_empty_close() {
+    let mut h = Harness::open();
+    h.feed(&frame(CLOSE, true, b""));
+    assert_eq!(h.ending, Some(Ending::ClientClosed { code: None }));
+    assert_eq!(
+        h.sent_frames(),
+        vec![ServerFrame {
+            fin: true,
+            opcode: CLOSE,
+            payload: Vec::new()
+        }]
+    );
+}
+
+#[test]
+fn row_35_close_reason_with_invalid_utf8_closes_1007() {
+    let mut h = Harness::open();
+    h.feed(&frame(CLOSE, true, &close_payload(1000, b"\xff")));
+    h.assert_failed_with(1007);
+}
+
+#[test]
+fn row_36_frames_after_the_clients_close_are_ignored() {
+    let mut h = Harness::open();
+    let mut bytes = frame(CLOSE, true, &close_payload(1000, b""));
+    bytes.extend(frame(TEXT, true, b"QUIT :sneaky"));
+    h.feed(&bytes);
+    h.out.clear();
+    let report = h.feed(&frame(TEXT, true, b"PRIVMSG #a :later"));
+    assert_eq!(
+        report.consumed,
+        frame(TEXT, true, b"PRIVMSG #a :later").len()
+    );
+    assert!(h.lines.is_empty());
+    assert!(h.out.is_empty());
+}
+
+#[test]
+fn row_37_ten_pings_back_to_back_get_ten_matching_pongs() {
+    let mut h = Harness::open();
+    let mut bytes = Vec::new();
+    for i in 0..10u8 {
+        bytes.extend(frame(PING, true, &[b'p', i]));
+    }
+    h.feed(&bytes);
+    let frames = h.sent_frames();
+    assert_eq!(frames.len(), 10);
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f.opcode, PONG);
+        assert_eq!(f.payload, vec![b'p', i as u8]);
+    }
+    assert!(h.ending.is_none());
+}
+
+#[test]
+fn row_37_a_client_pinging_every_second_is_never_limited() {
+    let mut h = Harness::open();
+    for _ in 0..3600 {
+        h.now_ms += 1000;
+        h.feed(&frame(PING, true, b"t"));
+    }
+    assert!(h.ending.is_none());
+    assert_eq!(h.sent_frames().len(), 3600);
+}
+
+#[test]
+fn row_37_sustained_ping_flood_closes_1008() {
+    let mut h = Harness::open();
+    let mut sent = 0;
+    while h.ending.is_none() && sent < 1000 {
+        h.now_ms += 10;
+        h.feed(&frame(PING, true, b"flood"));
+        sent += 1;
+    }
+    h.assert_failed_with(1008);
+}
+
+#[test]
+fn row_38_unsolicited_pong_is_ignored() {
+    let mut h = Harness::open();
+    h.feed(&frame(PONG, true, b"whatever"));
+    assert!(h.out.is_empty());
+    assert!(h.ending.is_none());
+    assert!(h.session.is_open());
+}
+
+#[test]
+fn row_39_truncated_frame_waits_and_session_can_be_dropped() {
+    let mut h = Harness::open();
+    let bytes = frame(TEXT, true, b"PRIVMSG #a :cut short");
+    let report = h.feed(&bytes[..3]);
+    assert_eq!(report.messages, 0);
+    assert!(h.ending.is_none());
+    // The caller's EOF: it drops the session. Nothing panics, nothing was delivered.
+    drop(h.session);
+    assert!(h.lines.is_empty());
+}
+
+#[test]
+fn cr_and_lf_inside_a_message_never_make_two_commands() {
+    let mut h = Harness::open();
+    h.feed(&frame(TEXT, true, b"PRIVMSG #a :x\r\nQUIT :y\n"));
+    assert_eq!(h.lines(), "PRIVMSG #a :xQUIT :y\r\n");
+    assert_eq!(h.messages, 1);
+}
+
+#[test]
+fn outgoing_lines_wait_during_the_handshake_and_are_framed_after() {
+    let mut h = Harness::new();
+    let mut out = Vec::new();
+    assert!(!h.session.send(b":server NOTICE * :hello\r\n", &mut out));
+    assert!(out.is_empty());
+    h.feed(REQUEST);
+    assert!(h.session.send(
+        b":server NOTICE * :hello\r\n:server 001 a :hi\r\n",
+        &mut out
+    ));
+    let frames = server_frames(&out);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].payload, b":server NOTICE * :hello");
+    assert_eq!(frames[0].opcode, TEXT);
+}
+
+#[test]
+fn requested_close_follows_the_queued_lines() {
+    let mut h = Harness::open();
+    let mut out = Vec::new();
+    h.session
+        .request_close(CloseCode::GoingAway, "WebSocket module unloading");
+    h.session.send(b"ERROR :Closing link\r\n", &mut out);
+    h.session.finish_send(&mut out);
+    let frames = server_frames(&out);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].payload, b"ERROR :Closing link");
+    assert_eq!(frames[1].opcode, CLOSE);
+    assert_eq!(frames[1].payload, b"\x03\xe9WebSocket module unloading");
+    assert!(!h.session.is_open());
+    // Nothing more is framed after the close.
+    let mut after = Vec::new();
+    h.session.send(b"late\r\n", &mut after);
+    assert!(after.is_empty());
+}
+
+#[test]
+fn binary_subprotocol_frames_lines_as_binary() {
+    let mut h = Harness::new();
+    let request = String::from_utf8(REQUEST.to_vec()).unwrap().replace(
+        "\r\n\r\n",
+        "\r\nSec-WebSocket-Protocol: binary.ircv3.net\r\n\r\n",
+    );
+    h.feed(request.as_bytes());
+    let mut out = Vec::new();
+    h.session.send(b"PRIVMSG a :\xff\r\n", &mut out);
+    assert_eq!(
+        server_frames(&out),
+        vec![ServerFrame {
+            fin: true,
+            opcode: BINARY,
+            payload: b"PRIVMSG a :\xff".to_vec()
+        }]
+    );
+}
+
+#[test]
+fn text_mode_replaces_invalid_utf8_in_outgoing_lines() {
+    let mut h = Harness::open();
+    let mut out = Vec::new();
+    h.session.send(b"PRIVMSG a :\xff\r\n", &mut out);
+    let frames = server_frames(&out);
+    assert_eq!(frames[0].opcode, TEXT);
+    assert_eq!(frames[0].payload, "PRIVMSG a :\u{fffd}".as_bytes());
+}
+
+#[test]
+fn larger_limits_allow_large_messages() {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.limits.max_message_bytes = 1 << 20;
+    let mut h = Harness::open_with(config);
+    let payload = vec![b'z'; 70_000];
+    h.feed(&frame(BINARY, true, &payload));
+    assert_eq!(h.messages, 1);
+    assert_eq!(h.lines.len(), 70_002);
+}
+
+/// Everything observable about a run, to compare chunkings.
+fn run_in_chunks(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Vec<u8>, Option<Ending>, usize) {
+    let mut h = Harness::new();
+    let mut start = 0;
+    for &cut in cuts {
+        if cut > start {
+            h.feed(&bytes[start..cut]);
+            start = cut;
+        }
+    }
+    h.feed(&bytes[start..]);
+    (h.lines, h.out, h.ending, h.messages)
+}
+
+fn arbitrary_client_frame() -> impl Strategy<Value = Vec<u8>> {
+    let payload = proptest::collection::vec(any::<u8>(), 0..300);
+    prop_oneof![
+        payload.clone().prop_map(|p| frame(BINARY, true, &p)),
+        "[a-zé ]{0,200}".prop_map(|s| frame(TEXT, true, s.as_bytes())),
+        proptest::collection::vec(any::<u8>(), 0..125).prop_map(|p| frame(PING, true, &p)),
+        payload.clone().prop_map(|p| frame(BINARY, false, &p)),
+        payload.prop_map(|p| frame(CONTINUATION, true, &p)),
+        Just(frame(CLOSE, true, &close_payload(1000, b"bye"))),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn any_chunking_gives_the_same_lines_output_and_ending(
+        frames in proptest::collection::vec(arbitrary_client_frame(), 0..8),
+        cuts in proptest::collection::vec(any::<usize>(), 0..10),
+    ) {
+        let mut bytes = REQUEST.to_vec();
+        for f in &frames {
+            bytes.extend_from_slice(f);
+        }
+        let whole = run_in_chunks(&bytes, &[]);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        prop_assert_eq!(run_in_chunks(&bytes, &cuts), whole);
+    }
+
+    #[test]
+    fn random_bytes_after_the_handshake_never_panic(
+        garbage in proptest::collection::vec(any::<u8>(), 0..4096),
+    ) {
+        let mut h = Harness::open();
+        h.feed(&garbage);
+        prop_assert!(h.pending.len() <= garbage.len());
+    }
+}

@@ -1,0 +1,192 @@
+//! `<websocket proxyranges>` and the X-Real-IP / X-Forwarded-For headers: the user's
+//! address as InspIRCd sees it (WHOIS numeric 378 and the 001 welcome mask).
+
+#[macro_use]
+mod common;
+
+use common::*;
+
+/// Registers a WebSocket user with extra request headers and returns the IP the server
+/// assigned to it, checking that the welcome mask shows the same address.
+fn ip_with_headers(server: &Server, nick: &str, headers: &[(&str, &str)]) -> String {
+    let mut opts = WsOpts::default();
+    for (k, v) in headers {
+        opts = opts.header(k, v);
+    }
+    let mut c = WsClient::connect(server.ws_port, &opts)
+        .unwrap_or_else(|e| panic!("handshake failed: {}", describe_ws_error(&e)));
+    c.start_register(nick);
+    let welcome = show(
+        &c.expect("numeric 001", |l| is_numeric(l, "001"))
+            .into_data(),
+    );
+    let ip = c.own_ip();
+    assert!(
+        welcome.ends_with(&format!("{nick}!ws@{ip}")),
+        "001 {welcome:?} does not show address {ip}"
+    );
+    ip
+}
+
+fn conf(m: Module, ranges: &str) -> Conf {
+    Conf::new(m).websocket(&format!(r#"proxyranges="{ranges}""#))
+}
+
+fn x_real_ip_from_trusted_proxy(m: Module) {
+    let server = Server::start(conf(m, "127.0.0.0/8"));
+    let ip = ip_with_headers(&server, "realip", &[("X-Real-IP", "198.51.100.7")]);
+    assert_eq!(ip, "198.51.100.7");
+}
+both_modules!(
+    x_real_ip_from_trusted_proxy_ours,
+    x_real_ip_from_trusted_proxy_stock,
+    x_real_ip_from_trusted_proxy
+);
+
+fn x_forwarded_for_single(m: Module) {
+    let server = Server::start(conf(m, "127.0.0.0/8"));
+    let ip = ip_with_headers(&server, "xff", &[("X-Forwarded-For", "203.0.113.44")]);
+    assert_eq!(ip, "203.0.113.44");
+}
+both_modules!(
+    x_forwarded_for_single_ours,
+    x_forwarded_for_single_stock,
+    x_forwarded_for_single
+);
+
+/// The documented glob form of a range.
+fn glob_range(m: Module) {
+    let server = Server::start(conf(m, "192.0.2.0/24 127.0.0.*"));
+    let ip = ip_with_headers(&server, "globbed", &[("X-Real-IP", "198.51.100.8")]);
+    assert_eq!(ip, "198.51.100.8");
+}
+both_modules!(glob_range_ours, glob_range_stock, glob_range);
+
+/// BAD_INPUT 19: IPv6 real address.
+fn ipv6_real_ip(m: Module) {
+    let server = Server::start(conf(m, "127.0.0.0/8"));
+    let ip = ip_with_headers(&server, "six", &[("X-Real-IP", "2001:db8::5")]);
+    assert_eq!(ip, "2001:db8::5");
+}
+both_modules!(ipv6_real_ip_ours, ipv6_real_ip_stock, ipv6_real_ip);
+
+/// X-Real-IP wins over X-Forwarded-For when both are sent.
+fn x_real_ip_preferred(m: Module) {
+    let server = Server::start(conf(m, "127.0.0.0/8"));
+    let ip = ip_with_headers(
+        &server,
+        "both",
+        &[
+            ("X-Forwarded-For", "203.0.113.1"),
+            ("X-Real-IP", "198.51.100.70"),
+        ],
+    );
+    assert_eq!(ip, "198.51.100.70");
+}
+both_modules!(
+    x_real_ip_preferred_ours,
+    x_real_ip_preferred_stock,
+    x_real_ip_preferred
+);
+
+/// BAD_INPUT 16: a proxy header from a peer outside proxyranges is ignored.
+fn untrusted_peer_keeps_its_address(m: Module) {
+    let server = Server::start(conf(m, "192.0.2.0/24"));
+    let ip = ip_with_headers(&server, "untrusted", &[("X-Real-IP", "198.51.100.7")]);
+    assert_eq!(ip, "127.0.0.1");
+}
+both_modules!(
+    untrusted_peer_keeps_its_address_ours,
+    untrusted_peer_keeps_its_address_stock,
+    untrusted_peer_keeps_its_address
+);
+
+/// Without proxyranges the headers are not looked at.
+fn no_proxyranges_ignores_headers(m: Module) {
+    let server = Server::start(Conf::new(m));
+    let ip = ip_with_headers(&server, "plainip", &[("X-Real-IP", "198.51.100.7")]);
+    assert_eq!(ip, "127.0.0.1");
+}
+both_modules!(
+    no_proxyranges_ignores_headers_ours,
+    no_proxyranges_ignores_headers_stock,
+    no_proxyranges_ignores_headers
+);
+
+/// BAD_INPUT 17: multi-hop X-Forwarded-For -> the rightmost untrusted address.
+/// Stock takes the value up to the first whitespace ("198.51.100.9,"), fails to parse it
+/// and answers 400 (see `multi_hop_x_forwarded_for_rejected_stock`).
+#[test]
+fn multi_hop_x_forwarded_for_ours() {
+    let server = Server::start(conf(Module::Ours, "127.0.0.0/8"));
+    let ip = ip_with_headers(
+        &server,
+        "hops",
+        &[("X-Forwarded-For", "198.51.100.9, 127.0.0.1")],
+    );
+    assert_eq!(ip, "198.51.100.9");
+}
+
+/// BAD_INPUT 17: a client-supplied (spoofed) leftmost entry is not trusted: the
+/// rightmost address not in proxyranges is used. Stock rejects multi-hop values.
+#[test]
+fn multi_hop_spoofed_left_entry_ignored_ours() {
+    let server = Server::start(conf(Module::Ours, "127.0.0.0/8 198.51.100.0/24"));
+    let ip = ip_with_headers(
+        &server,
+        "spoof",
+        &[("X-Forwarded-For", "1.2.3.4, 203.0.113.5, 198.51.100.9")],
+    );
+    assert_eq!(ip, "203.0.113.5");
+}
+
+/// BAD_INPUT 19: IPv6 inside a multi-hop list. Stock rejects multi-hop values.
+#[test]
+fn multi_hop_ipv6_ours() {
+    let server = Server::start(conf(Module::Ours, "127.0.0.0/8"));
+    let ip = ip_with_headers(
+        &server,
+        "hopsix",
+        &[("X-Forwarded-For", "2001:db8::7,127.0.0.1")],
+    );
+    assert_eq!(ip, "2001:db8::7");
+}
+
+/// Documents the stock behaviour the multi-hop tests above differ from.
+#[test]
+fn multi_hop_x_forwarded_for_rejected_stock() {
+    let server = Server::start(conf(Module::Stock, "127.0.0.0/8"));
+    let r = http_exchange(
+        server.ws_port,
+        &upgrade_request(&["X-Forwarded-For: 198.51.100.9, 127.0.0.1"]),
+    );
+    assert_error_closed(&r, 400);
+}
+
+/// BAD_INPUT 18: garbage in X-Forwarded-For from a trusted peer -> 400.
+fn garbage_x_forwarded_for_400(m: Module) {
+    let server = Server::start(conf(m, "127.0.0.0/8"));
+    let r = http_exchange(
+        server.ws_port,
+        &upgrade_request(&["X-Forwarded-For: definitely-not-an-ip"]),
+    );
+    assert_error_closed(&r, 400);
+    if m == Module::Ours {
+        assert_ours_error(
+            &r,
+            400,
+            &[
+                "x-forwarded-for",
+                "x-real-ip",
+                "address",
+                "real ip",
+                "proxy",
+            ],
+        );
+    }
+}
+both_modules!(
+    garbage_x_forwarded_for_400_ours,
+    garbage_x_forwarded_for_400_stock,
+    garbage_x_forwarded_for_400
+);
