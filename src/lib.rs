@@ -1,7 +1,34 @@
 //! The protocol core of a drop-in replacement for InspIRCd 3's `websocket` module.
 //!
-//! The core does no I/O, reads no clock and knows nothing of InspIRCd; the C++ shim
-//! in `cpp/` moves bytes between InspIRCd's queues and a [`session::Session`].
+//! The core does no I/O, reads no clock and knows nothing of InspIRCd; the C++ shim in
+//! `cpp/` moves bytes between InspIRCd's queues and a [`session::Session`] through the
+//! cxx bridge in `ffi.rs`, and acts on what the session reports.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  client bytes ─► IOHookMiddle recvq ─► Session::receive(&mut recvq, now_ms, lines, out)
+//!                                          │  ├─ consumed: bytes the shim drops from recvq
+//!                                          │  ├─ lines: "msg\r\n" appended to InspIRCd's recvq
+//!                                          │  ├─ out: 101 / HTTP error / pong / close frame
+//!                                          │  ├─ upgrade: subprotocol, real IP from a proxy
+//!                                          │  └─ ending: close now, with a reason to log/quit
+//!  server lines ─► Session::send(element, out) per send-queue element,
+//!                  Session::finish_send(out) (a close requested on QUIT or unload)
+//! ```
+//!
+//! A read's status maps onto InspIRCd's hook return codes: nothing new (0), lines
+//! delivered (1), or an [`session::Ending`] (-1, after the output is flushed).
+//!
+//! # Modules
+//!
+//! - [`config`]: validated settings from the raw `<wsorigin>` / `<websocket>` tags.
+//! - [`origin`]: the `<wsorigin allow>` list.
+//! - [`proxy`]: `proxyranges` and the real address from X-Real-IP / X-Forwarded-For.
+//! - [`handshake`]: the HTTP/1.1 upgrade request, to a 101 or an HTTP error.
+//! - [`frame`]: RFC 6455 headers, masking, UTF-8 checks, close payloads, line framing.
+//! - [`session`]: one connection's state machine.
+//! - [`sink`]: where output bytes go (a `Vec<u8>` in tests, a `std::string` in the module).
 
 pub mod config;
 pub mod frame;

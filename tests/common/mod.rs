@@ -106,6 +106,8 @@ pub struct Conf {
     pub load_module: bool,
     /// Adds `ssl_gnutls` and a `wss` listener.
     pub tls: bool,
+    /// `<connect hardsendq>`.
+    pub hardsendq: String,
 }
 
 impl Conf {
@@ -117,6 +119,7 @@ impl Conf {
             extra: String::new(),
             load_module: true,
             tls: false,
+            hardsendq: "64M".to_string(),
         }
     }
     pub fn websocket(mut self, attrs: &str) -> Conf {
@@ -130,6 +133,10 @@ impl Conf {
     pub fn extra(mut self, text: &str) -> Conf {
         self.extra.push_str(text);
         self.extra.push('\n');
+        self
+    }
+    pub fn hardsendq(mut self, v: &str) -> Conf {
+        self.hardsendq = v.to_string();
         self
     }
     pub fn tls(mut self) -> Conf {
@@ -175,7 +182,7 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
 <bind address="127.0.0.1" port="{irc}" type="clients">
 <bind address="127.0.0.1" port="{ws}" type="clients" hook="websocket">
 <connect name="main" allow="*" resolvehostnames="no" useident="no" timeout="60" pingfreq="600"
-         threshold="1000000" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="4M" hardsendq="64M"
+         threshold="1000000" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="65536" hardsendq="{hardsendq}"
          localmax="10000" globalmax="10000" limit="10000" maxchans="50">
 <class name="All" commands="*" privs="*" usermodes="*" chanmodes="*" snomasks="*">
 <type name="Admin" classes="All">
@@ -184,6 +191,7 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
 <performance netbuffersize="65536">"#,
         irc = ports.irc,
         ws = ports.ws,
+        hardsendq = conf.hardsendq,
     )
     .unwrap();
     if conf.tls {
