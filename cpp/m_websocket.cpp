@@ -5,6 +5,8 @@
  */
 
 #include "m_websocket.h"
+#include "modules/stats.h"
+#include "modules/whois.h"
 
 namespace
 {
@@ -30,6 +32,7 @@ namespace wsgate
 
 WebSocketHookProvider::WebSocketHookProvider(Module* mod)
 	: IOHookProvider(mod, "websocket", IOHookProvider::IOH_UNKNOWN, true)
+	, counters(new_counters())
 {
 }
 
@@ -41,7 +44,7 @@ void WebSocketHookProvider::OnAccept(StreamSocket* sock, irc::sockets::sockaddrs
 		sock->SetError("WebSocket: module not configured");
 		return;
 	}
-	new WebSocketHook(this, sock, **config, client->addr());
+	new WebSocketHook(this, sock, **config, *counters, client->addr());
 }
 
 void WebSocketHookProvider::OnConnect(StreamSocket* sock)
@@ -49,9 +52,9 @@ void WebSocketHookProvider::OnConnect(StreamSocket* sock)
 	// WebSocket is only offered on listeners (server side).
 }
 
-WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const std::string& peer)
+WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const WsCounters& counters, const std::string& peer)
 	: IOHookMiddle(prov)
-	, session(new_session(config, Bytes(peer), sock->type == StreamSocket::SS_USER ? SocketKind::User : SocketKind::Server))
+	, session(new_session(config, counters, Bytes(peer), sock->type == StreamSocket::SS_USER ? SocketKind::User : SocketKind::Server))
 {
 	sock->AddIOHook(this);
 }
@@ -147,9 +150,20 @@ void WebSocketHook::RequestClose(bool goingaway, const std::string& reason)
 	session->request_close(goingaway, Bytes(reason));
 }
 
+Gateway WebSocketHook::GetGateway() const
+{
+	return session->gateway();
 }
 
-class ModuleWebSocket : public Module
+}
+
+/** The STATS letter for the module's counters; no stock InspIRCd 3 module uses it. */
+static const char STATS_LETTER = 'W';
+
+class ModuleWebSocket
+	: public Module
+	, public Stats::EventListener
+	, public Whois::EventListener
 {
 	reference<wsgate::WebSocketHookProvider> hookprov;
 
@@ -170,7 +184,9 @@ class ModuleWebSocket : public Module
 
  public:
 	ModuleWebSocket()
-		: hookprov(new wsgate::WebSocketHookProvider(this))
+		: Stats::EventListener(this)
+		, Whois::EventListener(this)
+		, hookprov(new wsgate::WebSocketHookProvider(this))
 	{
 	}
 
@@ -235,6 +251,31 @@ class ModuleWebSocket : public Module
 		static const std::string reason = "WebSocket module unloading";
 		hook->RequestClose(true, reason);
 		ServerInstance->Users->QuitUser(user, reason);
+	}
+
+	ModResult OnStats(Stats::Context& stats) CXX11_OVERRIDE
+	{
+		if (stats.GetSymbol() != STATS_LETTER)
+			return MOD_RES_PASSTHRU;
+
+		rust::Vec<rust::String> lines = hookprov->counters->report();
+		for (rust::Vec<rust::String>::iterator i = lines.begin(); i != lines.end(); ++i)
+			stats.AddRow(RPL_STATS, "WebSocket " + ToStd(*i));
+		return MOD_RES_DENY;
+	}
+
+	void OnWhois(Whois::Context& whois) CXX11_OVERRIDE
+	{
+		if (!whois.GetSource()->HasPrivPermission("users/auspex"))
+			return;
+
+		wsgate::WebSocketHook* const hook = HookOf(whois.GetTarget());
+		if (!hook)
+			return;
+
+		const wsgate::Gateway gateway = hook->GetGateway();
+		if (gateway.upgraded)
+			whois.SendLine(RPL_WHOISGATEWAY, ToStd(gateway.proxy_host), ToStd(gateway.proxy_ip), ToStd(gateway.text));
 	}
 
 	Version GetVersion() CXX11_OVERRIDE

@@ -26,6 +26,7 @@ namespace wsgate
 	{
 	 public:
 		SharedConfig config;
+		rust::Box<WsCounters> counters;
 
 		WebSocketHookProvider(Module* mod);
 		void OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* client, irc::sockets::sockaddrs* server) CXX11_OVERRIDE;
@@ -44,7 +45,7 @@ namespace wsgate
 		bool ApplyRealAddress(StreamSocket* sock, const std::string& address);
 
 	 public:
-		WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const std::string& peer);
+		WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const WsCounters& counters, const std::string& peer);
 
 		int OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq) CXX11_OVERRIDE;
 		int OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq) CXX11_OVERRIDE;
@@ -52,5 +53,8 @@ namespace wsgate
 
 		/** Queues a close frame after the lines already queued (QUIT, unload). */
 		void RequestClose(bool goingaway, const std::string& reason);
+
+		/** What WHOIS shows opers about this connection. */
+		Gateway GetGateway() const;
 	};
 }

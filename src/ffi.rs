@@ -8,11 +8,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use cxx::CxxString;
 
 use crate::config::{Config, RawConfig, RawTag};
+use crate::counters::Counters;
 use crate::frame::CloseCode;
 use crate::handshake;
 use crate::session::{Ending, Session};
@@ -52,6 +54,17 @@ mod bridge {
         reason: String,
     }
 
+    /// What WHOIS shows opers about a WebSocket user (numeric 350, RPL_WHOISGATEWAY).
+    struct Gateway {
+        /// False before the upgrade: nothing to show.
+        upgraded: bool,
+        /// The proxy's address when a trusted proxy reported the real one, else "*".
+        proxy_host: String,
+        proxy_ip: String,
+        /// "is connected from the <origin> WebSocket origin".
+        text: String,
+    }
+
     extern "Rust" {
         /// Raw configuration tags, filled by the shim.
         type ConfigBuilder;
@@ -69,9 +82,20 @@ mod bridge {
         type WsConfig;
         fn warnings(self: &WsConfig) -> Vec<String>;
 
+        /// Counters since the module was loaded (for STATS).
+        type WsCounters;
+        fn new_counters() -> Box<WsCounters>;
+        /// One line per counter.
+        fn report(self: &WsCounters) -> Vec<String>;
+
         /// One connection.
         type WsSession;
-        fn new_session(config: &WsConfig, peer: &[u8], kind: SocketKind) -> Box<WsSession>;
+        fn new_session(
+            config: &WsConfig,
+            counters: &WsCounters,
+            peer: &[u8],
+            kind: SocketKind,
+        ) -> Box<WsSession>;
         /// Processes received bytes (unmasked in place), appending IRC lines to `lines`
         /// and protocol output to `out`.
         fn read(
@@ -90,10 +114,11 @@ mod bridge {
         /// Asks for a close frame (1000 on QUIT, 1001 on unload) after queued lines.
         fn request_close(self: &mut WsSession, going_away: bool, reason: &[u8]);
         fn is_open(self: &WsSession) -> bool;
+        fn gateway(self: &WsSession) -> Gateway;
     }
 }
 
-pub use bridge::{ReadAction, ReadResult, SocketKind};
+pub use bridge::{Gateway, ReadAction, ReadResult, SocketKind};
 
 /// Appends to a C++ `std::string`.
 struct CxxSink<'a>(Pin<&'a mut CxxString>);
@@ -166,19 +191,57 @@ impl WsConfig {
     }
 }
 
-/// One connection as the shim holds it.
-pub struct WsSession(Session);
+/// Counters shared by the module and its sessions.
+pub struct WsCounters(Rc<Counters>);
 
-fn new_session(config: &WsConfig, peer: &[u8], kind: SocketKind) -> Box<WsSession> {
+fn new_counters() -> Box<WsCounters> {
+    Box::new(WsCounters(Rc::default()))
+}
+
+impl WsCounters {
+    fn report(&self) -> Vec<String> {
+        self.0.report()
+    }
+}
+
+/// One connection as the shim holds it, with what WHOIS and the counters need.
+pub struct WsSession {
+    session: Session,
+    counters: Rc<Counters>,
+    upgraded: bool,
+    origin: Option<String>,
+    /// The peer's address when a trusted proxy reported another one.
+    proxy: Option<String>,
+    peer: String,
+}
+
+fn new_session(
+    config: &WsConfig,
+    counters: &WsCounters,
+    peer: &[u8],
+    kind: SocketKind,
+) -> Box<WsSession> {
     let kind = match kind {
         SocketKind::Server => handshake::SocketKind::Server,
         _ => handshake::SocketKind::User,
     };
-    Box::new(WsSession(Session::new(
-        Arc::clone(&config.0),
-        &String::from_utf8_lossy(peer),
-        kind,
-    )))
+    let peer = String::from_utf8_lossy(peer).into_owned();
+    Box::new(WsSession {
+        session: Session::new(Arc::clone(&config.0), &peer, kind),
+        counters: Rc::clone(&counters.0),
+        upgraded: false,
+        origin: None,
+        proxy: None,
+        peer,
+    })
+}
+
+impl Drop for WsSession {
+    fn drop(&mut self) {
+        if self.upgraded {
+            self.counters.gone();
+        }
+    }
 }
 
 impl WsSession {
@@ -193,12 +256,12 @@ impl WsSession {
         let mut lines = CxxSink(lines);
         let mut out = CxxSink(out);
         let caught = catch_unwind(AssertUnwindSafe(|| {
-            self.0.receive(input, now_ms, &mut lines, &mut out)
+            self.session.receive(input, now_ms, &mut lines, &mut out)
         }));
         let report = match caught {
             Ok(report) => report,
             Err(_) => {
-                self.0.abandon();
+                self.session.abandon();
                 return ReadResult {
                     consumed: input_len,
                     action: ReadAction::Close,
@@ -209,6 +272,15 @@ impl WsSession {
                 };
             }
         };
+        if let Some(upgrade) = &report.upgrade {
+            self.upgraded = true;
+            self.origin = upgrade.origin.clone();
+            self.proxy = upgrade.real_ip.map(|_| self.peer.clone());
+            self.counters.upgraded(upgrade.subprotocol);
+        }
+        if let Some(ending) = &report.ending {
+            self.counters.ended(ending);
+        }
         let upgrade = report.upgrade.as_ref();
         ReadResult {
             consumed: report.consumed,
@@ -235,20 +307,20 @@ impl WsSession {
     }
 
     fn holds_output(&self) -> bool {
-        self.0.holds_output()
+        self.session.holds_output()
     }
 
     fn write(&mut self, upper: &[u8], out: Pin<&mut CxxString>) {
         let mut out = CxxSink(out);
-        if catch_unwind(AssertUnwindSafe(|| self.0.send(upper, &mut out))).is_err() {
-            self.0.abandon();
+        if catch_unwind(AssertUnwindSafe(|| self.session.send(upper, &mut out))).is_err() {
+            self.session.abandon();
         }
     }
 
     fn finish_write(&mut self, out: Pin<&mut CxxString>) {
         let mut out = CxxSink(out);
-        if catch_unwind(AssertUnwindSafe(|| self.0.finish_send(&mut out))).is_err() {
-            self.0.abandon();
+        if catch_unwind(AssertUnwindSafe(|| self.session.finish_send(&mut out))).is_err() {
+            self.session.abandon();
         }
     }
 
@@ -259,12 +331,30 @@ impl WsSession {
             CloseCode::Normal
         };
         let reason = String::from_utf8_lossy(reason);
-        if catch_unwind(AssertUnwindSafe(|| self.0.request_close(code, &reason))).is_err() {
-            self.0.abandon();
+        if catch_unwind(AssertUnwindSafe(|| {
+            self.session.request_close(code, &reason)
+        }))
+        .is_err()
+        {
+            self.session.abandon();
         }
     }
 
     fn is_open(&self) -> bool {
-        self.0.is_open()
+        self.session.is_open()
+    }
+
+    fn gateway(&self) -> Gateway {
+        let proxy = self.proxy.clone().unwrap_or_else(|| "*".to_owned());
+        let text = match &self.origin {
+            Some(origin) => format!("is connected from the {origin} WebSocket origin"),
+            None => "is connected from a non-web WebSocket origin".to_owned(),
+        };
+        Gateway {
+            upgraded: self.upgraded,
+            proxy_host: proxy.clone(),
+            proxy_ip: proxy,
+            text,
+        }
     }
 }

@@ -31,8 +31,10 @@
 //! - [`sink`]: where output bytes go (a `Vec<u8>` in tests, a `std::string` in the module).
 
 pub mod config;
+pub mod counters;
 pub mod frame;
 pub mod handshake;
+pub mod keepalive;
 pub mod origin;
 pub mod proxy;
 pub mod session;

@@ -1,0 +1,152 @@
+//! What the module has done since it was loaded, for opers (`/STATS`).
+//!
+//! InspIRCd runs modules on one thread, so plain `Cell`s are enough; the counters are
+//! shared by the module and its sessions through an `Rc` held by the bridge.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use crate::handshake::{RejectReason, Subprotocol};
+use crate::session::Ending;
+
+/// Handshakes accepted, refused and connections closed, by kind.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Accepted handshakes by subprotocol (`None`: no subprotocol, defaultmode used).
+    accepted: RefCell<BTreeMap<Option<&'static str>, u64>>,
+    /// Refused handshakes by reason.
+    refused: RefCell<BTreeMap<RejectReasonKey, u64>>,
+    /// Close frames the module sent because the client broke the protocol, by code.
+    protocol_closes: RefCell<BTreeMap<u16, u64>>,
+    /// Close frames clients sent, by code (`None`: no code).
+    client_closes: RefCell<BTreeMap<Option<u16>, u64>>,
+    /// Connections upgraded and not yet gone.
+    open: Cell<u64>,
+}
+
+/// Orders refusal reasons by their place in [`RejectReason::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RejectReasonKey(usize);
+
+impl RejectReasonKey {
+    fn of(reason: RejectReason) -> RejectReasonKey {
+        RejectReasonKey(
+            RejectReason::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0),
+        )
+    }
+
+    fn reason(self) -> RejectReason {
+        RejectReason::ALL
+            .get(self.0)
+            .copied()
+            .unwrap_or(RejectReason::NotHttp)
+    }
+}
+
+fn bump<K: Ord>(map: &RefCell<BTreeMap<K, u64>>, key: K) {
+    *map.borrow_mut().entry(key).or_insert(0) += 1;
+}
+
+impl Counters {
+    /// A connection completed its handshake.
+    pub fn upgraded(&self, subprotocol: Option<Subprotocol>) {
+        bump(&self.accepted, subprotocol.map(Subprotocol::name));
+        self.open.set(self.open.get() + 1);
+    }
+
+    /// An upgraded connection is gone.
+    pub fn gone(&self) {
+        self.open.set(self.open.get().saturating_sub(1));
+    }
+
+    /// A connection ended as the core decided.
+    pub fn ended(&self, ending: &Ending) {
+        match ending {
+            Ending::Rejected(reason) => bump(&self.refused, RejectReasonKey::of(*reason)),
+            Ending::Failed { code, .. } => bump(&self.protocol_closes, code.code()),
+            Ending::ClientClosed { code } => bump(&self.client_closes, *code),
+        }
+    }
+
+    /// Open WebSocket connections.
+    pub fn open(&self) -> u64 {
+        self.open.get()
+    }
+
+    /// One line per non-zero counter, then the number of open connections.
+    pub fn report(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (protocol, count) in self.accepted.borrow().iter() {
+            let name = protocol.unwrap_or("none (defaultmode)");
+            lines.push(format!("accepted {name}: {count}"));
+        }
+        for (key, count) in self.refused.borrow().iter() {
+            let reason = key.reason();
+            lines.push(format!(
+                "refused {} ({}): {count}",
+                reason.status(),
+                reason.text()
+            ));
+        }
+        for (code, count) in self.protocol_closes.borrow().iter() {
+            lines.push(format!("closed by server with {code}: {count}"));
+        }
+        for (code, count) in self.client_closes.borrow().iter() {
+            match code {
+                Some(code) => lines.push(format!("closed by client with {code}: {count}")),
+                None => lines.push(format!("closed by client without a code: {count}")),
+            }
+        }
+        lines.push(format!("open connections: {}", self.open()));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::CloseCode;
+
+    #[test]
+    fn fresh_counters_report_only_open_connections() {
+        assert_eq!(Counters::default().report(), vec!["open connections: 0"]);
+    }
+
+    #[test]
+    fn report_counts_each_kind_of_event() {
+        let counters = Counters::default();
+        counters.upgraded(Some(Subprotocol::TextIrcv3));
+        counters.upgraded(Some(Subprotocol::TextIrcv3));
+        counters.upgraded(None);
+        counters.gone();
+        counters.ended(&Ending::Rejected(RejectReason::OriginNotAllowed));
+        counters.ended(&Ending::Failed {
+            code: CloseCode::ProtocolError,
+            reason: "unmasked client frame",
+        });
+        counters.ended(&Ending::ClientClosed { code: Some(1000) });
+        counters.ended(&Ending::ClientClosed { code: None });
+        assert_eq!(
+            counters.report(),
+            vec![
+                "accepted none (defaultmode): 1",
+                "accepted text.ircv3.net: 2",
+                "refused 403 (HTTP request from a non-whitelisted origin): 1",
+                "closed by server with 1002: 1",
+                "closed by client without a code: 1",
+                "closed by client with 1000: 1",
+                "open connections: 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn gone_never_underflows() {
+        let counters = Counters::default();
+        counters.gone();
+        assert_eq!(counters.open(), 0);
+    }
+}
