@@ -15,6 +15,9 @@ namespace
 		return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(str.data()), str.size());
 	}
 
+	/** Flood penalty of an empty message: that of an ordinary command (1000 ms). */
+	const unsigned int EMPTY_MESSAGE_PENALTY = 1000;
+
 	/** InspIRCd's clock of the current event-loop iteration, in milliseconds. */
 	uint64_t NowMs()
 	{
@@ -104,6 +107,10 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 	if (result.action == ReadAction::Close)
 		return Fail(sock, output, ToStd(result.reason));
 
+	// InspIRCd skips empty lines without a flood penalty; charge them like a command.
+	if (result.empty_messages && sock->type == StreamSocket::SS_USER)
+		static_cast<UserIOHandler*>(sock)->user->CommandFloodPenalty += result.empty_messages * EMPTY_MESSAGE_PENALTY;
+
 	if (!output.empty())
 	{
 		GetSendQ().push_back(output);
@@ -150,6 +157,23 @@ void WebSocketHook::RequestClose(bool goingaway, const std::string& reason)
 	session->request_close(goingaway, Bytes(reason));
 }
 
+void WebSocketHook::Keepalive(LocalUser* user)
+{
+	std::string output;
+	const rust::String reason = session->keepalive(NowMs(), output);
+	if (!output.empty())
+	{
+		GetSendQ().push_back(output);
+		user->eh.DoWrite();
+	}
+	if (!reason.empty())
+	{
+		ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "Closing connection from %s: %s",
+			user->GetFullRealHost().c_str(), ToStd(reason).c_str());
+		ServerInstance->Users->QuitUser(user, ToStd(reason));
+	}
+}
+
 Gateway WebSocketHook::GetGateway() const
 {
 	return session->gateway();
@@ -160,11 +184,42 @@ Gateway WebSocketHook::GetGateway() const
 /** The STATS letter for the module's counters; no stock InspIRCd 3 module uses it. */
 static const char STATS_LETTER = 'W';
 
+/** Polls every WebSocket user's keepalive once a second; the core decides. */
+class KeepaliveTimer : public Timer
+{
+	Module* const module;
+
+ public:
+	KeepaliveTimer(Module* mod)
+		: Timer(1, true)
+		, module(mod)
+	{
+	}
+
+	bool Tick(time_t now) CXX11_OVERRIDE
+	{
+		const UserManager::LocalList& users = ServerInstance->Users->GetLocalUsers();
+		for (UserManager::LocalList::const_iterator i = users.begin(); i != users.end(); )
+		{
+			// Quitting a user removes it from the list: step first.
+			LocalUser* const user = *i++;
+			if (user->quitting)
+				continue;
+			wsgate::WebSocketHook* const hook = static_cast<wsgate::WebSocketHook*>(user->eh.GetModHook(module));
+			if (hook)
+				hook->Keepalive(user);
+		}
+		return true;
+	}
+};
+
 class ModuleWebSocket
 	: public Module
 	, public Stats::EventListener
 	, public Whois::EventListener
 {
+	KeepaliveTimer keepalive;
+
 	reference<wsgate::WebSocketHookProvider> hookprov;
 
 	wsgate::WebSocketHook* HookOf(User* user)
@@ -186,8 +241,14 @@ class ModuleWebSocket
 	ModuleWebSocket()
 		: Stats::EventListener(this)
 		, Whois::EventListener(this)
+		, keepalive(this)
 		, hookprov(new wsgate::WebSocketHookProvider(this))
 	{
+	}
+
+	void init() CXX11_OVERRIDE
+	{
+		ServerInstance->Timers.AddTimer(&keepalive);
 	}
 
 	void ReadConfig(ConfigStatus& status) CXX11_OVERRIDE

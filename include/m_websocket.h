@@ -54,6 +54,9 @@ namespace wsgate
 		/** Queues a close frame after the lines already queued (QUIT, unload). */
 		void RequestClose(bool goingaway, const std::string& reason);
 
+		/** Sends a keepalive ping when the client is idle; quits a user who did not answer one. */
+		void Keepalive(LocalUser* user);
+
 		/** What WHOIS shows opers about this connection. */
 		Gateway GetGateway() const;
 	};

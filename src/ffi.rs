@@ -44,6 +44,9 @@ mod bridge {
     struct ReadResult {
         consumed: usize,
         action: ReadAction,
+        /// Delivered messages that were empty (InspIRCd ignores empty lines without a
+        /// flood penalty; the shim charges them).
+        empty_messages: usize,
         /// The handshake completed in this read.
         upgraded: bool,
         /// Subprotocol negotiated on upgrade, or empty.
@@ -114,6 +117,10 @@ mod bridge {
         /// Asks for a close frame (1000 on QUIT, 1001 on unload) after queued lines.
         fn request_close(self: &mut WsSession, going_away: bool, reason: &[u8]);
         fn is_open(self: &WsSession) -> bool;
+        /// Called about once a second: may write a keepalive ping, or a close frame for a
+        /// client that did not answer one, returning then the reason to quit with
+        /// (empty otherwise).
+        fn keepalive(self: &mut WsSession, now_ms: u64, out: Pin<&mut CxxString>) -> String;
         fn gateway(self: &WsSession) -> Gateway;
     }
 }
@@ -265,6 +272,7 @@ impl WsSession {
                 return ReadResult {
                     consumed: input_len,
                     action: ReadAction::Close,
+                    empty_messages: 0,
                     upgraded: false,
                     subprotocol: String::new(),
                     real_ip: String::new(),
@@ -284,6 +292,7 @@ impl WsSession {
         let upgrade = report.upgrade.as_ref();
         ReadResult {
             consumed: report.consumed,
+            empty_messages: report.empty_messages,
             action: match (&report.ending, report.messages) {
                 (Some(_), _) => ReadAction::Close,
                 (None, 0) => ReadAction::Wait,
@@ -342,6 +351,23 @@ impl WsSession {
 
     fn is_open(&self) -> bool {
         self.session.is_open()
+    }
+
+    fn keepalive(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> String {
+        let mut out = CxxSink(out);
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.session.poll_keepalive(now_ms, &mut out)
+        })) {
+            Ok(None) => String::new(),
+            Ok(Some(ending)) => {
+                self.counters.ended(&ending);
+                ending.reason()
+            }
+            Err(_) => {
+                self.session.abandon();
+                "WebSocket: internal error".to_owned()
+            }
+        }
     }
 
     fn gateway(&self) -> Gateway {

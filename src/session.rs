@@ -18,6 +18,7 @@ use crate::frame::{
 use crate::handshake::{
     HandshakeScanner, HandshakeStatus, Peer, RejectReason, SocketKind, Subprotocol,
 };
+use crate::keepalive::{Keepalive, KeepaliveAction};
 use crate::sink::ByteSink;
 
 /// RSV bits a client may set: none, as no extension is negotiated.
@@ -45,6 +46,8 @@ struct OpenState {
     /// Payload of the control frame being received (at most 125 bytes).
     control: Vec<u8>,
     pings: PingBudget,
+    /// Keepalive pings to idle clients (`nativeping`), if enabled.
+    keepalive: Option<Keepalive>,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,8 @@ struct IncomingMessage {
     len: u64,
     /// Frames so far, against `maxfragments`.
     fragments: usize,
+    /// Whether any byte other than CR/LF reached the IRC line.
+    delivered: bool,
 }
 
 /// A token bucket for client pings: `ping_burst` pings at once, one more every
@@ -149,6 +154,9 @@ pub struct ReadReport {
     pub consumed: usize,
     /// Complete messages delivered as IRC lines.
     pub messages: usize,
+    /// How many of those were empty (nothing but CR/LF): InspIRCd ignores empty lines
+    /// without any flood penalty, so the caller charges them.
+    pub empty_messages: usize,
     /// Set on the call that completed the handshake.
     pub upgrade: Option<Upgrade>,
     /// Set when the connection must now be closed.
@@ -237,6 +245,10 @@ impl Session {
                         message: None,
                         control: Vec::with_capacity(usize::from(MAX_CONTROL_PAYLOAD)),
                         pings: PingBudget::new(&self.config.limits, now_ms),
+                        keepalive: self
+                            .config
+                            .native_ping
+                            .then(|| Keepalive::new(self.config.ping_interval_ms, now_ms)),
                     }));
                 }
             }
@@ -248,8 +260,12 @@ impl Session {
         };
         let start = report.consumed;
         let rest = input.get_mut(start..).unwrap_or_default();
+        if let (Some(keepalive), false) = (open.keepalive.as_mut(), rest.is_empty()) {
+            keepalive.heard(now_ms);
+        }
         let result = open.read_frames(rest, &self.config.limits, now_ms, lines, out);
         report.messages = result.messages;
+        report.empty_messages = result.empty_messages;
         report.consumed = start + result.consumed;
         if let Some(ending) = result.ending {
             self.state = State::Closed;
@@ -270,6 +286,30 @@ impl Session {
                 true
             }
             State::Closed => true,
+        }
+    }
+
+    /// Keepalive: called periodically. Writes a ping to an idle client, or a close frame
+    /// (1001) to one that did not answer the last ping; the latter is an ending.
+    pub fn poll_keepalive(&mut self, now_ms: u64, out: &mut impl ByteSink) -> Option<Ending> {
+        let State::Open(open) = &mut self.state else {
+            return None;
+        };
+        match open.keepalive.as_mut()?.poll(now_ms) {
+            KeepaliveAction::Idle => None,
+            KeepaliveAction::Ping => {
+                LineFramer::write_frame(OpCode::Ping, KEEPALIVE_PING_PAYLOAD, out);
+                None
+            }
+            KeepaliveAction::TimedOut => {
+                let reason = "no answer to a keepalive ping";
+                write_close_frame(CloseCode::GoingAway.code(), reason, out);
+                self.state = State::Closed;
+                Some(Ending::Failed {
+                    code: CloseCode::GoingAway,
+                    reason,
+                })
+            }
         }
     }
 
@@ -294,6 +334,9 @@ impl Session {
     }
 }
 
+/// Payload of keepalive pings; clients echo it in their pong.
+const KEEPALIVE_PING_PAYLOAD: &[u8] = b"keepalive";
+
 /// Largest control frame payload (RFC 6455 section 5.5).
 const MAX_CONTROL_PAYLOAD: u8 = 125;
 
@@ -302,6 +345,7 @@ const MAX_CONTROL_PAYLOAD: u8 = 125;
 struct FrameReadResult {
     consumed: usize,
     messages: usize,
+    empty_messages: usize,
     ending: Option<Ending>,
 }
 
@@ -320,8 +364,10 @@ impl Failure {
 /// The outcome of a completed frame.
 enum FrameDone {
     Continue,
-    /// A message was completed.
-    Message,
+    /// A message was completed; true if it was empty.
+    Message {
+        empty: bool,
+    },
     /// The client closed; the echo has been written.
     ClientClosed(Option<u16>),
 }
@@ -364,10 +410,8 @@ impl OpenState {
             let mut frame = match self.frame.take() {
                 Some(frame) => frame,
                 None => {
-                    let parsed =
-                        FrameHeader::parse(available, true, NO_EXTENSION_RSV).map_err(|e| {
-                            Failure::new(CloseCode::ProtocolError, header_error_text(e))
-                        })?;
+                    let parsed = FrameHeader::parse(available, true, NO_EXTENSION_RSV)
+                        .map_err(header_failure)?;
                     let Some((header, header_len)) = parsed else {
                         return Ok(());
                     };
@@ -396,7 +440,10 @@ impl OpenState {
             }
             match self.end_frame(&frame.header, limits, now_ms, lines, out)? {
                 FrameDone::Continue => {}
-                FrameDone::Message => result.messages += 1,
+                FrameDone::Message { empty } => {
+                    result.messages += 1;
+                    result.empty_messages += usize::from(empty);
+                }
                 FrameDone::ClientClosed(code) => {
                     result.ending = Some(Ending::ClientClosed { code });
                     return Ok(());
@@ -436,6 +483,7 @@ impl OpenState {
                     utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
                     len: 0,
                     fragments: 0,
+                    delivered: false,
                 });
             }
         }
@@ -480,6 +528,7 @@ impl OpenState {
         for segment in chunk.split(|&b| b == b'\r' || b == b'\n') {
             if !segment.is_empty() {
                 lines.put(segment);
+                message.delivered = true;
             }
         }
         Ok(())
@@ -508,7 +557,9 @@ impl OpenState {
                     })?;
                 }
                 lines.put(b"\r\n");
-                Ok(FrameDone::Message)
+                Ok(FrameDone::Message {
+                    empty: !message.delivered,
+                })
             }
             OpCode::Ping => {
                 if !self.pings.take(limits, now_ms) {
@@ -539,15 +590,28 @@ impl OpenState {
     }
 }
 
-fn header_error_text(error: crate::frame::HeaderError) -> &'static str {
+/// The close a bad header earns: a length that cannot be real is "too big" (1009), as
+/// any length past the limit is; everything else breaks the protocol (1002).
+fn header_failure(error: crate::frame::HeaderError) -> Failure {
     use crate::frame::HeaderError;
     match error {
-        HeaderError::ReservedBits => "reserved bits set without a negotiated extension",
-        HeaderError::UnknownOpcode(_) => "unknown opcode",
-        HeaderError::Unmasked => "unmasked client frame",
-        HeaderError::ControlTooLong => "control frame longer than 125 bytes",
-        HeaderError::ControlFragmented => "fragmented control frame",
-        HeaderError::LengthTopBit => "frame length with the most significant bit set",
+        HeaderError::ReservedBits => Failure::new(
+            CloseCode::ProtocolError,
+            "reserved bits set without a negotiated extension",
+        ),
+        HeaderError::UnknownOpcode(_) => Failure::new(CloseCode::ProtocolError, "unknown opcode"),
+        HeaderError::Unmasked => Failure::new(CloseCode::ProtocolError, "unmasked client frame"),
+        HeaderError::ControlTooLong => Failure::new(
+            CloseCode::ProtocolError,
+            "control frame longer than 125 bytes",
+        ),
+        HeaderError::ControlFragmented => {
+            Failure::new(CloseCode::ProtocolError, "fragmented control frame")
+        }
+        HeaderError::LengthTopBit => Failure::new(
+            CloseCode::TooBig,
+            "frame length with the most significant bit set",
+        ),
     }
 }
 

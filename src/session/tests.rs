@@ -293,10 +293,7 @@ fn row_28_length_with_top_bit_set_closes_before_any_payload() {
     bytes.extend_from_slice(&(1u64 << 63).to_be_bytes());
     bytes.extend_from_slice(&MASK);
     h.feed(&bytes);
-    assert!(matches!(h.ending, Some(Ending::Failed { .. })));
-    let frames = h.sent_frames();
-    let code = u16::from_be_bytes([frames[0].payload[0], frames[0].payload[1]]);
-    assert!(code == 1002 || code == 1009, "{code}");
+    h.assert_failed_with(1009);
 }
 
 #[test]
@@ -656,4 +653,77 @@ proptest! {
         h.feed(&garbage);
         prop_assert!(h.pending.len() <= garbage.len());
     }
+}
+
+#[test]
+fn row_41_empty_messages_are_reported_so_the_caller_can_charge_them() {
+    let mut h = Harness::open();
+    let mut bytes = frame(TEXT, true, b"");
+    bytes.extend(frame(TEXT, true, b"\r\n"));
+    bytes.extend(frame(TEXT, true, b"PING x"));
+    let report = h.feed(&bytes);
+    assert_eq!(report.messages, 3);
+    assert_eq!(report.empty_messages, 2);
+}
+
+#[test]
+fn idle_client_gets_a_keepalive_ping_then_a_1001_close_if_silent() {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.ping_interval_ms = 60_000;
+    let mut h = Harness::open_with(config);
+    let start = h.now_ms;
+    let mut out = Vec::new();
+    assert_eq!(h.session.poll_keepalive(start + 59_000, &mut out), None);
+    assert!(out.is_empty());
+    assert_eq!(h.session.poll_keepalive(start + 60_000, &mut out), None);
+    assert_eq!(
+        server_frames(&out),
+        vec![ServerFrame {
+            fin: true,
+            opcode: PING,
+            payload: b"keepalive".to_vec()
+        }]
+    );
+    out.clear();
+    let ending = h.session.poll_keepalive(start + 120_000, &mut out);
+    assert_eq!(
+        ending,
+        Some(Ending::Failed {
+            code: CloseCode::GoingAway,
+            reason: "no answer to a keepalive ping"
+        })
+    );
+    assert_eq!(server_frames(&out)[0].opcode, CLOSE);
+    assert!(!h.session.is_open());
+}
+
+#[test]
+fn any_frame_from_the_client_answers_the_keepalive() {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.ping_interval_ms = 1000;
+    let mut h = Harness::open_with(config);
+    let mut out = Vec::new();
+    h.now_ms += 1000;
+    h.session.poll_keepalive(h.now_ms, &mut out);
+    assert_eq!(server_frames(&out).len(), 1);
+    h.now_ms += 500;
+    h.feed(&frame(PONG, true, b"keepalive"));
+    out.clear();
+    h.now_ms += 900;
+    assert_eq!(h.session.poll_keepalive(h.now_ms, &mut out), None);
+    assert!(out.is_empty());
+    assert!(h.session.is_open());
+}
+
+#[test]
+fn keepalive_is_off_without_nativeping() {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.native_ping = false;
+    let mut h = Harness::open_with(config);
+    let mut out = Vec::new();
+    assert_eq!(
+        h.session.poll_keepalive(h.now_ms + 10_000_000, &mut out),
+        None
+    );
+    assert!(out.is_empty());
 }
