@@ -1,0 +1,243 @@
+//! What this module adds beyond the stock one (issue: keepalive pings, missing Origin,
+//! WHOIS for opers, STATS counters, permissive-origin warning), on the real InspIRCd.
+//! None of these exist in the stock InspIRCd 3 module, so they run against ours only.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// An idle WebSocket connection gets a ping frame after `pinginterval`; the stock
+/// module sends none, so proxies with idle timers drop its clients.
+#[test]
+fn idle_connection_receives_a_keepalive_ping() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"pinginterval="1s""#));
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    let started = Instant::now();
+    conn.send_text("NICK idler");
+    conn.send_text("USER idler 0 * :Idle user");
+    // The ping may come before or after 001 (registration completes on a timer).
+    let ping = conn.expect_frame("a keepalive ping", |f| f.opcode == OP_PING);
+    assert_eq!(ping.payload, b"keepalive");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Answering keeps the connection: no close after another two intervals.
+    conn.send_frame(true, OP_PONG, &ping.payload);
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while let Some(Some(frame)) = conn.read_frame_until(deadline) {
+        assert_ne!(
+            frame.opcode, OP_CLOSE,
+            "closed although the ping was answered"
+        );
+        if frame.opcode == OP_PING {
+            conn.send_frame(true, OP_PONG, &frame.payload);
+        }
+    }
+    conn.send_text("PING :still-here");
+    conn.expect_frame("PONG still-here", |f| {
+        f.opcode == OP_TEXT && String::from_utf8_lossy(&f.payload).contains("still-here")
+    });
+}
+
+/// A client that answers nothing is closed with 1001 and quits with a clear reason.
+#[test]
+fn silent_client_is_closed_with_1001_after_an_unanswered_ping() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"pinginterval="1s""#));
+    let mut watcher = server.irc("watcher");
+    watcher.join("#idle");
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register("silent");
+    conn.send_text("JOIN #idle");
+    watcher.expect_str("silent joins", |l| {
+        l.contains("JOIN") && l.contains("silent")
+    });
+    let frames = conn.frames_until_eof();
+    let close = frames
+        .iter()
+        .find(|f| f.opcode == OP_CLOSE)
+        .unwrap_or_else(|| panic!("no close frame before EOF: {frames:?}"));
+    assert_eq!(close.close_code(), Some(1001));
+    watcher.expect_str("the quit reason", |l| {
+        l.contains("QUIT") && l.contains("no answer to a keepalive ping")
+    });
+}
+
+#[test]
+fn nativeping_no_sends_no_keepalive_ping() {
+    let server =
+        Server::start(Conf::new(Module::Ours).websocket(r#"nativeping="no" pinginterval="1s""#));
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register("noping");
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while let Some(Some(frame)) = conn.read_frame_until(deadline) {
+        assert_ne!(
+            frame.opcode, OP_PING,
+            "keepalive ping although nativeping=no"
+        );
+    }
+}
+
+/// Native apps and bots send no Origin: refused by default (stock behaviour), accepted
+/// with `allowmissingorigin="yes"`.
+#[test]
+fn allowmissingorigin_accepts_clients_without_origin() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"allowmissingorigin="yes""#));
+    let mut client = WsClient::connect(server.ws_port, &WsOpts::default().origin(None))
+        .unwrap_or_else(|e| panic!("handshake without Origin: {}", describe_ws_error(&e)));
+    client.register("bot");
+}
+
+#[test]
+fn missing_origin_is_still_refused_by_default() {
+    let server = Server::start(Conf::new(Module::Ours));
+    let request = request(
+        "GET / HTTP/1.1",
+        &[
+            "Host: 127.0.0.1",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
+            "Sec-WebSocket-Version: 13",
+        ],
+    );
+    let response = http_exchange(server.ws_port, &request);
+    assert_eq!(response.status, 400);
+}
+
+fn whois_lines(oper: &mut IrcClient, nick: &str) -> Vec<String> {
+    oper.send(&format!("WHOIS {nick}"));
+    let mut lines = Vec::new();
+    loop {
+        let line = oper.expect_str("a WHOIS reply", |l| {
+            l.split(' ')
+                .nth(1)
+                .is_some_and(|n| n.len() == 3 && n.starts_with('3'))
+        });
+        let end = is_numeric(line.as_bytes(), "318");
+        lines.push(line);
+        if end {
+            return lines;
+        }
+    }
+}
+
+#[test]
+fn whois_shows_opers_the_websocket_origin() {
+    let server = Server::start(Conf::new(Module::Ours));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    let _web = server.ws("webby");
+    let lines = whois_lines(&mut oper, "webby");
+    let gateway = lines
+        .iter()
+        .find(|l| is_numeric(l.as_bytes(), "350"))
+        .unwrap_or_else(|| panic!("no 350 in {lines:#?}"));
+    assert!(
+        gateway.ends_with(&format!(
+            "webby * * :is connected from the {ORIGIN} WebSocket origin"
+        )),
+        "{gateway}"
+    );
+
+    // Not for ordinary users.
+    let mut user = server.irc("plain");
+    let lines = whois_lines(&mut user, "webby");
+    assert!(
+        !lines.iter().any(|l| is_numeric(l.as_bytes(), "350")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn whois_shows_the_proxy_address_of_a_proxied_user() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"proxyranges="127.0.0.0/8""#));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    let opts = WsOpts::default().header("X-Real-IP", "198.51.100.7");
+    let mut web = WsClient::connect(server.ws_port, &opts)
+        .unwrap_or_else(|e| panic!("{}", describe_ws_error(&e)));
+    web.register("proxied");
+    let lines = whois_lines(&mut oper, "proxied");
+    assert!(
+        lines.iter().any(|l| l.ends_with(&format!(
+            "proxied 127.0.0.1 127.0.0.1 :is connected from the {ORIGIN} WebSocket origin"
+        ))),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("198.51.100.7")),
+        "{lines:#?}"
+    );
+}
+
+fn stats_w(oper: &mut IrcClient) -> Vec<String> {
+    oper.send("STATS W");
+    let mut lines = Vec::new();
+    loop {
+        let line = oper.expect_str("STATS W output", |l| {
+            is_numeric(l.as_bytes(), "210") || is_numeric(l.as_bytes(), "219")
+        });
+        if is_numeric(line.as_bytes(), "219") {
+            return lines;
+        }
+        lines.push(line.split(" :").nth(1).unwrap_or_default().to_string());
+    }
+}
+
+#[test]
+fn stats_w_counts_handshakes_refusals_and_closes() {
+    let server = Server::start(Conf::new(Module::Ours));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    assert_eq!(stats_w(&mut oper), vec!["WebSocket open connections: 0"]);
+
+    // One refused for its Origin, one for a missing key.
+    let forbidden = upgrade_request(&[]);
+    let forbidden = String::from_utf8(forbidden)
+        .unwrap()
+        .replace(ORIGIN, "https://evil.example");
+    assert_eq!(
+        http_exchange(server.ws_port, forbidden.as_bytes()).status,
+        403
+    );
+    // One accepted with text.ircv3.net that stays, one without subprotocol that breaks
+    // the protocol, one that closes normally.
+    let mut stays = WsClient::connect(
+        server.ws_port,
+        &WsOpts::default().protocols("text.ircv3.net"),
+    )
+    .unwrap_or_else(|e| panic!("{}", describe_ws_error(&e)));
+    stays.register("stays");
+    let (mut breaks, _) = RawConn::upgrade(server.ws_port, &[]);
+    breaks.send(&encode_frame(true, OP_TEXT, b"NICK x", None));
+    breaks.frames_until_eof();
+    let (mut leaves, _) = RawConn::upgrade(server.ws_port, &[]);
+    leaves.send_frame(true, OP_CLOSE, &[0x03, 0xe8]);
+    leaves.frames_until_eof();
+
+    let lines = stats_w(&mut oper);
+    let expected = [
+        "WebSocket accepted none (defaultmode): 2",
+        "WebSocket accepted text.ircv3.net: 1",
+        "WebSocket refused 403 (HTTP request from a non-whitelisted origin): 1",
+        "WebSocket closed by server with 1002: 1",
+        "WebSocket closed by client with 1000: 1",
+        "WebSocket open connections: 1",
+    ];
+    assert_eq!(lines, expected, "STATS W after a mixed run");
+    println!("STATS W after a mixed run:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn permissive_origin_is_loaded_with_a_warning() {
+    let server = Server::start(Conf::new(Module::Ours).origins(&["*"]));
+    let line = server.wait_log("permissive origin warning", |l| {
+        l.contains("WARNING") && l.contains("\"*\"")
+    });
+    assert!(line.contains("every website"), "{line}");
+    // And it does admit any page.
+    let opts = WsOpts::default().origin(Some("https://anything.invalid"));
+    WsClient::connect(server.ws_port, &opts)
+        .unwrap_or_else(|e| panic!("{}", describe_ws_error(&e)))
+        .register("anyone");
+}
