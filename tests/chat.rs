@@ -19,7 +19,9 @@ fn setup(server: &Server, opts: &WsOpts) -> (IrcClient, WsClient) {
     irc.expect("366 for #chat", |l| is_numeric(l, "366"));
     ws.expect("366 for #chat", |l| is_numeric(l, "366"));
     // Both JOINs are processed; make sure each has seen the other's.
-    irc.expect("web's JOIN", |l| show(l).starts_with(":web!ws@127.0.0.1 JOIN"));
+    irc.expect("web's JOIN", |l| {
+        show(l).starts_with(":web!ws@127.0.0.1 JOIN")
+    });
     (irc, ws)
 }
 
@@ -45,7 +47,11 @@ fn utf8_text_both_ways(m: Module) {
     let got = irc.expect("private PRIVMSG", |l| show(l).contains(" PRIVMSG plain "));
     assert_eq!(got, ":web!ws@127.0.0.1 PRIVMSG plain :direct ✉".as_bytes());
 }
-both_modules!(utf8_text_both_ways_ours, utf8_text_both_ways_stock, utf8_text_both_ways);
+both_modules!(
+    utf8_text_both_ways_ours,
+    utf8_text_both_ways_stock,
+    utf8_text_both_ways
+);
 
 /// Binary mode: raw non-UTF-8 bytes pass byte-exact in both directions.
 fn binary_mode_non_utf8_byte_exact(m: Module) {
@@ -99,8 +105,16 @@ both_modules!(
 /// client as U+FFFD, never as invalid UTF-8 (tungstenite would fail on it).
 fn binary_client_to_text_client(m: Module) {
     let server = Server::start(Conf::new(m));
-    let mut bin = WsClient::connect(server.ws_port, &WsOpts::default().protocols("binary.inspircd.org")).unwrap();
-    let mut txt = WsClient::connect(server.ws_port, &WsOpts::default().protocols("text.inspircd.org")).unwrap();
+    let mut bin = WsClient::connect(
+        server.ws_port,
+        &WsOpts::default().protocols("binary.inspircd.org"),
+    )
+    .unwrap();
+    let mut txt = WsClient::connect(
+        server.ws_port,
+        &WsOpts::default().protocols("text.inspircd.org"),
+    )
+    .unwrap();
     bin.start_register("binuser");
     txt.start_register("txtuser");
     bin.wait_welcome();
@@ -117,7 +131,11 @@ fn binary_client_to_text_client(m: Module) {
         &format!(":binuser!ws@127.0.0.1 PRIVMSG {CHAN} :a\u{FFFD}b \u{FFFD} c"),
     );
 }
-both_modules!(binary_client_to_text_client_ours, binary_client_to_text_client_stock, binary_client_to_text_client);
+both_modules!(
+    binary_client_to_text_client_ours,
+    binary_client_to_text_client_stock,
+    binary_client_to_text_client
+);
 
 fn frame(data: &[u8], opcode: OpCode, fin: bool) -> Message {
     Message::Frame(Frame::message(data.to_vec(), opcode, fin))
@@ -127,9 +145,23 @@ fn frame(data: &[u8], opcode: OpCode, fin: bool) -> Message {
 fn fragmented_message_is_one_line(m: Module) {
     let server = Server::start(Conf::new(m));
     let (mut irc, mut ws) = setup(&server, &WsOpts::default());
-    ws.ws.write(frame(b"PRIVMSG #chat", OpCode::Data(Data::Text), false)).unwrap();
-    ws.ws.write(frame(" :frag".as_bytes(), OpCode::Data(Data::Continue), false)).unwrap();
-    ws.ws.write(frame("mented ✓".as_bytes(), OpCode::Data(Data::Continue), true)).unwrap();
+    ws.ws
+        .write(frame(b"PRIVMSG #chat", OpCode::Data(Data::Text), false))
+        .unwrap();
+    ws.ws
+        .write(frame(
+            " :frag".as_bytes(),
+            OpCode::Data(Data::Continue),
+            false,
+        ))
+        .unwrap();
+    ws.ws
+        .write(frame(
+            "mented ✓".as_bytes(),
+            OpCode::Data(Data::Continue),
+            true,
+        ))
+        .unwrap();
     ws.flush();
     let got = irc.expect("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "));
     assert_eq!(show(&got), ":web!ws@127.0.0.1 PRIVMSG #chat :fragmented ✓");
@@ -144,12 +176,19 @@ both_modules!(
 fn ping_between_fragments(m: Module) {
     let server = Server::start(Conf::new(m));
     let (mut irc, mut ws) = setup(&server, &WsOpts::default());
-    ws.ws.write(frame(b"PRIVMSG #chat :be", OpCode::Data(Data::Text), false)).unwrap();
+    ws.ws
+        .write(frame(b"PRIVMSG #chat :be", OpCode::Data(Data::Text), false))
+        .unwrap();
     ws.ws.write(Message::Ping(b"mid".to_vec())).unwrap();
-    ws.ws.write(frame(b"fore and after", OpCode::Data(Data::Continue), true)).unwrap();
+    ws.ws
+        .write(frame(b"fore and after", OpCode::Data(Data::Continue), true))
+        .unwrap();
     ws.flush();
     let got = irc.expect("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "));
-    assert_eq!(show(&got), ":web!ws@127.0.0.1 PRIVMSG #chat :before and after");
+    assert_eq!(
+        show(&got),
+        ":web!ws@127.0.0.1 PRIVMSG #chat :before and after"
+    );
     let deadline = std::time::Instant::now() + TIMEOUT;
     loop {
         match ws.recv_until(deadline) {
@@ -162,7 +201,11 @@ fn ping_between_fragments(m: Module) {
         }
     }
 }
-both_modules!(ping_between_fragments_ours, ping_between_fragments_stock, ping_between_fragments);
+both_modules!(
+    ping_between_fragments_ours,
+    ping_between_fragments_stock,
+    ping_between_fragments
+);
 
 /// 3000 messages written back to back arrive complete and in order.
 fn burst_of_3000_in_order(m: Module) {
@@ -173,7 +216,9 @@ fn burst_of_3000_in_order(m: Module) {
     }
     ws.flush();
     for i in 0..3000 {
-        let got = irc.expect(&format!("burst message {i}"), |l| show(l).contains(" PRIVMSG "));
+        let got = irc.expect(&format!("burst message {i}"), |l| {
+            show(l).contains(" PRIVMSG ")
+        });
         assert_eq!(
             show(&got),
             format!(":web!ws@127.0.0.1 PRIVMSG {CHAN} :burst message number {i}")
@@ -181,7 +226,11 @@ fn burst_of_3000_in_order(m: Module) {
     }
     ws.sync("after-burst");
 }
-both_modules!(burst_of_3000_in_order_ours, burst_of_3000_in_order_stock, burst_of_3000_in_order);
+both_modules!(
+    burst_of_3000_in_order_ours,
+    burst_of_3000_in_order_stock,
+    burst_of_3000_in_order
+);
 
 /// BAD_INPUT 43: every server line is exactly one WebSocket message without CR/LF
 /// (checked on each message by `WsClient::expect`), in text and binary mode, including
@@ -189,10 +238,11 @@ both_modules!(burst_of_3000_in_order_ours, burst_of_3000_in_order_stock, burst_o
 fn one_line_one_message(m: Module) {
     let server = Server::start(Conf::new(m));
     for proto in ["text.inspircd.org", "binary.inspircd.org"] {
-        let mut ws = WsClient::connect(server.ws_port, &WsOpts::default().protocols(proto)).unwrap();
+        let mut ws =
+            WsClient::connect(server.ws_port, &WsOpts::default().protocols(proto)).unwrap();
         // Before registration: several replies to one message.
         ws.send_line("PING :a");
-        ws.send_line("FOO");
+        ws.send_line("PRIVMSG x :y");
         let mut n = 0;
         ws.expect("two 451 replies", |l| {
             if is_numeric(l, "451") {
@@ -210,7 +260,11 @@ fn one_line_one_message(m: Module) {
         assert!(show(&data).ends_with(&long));
     }
 }
-both_modules!(one_line_one_message_ours, one_line_one_message_stock, one_line_one_message);
+both_modules!(
+    one_line_one_message_ours,
+    one_line_one_message_stock,
+    one_line_one_message
+);
 
 /// BAD_INPUT 40: CR LF inside one message never splits it into two commands: the
 /// bytes are removed and the message stays one line (stock behaviour).
@@ -238,13 +292,19 @@ both_modules!(
 fn stalled_reader_hits_sendq(m: Module) {
     let server = Server::start(Conf::new(m).hardsendq("262144"));
     let (mut irc, ws) = setup(&server, &WsOpts::default());
+    set_rcvbuf(ws.ws.get_ref().tcp(), 16 * 1024);
     // The WebSocket user stops reading. Flood the channel until its quit shows up.
     let payload = "y".repeat(400);
     let mut quit = None;
-    'outer: for round in 0..200 {
+    // Batches stay below InspIRCd's read buffer (<performance netbuffersize>, 64 KiB
+    // here): when more is pending, InspIRCd 3.15 reads one buffer per second.
+    let mut rounds = 0;
+    'outer: for round in 0..400 {
+        rounds = round;
         let mut batch = Vec::new();
-        for i in 0..200 {
-            batch.extend_from_slice(format!("PRIVMSG {CHAN} :{round} {i} {payload}\r\n").as_bytes());
+        for i in 0..120 {
+            batch
+                .extend_from_slice(format!("PRIVMSG {CHAN} :{round} {i} {payload}\r\n").as_bytes());
         }
         irc.send_raw(&batch);
         irc.send(&format!("PING :round{round}"));
@@ -265,8 +325,14 @@ fn stalled_reader_hits_sendq(m: Module) {
             }
         }
     }
-    let quit = quit.expect("the stalled WebSocket user was never disconnected");
+    let quit = quit.unwrap_or_else(|| {
+        panic!("the stalled WebSocket user was never disconnected ({rounds} rounds of ~52 KB)")
+    });
     assert!(quit.contains("SendQ exceeded"), "{quit}");
     drop(ws);
 }
-both_modules!(stalled_reader_hits_sendq_ours, stalled_reader_hits_sendq_stock, stalled_reader_hits_sendq);
+both_modules!(
+    stalled_reader_hits_sendq_ours,
+    stalled_reader_hits_sendq_stock,
+    stalled_reader_hits_sendq
+);

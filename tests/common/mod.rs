@@ -68,6 +68,7 @@ impl Module {
 
 /// Two `#[test]` wrappers for a body taking a [`Module`].
 /// Use with `#[macro_use] mod common;`.
+#[allow(unused_macros)]
 macro_rules! both_modules {
     ($ours:ident, $stock:ident, $body:path) => {
         #[test]
@@ -188,7 +189,10 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
 <type name="Admin" classes="All">
 <oper name="admin" password="secret" host="*@*" type="Admin">
 <channels users="100" opers="100">
-<performance netbuffersize="65536">"#,
+<performance netbuffersize="65534">"#,
+        // 65534 is the largest netbuffersize InspIRCd accepts (out of range falls back to
+        // 10240). With more data pending than one buffer, 3.15 reads one buffer per socket
+        // per second, so a bigger buffer keeps bursts fast.
         irc = ports.irc,
         ws = ports.ws,
         hardsendq = conf.hardsendq,
@@ -1350,6 +1354,7 @@ impl RawConn {
         loop {
             if let Some((f, used)) = parse_frame(&self.buf) {
                 self.buf.drain(..used);
+                assert!(!f.masked, "the server sent a masked frame: {f:?}");
                 return Some(Some(f));
             }
             match self.fill(deadline) {
@@ -1611,6 +1616,22 @@ pub fn accept_for(key: &str) -> String {
     h.update(key.as_bytes());
     h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+/// Caps a socket's receive buffer (disables autotuning), so a client that stops reading
+/// pushes back on the server quickly.
+pub fn set_rcvbuf(stream: &TcpStream, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &bytes as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt SO_RCVBUF");
 }
 
 pub fn unused_port() -> u16 {

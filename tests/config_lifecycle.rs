@@ -1,0 +1,291 @@
+//! Configuration over the server's life: startup refusals, REHASH (good and bad),
+//! UNLOADMODULE and LOADMODULE with users connected.
+
+#[macro_use]
+mod common;
+
+use common::*;
+
+const NEW_ORIGIN: &str = "https://new.example";
+
+fn origin_status(server: &Server, origin: &str) -> u16 {
+    let r = http_exchange(
+        server.ws_port,
+        &request(
+            "GET / HTTP/1.1",
+            &[
+                "Host: 127.0.0.1",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
+                "Sec-WebSocket-Version: 13",
+                &format!("Origin: {origin}"),
+            ],
+        ),
+    );
+    r.status
+}
+
+fn rehash(oper: &mut IrcClient) -> Vec<String> {
+    oper.send("REHASH");
+    oper.expect("382 (rehashing)", |l| is_numeric(l, "382"));
+    oper.expect_str("rehash finished notice", |l| {
+        l.contains("NOTICE") && l.contains("rehashed server")
+    });
+    // Module errors are sent right after the notice, in the same server loop pass; a
+    // round trip collects them.
+    oper.sync("after-rehash");
+    let n = oper.seen.len();
+    oper.seen[n.saturating_sub(10)..]
+        .iter()
+        .map(|l| show(l))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// REHASH
+// ---------------------------------------------------------------------------------------
+
+fn rehash_adds_origin(m: Module) {
+    let mut server = Server::start(Conf::new(m));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    assert_eq!(origin_status(&server, NEW_ORIGIN), 403);
+    server.rewrite_config(Conf::new(m).origins(&[ORIGIN, NEW_ORIGIN]));
+    let lines = rehash(&mut oper);
+    assert!(
+        !lines.iter().any(|l| l.contains("m_websocket")),
+        "the websocket module reported a problem: {lines:?}"
+    );
+    assert_eq!(origin_status(&server, NEW_ORIGIN), 101);
+    assert_eq!(origin_status(&server, ORIGIN), 101);
+    let c = WsClient::connect(server.ws_port, &WsOpts::default().origin(Some(NEW_ORIGIN)));
+    assert!(c.is_ok(), "{}", describe_ws_error(&c.err().unwrap()));
+}
+both_modules!(
+    rehash_adds_origin_ours,
+    rehash_adds_origin_stock,
+    rehash_adds_origin
+);
+
+/// REHASH can also remove an origin.
+fn rehash_removes_origin(m: Module) {
+    let mut server = Server::start(Conf::new(m).origins(&[ORIGIN, NEW_ORIGIN]));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    assert_eq!(origin_status(&server, NEW_ORIGIN), 101);
+    server.rewrite_config(Conf::new(m));
+    rehash(&mut oper);
+    assert_eq!(origin_status(&server, NEW_ORIGIN), 403);
+    assert_eq!(origin_status(&server, ORIGIN), 101);
+}
+both_modules!(
+    rehash_removes_origin_ours,
+    rehash_removes_origin_stock,
+    rehash_removes_origin
+);
+
+/// A bad rehash keeps the old configuration and reports the error to the oper.
+fn bad_rehash_keeps_old_config(m: Module) {
+    let mut server = Server::start(Conf::new(m));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    server.rewrite_config(
+        Conf::new(m)
+            .origins(&[NEW_ORIGIN])
+            .websocket(r#"defaultmode="bogus""#),
+    );
+    let lines = rehash(&mut oper);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("NOTICE") && l.contains("defaultmode") && l.contains("bogus")),
+        "the oper was not told about the bad defaultmode: {lines:?}"
+    );
+    // The old origin list is still in force, the new one is not.
+    assert_eq!(origin_status(&server, ORIGIN), 101);
+    assert_eq!(origin_status(&server, NEW_ORIGIN), 403);
+    // And the old defaultmode (text).
+    let (mut c, r) = RawConn::upgrade(server.ws_port, &[]);
+    assert_eq!(r.header_count("Sec-WebSocket-Protocol"), 0);
+    c.send_text("PING :mode");
+    let f = c.expect_frame("a reply", |f| f.opcode == OP_TEXT || f.opcode == OP_BINARY);
+    assert_eq!(f.opcode, OP_TEXT);
+    if m == Module::Ours {
+        server.wait_log("the config error in the log", |l| {
+            l.contains("defaultmode") && l.contains("bogus")
+        });
+    }
+    server.assert_alive();
+}
+both_modules!(
+    bad_rehash_keeps_old_config_ours,
+    bad_rehash_keeps_old_config_stock,
+    bad_rehash_keeps_old_config
+);
+
+// ---------------------------------------------------------------------------------------
+// Startup refused
+// ---------------------------------------------------------------------------------------
+
+/// Asserts that the refusal names every word in `words` (case-insensitive) and, for
+/// ours, the tag's location in the config file.
+fn refused(m: Module, conf: Conf, words: &[&str]) -> String {
+    let out = Server::start_expect_failure(conf);
+    let low = out.to_ascii_lowercase();
+    assert!(
+        low.contains("m_websocket"),
+        "refusal does not name the module:\n{out}"
+    );
+    for w in words {
+        assert!(
+            low.contains(&w.to_ascii_lowercase()),
+            "refusal does not mention {w:?}:\n{out}"
+        );
+    }
+    if m == Module::Ours {
+        assert!(
+            out.contains("inspircd.conf:"),
+            "refusal does not give the tag's location (file:line):\n{out}"
+        );
+    }
+    out
+}
+
+/// No `<wsorigin>` at all. Stock refuses too but names no tag ("not configured any
+/// allowed origins").
+#[test]
+fn startup_refused_no_wsorigin_ours() {
+    let out = Server::start_expect_failure(Conf::new(Module::Ours).origins(&[]));
+    assert!(
+        out.contains("wsorigin"),
+        "refusal does not name <wsorigin>:\n{out}"
+    );
+}
+
+#[test]
+fn startup_refused_no_wsorigin_stock() {
+    let out = Server::start_expect_failure(Conf::new(Module::Stock).origins(&[]));
+    assert!(out.contains("m_websocket"), "{out}");
+}
+
+fn startup_refused_empty_allow(m: Module) {
+    refused(m, Conf::new(m).origins(&[""]), &["wsorigin", "allow"]);
+}
+both_modules!(
+    startup_refused_empty_allow_ours,
+    startup_refused_empty_allow_stock,
+    startup_refused_empty_allow
+);
+
+/// `<wsorigin>` without the allow key at all.
+fn startup_refused_missing_allow(m: Module) {
+    refused(
+        m,
+        Conf::new(m).origins(&[]).extra("<wsorigin>"),
+        &["wsorigin", "allow"],
+    );
+}
+both_modules!(
+    startup_refused_missing_allow_ours,
+    startup_refused_missing_allow_stock,
+    startup_refused_missing_allow
+);
+
+fn startup_refused_bad_defaultmode(m: Module) {
+    refused(
+        m,
+        Conf::new(m).websocket(r#"defaultmode="bogus""#),
+        &["websocket", "defaultmode", "bogus"],
+    );
+}
+both_modules!(
+    startup_refused_bad_defaultmode_ours,
+    startup_refused_bad_defaultmode_stock,
+    startup_refused_bad_defaultmode
+);
+
+/// Stock accepts any string as a range (it falls back to glob matching).
+#[test]
+fn startup_refused_bad_proxyranges_ours() {
+    refused(
+        Module::Ours,
+        Conf::new(Module::Ours).websocket(r#"proxyranges="127.0.0.0/8 10.0.0.0/99""#),
+        &["websocket", "proxyranges", "10.0.0.0/99"],
+    );
+}
+
+/// Stock logs a warning for a bad bool and uses the default.
+#[test]
+fn startup_refused_bad_bool_ours() {
+    refused(
+        Module::Ours,
+        Conf::new(Module::Ours).websocket(r#"sendastext="maybe""#),
+        &["websocket", "sendastext", "maybe"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// UNLOADMODULE / LOADMODULE
+// ---------------------------------------------------------------------------------------
+
+/// UNLOADMODULE disconnects WebSocket users ("WebSocket module unloading", seen by a
+/// plain user in a common channel), the server and its plain users carry on, and
+/// LOADMODULE brings WebSocket back. Ours also sends the WebSocket user a close frame
+/// before closing TCP; stock just closes TCP.
+fn unload_and_load(m: Module) {
+    let mut server = Server::start(Conf::new(m));
+    let mut oper = IrcClient::start(server.irc_port, "oper");
+    let mut friend = IrcClient::start(server.irc_port, "friend");
+    let (mut web, _) = RawConn::upgrade(server.ws_port, &[]);
+    web.send_text("NICK web");
+    web.send_text("USER w 0 * :w");
+    oper.wait_welcome();
+    friend.wait_welcome();
+    web.expect_frame("001", |f| is_numeric(&f.payload, "001"));
+    oper.oper();
+    friend.join("#room");
+    oper.join("#room");
+    web.send_text("JOIN #room");
+    friend.expect("web's JOIN", |l| show(l).starts_with(":web!"));
+
+    oper.send("UNLOADMODULE m_websocket.so");
+    oper.expect("973 (module unloaded)", |l| is_numeric(l, "973"));
+    let quit = friend.expect_str("web's QUIT", |l| {
+        l.starts_with(":web!") && l.contains(" QUIT ")
+    });
+    assert!(
+        quit.ends_with("QUIT :WebSocket module unloading"),
+        "quit line: {quit}"
+    );
+    let frames = web.frames_until_eof();
+    if m == Module::Ours {
+        let last = frames
+            .last()
+            .unwrap_or_else(|| panic!("no close frame: {frames:?}"));
+        assert_eq!(last.opcode, OP_CLOSE, "{frames:?}");
+        let code = last.close_code();
+        assert!(
+            matches!(code, Some(1001) | Some(1000)),
+            "close code {code:?}"
+        );
+    }
+
+    // The server and its plain users carry on.
+    server.assert_alive();
+    friend.send("PRIVMSG #room :still here");
+    let l = oper.expect_str("friend's PRIVMSG", |l| l.contains(" PRIVMSG #room "));
+    assert_eq!(l, ":friend!u@127.0.0.1 PRIVMSG #room :still here");
+
+    oper.send("LOADMODULE websocket");
+    oper.expect("975 (module loaded)", |l| is_numeric(l, "975"));
+    let mut again = WsClient::connect(server.ws_port, &WsOpts::default())
+        .unwrap_or_else(|e| panic!("after LOADMODULE: {}", describe_ws_error(&e)));
+    again.register("again");
+    again.join("#room");
+    again.send_line("PRIVMSG #room :back");
+    let l = friend.expect_str("again's PRIVMSG", |l| l.contains(" PRIVMSG #room "));
+    assert_eq!(l, ":again!ws@127.0.0.1 PRIVMSG #room :back");
+    server.assert_alive();
+}
+both_modules!(unload_and_load_ours, unload_and_load_stock, unload_and_load);

@@ -1,0 +1,91 @@
+//! wss: WebSocket over TLS from m_ssl_gnutls (`<bind hook="websocket" sslprofile=...>`),
+//! with a self-signed certificate made by the test and a rustls client that trusts
+//! exactly that certificate.
+
+#[macro_use]
+mod common;
+
+use common::*;
+
+fn wss_chat(m: Module) {
+    let server = Server::start(Conf::new(m).tls());
+    let cert = server.dir().join("cert.pem");
+    let mut irc = IrcClient::start(server.irc_port, "plain");
+    let mut ws = WsClient::connect_tls(
+        server.wss_port,
+        &WsOpts::default().protocols("text.inspircd.org"),
+        &cert,
+    )
+    .unwrap_or_else(|e| panic!("wss handshake failed: {}", describe_ws_error(&e)));
+    assert_eq!(ws.protocol().as_deref(), Some("text.inspircd.org"));
+    ws.start_register("secure");
+    irc.wait_welcome();
+    ws.wait_welcome();
+    irc.join("#tls");
+    ws.join("#tls");
+    irc.expect("secure's JOIN", |l| show(l).starts_with(":secure!"));
+
+    ws.send_line("PRIVMSG #tls :over TLS ✓");
+    let got = irc.expect_str("PRIVMSG over TLS", |l| l.contains(" PRIVMSG "));
+    assert_eq!(got, ":secure!ws@127.0.0.1 PRIVMSG #tls :over TLS ✓");
+
+    irc.send("PRIVMSG #tls :back to TLS");
+    let got = ws.expect("PRIVMSG to the TLS user", |l| show(l).contains(" PRIVMSG "));
+    assert_text(&got, ":plain!u@127.0.0.1 PRIVMSG #tls :back to TLS");
+
+    // Ping/pong through both hooks.
+    ws.ws
+        .send(tungstenite::Message::Ping(b"tls-ping".to_vec()))
+        .unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        match ws.recv_until(deadline) {
+            Ok(tungstenite::Message::Pong(p)) => {
+                assert_eq!(p, b"tls-ping");
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("no pong over TLS: {e}"),
+        }
+    }
+}
+both_modules!(wss_chat_ours, wss_chat_stock, wss_chat);
+
+/// The TLS user is marked secure by InspIRCd (WHOIS 671), i.e. the WebSocket hook sits
+/// above the TLS hook.
+fn wss_user_is_secure(m: Module) {
+    let server = Server::start(Conf::new(m).tls().extra(r#"<module name="sslinfo">"#));
+    let cert = server.dir().join("cert.pem");
+    let mut ws = WsClient::connect_tls(server.wss_port, &WsOpts::default(), &cert)
+        .unwrap_or_else(|e| panic!("wss handshake failed: {}", describe_ws_error(&e)));
+    ws.register("secure2");
+    ws.send_line("WHOIS secure2");
+    ws.expect("671 (secure connection)", |l| is_numeric(l, "671"));
+}
+both_modules!(
+    wss_user_is_secure_ours,
+    wss_user_is_secure_stock,
+    wss_user_is_secure
+);
+
+/// HTTP errors travel over TLS too (origin refused -> 403).
+fn wss_origin_refused(m: Module) {
+    let server = Server::start(Conf::new(m).tls());
+    let cert = server.dir().join("cert.pem");
+    let e = WsClient::connect_tls(
+        server.wss_port,
+        &WsOpts::default().origin(Some("https://evil.example")),
+        &cert,
+    )
+    .err()
+    .expect("handshake must fail");
+    match e {
+        tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), 403),
+        other => panic!("expected HTTP 403, got {other:?}"),
+    }
+}
+both_modules!(
+    wss_origin_refused_ours,
+    wss_origin_refused_stock,
+    wss_origin_refused
+);
