@@ -15,9 +15,6 @@ namespace
 		return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(str.data()), str.size());
 	}
 
-	/** Flood penalty of an empty message: that of an ordinary command (1000 ms). */
-	const unsigned int EMPTY_MESSAGE_PENALTY = 1000;
-
 	/** InspIRCd's clock of the current event-loop iteration, in milliseconds. */
 	uint64_t NowMs()
 	{
@@ -106,10 +103,13 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 
 	if (result.action == ReadAction::Close)
 		return Fail(sock, output, ToStd(result.reason));
-
-	// InspIRCd skips empty lines without a flood penalty; charge them like a command.
-	if (result.empty_messages && sock->type == StreamSocket::SS_USER)
-		static_cast<UserIOHandler*>(sock)->user->CommandFloodPenalty += result.empty_messages * EMPTY_MESSAGE_PENALTY;
+	if (result.action == ReadAction::DeliverThenClose)
+	{
+		// InspIRCd runs the delivered lines (a QUIT keeps its message), then closes
+		// the socket because of the error.
+		Fail(sock, output, ToStd(result.reason));
+		return 1;
+	}
 
 	if (!output.empty())
 	{

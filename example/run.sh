@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts the real /usr/sbin/inspircd in the foreground with the freshly built
-# m_websocket.so and the example configuration (used by `make run`).
+# m_websocket.so and the example configuration (used by `make run`), and serves
+# example/ (the chat page example/chat.html) on http://127.0.0.1:PAGE_PORT/ while it runs.
 # Usage: example/run.sh IRC_PORT WS_PORT PAGE_PORT
 set -eu
 irc_port=${1:-6667}
@@ -21,9 +22,27 @@ sed -e "s|@MODULEDIR@|$modules|g" -e "s|@STATEDIR@|$state|g" -e "s|@CONFDIR@|$st
     -e "s|@IRC_PORT@|$irc_port|g" -e "s|@WS_PORT@|$ws_port|g" -e "s|@PAGE_PORT@|$page_port|g" \
     "$top/example/inspircd.conf.in" > "$state/inspircd.conf"
 
+# The chat page: a static file server on the page port (an allowed origin), stopped
+# by its PID when this script ends.
+page_url="http://127.0.0.1:$page_port/chat.html"
+[ "$ws_port" = 8080 ] || page_url="$page_url?server=ws://127.0.0.1:$ws_port/"
+http_pid=""
+if command -v python3 >/dev/null 2>&1; then
+	python3 -m http.server --bind 127.0.0.1 --directory "$top/example" "$page_port" \
+		>"$state/http.log" 2>&1 &
+	http_pid=$!
+	trap 'kill "$http_pid" 2>/dev/null || :; wait "$http_pid" 2>/dev/null || :' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	page_line="Chat page:  $page_url"
+else
+	page_line="Chat page:  not served (python3 not found); open $top/example/chat.html?server=ws://127.0.0.1:$ws_port/ as a file (origin null)"
+fi
+
 cat <<MSG
 
   InspIRCd with this project's websocket module is starting (Ctrl-C stops it).
+    $page_line
     WebSocket:  ws://127.0.0.1:$ws_port/   (subprotocols text.ircv3.net, binary.ircv3.net;
                 Origin must be http://127.0.0.1:$page_port, http://localhost:$page_port or null)
     Plain IRC:  127.0.0.1 port $irc_port
@@ -32,4 +51,9 @@ cat <<MSG
   Try it from a shell:  python3 -m websockets ws://127.0.0.1:$ws_port/   (pip install websockets)
 
 MSG
-exec /usr/sbin/inspircd --nofork --runasroot --config="$state/inspircd.conf"
+if [ -n "$http_pid" ]; then
+	# Not exec: this shell stays to stop the page server when InspIRCd exits.
+	/usr/sbin/inspircd --nofork --runasroot --config="$state/inspircd.conf"
+else
+	exec /usr/sbin/inspircd --nofork --runasroot --config="$state/inspircd.conf"
+fi

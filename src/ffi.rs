@@ -31,6 +31,10 @@ mod bridge {
         Deliver,
         /// Send the output, then close the connection with `reason` (-1).
         Close,
+        /// New IRC lines were appended before the connection ended (e.g. QUIT then a
+        /// close frame in one read): send the output and mark the socket failed with
+        /// `reason`, but report the lines (1) so InspIRCd runs them before it closes.
+        DeliverThenClose,
     }
 
     /// InspIRCd socket types.
@@ -44,9 +48,6 @@ mod bridge {
     struct ReadResult {
         consumed: usize,
         action: ReadAction,
-        /// Delivered messages that were empty (InspIRCd ignores empty lines without a
-        /// flood penalty; the shim charges them).
-        empty_messages: usize,
         /// The handshake completed in this read.
         upgraded: bool,
         /// Subprotocol negotiated on upgrade, or empty.
@@ -272,7 +273,6 @@ impl WsSession {
                 return ReadResult {
                     consumed: input_len,
                     action: ReadAction::Close,
-                    empty_messages: 0,
                     upgraded: false,
                     subprotocol: String::new(),
                     real_ip: String::new(),
@@ -292,9 +292,9 @@ impl WsSession {
         let upgrade = report.upgrade.as_ref();
         ReadResult {
             consumed: report.consumed,
-            empty_messages: report.empty_messages,
             action: match (&report.ending, report.messages) {
-                (Some(_), _) => ReadAction::Close,
+                (Some(_), 0) => ReadAction::Close,
+                (Some(_), _) => ReadAction::DeliverThenClose,
                 (None, 0) => ReadAction::Wait,
                 (None, _) => ReadAction::Deliver,
             },

@@ -241,3 +241,58 @@ fn permissive_origin_is_loaded_with_a_warning() {
         .unwrap_or_else(|e| panic!("{}", describe_ws_error(&e)))
         .register("anyone");
 }
+
+/// BAD_INPUT row 41: empty messages are not free. InspIRCd 3.15 charges each empty
+/// line it is handed, and the module hands it one per empty message, so the server's
+/// own flood control ends the flood (the same with the stock module).
+fn flood_of_empty_messages_meets_the_servers_flood_control(module: Module) {
+    let server = Server::start(Conf::new(module).threshold("5"));
+    let mut watcher = server.irc("watcher");
+    watcher.join("#flood");
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register("flooder");
+    conn.send_text("JOIN #flood");
+    watcher.expect_str("flooder joins", |l| l.contains("JOIN") && l.contains("flooder"));
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.extend(encode_frame(true, OP_TEXT, b"", Some([1, 2, 3, 4])));
+    }
+    conn.send(&flood);
+    watcher.expect_str("the flooder quits for Excess Flood", |l| {
+        l.contains("QUIT") && l.contains("Excess Flood")
+    });
+}
+
+#[test]
+fn flood_of_empty_messages_meets_the_servers_flood_control_ours() {
+    flood_of_empty_messages_meets_the_servers_flood_control(Module::Ours);
+}
+
+#[test]
+fn flood_of_empty_messages_meets_the_servers_flood_control_stock() {
+    flood_of_empty_messages_meets_the_servers_flood_control(Module::Stock);
+}
+
+/// A client that sends QUIT and its close frame in one write (irc-framework does) keeps
+/// its quit message: the lines before the close frame run before the connection ends.
+/// The stock module drops the socket first, so others see "Connection closed".
+#[test]
+fn quit_and_close_frame_in_one_write_keep_the_quit_message() {
+    let server = Server::start(Conf::new(Module::Ours));
+    let mut watcher = server.irc("watcher");
+    watcher.join("#bye");
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register("leaver");
+    conn.send_text("JOIN #bye");
+    watcher.expect_str("leaver joins", |l| l.contains("JOIN") && l.contains("leaver"));
+    let mut bytes = encode_frame(true, OP_TEXT, b"QUIT :see you", Some([9, 8, 7, 6]));
+    bytes.extend(encode_frame(true, OP_CLOSE, &[0x03, 0xe8], Some([9, 8, 7, 6])));
+    conn.send(&bytes);
+    watcher.expect_str("the quit message", |l| l.contains("QUIT") && l.contains("see you"));
+    let frames = conn.frames_until_eof();
+    let close = frames
+        .iter()
+        .find(|f| f.opcode == OP_CLOSE)
+        .unwrap_or_else(|| panic!("no close frame: {frames:?}"));
+    assert_eq!(close.close_code(), Some(1000));
+}

@@ -109,6 +109,8 @@ pub struct Conf {
     pub tls: bool,
     /// `<connect hardsendq>`.
     pub hardsendq: String,
+    /// `<connect threshold>`: flood penalty (seconds) before "Excess Flood".
+    pub threshold: String,
 }
 
 impl Conf {
@@ -121,6 +123,7 @@ impl Conf {
             load_module: true,
             tls: false,
             hardsendq: "64M".to_string(),
+            threshold: "1000000".to_string(),
         }
     }
     pub fn websocket(mut self, attrs: &str) -> Conf {
@@ -134,6 +137,10 @@ impl Conf {
     pub fn extra(mut self, text: &str) -> Conf {
         self.extra.push_str(text);
         self.extra.push('\n');
+        self
+    }
+    pub fn threshold(mut self, v: &str) -> Conf {
+        self.threshold = v.to_string();
         self
     }
     pub fn hardsendq(mut self, v: &str) -> Conf {
@@ -183,7 +190,7 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
 <bind address="127.0.0.1" port="{irc}" type="clients">
 <bind address="127.0.0.1" port="{ws}" type="clients" hook="websocket">
 <connect name="main" allow="*" resolvehostnames="no" useident="no" timeout="60" pingfreq="600"
-         threshold="1000000" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="65536" hardsendq="{hardsendq}"
+         threshold="{threshold}" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="65536" hardsendq="{hardsendq}"
          localmax="10000" globalmax="10000" limit="10000" maxchans="50">
 <class name="All" commands="*" privs="*" usermodes="*" chanmodes="*" snomasks="*">
 <type name="Admin" classes="All">
@@ -196,6 +203,7 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
         irc = ports.irc,
         ws = ports.ws,
         hardsendq = conf.hardsendq,
+        threshold = conf.threshold,
     )
     .unwrap();
     if conf.tls {

@@ -1,0 +1,493 @@
+//! A real IRC client library on its WebSocket transport: irc-framework (the library
+//! behind the KiwiIRC web client, from the npm registry, pinned in tests/web/package.json)
+//! runs in Node.js (tests/web/irc_framework_client.js) against the real InspIRCd with
+//! this module. A plain TCP IRC client that the test controls shares a channel with it.
+//!
+//! Three WebSocket implementations under irc-framework:
+//! - the `ws` package over ws:// (sends an allowed Origin),
+//! - the `ws` package over wss:// (m_ssl_gnutls; the test's certificate is the only CA),
+//! - Node's built-in WebSocket (undici), which sends no Origin: `allowmissingorigin`.
+//!
+//! Needs `node` and `npm` (Debian's `nodejs` and `npm`, or any Node >= 20). If
+//! tests/web/node_modules lacks the pinned packages, the test runs `npm ci` there first.
+//! Without Node the tests fail, saying so.
+
+#[allow(unused_macros)]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Upper bound for every wait on the Node client.
+const WAIT: Duration = Duration::from_secs(20);
+/// Upper bound for `npm ci`.
+const NPM_WAIT: Duration = Duration::from_secs(300);
+const CHAN: &str = "#kiwi";
+const NICK: &str = "kiwi";
+const PAGE_ORIGIN: &str = "https://kiwi.example";
+const FROM_NODE: &str = "héllo from irc-framework ✓ 日本語 🎉";
+const FROM_PLAIN: &str = "ünïcödé reply ☃ — 🚀";
+const QUIT_MESSAGE: &str = "kiwi leaving ✌";
+
+fn web_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Node.js and the npm packages
+// ---------------------------------------------------------------------------------------
+
+/// `node`'s major version; fails clearly without Node.
+fn node_major() -> u32 {
+    let out = Command::new("node")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+            "Node.js is required for the irc-framework tests and `node --version` failed ({e}): \
+             install Debian's nodejs and npm packages (apt-get install nodejs npm)"
+        )
+        });
+    assert!(out.status.success(), "`node --version` failed: {out:?}");
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    v.trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse `node --version` output {v:?}"))
+}
+
+/// Version pinned in package.json for `name`.
+fn pinned(name: &str) -> String {
+    let pkg: Value =
+        serde_json::from_str(&std::fs::read_to_string(web_dir().join("package.json")).unwrap())
+            .expect("tests/web/package.json is JSON");
+    pkg["dependencies"][name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} is not in tests/web/package.json"))
+        .to_string()
+}
+
+fn installed(name: &str) -> Option<String> {
+    let p = web_dir()
+        .join("node_modules")
+        .join(name)
+        .join("package.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+    v["version"].as_str().map(str::to_string)
+}
+
+/// Installs the pinned packages into tests/web/node_modules (once per test binary)
+/// when they are missing or at another version. `npm ci` installs exactly
+/// package-lock.json and never rewrites it.
+fn ensure_node_modules() {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = ["irc-framework", "ws"];
+    if wanted
+        .iter()
+        .all(|n| installed(n).as_deref() == Some(pinned(n).as_str()))
+    {
+        return;
+    }
+    let dir = web_dir();
+    let log_path = std::env::temp_dir().join(format!("wstest-npm-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "npm is required to install irc-framework for this test and could not be run ({e}): \
+                 install Debian's npm package (apt-get install npm), or run `npm ci` in {}",
+                dir.display()
+            )
+        });
+    let _guard_child = ChildGuard(&mut child);
+    let deadline = Instant::now() + NPM_WAIT;
+    let status = loop {
+        if let Some(st) = _guard_child.0.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "`npm ci` in {} did not finish within {NPM_WAIT:?}; output:\n{}",
+                dir.display(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        status.success(),
+        "`npm ci` in {} failed ({status}):\n{output}",
+        dir.display()
+    );
+    for n in wanted {
+        assert_eq!(
+            installed(n),
+            Some(pinned(n)),
+            "after `npm ci`, {n} is not at the pinned version"
+        );
+    }
+}
+
+/// Kills a child by its PID and reaps it when dropped (no-op if it has exited).
+struct ChildGuard<'a>(&'a mut Child);
+
+impl Drop for ChildGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The Node client process
+// ---------------------------------------------------------------------------------------
+
+struct NodeClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Value>,
+    seen: Vec<Value>,
+    stderr_path: PathBuf,
+}
+
+impl NodeClient {
+    fn spawn(config: Value, dir: &Path) -> NodeClient {
+        let mut cmd = Command::new("node");
+        if config["websocket"] == "native" && node_major() < 22 {
+            // Node 20 and 21 have the built-in WebSocket behind this flag.
+            cmd.arg("--experimental-websocket");
+        }
+        let stderr_path = dir.join("node-stderr.txt");
+        let mut child = cmd
+            .arg(web_dir().join("irc_framework_client.js"))
+            .arg(config.to_string())
+            .current_dir(web_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start node: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| json!({"event": "unparsed", "line": line}));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        NodeClient {
+            child,
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+            stderr_path,
+        }
+    }
+
+    fn command(&mut self, cmd: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{cmd}")
+            .and_then(|_| stdin.flush())
+            .unwrap_or_else(|e| {
+                panic!("writing to the node client failed ({e}){}", self.context())
+            });
+    }
+
+    fn context(&self) -> String {
+        format!(
+            "\nevents so far:\n{}\nnode stderr:\n{}",
+            self.seen
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        )
+    }
+
+    /// The next event named `name` that satisfies `pred`; fails on an "error" event,
+    /// on the script's exit, or after [`WAIT`].
+    fn expect(&mut self, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["event"] == "error" || v["event"] == "unparsed" {
+                        panic!(
+                            "the node client reported a problem while waiting for {what}: {v}{}",
+                            self.context()
+                        );
+                    }
+                    if v["event"] == name && pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "timed out after {WAIT:?} waiting for the node client: {what}{}",
+                    self.context()
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "the node client exited ({:?}) while waiting for {what}{}",
+                    self.child.try_wait(),
+                    self.context()
+                ),
+            }
+        }
+    }
+
+    /// Waits for the script to exit by itself; returns its exit code.
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the node client did not exit within {WAIT:?}{}",
+                    self.context()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NodeClient {
+    fn drop(&mut self) {
+        // Closing stdin makes the script exit; kill it by PID if it is still there.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    /// The `ws` package, ws://, with an allowed Origin.
+    WsPackage,
+    /// The `ws` package, wss://, trusting the test's certificate only.
+    WsPackageTls,
+    /// Node's built-in WebSocket (no Origin header), ws://.
+    NodeBuiltin,
+}
+
+fn irc_framework_chat(variant: Variant) {
+    node_major(); // fails first, and clearly, without Node
+    ensure_node_modules();
+
+    let mut conf = Conf::new(Module::Ours).origins(&[PAGE_ORIGIN]);
+    match variant {
+        Variant::WsPackage => {}
+        Variant::WsPackageTls => conf = conf.tls(),
+        Variant::NodeBuiltin => conf = conf.websocket(r#"allowmissingorigin="yes""#),
+    }
+    let mut server = Server::start(conf);
+    let config = match variant {
+        Variant::WsPackage => json!({
+            "websocket": "ws", "origin": PAGE_ORIGIN,
+            "host": "127.0.0.1", "port": server.ws_port, "tls": false,
+        }),
+        Variant::WsPackageTls => json!({
+            "websocket": "ws", "origin": PAGE_ORIGIN,
+            "ca": server.dir().join("cert.pem"),
+            "host": "127.0.0.1", "port": server.wss_port, "tls": true,
+        }),
+        Variant::NodeBuiltin => json!({
+            "websocket": "native",
+            "host": "127.0.0.1", "port": server.ws_port, "tls": false,
+        }),
+    };
+    let mut config = config;
+    config["nick"] = NICK.into();
+    config["channel"] = CHAN.into();
+    config["path"] = "/".into();
+
+    // Both register at once (InspIRCd completes registrations on a one-second tick).
+    let mut plain = IrcClient::start(server.irc_port, "plain");
+    let mut node = NodeClient::spawn(config, server.dir());
+    plain.wait_welcome();
+    plain.join(CHAN);
+
+    // The WebSocket opened with the IRCv3 text subprotocol.
+    let open = node.expect("ws_open", "the WebSocket to open", |_| true);
+    assert_eq!(
+        open["protocol"], "text.ircv3.net",
+        "subprotocol the client got: {open}"
+    );
+    // irc-framework registered (it saw 001) and joined.
+    let reg = node.expect("registered", "registration (001)", |_| true);
+    assert_eq!(reg["nick"], NICK, "registered nick: {reg}");
+    let join = node.expect("join", "its own JOIN", |v| v["nick"] == NICK);
+    assert_eq!(join["channel"], CHAN, "joined channel: {join}");
+    assert_eq!(
+        join["ident"], "fw",
+        "its ident as the server reports it: {join}"
+    );
+    assert_eq!(join["hostname"], "127.0.0.1", "its host: {join}");
+    let want_join = [
+        format!(":{NICK}!fw@127.0.0.1 JOIN :{CHAN}"),
+        format!(":{NICK}!fw@127.0.0.1 JOIN {CHAN}"),
+    ];
+    plain.expect_str("kiwi's JOIN", |l| want_join.iter().any(|w| w == l));
+
+    // irc-framework -> plain, byte-exact.
+    node.command(json!({"cmd": "say", "target": CHAN, "text": FROM_NODE}));
+    let got = plain.expect("PRIVMSG from kiwi", |l| show(l).contains(" PRIVMSG "));
+    assert_eq!(
+        got,
+        format!(":{NICK}!fw@127.0.0.1 PRIVMSG {CHAN} :{FROM_NODE}").into_bytes(),
+        "what the plain client got from irc-framework: {:?}",
+        show(&got)
+    );
+
+    // plain -> irc-framework: a channel message and a private one, exact text.
+    plain.send(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"));
+    let m = node.expect("privmsg", "the plain client's channel message", |_| true);
+    assert_eq!(
+        (
+            &m["nick"],
+            &m["ident"],
+            &m["hostname"],
+            &m["target"],
+            &m["message"]
+        ),
+        (
+            &json!("plain"),
+            &json!("u"),
+            &json!("127.0.0.1"),
+            &json!(CHAN),
+            &json!(FROM_PLAIN)
+        ),
+        "channel message as irc-framework parsed it: {m}"
+    );
+    let private = format!("{FROM_PLAIN} (private)");
+    plain.send(&format!("PRIVMSG {NICK} :{private}"));
+    let m = node.expect("privmsg", "the plain client's private message", |_| true);
+    assert_eq!(
+        (&m["nick"], &m["target"], &m["message"]),
+        (&json!("plain"), &json!(NICK), &json!(private)),
+        "private message as irc-framework parsed it: {m}"
+    );
+
+    // irc-framework quits: QUIT, then it closes the WebSocket itself right away.
+    node.command(json!({"cmd": "quit", "message": QUIT_MESSAGE}));
+    let close = node.expect("ws_close", "the WebSocket close event", |_| true);
+    // 1000 when the server's close after QUIT (carrying the quit message) arrives
+    // before irc-framework's own close frame; 1005 when the server echoes
+    // irc-framework's close frame, which carries no status code. Never 1006 (no close
+    // frame), which is what the stock module gives.
+    let code = close["code"].as_u64().unwrap_or(0);
+    assert!(
+        code == 1000 || code == 1005,
+        "close code the client reported should be 1000 or 1005 (1006 = no close frame): {close}{}",
+        node.context()
+    );
+    if code == 1000 {
+        let reason = close["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(QUIT_MESSAGE),
+            "a 1000 close after QUIT should carry the quit message: {close}"
+        );
+    }
+    assert_eq!(
+        close["wasClean"],
+        Value::Bool(true),
+        "the closing handshake was not clean: {close}"
+    );
+    node.expect("socket_close", "irc-framework's socket close", |_| true);
+    let quit = plain.expect_str("kiwi's QUIT", |l| {
+        l.starts_with(&format!(":{NICK}!fw@127.0.0.1 QUIT :"))
+    });
+    eprintln!("[{variant:?}] close event {close}; the plain client saw {quit:?}");
+    let quit_message_kept = quit.ends_with(&format!(" QUIT :{QUIT_MESSAGE}"));
+    if code == 1000 {
+        assert!(
+            quit_message_kept,
+            "the server closed with 1000 after QUIT, so the QUIT must carry its message \
+             {QUIT_MESSAGE:?}: {quit:?}{}",
+            node.context()
+        );
+    } else if !quit_message_kept {
+        // Known limitation (the stock module has it too): when the QUIT text frame and
+        // irc-framework's close frame arrive in one read, the close ends the connection
+        // before InspIRCd processes the QUIT line, and the quit reason is the
+        // connection's. Rare; seen with Node's built-in WebSocket.
+        assert!(
+            quit.ends_with(" QUIT :Connection closed"),
+            "kiwi's QUIT has neither its message {QUIT_MESSAGE:?} nor the close reason: {quit:?}{}",
+            node.context()
+        );
+        eprintln!(
+            "note: the QUIT line and the close frame were handled together; quit message lost"
+        );
+    }
+    assert_eq!(
+        node.wait_exit(),
+        Some(0),
+        "node client exit code{}",
+        node.context()
+    );
+
+    // Every data message was a text message holding exactly one IRC line.
+    for v in &node.seen {
+        if v["event"] == "ws_message" {
+            let data = v["data"].as_str().unwrap_or_default();
+            assert_eq!(v["text"], Value::Bool(true), "a binary message: {v}");
+            assert!(
+                !data.is_empty() && !data.contains('\r') && !data.contains('\n'),
+                "a message is not exactly one IRC line: {v}"
+            );
+        }
+    }
+    server.assert_alive();
+}
+
+#[test]
+fn irc_framework_ws_package_over_ws() {
+    irc_framework_chat(Variant::WsPackage);
+}
+
+#[test]
+fn irc_framework_ws_package_over_wss() {
+    irc_framework_chat(Variant::WsPackageTls);
+}
+
+#[test]
+fn irc_framework_node_builtin_websocket() {
+    irc_framework_chat(Variant::NodeBuiltin);
+}
