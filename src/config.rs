@@ -24,7 +24,7 @@
 //! | maxhandshake | `8K` | size, 1K to 64K | Largest HTTP upgrade request in bytes (request line and headers). Larger requests are refused. |
 //! | maxheaders | `64` | 8 to 256 | Most header lines an upgrade request may have. |
 //! | maxmessage | `16K` | size, 512 to 16M | Largest WebSocket message in bytes after its fragments are reassembled; larger ones close the connection with 1009. |
-//! | maxfragments | `64` | 1 to 1000000 | Most frames one message may be split into; more close the connection with 1009. |
+//! | maxfragments | `64` | 1 to 1000000 | Most frames one message may be split into; more close the connection with 1008 (policy violation). |
 //! | pingburst | `10` | 1 to 1000 | How many ping frames a client may send back to back; a sustained faster flood closes the connection with 1008. |
 //! | pingrate | `1s` | duration, 1 second to 1 hour | A client regains one ping of its burst per this duration, so with the defaults a client pinging once a second is never limited. |
 //!
