@@ -4,7 +4,8 @@
 #   make install    install it (DESTDIR, MODULEDIR)
 #   make run        install missing Debian packages, build, start a real InspIRCd with
 #                   the module and an example configuration in the foreground
-#   make test       install missing Debian packages, build, run every test
+#   make test       install missing Debian packages, build, run every test (cargo test,
+#                   then the Autobahn conformance suite without compression groups)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
 #                   one vs plain TCP in the same InspIRCd (about 10 minutes; 2 cores)
 #   make fuzz       run each fuzz target in fuzz/ for FUZZ_SECONDS (default 60)
@@ -74,6 +75,7 @@ run: packages
 test: packages
 	$(MAKE) all
 	$(CARGO) test --release
+	./conformance/run.sh --ci
 
 # Autobahn|Testsuite against an echo server on the session core (conformance/README.md).
 .PHONY: conformance conformance-ci

@@ -5,6 +5,10 @@
 //! gets back how many bytes were used; IRC lines go to one sink (InspIRCd's receive
 //! queue), protocol output (the 101, an HTTP error, pongs, close frames) to another.
 //! [`Session::send`] frames the server's outgoing lines. Time is an argument.
+//!
+//! [`Session::receive_messages`] runs the same state machine but hands each data
+//! message, with its type and exact payload, to a [`MessageSink`] instead of turning it
+//! into an IRC line (the Autobahn echo server in `examples/` uses it).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,6 +24,52 @@ use crate::handshake::{
 };
 use crate::keepalive::{Keepalive, KeepaliveAction};
 use crate::sink::ByteSink;
+
+/// Where [`Session::receive_messages`] delivers data messages, as their payload
+/// arrives.
+///
+/// For each complete message the sink sees one [`MessageSink::begin`], zero or more
+/// [`MessageSink::payload`] calls with the unmasked bytes in order (exactly as sent: CR,
+/// LF and empty messages included; fragment boundaries are not kept), then one
+/// [`MessageSink::end`]. A text message's bytes have passed the UTF-8 check so far (fail
+/// fast), but the message may still fail later (UTF-8 cut off at its end, a limit): then
+/// `end` is never called and the session reports an [`Ending`], so a sink that buffers
+/// simply drops what it has. Output written to `out` by the same call (pongs, close
+/// frames) is written at the point the frame is read, so a sink that replies through
+/// the buffer behind `out` keeps the order of events.
+pub trait MessageSink {
+    /// A message of type `opcode` ([`OpCode::Text`] or [`OpCode::Binary`]) begins.
+    fn begin(&mut self, opcode: OpCode);
+    /// Unmasked payload bytes of the message in progress.
+    fn payload(&mut self, bytes: &[u8]);
+    /// The message is complete (and, if text, valid UTF-8).
+    fn end(&mut self);
+}
+
+/// The IRC delivery of [`Session::receive`]: each message becomes one line. CR and LF
+/// inside it are dropped, so that it can never become two commands, and "\r\n" is
+/// appended.
+/// An empty message becomes an empty line, which InspIRCd charges like a command, so a
+/// flood of them meets the server's flood control.
+struct IrcLines<'a, S: ByteSink> {
+    lines: &'a mut S,
+}
+
+impl<S: ByteSink> MessageSink for IrcLines<'_, S> {
+    fn begin(&mut self, _opcode: OpCode) {}
+
+    fn payload(&mut self, bytes: &[u8]) {
+        for segment in bytes.split(|&b| b == b'\r' || b == b'\n') {
+            if !segment.is_empty() {
+                self.lines.put(segment);
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.lines.put(b"\r\n");
+    }
+}
 
 /// RSV bits a client may set: none, as no extension is negotiated.
 const NO_EXTENSION_RSV: u8 = 0;
@@ -72,8 +122,6 @@ struct IncomingMessage {
     len: u64,
     /// Frames so far, against `maxfragments`.
     fragments: usize,
-    /// Whether any byte other than CR/LF reached the IRC line.
-    delivered: bool,
 }
 
 /// A token bucket for client pings: `ping_burst` pings at once, one more every
@@ -152,11 +200,8 @@ impl Ending {
 pub struct ReadReport {
     /// Bytes of the input that were used; the caller drops them.
     pub consumed: usize,
-    /// Complete messages delivered as IRC lines.
+    /// Complete messages delivered (as IRC lines, or to the [`MessageSink`]).
     pub messages: usize,
-    /// How many of those were empty (nothing but CR/LF): InspIRCd ignores empty lines
-    /// without any flood penalty, so the caller charges them.
-    pub empty_messages: usize,
     /// Set on the call that completed the handshake.
     pub upgrade: Option<Upgrade>,
     /// Set when the connection must now be closed.
@@ -215,6 +260,18 @@ impl Session {
         lines: &mut impl ByteSink,
         out: &mut impl ByteSink,
     ) -> ReadReport {
+        self.receive_messages(input, now_ms, &mut IrcLines { lines }, out)
+    }
+
+    /// Like [`Session::receive`], but each data message goes to `messages` as it is
+    /// (type and exact payload) instead of becoming an IRC line.
+    pub fn receive_messages(
+        &mut self,
+        input: &mut [u8],
+        now_ms: u64,
+        messages: &mut impl MessageSink,
+        out: &mut impl ByteSink,
+    ) -> ReadReport {
         let mut report = ReadReport::default();
         if let State::Handshake(scanner) = &mut self.state {
             let peer = Peer {
@@ -263,9 +320,8 @@ impl Session {
         if let (Some(keepalive), false) = (open.keepalive.as_mut(), rest.is_empty()) {
             keepalive.heard(now_ms);
         }
-        let result = open.read_frames(rest, &self.config.limits, now_ms, lines, out);
+        let result = open.read_frames(rest, &self.config.limits, now_ms, messages, out);
         report.messages = result.messages;
-        report.empty_messages = result.empty_messages;
         report.consumed = start + result.consumed;
         if let Some(ending) = result.ending {
             self.state = State::Closed;
@@ -345,7 +401,6 @@ const MAX_CONTROL_PAYLOAD: u8 = 125;
 struct FrameReadResult {
     consumed: usize,
     messages: usize,
-    empty_messages: usize,
     ending: Option<Ending>,
 }
 
@@ -364,10 +419,8 @@ impl Failure {
 /// The outcome of a completed frame.
 enum FrameDone {
     Continue,
-    /// A message was completed; true if it was empty.
-    Message {
-        empty: bool,
-    },
+    /// A message was completed.
+    Message,
     /// The client closed; the echo has been written.
     ClientClosed(Option<u16>),
 }
@@ -378,11 +431,11 @@ impl OpenState {
         input: &mut [u8],
         limits: &Limits,
         now_ms: u64,
-        lines: &mut impl ByteSink,
+        messages: &mut impl MessageSink,
         out: &mut impl ByteSink,
     ) -> FrameReadResult {
         let mut result = FrameReadResult::default();
-        match self.read_loop(input, limits, now_ms, lines, out, &mut result) {
+        match self.read_loop(input, limits, now_ms, messages, out, &mut result) {
             Ok(()) => {}
             Err(failure) => {
                 write_close_frame(failure.code.code(), failure.reason, out);
@@ -400,7 +453,7 @@ impl OpenState {
         input: &mut [u8],
         limits: &Limits,
         now_ms: u64,
-        lines: &mut impl ByteSink,
+        messages: &mut impl MessageSink,
         out: &mut impl ByteSink,
         result: &mut FrameReadResult,
     ) -> Result<(), Failure> {
@@ -416,7 +469,7 @@ impl OpenState {
                         return Ok(());
                     };
                     result.consumed += header_len;
-                    self.begin_frame(&header, limits)?;
+                    self.begin_frame(&header, limits, messages)?;
                     IncomingFrame {
                         mask: header.mask.unwrap_or_default(),
                         header,
@@ -431,19 +484,16 @@ impl OpenState {
             let (chunk, _) = available.split_at_mut(take);
             let offset = usize::try_from(frame.received % 4).unwrap_or(0);
             apply_mask(chunk, frame.mask, offset);
-            self.take_payload(&frame.header, chunk, lines)?;
+            self.take_payload(&frame.header, chunk, messages)?;
             result.consumed += take;
             frame.received += take as u64;
             if frame.remaining() > 0 {
                 self.frame = Some(frame);
                 return Ok(());
             }
-            match self.end_frame(&frame.header, limits, now_ms, lines, out)? {
+            match self.end_frame(&frame.header, limits, now_ms, messages, out)? {
                 FrameDone::Continue => {}
-                FrameDone::Message { empty } => {
-                    result.messages += 1;
-                    result.empty_messages += usize::from(empty);
-                }
+                FrameDone::Message => result.messages += 1,
                 FrameDone::ClientClosed(code) => {
                     result.ending = Some(Ending::ClientClosed { code });
                     return Ok(());
@@ -454,7 +504,12 @@ impl OpenState {
 
     /// Checks a new frame against the message in progress and the limits, before any
     /// of its payload is looked at.
-    fn begin_frame(&mut self, header: &FrameHeader, limits: &Limits) -> Result<(), Failure> {
+    fn begin_frame(
+        &mut self,
+        header: &FrameHeader,
+        limits: &Limits,
+        messages: &mut impl MessageSink,
+    ) -> Result<(), Failure> {
         let too_big = || Failure::new(CloseCode::TooBig, "message larger than the limit");
         match header.opcode {
             OpCode::Ping | OpCode::Pong | OpCode::Close => {
@@ -483,8 +538,8 @@ impl OpenState {
                     utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
                     len: 0,
                     fragments: 0,
-                    delivered: false,
                 });
+                messages.begin(header.opcode);
             }
         }
         let Some(message) = self.message.as_mut() else {
@@ -509,7 +564,7 @@ impl OpenState {
         &mut self,
         header: &FrameHeader,
         chunk: &[u8],
-        lines: &mut impl ByteSink,
+        messages: &mut impl MessageSink,
     ) -> Result<(), Failure> {
         if header.opcode.is_control() {
             self.control.extend_from_slice(chunk);
@@ -523,14 +578,7 @@ impl OpenState {
                 Failure::new(CloseCode::InvalidPayload, "invalid UTF-8 in a text message")
             })?;
         }
-        // One message is one IRC line: CR and LF inside it are dropped so that it can
-        // never become two commands.
-        for segment in chunk.split(|&b| b == b'\r' || b == b'\n') {
-            if !segment.is_empty() {
-                lines.put(segment);
-                message.delivered = true;
-            }
-        }
+        messages.payload(chunk);
         Ok(())
     }
 
@@ -540,7 +588,7 @@ impl OpenState {
         header: &FrameHeader,
         limits: &Limits,
         now_ms: u64,
-        lines: &mut impl ByteSink,
+        messages: &mut impl MessageSink,
         out: &mut impl ByteSink,
     ) -> Result<FrameDone, Failure> {
         match header.opcode {
@@ -556,10 +604,8 @@ impl OpenState {
                         Failure::new(CloseCode::InvalidPayload, "invalid UTF-8 in a text message")
                     })?;
                 }
-                lines.put(b"\r\n");
-                Ok(FrameDone::Message {
-                    empty: !message.delivered,
-                })
+                messages.end();
+                Ok(FrameDone::Message)
             }
             OpCode::Ping => {
                 if !self.pings.take(limits, now_ms) {
@@ -623,3 +669,94 @@ fn write_close_frame(code: u16, reason: &str, out: &mut impl ByteSink) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod message_sink_tests {
+    //! [`Session::receive_messages`]: exact messages, in order with the protocol output.
+    use super::*;
+
+    /// Records events in one log, as the Autobahn echo server orders its output.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl MessageSink for Log {
+        fn begin(&mut self, opcode: OpCode) {
+            self.0.push(format!("begin {opcode:?}"));
+        }
+        fn payload(&mut self, bytes: &[u8]) {
+            self.0.push(format!("payload {}", bytes.escape_ascii()));
+        }
+        fn end(&mut self) {
+            self.0.push("end".to_owned());
+        }
+    }
+
+    /// A masked client frame with a payload under 126 bytes.
+    fn frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![first_byte, 0x80 | payload.len() as u8];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    fn open_session() -> Session {
+        let config = Config::with_origins(&["https://chat.example.com"]);
+        let mut session = Session::new(Arc::new(config), "192.0.2.1", SocketKind::User);
+        let mut request = b"GET / HTTP/1.1\r\nHost: irc.example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n\r\n"
+            .to_vec();
+        let report = session.receive(&mut request, 0, &mut Vec::new(), &mut Vec::new());
+        assert!(report.upgrade.is_some());
+        session
+    }
+
+    #[test]
+    fn messages_arrive_with_their_type_and_exact_bytes() {
+        let mut session = open_session();
+        let mut input = [
+            frame(0x81, b"a\r\nb\n"),
+            frame(0x82, b"\x00\xff\r"),
+            frame(0x81, b""),
+            frame(0x01, b"frag"),
+            frame(0x89, b"p"),
+            frame(0x80, b"ment"),
+        ]
+        .concat();
+        let mut log = Log::default();
+        let mut out = Vec::new();
+        let report = session.receive_messages(&mut input, 0, &mut log, &mut out);
+        assert_eq!(report.consumed, input.len());
+        assert_eq!(report.messages, 4);
+        assert_eq!(report.ending, None);
+        #[rustfmt::skip]
+        let expected = [
+            "begin Text", r"payload a\r\nb\n", "end",
+            "begin Binary", r"payload \x00\xff\r", "end",
+            "begin Text", "payload ", "end",
+            "begin Text", "payload frag", "payload ment", "end",
+        ];
+        assert_eq!(log.0, expected);
+        // The pong for the ping between the fragments.
+        assert_eq!(out, [0x8a, 1, b'p']);
+    }
+
+    #[test]
+    fn a_message_that_fails_is_never_ended() {
+        let mut session = open_session();
+        let mut input = [frame(0x01, b"ok"), frame(0x80, b"\xc3")].concat();
+        let mut log = Log::default();
+        let mut out = Vec::new();
+        let report = session.receive_messages(&mut input, 0, &mut log, &mut out);
+        assert_eq!(report.messages, 0);
+        assert!(matches!(
+            report.ending,
+            Some(Ending::Failed {
+                code: CloseCode::InvalidPayload,
+                ..
+            })
+        ));
+        assert_eq!(log.0, ["begin Text", "payload ok", r"payload \xc3"]);
+    }
+}

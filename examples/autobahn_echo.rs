@@ -1,0 +1,163 @@
+//! An echo server on the session core, for the Autobahn|Testsuite fuzzing client
+//! (`conformance/run.sh`).
+//!
+//! ```text
+//! cargo run --release --example autobahn_echo -- <port>
+//! ```
+//!
+//! Listens on 127.0.0.1:`port` (0 picks a free port) and prints `listening on ADDR` once
+//! it accepts connections. Every connection gets a [`Session`] with any Origin (or none)
+//! allowed and limits raised to the top of their configurable ranges (16 MiB messages,
+//! 1,000,000 fragments, a 1000-ping burst), and each complete message is echoed with
+//! its type and exact payload through [`Session::receive_messages`]; the IRC line
+//! delivery of [`Session::receive`] is not used. The I/O is plain blocking std::net,
+//! one thread per connection.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inspircd_websocket::config::Config;
+use inspircd_websocket::frame::{LineFramer, OpCode};
+use inspircd_websocket::handshake::SocketKind;
+use inspircd_websocket::session::{MessageSink, Session};
+use inspircd_websocket::sink::ByteSink;
+
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 64 * 1024;
+
+/// How long to wait for the client's own close after the session ended the connection
+/// (see [`linger`]).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Everything written back to the client during one read: the session's protocol
+/// output and the echoes, in the order they were produced.
+type Output = RefCell<Vec<u8>>;
+
+/// The session's side of [`Output`].
+struct ProtocolOut<'a>(&'a Output);
+
+impl ByteSink for ProtocolOut<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.borrow_mut().extend_from_slice(bytes);
+    }
+}
+
+/// Collects a message and writes it back, whole, in one frame of the same type.
+struct Echo<'a> {
+    out: &'a Output,
+    opcode: OpCode,
+    payload: Vec<u8>,
+}
+
+impl MessageSink for Echo<'_> {
+    fn begin(&mut self, opcode: OpCode) {
+        self.opcode = opcode;
+        self.payload.clear();
+    }
+
+    fn payload(&mut self, bytes: &[u8]) {
+        self.payload.extend_from_slice(bytes);
+    }
+
+    fn end(&mut self) {
+        LineFramer::write_frame(self.opcode, &self.payload, &mut *self.out.borrow_mut());
+        self.payload.clear();
+    }
+}
+
+fn config() -> Config {
+    let mut config = Config::with_origins(&["*"]);
+    config.allow_missing_origin = true;
+    config.native_ping = false;
+    config.limits.max_handshake_bytes = 65536;
+    config.limits.max_message_bytes = 16 * 1024 * 1024;
+    config.limits.max_fragments = 1_000_000;
+    config.limits.ping_burst = 1000;
+    config
+}
+
+fn serve(mut stream: TcpStream, config: Arc<Config>, start: Instant) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let peer = stream.peer_addr()?.ip().to_string();
+    let mut session = Session::new(config, &peer, SocketKind::User);
+    let out = Output::default();
+    let mut echo = Echo {
+        out: &out,
+        opcode: OpCode::Binary,
+        payload: Vec::new(),
+    };
+    // Bytes received and not yet consumed by the session, then room for the next read.
+    let mut input = Vec::with_capacity(READ_SIZE);
+    loop {
+        let kept = input.len();
+        input.resize(kept + READ_SIZE, 0);
+        let n = stream.read(&mut input[kept..])?;
+        input.truncate(kept + n);
+        if n == 0 {
+            return Ok(()); // the client went away without a close handshake
+        }
+        let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let report =
+            session.receive_messages(&mut input, now_ms, &mut echo, &mut ProtocolOut(&out));
+        input.drain(..report.consumed);
+        let mut bytes = out.borrow_mut();
+        stream.write_all(&bytes)?;
+        bytes.clear();
+        if let Some(ending) = report.ending {
+            eprintln!("{peer}: {}", ending.reason());
+            return linger(stream);
+        }
+    }
+}
+
+/// Closes TCP after the session's last output: the server closes first (RFC 6455
+/// section 7.1.1), by a FIN; what the client still sends (its close frame, usually) is
+/// read and dropped until it closes too or [`LINGER`] passes. Dropping the socket with
+/// unread data would send a reset, which can destroy the close frame in flight to the
+/// client.
+fn linger(mut stream: TcpStream) -> io::Result<()> {
+    stream.shutdown(Shutdown::Write)?;
+    stream.set_read_timeout(Some(LINGER))?;
+    let deadline = Instant::now() + LINGER;
+    let mut discard = [0u8; 4096];
+    while Instant::now() < deadline {
+        match stream.read(&mut discard) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn main() -> io::Result<()> {
+    let port: u16 = match std::env::args().nth(1) {
+        Some(arg) => arg.parse().map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("not a port: {arg}"))
+        })?,
+        None => 9001,
+    };
+    let listener = TcpListener::bind(("127.0.0.1", port))?;
+    println!("listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    let config = Arc::new(config());
+    let start = Instant::now();
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                eprintln!("accept: {e}");
+                continue;
+            }
+        };
+        let config = Arc::clone(&config);
+        std::thread::spawn(move || {
+            if let Err(e) = serve(stream, config, start) {
+                eprintln!("connection: {e}");
+            }
+        });
+    }
+    Ok(())
+}
