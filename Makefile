@@ -74,7 +74,7 @@ run: packages
 
 test: packages
 	$(MAKE) all
-	$(CARGO) test --release
+	$(CARGO) test
 	./conformance/run.sh --ci
 
 # Autobahn|Testsuite against an echo server on the session core (conformance/README.md).
