@@ -491,7 +491,10 @@ fn summary() {
     );
 
     println!();
-    println!("{:<28} {:>10} {:>10}", "frame_lines (reused Vec)", "ns/line", "best");
+    println!(
+        "{:<28} {:>10} {:>10}",
+        "frame_lines (reused Vec)", "ns/line", "best"
+    );
     for &size in &LINE_SIZES {
         let line = irc_line(size);
         let mut framer = LineFramer::default();
@@ -503,7 +506,10 @@ fn summary() {
         };
         let r = paired(rounds, &mut [&mut f]);
         let mark = if size == 100 {
-            format!("  target < 20 ns: {}", verdict(r[0].0 < 20.0, r[0].1 < 20.0))
+            format!(
+                "  target < 20 ns: {}",
+                verdict(r[0].0 < 20.0, r[0].1 < 20.0)
+            )
         } else {
             String::new()
         };

@@ -4,30 +4,66 @@
 //! lives inside the WebSocket crates (tungstenite keeps its routine private), tied to
 //! their own frame types and starting at payload offset zero, while this session
 //! unmasks bytes as they arrive and so must resume in the middle of a payload. It is a
-//! few lines of safe code: the key is rotated by the offset, repeated into a `u64` and
-//! XORed eight bytes at a time, with a scalar tail.
+//! few lines of safe code: the key is rotated by the offset and repeated into a `u64`;
+//! the payload is XORed 32 bytes per step (four independent `u64`s, which the compiler
+//! turns into vector instructions), then at most one step each of 16, 8 and 4 bytes,
+//! then single bytes.
+//! `benches/codec.rs` compares it with a memcpy of the same size.
 
 /// XORs `buf` with `key`, where `buf` starts `offset` bytes into the payload
 /// (so a payload can be unmasked in pieces as it arrives). Applying it twice is identity.
+///
+/// Deliberately not `#[inline]`: inlined into `Session::receive`'s frame loop it made
+/// that loop slower (about 108 against 92 ns per frame in `benches/codec.rs`).
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    // The key as seen from buf[0]: byte i of the payload uses key[i % 4].
-    let mut key = key;
-    key.rotate_left(offset % 4);
-    let wide = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    // The key as seen from buf[0]: byte i of the payload uses key[(offset + i) % 4].
+    // As a little-endian u32 that is a rotation by whole bytes; repeated into a u64
+    // for 8-byte steps. (Words below are read little-endian too, on any machine.)
+    let shift = 8 * (offset % 4) as u32;
+    let key32 = u32::from_le_bytes(key).rotate_right(shift);
+    let wide = u64::from(key32) * 0x1_0000_0001;
+    let key = key32.to_le_bytes();
 
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        // `chunks_exact_mut(8)` yields exactly 8 bytes; the fallback is never taken.
-        let Ok(bytes) = <[u8; 8]>::try_from(&*chunk) else {
-            continue;
-        };
-        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ wide).to_ne_bytes());
+    let mut blocks = buf.chunks_exact_mut(32);
+    for block in &mut blocks {
+        for word in block.chunks_exact_mut(8) {
+            xor_word(word, wide);
+        }
     }
-    // Every chunk is a multiple of 4 bytes long, so the tail starts at key[0] again.
-    for (byte, k) in chunks.into_remainder().iter_mut().zip(key.iter().cycle()) {
+    // Fewer than 32 bytes left: at most one step of each size, so a short payload
+    // (most IRC lines are 50-200 bytes) costs a few branches, not a loop. Every step
+    // is a multiple of 4 long, so each, and the last 0-3 bytes, start at key[0].
+    let mut tail = blocks.into_remainder();
+    if tail.len() >= 16 {
+        let (head, rest) = tail.split_at_mut(16);
+        for word in head.chunks_exact_mut(8) {
+            xor_word(word, wide);
+        }
+        tail = rest;
+    }
+    if tail.len() >= 8 {
+        let (head, rest) = tail.split_at_mut(8);
+        xor_word(head, wide);
+        tail = rest;
+    }
+    if tail.len() >= 4 {
+        let (head, rest) = tail.split_at_mut(4);
+        if let Ok(bytes) = <&mut [u8; 4]>::try_from(head) {
+            *bytes = (u32::from_le_bytes(*bytes) ^ key32).to_le_bytes();
+        }
+        tail = rest;
+    }
+    for (byte, k) in tail.iter_mut().zip(key) {
         *byte ^= k;
+    }
+}
+
+/// `word ^= wide` for an 8-byte slice.
+#[inline(always)]
+fn xor_word(word: &mut [u8], wide: u64) {
+    // Callers pass exactly 8 bytes; the conversion cannot fail.
+    if let Ok(bytes) = <&mut [u8; 8]>::try_from(word) {
+        *bytes = (u64::from_le_bytes(*bytes) ^ wide).to_le_bytes();
     }
 }
 
@@ -59,6 +95,21 @@ mod tests {
         let mut buf = [0u8; 3];
         apply_mask(&mut buf, [1, 2, 3, 4], 7);
         assert_eq!(buf, [4, 1, 2]);
+    }
+
+    #[test]
+    fn every_length_and_offset_matches_the_definition() {
+        // Covers each path: 32-byte blocks, 8-byte words, the 4-byte step, single bytes.
+        for len in 0..=100 {
+            let original: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            for offset in 0..8 {
+                let mut fast = original.clone();
+                let mut slow = original.clone();
+                apply_mask(&mut fast, [0x12, 0x34, 0x56, 0x78], offset);
+                reference(&mut slow, [0x12, 0x34, 0x56, 0x78], offset);
+                assert_eq!(fast, slow, "len {len} offset {offset}");
+            }
+        }
     }
 
     #[test]

@@ -49,7 +49,16 @@ impl LineFramer {
     }
 
     /// Writes one unmasked FIN frame with `opcode` and `payload` into `out`.
+    #[inline]
     pub fn write_frame(opcode: super::OpCode, payload: &[u8], out: &mut impl ByteSink) {
+        // The usual IRC line fits the 2-byte header: a fixed-size write, no memcpy call.
+        if let Ok(len) = u8::try_from(payload.len()) {
+            if len <= 125 {
+                out.put(&[0x80 | opcode.as_u8(), len]);
+                out.put(payload);
+                return;
+            }
+        }
         let header = FrameHeader {
             fin: true,
             rsv: 0,
@@ -84,7 +93,7 @@ impl LineFramer {
             // Look for the newline only as far as it could still end this line, so a
             // long input without newlines is scanned once, not once per flush.
             let window = &input[..input.len().min(room + 1)];
-            match window.iter().position(|&b| b == b'\n') {
+            match find_newline(window) {
                 Some(nl) => {
                     let (line, rest) = input.split_at(nl);
                     if self.pending.is_empty() {
@@ -121,7 +130,10 @@ impl LineFramer {
 /// made valid UTF-8 in text mode.
 fn emit_line(line: &[u8], mode: MessageMode, scratch: &mut Vec<u8>, out: &mut impl ByteSink) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let payload: &[u8] = if line.contains(&b'\r') {
+    // One pass tells whether a CR is left inside and whether the line is pure ASCII
+    // (most IRC lines): such a line is valid UTF-8 without asking simdutf8.
+    let scan = scan_line(line);
+    let payload: &[u8] = if scan.has_cr {
         scratch.clear();
         for part in line.split(|&b| b == b'\r') {
             scratch.extend_from_slice(part);
@@ -136,13 +148,167 @@ fn emit_line(line: &[u8], mode: MessageMode, scratch: &mut Vec<u8>, out: &mut im
     match mode {
         MessageMode::Binary => LineFramer::write_frame(OpCode::Binary, payload, out),
         MessageMode::Text => {
-            if simdutf8::basic::from_utf8(payload).is_ok() {
+            if scan.ascii || simdutf8::basic::from_utf8(payload).is_ok() {
                 LineFramer::write_frame(OpCode::Text, payload, out);
             } else {
                 let fixed = String::from_utf8_lossy(payload);
                 LineFramer::write_frame(OpCode::Text, fixed.as_bytes(), out);
             }
         }
+    }
+}
+
+/// Bytes per step of the scans below. A loop over a fixed-size block without an early
+/// exit becomes vector compares (SSE2 on any x86-64); input shorter than a block is
+/// read eight bytes at a time. The last, partial block (or word) is read as the full
+/// block (word) that ends with the input: it overlaps bytes already seen, which
+/// changes neither "is there a CR" nor "where is the first LF".
+const BLOCK: usize = 32;
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` equal to `b`, exactly (no false positives).
+#[inline(always)]
+fn bytes_equal(x: u64, b: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(b));
+    // The high bit of ((y & 7f) + 7f) | y is clear exactly for a zero byte of y.
+    !(((y & LOW7).wrapping_add(LOW7)) | y | LOW7)
+}
+
+/// The little-endian word at the start of `bytes` (at least 8 long).
+#[inline(always)]
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(b) = bytes.get(..8) {
+        w.copy_from_slice(b);
+    }
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn block_has_newline(block: &[u8; BLOCK]) -> bool {
+    let mut hit = false;
+    for &b in block {
+        hit |= b == b'\n';
+    }
+    hit
+}
+
+/// The first `\n` in the first `BLOCK` bytes of `bytes` (which hold one), eight at a
+/// time; the lowest set bit of a little-endian word is its first byte.
+#[inline(always)]
+fn first_newline_in_block(bytes: &[u8]) -> usize {
+    for k in 0..BLOCK / 8 {
+        let hits = bytes_equal(word(&bytes[k * 8..]), b'\n');
+        if hits != 0 {
+            return k * 8 + (hits.trailing_zeros() / 8) as usize;
+        }
+    }
+    // Not reached for a block with a newline; stay correct regardless.
+    bytes.iter().position(|&b| b == b'\n').unwrap_or(0)
+}
+
+/// Position of the first `\n` in `bytes`.
+#[inline]
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let len = bytes.len();
+    if len >= BLOCK {
+        let mut blocks = bytes.chunks_exact(BLOCK);
+        let mut base = 0;
+        for block in &mut blocks {
+            if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
+                if block_has_newline(block) {
+                    return Some(base + first_newline_in_block(block));
+                }
+            }
+            base += BLOCK;
+        }
+        if blocks.remainder().is_empty() {
+            return None;
+        }
+        let last = len - BLOCK;
+        if let Ok(block) = <&[u8; BLOCK]>::try_from(&bytes[last..]) {
+            if block_has_newline(block) {
+                return Some(last + first_newline_in_block(block));
+            }
+        }
+        return None;
+    }
+    if len >= 8 {
+        let mut at = 0;
+        while at + 8 <= len {
+            let hits = bytes_equal(word(&bytes[at..]), b'\n');
+            if hits != 0 {
+                return Some(at + (hits.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        if at == len {
+            return None;
+        }
+        let last = len - 8;
+        let hits = bytes_equal(word(&bytes[last..]), b'\n');
+        return (hits != 0).then(|| last + (hits.trailing_zeros() / 8) as usize);
+    }
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// What [`scan_line`] found.
+struct LineScan {
+    /// A CR is in the line (the one before the LF has already been stripped).
+    has_cr: bool,
+    /// Every byte is below 0x80.
+    ascii: bool,
+}
+
+#[inline]
+fn scan_line(line: &[u8]) -> LineScan {
+    let len = line.len();
+    if len >= BLOCK {
+        // Per byte lane: bit 7 = some byte had it set, bit 0 = some byte was a CR.
+        // Lanes are combined once at the end, not per block.
+        let mut lanes = [0u8; BLOCK];
+        let mut add = |block: &[u8; BLOCK]| {
+            for (lane, &b) in lanes.iter_mut().zip(block) {
+                *lane |= (b & 0x80) | u8::from(b == b'\r');
+            }
+        };
+        for block in line.chunks_exact(BLOCK) {
+            if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
+                add(block);
+            }
+        }
+        if let Ok(block) = <&[u8; BLOCK]>::try_from(&line[len - BLOCK..]) {
+            add(block);
+        }
+        let all = lanes.iter().fold(0u8, |acc, &lane| acc | lane);
+        return LineScan {
+            has_cr: all & 1 != 0,
+            ascii: all & 0x80 == 0,
+        };
+    }
+    if len >= 8 {
+        let (mut cr, mut all) = (0u64, 0u64);
+        let mut at = 0;
+        while at + 8 <= len {
+            let x = word(&line[at..]);
+            cr |= bytes_equal(x, b'\r');
+            all |= x;
+            at += 8;
+        }
+        let x = word(&line[len - 8..]);
+        cr |= bytes_equal(x, b'\r');
+        all |= x;
+        return LineScan {
+            has_cr: cr != 0,
+            ascii: all & HIGH == 0,
+        };
+    }
+    LineScan {
+        has_cr: line.contains(&b'\r'),
+        ascii: line.is_ascii(),
     }
 }
 
@@ -181,6 +347,56 @@ mod tests {
     fn payloads(chunks: &[&[u8]], mode: MessageMode) -> Vec<Vec<u8>> {
         let (out, _) = frame_all(chunks, mode, MAX_PENDING_LINE_BYTES);
         decode(&out).into_iter().map(|(_, p)| p).collect()
+    }
+
+    #[test]
+    fn find_newline_agrees_with_position() {
+        for len in 0..100 {
+            for at in 0..=len {
+                let mut bytes: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                // Bytes that differ from LF in one bit, around the newline.
+                for b in bytes.iter_mut().step_by(3) {
+                    *b = 0x0b;
+                }
+                for b in bytes.iter_mut().step_by(5) {
+                    *b = 0x8a;
+                }
+                if at < len {
+                    bytes[at] = b'\n';
+                    if at + 1 < len {
+                        bytes[at + 1] = b'\n';
+                    }
+                }
+                let expected = bytes.iter().position(|&b| b == b'\n');
+                assert_eq!(find_newline(&bytes), expected, "len {len} at {at}");
+            }
+        }
+        let all: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(find_newline(&all), Some(10));
+        assert_eq!(find_newline(&all[11..]), None);
+    }
+
+    #[test]
+    fn scan_line_flags_cr_and_non_ascii() {
+        for len in 1..80 {
+            for at in 0..len {
+                let mut line = vec![b'x'; len];
+                line[at] = b'\r';
+                let s = scan_line(&line);
+                assert!(s.has_cr && s.ascii, "{len} {at}");
+                line[at] = 0x80;
+                let s = scan_line(&line);
+                assert!(!s.has_cr && !s.ascii, "{len} {at}");
+                line[at] = 0x8d;
+                let s = scan_line(&line);
+                assert!(!s.has_cr && !s.ascii, "{len} {at}");
+                line[at] = 0x0c;
+                let s = scan_line(&line);
+                assert!(!s.has_cr && s.ascii, "{len} {at}");
+            }
+        }
+        let s = scan_line(b"");
+        assert!(!s.has_cr && s.ascii);
     }
 
     #[test]
