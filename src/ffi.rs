@@ -218,9 +218,9 @@ pub struct WsSession {
     counters: Rc<Counters>,
     upgraded: bool,
     origin: Option<String>,
-    /// The peer's address when a trusted proxy reported another one.
-    proxy: Option<String>,
-    peer: String,
+    /// Whether a trusted proxy reported the client's real address (WHOIS then shows
+    /// the proxy's).
+    proxied: bool,
 }
 
 fn new_session(
@@ -233,14 +233,12 @@ fn new_session(
         SocketKind::Server => handshake::SocketKind::Server,
         _ => handshake::SocketKind::User,
     };
-    let peer = String::from_utf8_lossy(peer).into_owned();
     Box::new(WsSession {
-        session: Session::new(Arc::clone(&config.0), &peer, kind),
+        session: Session::new(Arc::clone(&config.0), &String::from_utf8_lossy(peer), kind),
         counters: Rc::clone(&counters.0),
         upgraded: false,
         origin: None,
-        proxy: None,
-        peer,
+        proxied: false,
     })
 }
 
@@ -283,7 +281,7 @@ impl WsSession {
         if let Some(upgrade) = &report.upgrade {
             self.upgraded = true;
             self.origin = upgrade.origin.clone();
-            self.proxy = upgrade.real_ip.map(|_| self.peer.clone());
+            self.proxied = upgrade.real_ip.is_some();
             self.counters.upgraded(upgrade.subprotocol);
         }
         if let Some(ending) = &report.ending {
@@ -371,7 +369,10 @@ impl WsSession {
     }
 
     fn gateway(&self) -> Gateway {
-        let proxy = self.proxy.clone().unwrap_or_else(|| "*".to_owned());
+        let proxy = match self.proxied {
+            true => self.session.peer_address().to_owned(),
+            false => "*".to_owned(),
+        };
         let text = match &self.origin {
             Some(origin) => format!("is connected from the {origin} WebSocket origin"),
             None => "is connected from a non-web WebSocket origin".to_owned(),

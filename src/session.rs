@@ -59,10 +59,13 @@ impl<S: ByteSink> MessageSink for IrcLines<'_, S> {
     fn begin(&mut self, _opcode: OpCode) {}
 
     fn payload(&mut self, bytes: &[u8]) {
-        for segment in bytes.split(|&b| b == b'\r' || b == b'\n') {
-            if !segment.is_empty() {
+        // memchr2 finds CR/LF a vector at a time; messages rarely contain either.
+        let mut start = 0;
+        for end in memchr::memchr2_iter(b'\r', b'\n', bytes).chain([bytes.len()]) {
+            if let Some(segment) = bytes.get(start..end).filter(|s| !s.is_empty()) {
                 self.lines.put(segment);
             }
+            start = end + 1;
         }
     }
 
@@ -240,6 +243,11 @@ impl Session {
         self.pending_close = None;
     }
 
+    /// The peer's address as the caller gave it.
+    pub fn peer_address(&self) -> &str {
+        &self.peer_address
+    }
+
     /// True once upgraded and until closed.
     pub fn is_open(&self) -> bool {
         matches!(self.state, State::Open(_))
@@ -300,7 +308,8 @@ impl Session {
                         mode: accepted.mode,
                         frame: None,
                         message: None,
-                        control: Vec::with_capacity(usize::from(MAX_CONTROL_PAYLOAD)),
+                        // Allocated on the first control frame: most idle connections never see one.
+                        control: Vec::new(),
                         pings: PingBudget::new(&self.config.limits, now_ms),
                         keepalive: self
                             .config
