@@ -252,7 +252,9 @@ fn flood_of_empty_messages_meets_the_servers_flood_control(module: Module) {
     let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
     conn.register("flooder");
     conn.send_text("JOIN #flood");
-    watcher.expect_str("flooder joins", |l| l.contains("JOIN") && l.contains("flooder"));
+    watcher.expect_str("flooder joins", |l| {
+        l.contains("JOIN") && l.contains("flooder")
+    });
     let mut flood = Vec::new();
     for _ in 0..20 {
         flood.extend(encode_frame(true, OP_TEXT, b"", Some([1, 2, 3, 4])));
@@ -284,11 +286,20 @@ fn quit_and_close_frame_in_one_write_keep_the_quit_message() {
     let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
     conn.register("leaver");
     conn.send_text("JOIN #bye");
-    watcher.expect_str("leaver joins", |l| l.contains("JOIN") && l.contains("leaver"));
+    watcher.expect_str("leaver joins", |l| {
+        l.contains("JOIN") && l.contains("leaver")
+    });
     let mut bytes = encode_frame(true, OP_TEXT, b"QUIT :see you", Some([9, 8, 7, 6]));
-    bytes.extend(encode_frame(true, OP_CLOSE, &[0x03, 0xe8], Some([9, 8, 7, 6])));
+    bytes.extend(encode_frame(
+        true,
+        OP_CLOSE,
+        &[0x03, 0xe8],
+        Some([9, 8, 7, 6]),
+    ));
     conn.send(&bytes);
-    watcher.expect_str("the quit message", |l| l.contains("QUIT") && l.contains("see you"));
+    watcher.expect_str("the quit message", |l| {
+        l.contains("QUIT") && l.contains("see you")
+    });
     let frames = conn.frames_until_eof();
     let close = frames
         .iter()
