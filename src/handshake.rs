@@ -271,6 +271,10 @@ impl HandshakeScanner {
     /// Looks at `buf` (every byte received since the connection opened).
     pub fn poll(&mut self, buf: &[u8], config: &Config, peer: Peer<'_>) -> HandshakeStatus {
         let limits = &config.limits;
+        // Only the first `maxhandshake` bytes are ever looked at, so the decision does
+        // not depend on how the bytes were split into reads.
+        let received = buf.len();
+        let buf = buf.get(..limits.max_handshake_bytes).unwrap_or(buf);
         // Resume the search a few bytes back: the terminator may straddle two reads.
         let from = self.scanned.saturating_sub(3).min(buf.len());
         let window = &buf[from..];
@@ -284,15 +288,12 @@ impl HandshakeScanner {
         }
         let Some(request_len) = find(window, b"\r\n\r\n").map(|i| from + i + 4) else {
             self.scanned = buf.len();
-            return if buf.len() > limits.max_handshake_bytes {
+            return if received > limits.max_handshake_bytes {
                 HandshakeStatus::Rejected(RejectReason::TooLarge)
             } else {
                 HandshakeStatus::Partial
             };
         };
-        if request_len > limits.max_handshake_bytes {
-            return HandshakeStatus::Rejected(RejectReason::TooLarge);
-        }
         self.scanned = request_len;
         match evaluate(&buf[..request_len], config, peer) {
             Ok(mut accepted) => {

@@ -507,3 +507,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn oversized_request_line_gets_the_same_answer_however_it_is_split() {
+    let config = config();
+    let limit = config.limits.max_handshake_bytes;
+    let mut line = b"GET /".to_vec();
+    line.resize(limit + 10, b'a');
+    line.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+    let whole = poll(&line);
+    assert_eq!(whole, HandshakeStatus::Rejected(RejectReason::TooLarge));
+    let mut scanner = HandshakeScanner::default();
+    assert_eq!(
+        scanner.poll(&line[..limit - 1], &config, user_peer()),
+        HandshakeStatus::Partial
+    );
+    assert_eq!(scanner.poll(&line, &config, user_peer()), whole);
+}

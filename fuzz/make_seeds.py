@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Writes hand-made seed inputs for the fuzz targets into DIR/<target>/ (default:
+fuzz/seeds). The committed corpora in fuzz/corpus/ started from these seeds and were
+grown by fuzzing and minimized with `cargo fuzz cmin`. Input layouts: see
+tests/fuzz_harness/mod.rs."""
+import hashlib
+import os
+import struct
+import sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "seeds")
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def request(method=b"GET", version=b"HTTP/1.1", headers=None, drop=(), extra=()):
+    h = headers or [
+        (b"Host", b"irc.example.com"),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", KEY),
+        (b"Sec-WebSocket-Version", b"13"),
+        (b"Origin", b"https://chat.example.com"),
+    ]
+    h = [x for x in h if x[0] not in drop] + list(extra)
+    return method + b" / " + version + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in h) + b"\r\n"
+
+
+def handshake_seeds():
+    reqs = [
+        request(),
+        request(extra=[(b"Sec-WebSocket-Protocol", b"foo, binary.ircv3.net")]),
+        request(extra=[(b"Sec-WebSocket-Protocol", b"text.ircv3.net"), (b"X-Real-IP", b"198.51.100.9")]),
+        request(extra=[(b"X-Forwarded-For", b"198.51.100.9, 127.0.0.1")]),
+        request(extra=[(b"X-Forwarded-For", b"garbage")]),
+        request(extra=[(b"X-Real-IP", b"2001:db8::1")]),
+        request(method=b"POST"),
+        request(version=b"HTTP/1.0"),
+        request(drop=[b"Host"]),
+        request(drop=[b"Upgrade"]),
+        request(drop=[b"Connection"], extra=[(b"Connection", b"keep-alive, Upgrade")]),
+        request(drop=[b"Connection"], extra=[(b"Connection", b"keep-alive")]),
+        request(drop=[b"Sec-WebSocket-Key"], extra=[(b"Sec-WebSocket-Key", b"not base64!")]),
+        request(extra=[(b"Sec-WebSocket-Key", KEY)]),
+        request(drop=[b"Sec-WebSocket-Key"]),
+        request(drop=[b"Sec-WebSocket-Version"], extra=[(b"Sec-WebSocket-Version", b"8")]),
+        request(drop=[b"Origin"]),
+        request(drop=[b"Origin"], extra=[(b"Origin", b"https://evil.example.net")]),
+        request(drop=[b"Origin"], extra=[(b"origin", b"https://www.example.org")]),
+        request(extra=[(b"X-Pad-%d" % i, b"x") for i in range(70)]),
+        request(extra=[(b"X-Big", b"a" * 1100)]),
+        b"NICK foo\r\nUSER a 0 * :b\r\n",
+        b"GET / HTTP/1.1\r\n",
+        b"\r\n" + request(),
+        request().replace(b"\r\n", b"\n"),
+        request() + b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58",
+    ]
+    seeds = []
+    for i, r in enumerate(reqs):
+        seeds.append(bytes([i % 32, 0]) + r)
+        seeds.append(bytes([(i * 7) % 32, 3, 1, 5, 0x81]) + r)
+    return seeds
+
+
+def frame_header_seeds():
+    headers = [
+        b"\x81\x85\x37\xfa\x21\x3d",
+        b"\x01\x03",
+        b"\x82\xfe\x01\x00\x09\x09\x09\x09",
+        b"\x82\xff\x00\x00\x00\x01\x00\x00\x00\x00\x01\x02\x03\x04",
+        b"\x82\xfe\x00\x05\x01\x02\x03\x04",
+        b"\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00",
+        b"\x89\x80\x01\x02\x03\x04",
+        b"\x09\x80",
+        b"\x88\xfe\x00\x7e",
+        b"\xc1\x80\x01\x02\x03\x04",
+        b"\x83\x80",
+        b"\x8a\x7d",
+        b"\x80\x00",
+    ]
+    return [bytes([flags]) + h for h in headers for flags in (1, 0, 3)]
+
+
+def frame(b0, payload, mask=b"\x37\xfa\x21\x3d"):
+    n = len(payload)
+    if n < 126:
+        h = bytes([b0, 0x80 | n])
+    elif n <= 0xFFFF:
+        h = bytes([b0, 0x80 | 126]) + struct.pack(">H", n)
+    else:
+        h = bytes([b0, 0x80 | 127]) + struct.pack(">Q", n)
+    return h + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def spec(b0, payload):
+    assert len(payload) < 0xF0
+    return bytes([b0, len(payload)]) + payload
+
+
+def session_input(setup, flags, client, server=b"", rcuts=b"", scuts=b""):
+    return (bytes([setup, flags, len(rcuts)]) + rcuts + bytes([len(scuts)]) + scuts
+            + struct.pack(">H", len(server)) + server + client)
+
+
+def session_seeds():
+    server = b":irc.example.com 001 nick :Welcome\r\nPING :x\n\r\n:a PRIVMSG #c :\xff\xfe bad\r\n:partial"
+    raw = [
+        frame(0x81, b"PRIVMSG #a :x\r\nQUIT"),
+        frame(0x82, b"NICK foo") + frame(0x89, b"ping!") + frame(0x8A, b""),
+        frame(0x01, b"PRIV") + frame(0x89, b"p") + frame(0x80, b"MSG #a :y"),
+        frame(0x81, b"\xed\xa0\x80"),
+        frame(0x88, struct.pack(">H", 1000) + b"bye"),
+        frame(0x88, b"\x03"),
+        frame(0x88, b""),
+        frame(0x81, b"a" * 600),
+        frame(0x80, b"x"),
+        b"\x81\x05hello",
+        frame(0xC1, b"x"),
+        b"\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00",
+        b"".join(frame(0x89, b"%d" % i) for i in range(12)),
+    ]
+    structured = [
+        spec(0x81, b"PRIVMSG #a :hi") + spec(0x89, b"") + spec(0x88, b"\x03\xe8"),
+        spec(0x01, b"\xe2\x82") + spec(0x80, b"\xac"),
+        bytes([0x81, 0xF8]) + b"x" * 10,
+        bytes([0x82, 0xFD]),
+        spec(0x02, b"a") + spec(0x00, b"b") + spec(0x00, b"c") + spec(0x80, b"d"),
+        spec(0x88, b"\x03\xe8\xff"),
+    ]
+    seeds = []
+    for i, c in enumerate(raw):
+        seeds.append(session_input(i % 32, (i % 4), c, server if i % 2 else b"", b"\x07\x01" if i % 3 else b""))
+    for i, c in enumerate(structured):
+        seeds.append(session_input((i * 5) % 32, 8 | 16 | (i % 4), c, server, b"\x03", b"\x05\x00"))
+    seeds.append(session_input(0, 4, request()))
+    seeds.append(session_input(1, 4, b"NICK foo\r\n"))
+    return seeds
+
+
+for target, seeds in [("handshake", handshake_seeds()), ("frame_header", frame_header_seeds()),
+                      ("session", session_seeds())]:
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    for s in seeds:
+        with open(os.path.join(d, hashlib.sha1(s).hexdigest()), "wb") as f:
+            f.write(s)
+    print(target, len(seeds))
