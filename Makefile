@@ -115,3 +115,30 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s $(FUZZ_SANITIZER) $$t target/fuzz-corpus/$$t corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -dict=dict/handshake.dict -print_final_stats=1 || exit 1; \
 	done
+
+# Soak and lifecycle stress against the real InspIRCd (tools/soak/README.md).
+#   make soak     SOAK_CONNS concurrent WebSocket connections churned for SOAK_SECONDS;
+#                 RSS, fds, every operation and every error; exit 1 on failure
+#   make stress   STRESS_CYCLES UNLOADMODULE/LOADMODULE cycles, STRESS_REHASHES REHASHes
+#                 under load, one valgrind memcheck run of the server (needs valgrind)
+SOAK_CONNS ?= 5000
+SOAK_SECONDS ?= 120
+STRESS_CYCLES ?= 100
+STRESS_REHASHES ?= 100
+SOAK_TOOL = $(CARGO) run --release --locked --manifest-path tools/soak/Cargo.toml --target-dir target/soak --
+# For valgrind: the same static library linked without -s, so that stacks are named.
+SOAK_SYMBOLS_MODULE := target/soak/m_websocket-symbols.so
+
+.PHONY: soak stress
+soak: packages
+	$(MAKE) all
+	$(SOAK_TOOL) soak --module $(CURDIR)/$(MODULE) --conns $(SOAK_CONNS) --seconds $(SOAK_SECONDS)
+
+stress: packages
+	@command -v valgrind >/dev/null || { echo "make stress needs valgrind: apt-get install valgrind" >&2; exit 1; }
+	$(MAKE) all
+	mkdir -p target/soak
+	$(CXX) -shared -o $(SOAK_SYMBOLS_MODULE) -Wl,-u,inspircd_module_init $(STATICLIB) \
+		-Wl,--version-script=cpp/exports.map -Wl,--gc-sections -Wl,-z,now $(SYSTEM_LIBS)
+	$(SOAK_TOOL) stress --module $(CURDIR)/$(MODULE) --valgrind-module $(CURDIR)/$(SOAK_SYMBOLS_MODULE) \
+		--cycles $(STRESS_CYCLES) --rehashes $(STRESS_REHASHES)

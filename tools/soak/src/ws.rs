@@ -1,0 +1,654 @@
+//! A minimal RFC 6455 client side (masked frames out, unmasked frames in), an xorshift
+//! RNG, and blocking IRC / WebSocket clients with deadlines for the stress scenarios.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::server::ORIGIN;
+
+pub const OP_CONT: u8 = 0;
+pub const OP_TEXT: u8 = 1;
+pub const OP_BINARY: u8 = 2;
+pub const OP_CLOSE: u8 = 8;
+pub const OP_PING: u8 = 9;
+pub const OP_PONG: u8 = 10;
+
+/// RFC 6455 section 1.3 sample key and its accept value.
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// xorshift64*: deterministic per seed, good enough for scheduling.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [lo, hi].
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next() % (hi - lo + 1)
+    }
+    pub fn duration(&mut self, lo: Duration, hi: Duration) -> Duration {
+        Duration::from_millis(self.range(lo.as_millis() as u64, hi.as_millis() as u64))
+    }
+    pub fn mask(&mut self) -> [u8; 4] {
+        (self.next() as u32).to_ne_bytes()
+    }
+}
+
+/// A masked client frame.
+pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push((if fin { 0x80 } else { 0 }) | (opcode & 0x0f));
+    let mbit = if mask.is_some() { 0x80 } else { 0 };
+    let n = payload.len();
+    if n <= 125 {
+        out.push(mbit | n as u8);
+    } else if n <= 0xffff {
+        out.push(mbit | 126);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(mbit | 127);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    match mask {
+        Some(m) => {
+            out.extend_from_slice(&m);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i & 3]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason.as_bytes());
+    p
+}
+
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn close_code(&self) -> Option<u16> {
+        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+    pub fn close_reason(&self) -> String {
+        String::from_utf8_lossy(self.payload.get(2..).unwrap_or_default()).into_owned()
+    }
+    pub fn is_data(&self) -> bool {
+        self.opcode == OP_TEXT || self.opcode == OP_BINARY
+    }
+}
+
+/// One server frame from the front of `b`: `Some((frame, used))`, None if incomplete.
+pub fn parse_frame(b: &[u8]) -> Option<(Frame, usize)> {
+    if b.len() < 2 {
+        return None;
+    }
+    let fin = b[0] & 0x80 != 0;
+    let rsv = (b[0] >> 4) & 7;
+    let opcode = b[0] & 0x0f;
+    let masked = b[1] & 0x80 != 0;
+    let mut len = (b[1] & 0x7f) as u64;
+    let mut pos = 2;
+    if len == 126 {
+        if b.len() < 4 {
+            return None;
+        }
+        len = u16::from_be_bytes([b[2], b[3]]) as u64;
+        pos = 4;
+    } else if len == 127 {
+        if b.len() < 10 {
+            return None;
+        }
+        len = u64::from_be_bytes(b[2..10].try_into().unwrap());
+        pos = 10;
+    }
+    let mut key = [0u8; 4];
+    if masked {
+        if b.len() < pos + 4 {
+            return None;
+        }
+        key.copy_from_slice(&b[pos..pos + 4]);
+        pos += 4;
+    }
+    let end = pos.checked_add(len as usize)?;
+    if b.len() < end {
+        return None;
+    }
+    let mut payload = b[pos..end].to_vec();
+    if masked {
+        for (i, x) in payload.iter_mut().enumerate() {
+            *x ^= key[i & 3];
+        }
+    }
+    Some((
+        Frame {
+            fin,
+            rsv,
+            opcode,
+            masked,
+            payload,
+        },
+        end,
+    ))
+}
+
+pub fn upgrade_request(port: u16, origin: &str, protocol: Option<&str>) -> String {
+    upgrade_request_with(port, origin, protocol, &[])
+}
+
+/// An upgrade request with extra "Name: value" header lines.
+pub fn upgrade_request_with(port: u16, origin: &str, protocol: Option<&str>, extra: &[&str]) -> String {
+    let mut s = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n"
+    );
+    if let Some(p) = protocol {
+        s.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    }
+    for h in extra {
+        s.push_str(h);
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    s
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Checks a response head: `Ok(())` for a 101 with the right accept value.
+pub fn check_101(head: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(head);
+    if !text.starts_with("HTTP/1.1 101") {
+        return Err(format!(
+            "handshake refused: {:?}",
+            text.lines().next().unwrap_or_default()
+        ));
+    }
+    let ok = text.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == ACCEPT
+        })
+    });
+    if !ok {
+        return Err(format!("101 without the right Sec-WebSocket-Accept: {text:?}"));
+    }
+    Ok(())
+}
+
+/// The command or numeric of a server line (":prefix CMD ...").
+pub fn command(line: &str) -> &str {
+    let mut it = line.split(' ');
+    let first = it.next().unwrap_or_default();
+    if first.starts_with(':') {
+        it.next().unwrap_or_default()
+    } else {
+        first
+    }
+}
+
+/// A chat payload whose filler can be checked by any receiver: "<nick> <seq> <filler>".
+pub fn chat_text(nick: &str, seq: u64) -> String {
+    format!("{nick} {seq} {}", filler(nick, seq))
+}
+
+fn filler(nick: &str, seq: u64) -> String {
+    let mut h: u64 = 1469598103934665603;
+    for b in nick.bytes() {
+        h = (h ^ b as u64).wrapping_mul(1099511628211);
+    }
+    h ^= seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let len = 8 + (h % 180) as usize;
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-_.";
+    let mut r = Rng::new(h);
+    (0..len)
+        .map(|_| alphabet[(r.next() % alphabet.len() as u64) as usize] as char)
+        .collect()
+}
+
+/// Checks "<nick> <seq> <filler>"; returns (nick, seq) when intact.
+pub fn check_chat(text: &str) -> Option<(String, u64)> {
+    let mut it = text.splitn(3, ' ');
+    let nick = it.next()?;
+    let seq: u64 = it.next()?.parse().ok()?;
+    let f = it.next()?;
+    (f == filler(nick, seq)).then(|| (nick.to_string(), seq))
+}
+
+/// ":nick!user@host PRIVMSG #chan :text" -> (nick, chan, text).
+pub fn parse_privmsg(line: &str) -> Option<(&str, &str, &str)> {
+    let rest = line.strip_prefix(':')?;
+    let (prefix, rest) = rest.split_once(' ')?;
+    let nick = prefix.split('!').next()?;
+    let rest = rest.strip_prefix("PRIVMSG ")?;
+    let (chan, text) = rest.split_once(" :")?;
+    Some((nick, chan, text))
+}
+
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocking clients (stress scenarios)
+// ---------------------------------------------------------------------------------------
+
+pub enum Got<T> {
+    Item(T),
+    Eof,
+    Timeout,
+}
+
+/// A plain IRC client.
+pub struct Irc {
+    pub nick: String,
+    stream: TcpStream,
+    buf: Vec<u8>,
+    pub seen: Vec<String>,
+}
+
+impl Irc {
+    pub fn start(port: u16, nick: &str) -> Result<Irc, String> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect IRC: {e}"))?;
+        stream.set_nodelay(true).ok();
+        let mut c = Irc {
+            nick: nick.to_string(),
+            stream,
+            buf: Vec::new(),
+            seen: Vec::new(),
+        };
+        c.send(&format!("NICK {nick}"))?;
+        c.send("USER u 0 * :soak plain user")?;
+        Ok(c)
+    }
+
+    pub fn send(&mut self, line: &str) -> Result<(), String> {
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .map_err(|e| format!("[{}] write: {e}", self.nick))
+    }
+
+    pub fn read_line(&mut self, deadline: Instant) -> Got<String> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                let s = String::from_utf8_lossy(&line).into_owned();
+                if self.seen.len() > 400 {
+                    self.seen.drain(..200);
+                }
+                self.seen.push(s.clone());
+                return Got::Item(s);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Got::Timeout;
+            }
+            self.stream.set_read_timeout(Some(deadline - now)).ok();
+            let mut tmp = [0u8; 65536];
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return Got::Eof,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) if is_timeout(&e) => return Got::Timeout,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Got::Eof,
+            }
+        }
+    }
+
+    /// Waits for a line matching `pred`, answering server PINGs.
+    pub fn expect(&mut self, what: &str, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.read_line(deadline) {
+                Got::Item(l) => {
+                    if pred(&l) {
+                        return Ok(l);
+                    }
+                    if let Some(t) = l.strip_prefix("PING ") {
+                        self.send(&format!("PONG {t}"))?;
+                    }
+                }
+                Got::Eof => {
+                    return Err(format!(
+                        "[{}] connection closed while waiting for {what}; last lines:\n{}",
+                        self.nick,
+                        self.recent()
+                    ))
+                }
+                Got::Timeout => {
+                    return Err(format!(
+                        "[{}] timed out ({timeout:?}) waiting for {what}; last lines:\n{}",
+                        self.nick,
+                        self.recent()
+                    ))
+                }
+            }
+        }
+    }
+
+    pub fn recent(&self) -> String {
+        let n = self.seen.len();
+        self.seen[n.saturating_sub(15)..].join("\n")
+    }
+
+    pub fn wait_welcome(&mut self, timeout: Duration) -> Result<(), String> {
+        self.expect("001", timeout, |l| command(l) == "001").map(|_| ())
+    }
+
+    pub fn oper(&mut self, timeout: Duration) -> Result<(), String> {
+        self.send(&format!("OPER {} {}", crate::server::OPER_NAME, crate::server::OPER_PASS))?;
+        self.expect("381 (you are now an IRC operator)", timeout, |l| command(l) == "381").map(|_| ())
+    }
+
+    pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
+        self.send(&format!("JOIN {chan}"))?;
+        self.expect(&format!("366 for {chan}"), timeout, |l| command(l) == "366").map(|_| ())
+    }
+
+    /// Round trip: when it returns, the server has processed every earlier line.
+    /// Returns the lines seen before the PONG.
+    pub fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
+        self.send(&format!("PING :{token}"))?;
+        let want = format!(":{token}");
+        let mut before = Vec::new();
+        self.expect(&format!("PONG {token}"), timeout, |l| {
+            if command(l) == "PONG" && l.ends_with(&want) {
+                true
+            } else {
+                before.push(l.to_string());
+                false
+            }
+        })?;
+        Ok(before)
+    }
+}
+
+/// A raw WebSocket client on a blocking socket.
+pub struct Ws {
+    pub name: String,
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    rng: Rng,
+    pub seen: Vec<String>,
+}
+
+impl Ws {
+    pub fn connect(port: u16, name: &str) -> Result<Ws, String> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("[{name}] connect: {e}"))?;
+        stream.set_nodelay(true).ok();
+        Ok(Ws {
+            name: name.to_string(),
+            stream,
+            buf: Vec::new(),
+            rng: Rng::new(name.bytes().fold(7u64, |h, b| h.wrapping_mul(31) ^ b as u64)),
+            seen: Vec::new(),
+        })
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| format!("[{}] write: {e}", self.name))
+    }
+
+    /// Sends the upgrade request and reads the response head; returns the status code.
+    pub fn handshake(&mut self, port: u16, origin: &str, protocol: Option<&str>, timeout: Duration) -> Result<u16, String> {
+        self.handshake_with(port, origin, protocol, &[], timeout)
+    }
+
+    pub fn handshake_with(&mut self, port: u16, origin: &str, protocol: Option<&str>, extra: &[&str], timeout: Duration) -> Result<u16, String> {
+        let req = upgrade_request_with(port, origin, protocol, extra);
+        self.send_raw(req.as_bytes())?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let status = text
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .ok_or_else(|| format!("[{}] bad status line: {text:?}", self.name))?;
+                if status == 101 {
+                    check_101(&head).map_err(|e| format!("[{}] {e}", self.name))?;
+                }
+                return Ok(status);
+            }
+            match self.fill(deadline) {
+                Got::Item(()) => {}
+                Got::Eof => return Err(format!("[{}] EOF before the response head: {:?}", self.name, String::from_utf8_lossy(&self.buf))),
+                Got::Timeout => return Err(format!("[{}] timed out waiting for the response head", self.name)),
+            }
+        }
+    }
+
+    /// Connects and upgrades with the soak origin; Err unless 101.
+    pub fn upgrade(port: u16, name: &str, protocol: Option<&str>, timeout: Duration) -> Result<Ws, String> {
+        Ws::upgrade_with(port, name, protocol, &[], timeout)
+    }
+
+    pub fn upgrade_with(port: u16, name: &str, protocol: Option<&str>, extra: &[&str], timeout: Duration) -> Result<Ws, String> {
+        let mut c = Ws::connect(port, name)?;
+        let st = c.handshake_with(port, ORIGIN, protocol, extra, timeout)?;
+        if st != 101 {
+            return Err(format!("[{name}] expected 101, got {st}"));
+        }
+        Ok(c)
+    }
+
+    fn fill(&mut self, deadline: Instant) -> Got<()> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Got::Timeout;
+        }
+        self.stream.set_read_timeout(Some(deadline - now)).ok();
+        let mut tmp = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return Got::Eof,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&tmp[..n]);
+                    return Got::Item(());
+                }
+                Err(e) if is_timeout(&e) => return Got::Timeout,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Got::Eof,
+            }
+        }
+    }
+
+    pub fn read_frame(&mut self, deadline: Instant) -> Got<Frame> {
+        loop {
+            if let Some((f, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                if self.seen.len() > 400 {
+                    self.seen.drain(..200);
+                }
+                self.seen.push(match f.opcode {
+                    OP_TEXT | OP_BINARY => String::from_utf8_lossy(&f.payload).into_owned(),
+                    OP_CLOSE => format!("<close {:?} {:?}>", f.close_code(), f.close_reason()),
+                    op => format!("<opcode {op} {:?}>", String::from_utf8_lossy(&f.payload)),
+                });
+                return Got::Item(f);
+            }
+            match self.fill(deadline) {
+                Got::Item(()) => {}
+                Got::Eof => return Got::Eof,
+                Got::Timeout => return Got::Timeout,
+            }
+        }
+    }
+
+    pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) -> Result<(), String> {
+        let m = self.rng.mask();
+        self.send_raw(&encode_frame(fin, opcode, payload, Some(m)))
+    }
+
+    pub fn send_line(&mut self, line: &str) -> Result<(), String> {
+        self.send_frame(true, OP_TEXT, line.as_bytes())
+    }
+
+    /// Waits for a data frame whose text satisfies `pred`; answers IRC PINGs and
+    /// WebSocket pings. A close frame or EOF is an error.
+    pub fn expect_line(&mut self, what: &str, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.read_frame(deadline) {
+                Got::Item(f) if f.is_data() => {
+                    let l = String::from_utf8_lossy(&f.payload).into_owned();
+                    if pred(&l) {
+                        return Ok(l);
+                    }
+                    if let Some(t) = l.strip_prefix("PING ") {
+                        self.send_line(&format!("PONG {t}"))?;
+                    }
+                }
+                Got::Item(f) if f.opcode == OP_PING => self.send_frame(true, OP_PONG, &f.payload.clone())?,
+                Got::Item(f) if f.opcode == OP_CLOSE => {
+                    return Err(format!(
+                        "[{}] close frame {:?} {:?} while waiting for {what}; last frames:\n{}",
+                        self.name,
+                        f.close_code(),
+                        f.close_reason(),
+                        self.recent()
+                    ))
+                }
+                Got::Item(_) => {}
+                Got::Eof => return Err(format!("[{}] EOF while waiting for {what}; last frames:\n{}", self.name, self.recent())),
+                Got::Timeout => return Err(format!("[{}] timed out ({timeout:?}) waiting for {what}; last frames:\n{}", self.name, self.recent())),
+            }
+        }
+    }
+
+    pub fn recent(&self) -> String {
+        let n = self.seen.len();
+        self.seen[n.saturating_sub(15)..].join("\n")
+    }
+
+    /// Reads for `d`, answering WebSocket and IRC pings; returns the WebSocket pings
+    /// answered. A close frame or EOF is an error.
+    pub fn answer_pings_for(&mut self, d: Duration) -> Result<u32, String> {
+        let deadline = Instant::now() + d;
+        let mut n = 0;
+        loop {
+            match self.read_frame(deadline) {
+                Got::Item(f) if f.opcode == OP_PING => {
+                    n += 1;
+                    self.send_frame(true, OP_PONG, &f.payload.clone())?;
+                }
+                Got::Item(f) if f.opcode == OP_CLOSE => {
+                    return Err(format!("[{}] close frame {:?} {:?}", self.name, f.close_code(), f.close_reason()))
+                }
+                Got::Item(f) if f.is_data() => {
+                    let l = String::from_utf8_lossy(&f.payload).into_owned();
+                    if let Some(t) = l.strip_prefix("PING ") {
+                        self.send_line(&format!("PONG {t}"))?;
+                    }
+                }
+                Got::Item(_) => {}
+                Got::Eof => return Err(format!("[{}] EOF", self.name)),
+                Got::Timeout => return Ok(n),
+            }
+        }
+    }
+
+    pub fn register(&mut self, nick: &str, timeout: Duration) -> Result<(), String> {
+        self.send_line(&format!("NICK {nick}"))?;
+        self.send_line("USER ws 0 * :soak web user")?;
+        self.expect_line("001", timeout, |l| command(l) == "001").map(|_| ())
+    }
+
+    pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
+        self.send_line(&format!("JOIN {chan}"))?;
+        self.expect_line(&format!("366 for {chan}"), timeout, |l| command(l) == "366").map(|_| ())
+    }
+
+    pub fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
+        self.send_line(&format!("PING :{token}"))?;
+        let want = format!(":{token}");
+        let mut before = Vec::new();
+        self.expect_line(&format!("PONG {token}"), timeout, |l| {
+            if command(l) == "PONG" && l.ends_with(&want) {
+                true
+            } else {
+                before.push(l.to_string());
+                false
+            }
+        })?;
+        Ok(before)
+    }
+
+    /// Reads every frame until EOF (or the timeout); returns them.
+    pub fn frames_until_eof(&mut self, timeout: Duration) -> Result<Vec<Frame>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut v = Vec::new();
+        loop {
+            match self.read_frame(deadline) {
+                Got::Item(f) => v.push(f),
+                Got::Eof => {
+                    if !self.buf.is_empty() {
+                        return Err(format!("[{}] EOF inside a frame ({} bytes buffered)", self.name, self.buf.len()));
+                    }
+                    return Ok(v);
+                }
+                Got::Timeout => {
+                    return Err(format!(
+                        "[{}] the server did not close the connection within {timeout:?}; frames: {}",
+                        self.name,
+                        v.iter().map(|f| format!("op{} {:?}", f.opcode, String::from_utf8_lossy(&f.payload))).collect::<Vec<_>>().join(", ")
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Bytes (of any kind) until EOF, for connections that were never upgraded.
+    pub fn bytes_until_eof(&mut self, timeout: Duration) -> Result<Vec<u8>, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.fill(deadline) {
+                Got::Item(()) => {}
+                Got::Eof => return Ok(std::mem::take(&mut self.buf)),
+                Got::Timeout => {
+                    return Err(format!(
+                        "[{}] not closed within {timeout:?}; got {:?}",
+                        self.name,
+                        String::from_utf8_lossy(&self.buf)
+                    ))
+                }
+            }
+        }
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
