@@ -204,39 +204,11 @@ pub fn handshake(data: &[u8]) {
             break;
         }
     }
-    if chunked != whole && skip_known() && known_oversized_request_line(&chunked, &whole) {
-        return;
-    }
     assert_eq!(
         chunked, whole,
         "chunked handshake result differs from the one-piece result (decided after {len} of {} bytes)",
         request.len()
     );
-}
-
-/// Known issue 1 (handshake): a request line longer than `maxhandshake` is refused as
-/// NotHttp (400) when its CRLF arrives with it, but as TooLarge (431) when the bytes
-/// before its CRLF arrive first: the status depends on how the bytes were segmented.
-fn known_oversized_request_line(chunked: &HandshakeStatus, whole: &HandshakeStatus) -> bool {
-    use inspircd_websocket::handshake::RejectReason::{NotHttp, TooLarge};
-    let pair = |a: &HandshakeStatus, b: &HandshakeStatus| {
-        matches!(
-            (a, b),
-            (
-                HandshakeStatus::Rejected(TooLarge),
-                HandshakeStatus::Rejected(NotHttp)
-            )
-        )
-    };
-    pair(chunked, whole) || pair(whole, chunked)
-}
-
-/// Long fuzzing runs set `FUZZ_SKIP_KNOWN=1` to look past the known issues above for
-/// new ones. Without it (`make fuzz`, the corpus replay in `cargo test`) every
-/// invariant is checked, so a saved reproducer fails until the core is fixed.
-fn skip_known() -> bool {
-    static SKIP: OnceLock<bool> = OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var_os("FUZZ_SKIP_KNOWN").is_some_and(|v| v == "1"))
 }
 
 fn check_handshake_status(status: &HandshakeStatus, buf: &[u8], config: &Config) {
@@ -569,16 +541,6 @@ fn split_delivered(lines: &[u8]) -> (&[u8], &[u8]) {
 /// valid start in the sink, unterminated: payload bytes go to the sink as they arrive,
 /// and a chunk is validated before any of it is written.
 fn assert_same_receive(chunked: &ReceiveRun, whole: &ReceiveRun) {
-    if skip_known() {
-        // Known issue 1, through the session.
-        let status = |run: &ReceiveRun| match run.ending {
-            Some(Ending::Rejected(reason)) => HandshakeStatus::Rejected(reason),
-            _ => HandshakeStatus::Partial,
-        };
-        if known_oversized_request_line(&status(chunked), &status(whole)) {
-            return;
-        }
-    }
     let (chunked_lines, chunked_tail) = split_delivered(&chunked.lines);
     let (whole_lines, whole_tail) = split_delivered(&whole.lines);
     let bad_utf8 = matches!(
