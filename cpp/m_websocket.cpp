@@ -100,6 +100,12 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 	rust::Slice<uint8_t> input(reinterpret_cast<uint8_t*>(&recvq[0]), recvq.size());
 	const ReadResult result = session->read(input, NowMs(), destrecvq, output);
 	recvq.erase(0, result.consumed);
+	if (recvq.empty())
+	{
+		// Free the buffer rather than keep its capacity (the handshake's, or a burst's)
+		// for the connection's life: idle connections then hold nothing here.
+		std::string().swap(recvq);
+	}
 
 	if (result.action == ReadAction::Close)
 		return Fail(sock, output, ToStd(result.reason));

@@ -217,10 +217,10 @@ pub struct WsSession {
     session: Session,
     counters: Rc<Counters>,
     upgraded: bool,
-    origin: Option<String>,
-    /// Whether a trusted proxy reported the client's real address (WHOIS then shows
-    /// the proxy's).
-    proxied: bool,
+    origin: Option<Box<str>>,
+    /// The trusted proxy's address, when it reported the client's real one (WHOIS
+    /// then shows it).
+    proxy_address: Option<Box<str>>,
 }
 
 fn new_session(
@@ -238,7 +238,7 @@ fn new_session(
         counters: Rc::clone(&counters.0),
         upgraded: false,
         origin: None,
-        proxied: false,
+        proxy_address: None,
     })
 }
 
@@ -280,8 +280,8 @@ impl WsSession {
         };
         if let Some(upgrade) = &report.upgrade {
             self.upgraded = true;
-            self.origin = upgrade.origin.clone();
-            self.proxied = upgrade.real_ip.is_some();
+            self.origin = upgrade.origin.as_deref().map(Box::from);
+            self.proxy_address = upgrade.proxy_address.clone();
             self.counters.upgraded(upgrade.subprotocol);
         }
         if let Some(ending) = &report.ending {
@@ -369,10 +369,7 @@ impl WsSession {
     }
 
     fn gateway(&self) -> Gateway {
-        let proxy = match self.proxied {
-            true => self.session.peer_address().to_owned(),
-            false => "*".to_owned(),
-        };
+        let proxy = self.proxy_address.as_deref().unwrap_or("*").to_owned();
         let text = match &self.origin {
             Some(origin) => format!("is connected from the {origin} WebSocket origin"),
             None => "is connected from a non-web WebSocket origin".to_owned(),
@@ -385,3 +382,6 @@ impl WsSession {
         }
     }
 }
+
+#[cfg(test)]
+mod idle_memory_tests;

@@ -81,11 +81,21 @@ const NO_EXTENSION_RSV: u8 = 0;
 #[derive(Debug)]
 enum State {
     /// Waiting for the complete HTTP upgrade request.
-    Handshake(HandshakeScanner),
-    /// Upgraded: frames flow both ways.
-    Open(Box<OpenState>),
+    Handshake(Box<Handshaking>),
+    /// Upgraded: frames flow both ways. Inline rather than boxed: one allocation per
+    /// connection instead of two.
+    Open(OpenState),
     /// A close frame or HTTP error has been sent; everything received is ignored.
     Closed,
+}
+
+/// What the handshake needs, kept only until the upgrade (boxed: small while open).
+#[derive(Debug)]
+struct Handshaking {
+    scanner: HandshakeScanner,
+    /// The peer's address as InspIRCd prints it (matched against `proxyranges`).
+    peer_address: Box<str>,
+    socket: SocketKind,
 }
 
 /// Reading state of an open connection.
@@ -105,8 +115,8 @@ struct OpenState {
 
 #[derive(Debug)]
 struct IncomingFrame {
+    /// The header, with the masking key.
     header: FrameHeader,
-    mask: [u8; 4],
     /// Payload bytes received so far (the masking offset).
     received: u64,
 }
@@ -167,6 +177,8 @@ pub struct Upgrade {
     pub mode: MessageMode,
     /// The address a trusted proxy reported; the caller applies it.
     pub real_ip: Option<IpAddr>,
+    /// That proxy's own address (the peer's), when `real_ip` is set.
+    pub proxy_address: Option<Box<str>>,
     pub origin: Option<String>,
 }
 
@@ -215,12 +227,10 @@ pub struct ReadReport {
 #[derive(Debug)]
 pub struct Session {
     config: Arc<Config>,
-    peer_address: String,
-    socket: SocketKind,
     state: State,
     framer: LineFramer,
     /// A close the server asked for, sent after the lines already queued.
-    pending_close: Option<(u16, String)>,
+    pending_close: Option<(u16, Box<str>)>,
 }
 
 impl Session {
@@ -228,9 +238,11 @@ impl Session {
     pub fn new(config: Arc<Config>, peer_address: &str, socket: SocketKind) -> Session {
         Session {
             config,
-            peer_address: peer_address.to_owned(),
-            socket,
-            state: State::Handshake(HandshakeScanner::default()),
+            state: State::Handshake(Box::new(Handshaking {
+                scanner: HandshakeScanner::default(),
+                peer_address: peer_address.into(),
+                socket,
+            })),
             framer: LineFramer::default(),
             pending_close: None,
         }
@@ -241,11 +253,6 @@ impl Session {
     pub fn abandon(&mut self) {
         self.state = State::Closed;
         self.pending_close = None;
-    }
-
-    /// The peer's address as the caller gave it.
-    pub fn peer_address(&self) -> &str {
-        &self.peer_address
     }
 
     /// True once upgraded and until closed.
@@ -281,12 +288,12 @@ impl Session {
         out: &mut impl ByteSink,
     ) -> ReadReport {
         let mut report = ReadReport::default();
-        if let State::Handshake(scanner) = &mut self.state {
+        if let State::Handshake(handshaking) = &mut self.state {
             let peer = Peer {
-                address: &self.peer_address,
-                socket: self.socket,
+                address: &handshaking.peer_address,
+                socket: handshaking.socket,
             };
-            match scanner.poll(input, &self.config, peer) {
+            match handshaking.scanner.poll(input, &self.config, peer) {
                 HandshakeStatus::Partial => return report,
                 HandshakeStatus::Rejected(reason) => {
                     out.put(&reason.response());
@@ -302,9 +309,12 @@ impl Session {
                         subprotocol: accepted.subprotocol,
                         mode: accepted.mode,
                         real_ip: accepted.real_ip,
+                        proxy_address: accepted
+                            .real_ip
+                            .map(|_| std::mem::take(&mut handshaking.peer_address)),
                         origin: accepted.origin,
                     });
-                    self.state = State::Open(Box::new(OpenState {
+                    self.state = State::Open(OpenState {
                         mode: accepted.mode,
                         frame: None,
                         message: None,
@@ -315,7 +325,7 @@ impl Session {
                             .config
                             .native_ping
                             .then(|| Keepalive::new(self.config.ping_interval_ms, now_ms)),
-                    }));
+                    });
                 }
             }
         }
@@ -383,7 +393,7 @@ impl Session {
     /// request wins.
     pub fn request_close(&mut self, code: CloseCode, reason: &str) {
         if self.pending_close.is_none() {
-            self.pending_close = Some((code.code(), reason.to_owned()));
+            self.pending_close = Some((code.code(), reason.into()));
         }
     }
 
@@ -480,7 +490,6 @@ impl OpenState {
                     result.consumed += header_len;
                     self.begin_frame(&header, limits, messages)?;
                     IncomingFrame {
-                        mask: header.mask.unwrap_or_default(),
                         header,
                         received: 0,
                     }
@@ -492,7 +501,7 @@ impl OpenState {
                 .min(available.len());
             let (chunk, _) = available.split_at_mut(take);
             let offset = usize::try_from(frame.received % 4).unwrap_or(0);
-            apply_mask(chunk, frame.mask, offset);
+            apply_mask(chunk, frame.header.mask.unwrap_or_default(), offset);
             self.take_payload(&frame.header, chunk, messages)?;
             result.consumed += take;
             frame.received += take as u64;

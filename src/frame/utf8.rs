@@ -26,8 +26,9 @@ const MAX_SEQ: usize = 4;
 pub struct Utf8Validator {
     /// The start of a sequence cut off by the end of the previous piece.
     pending: [u8; MAX_SEQ],
-    /// How many bytes of `pending` are in use (0 to 3).
-    pending_len: usize,
+    /// How many bytes of `pending` are in use (0 to 3); a byte, as every open
+    /// connection keeps a validator.
+    pending_len: u8,
 }
 
 impl Utf8Validator {
@@ -66,7 +67,7 @@ impl Utf8Validator {
         if self.pending_len != 0 {
             // Complete the cut-off sequence with the first bytes of this piece. Four
             // bytes always decide a sequence, so only a too short piece leaves it open.
-            let have = self.pending_len;
+            let have = usize::from(self.pending_len);
             let take = (MAX_SEQ - have).min(piece.len());
             let mut joined = self.pending;
             joined[have..have + take].copy_from_slice(&piece[..take]);
@@ -87,7 +88,7 @@ impl Utf8Validator {
                     }
                     // Still cut off: the whole piece was too short to finish it.
                     self.pending = joined;
-                    self.pending_len = have + take;
+                    self.pending_len = seq_len(have + take);
                     return Ok(());
                 }
             }
@@ -103,11 +104,16 @@ impl Utf8Validator {
                     return Err(Utf8Error);
                 };
                 slot.copy_from_slice(tail);
-                self.pending_len = tail.len();
+                self.pending_len = seq_len(tail.len());
                 Ok(())
             }
         }
     }
+}
+
+/// A length of at most [`MAX_SEQ`] bytes, as stored in `pending_len`.
+fn seq_len(len: usize) -> u8 {
+    u8::try_from(len.min(MAX_SEQ)).unwrap_or(0)
 }
 
 #[cfg(test)]
