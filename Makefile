@@ -7,7 +7,9 @@
 #   make test       install missing Debian packages, build, run every test (cargo test,
 #                   then the Autobahn conformance suite without compression groups)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
-#                   one vs plain TCP in the same InspIRCd (about 10 minutes; 2 cores)
+#                   one vs plain TCP in the same InspIRCd, in CPU seconds and then in
+#                   instructions under callgrind (about 10 minutes; 2 cores)
+#   make memprofile heap per idle connection by allocation site (valgrind massif)
 #   make fuzz       run each fuzz target in fuzz/ for FUZZ_SECONDS (default 60)
 #   make conformance     Autobahn|Testsuite against the session core (conformance/run.sh --all)
 #   make conformance-ci  the same without the compression groups 12-13 (--ci)
@@ -45,9 +47,17 @@ $(STATICLIB): FORCE
 	$(CARGO) build --release --lib
 
 # Only the three symbols InspIRCd looks up are exported (cpp/exports.map).
+LINK_MODULE = $(CXX) -shared -Wl,-u,inspircd_module_init $(STATICLIB) \
+	-Wl,--version-script=cpp/exports.map -Wl,--gc-sections -Wl,-z,now $(SYSTEM_LIBS)
+
 $(MODULE): $(STATICLIB) cpp/exports.map
-	$(CXX) -shared -o $@ -Wl,-u,inspircd_module_init $(STATICLIB) \
-		-Wl,--version-script=cpp/exports.map -Wl,--gc-sections -Wl,-z,now -s $(SYSTEM_LIBS)
+	$(LINK_MODULE) -s -o $@
+
+# For valgrind (make stress, make memprofile): the same, not stripped, so that stacks
+# are named.
+SYMBOLS_MODULE := target/m_websocket-symbols.so
+$(SYMBOLS_MODULE): $(STATICLIB) cpp/exports.map
+	$(LINK_MODULE) -o $@
 
 install: $(MODULE)
 	@test -n "$(MODULEDIR)" || { echo "MODULEDIR is unknown: set MODULEDIR=/path/to/inspircd/modules" >&2; exit 1; }
@@ -85,14 +95,28 @@ conformance:
 conformance-ci:
 	./conformance/run.sh --ci
 
-# LOADBENCH_ARGS: e.g. --rounds 3, or --quick for a short smoke run.
+# LOADBENCH_ARGS: e.g. --rounds 3, --before OLD.so, or --quick for a short smoke run.
+# Then the same phases again under callgrind: user-space instruction counts, which
+# repeat to within a few tenths of a percent (see tools/loadbench/README.md).
 LOADBENCH_ARGS ?=
+LOADBENCH = $(CARGO) run --release --manifest-path tools/loadbench/Cargo.toml \
+	--target-dir target/loadbench -- --module $(CURDIR)/$(MODULE)
 .PHONY: bench
 bench: packages
 	$(MAKE) all
 	$(CARGO) bench --bench codec
-	$(CARGO) run --release --manifest-path tools/loadbench/Cargo.toml \
-		--target-dir target/loadbench -- --module $(CURDIR)/$(MODULE) $(LOADBENCH_ARGS)
+	$(LOADBENCH) $(LOADBENCH_ARGS)
+	@command -v valgrind >/dev/null || { echo "skipping the instruction counts: they need valgrind (apt-get install valgrind)" >&2; exit 0; }; \
+		$(LOADBENCH) --callgrind --rounds 3
+
+# Heap per idle connection by allocation site (valgrind massif), for this module, the
+# stock one and plain TCP.
+MEMPROFILE_CONNS ?= 400
+.PHONY: memprofile
+memprofile: packages
+	@command -v valgrind >/dev/null || { echo "make memprofile needs valgrind: apt-get install valgrind" >&2; exit 1; }
+	$(MAKE) all $(SYMBOLS_MODULE)
+	python3 tools/memprofile/memprofile.py --module $(SYMBOLS_MODULE) --connections $(MEMPROFILE_CONNS)
 
 clean:
 	$(CARGO) clean
@@ -126,8 +150,6 @@ SOAK_SECONDS ?= 120
 STRESS_CYCLES ?= 100
 STRESS_REHASHES ?= 100
 SOAK_TOOL = $(CARGO) run --release --locked --manifest-path tools/soak/Cargo.toml --target-dir target/soak --
-# For valgrind: the same static library linked without -s, so that stacks are named.
-SOAK_SYMBOLS_MODULE := target/soak/m_websocket-symbols.so
 
 .PHONY: soak stress
 soak: packages
@@ -136,9 +158,6 @@ soak: packages
 
 stress: packages
 	@command -v valgrind >/dev/null || { echo "make stress needs valgrind: apt-get install valgrind" >&2; exit 1; }
-	$(MAKE) all
-	mkdir -p target/soak
-	$(CXX) -shared -o $(SOAK_SYMBOLS_MODULE) -Wl,-u,inspircd_module_init $(STATICLIB) \
-		-Wl,--version-script=cpp/exports.map -Wl,--gc-sections -Wl,-z,now $(SYSTEM_LIBS)
-	$(SOAK_TOOL) stress --module $(CURDIR)/$(MODULE) --valgrind-module $(CURDIR)/$(SOAK_SYMBOLS_MODULE) \
+	$(MAKE) all $(SYMBOLS_MODULE)
+	$(SOAK_TOOL) stress --module $(CURDIR)/$(MODULE) --valgrind-module $(CURDIR)/$(SYMBOLS_MODULE) \
 		--cycles $(STRESS_CYCLES) --rehashes $(STRESS_REHASHES)

@@ -135,6 +135,10 @@ impl ByteSink for CxxSink<'_> {
     fn put(&mut self, bytes: &[u8]) {
         self.0.as_mut().push_bytes(bytes);
     }
+
+    fn reserve(&mut self, additional: usize) {
+        self.0.as_mut().reserve(additional);
+    }
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -44,6 +44,10 @@ pub trait MessageSink {
     fn payload(&mut self, bytes: &[u8]);
     /// The message is complete (and, if text, valid UTF-8).
     fn end(&mut self);
+
+    /// `frame_bytes` bytes of frames are about to be read: their messages may take
+    /// up to that much room.
+    fn expect(&mut self, _frame_bytes: usize) {}
 }
 
 /// The IRC delivery of [`Session::receive`]: each message becomes one line. CR and LF
@@ -71,6 +75,13 @@ impl<S: ByteSink> MessageSink for IrcLines<'_, S> {
 
     fn end(&mut self) {
         self.lines.put(b"\r\n");
+    }
+
+    /// Every frame has at least 6 bytes of header and its line gains 2 (CR LF), so
+    /// the lines never take more room than the frames: one allocation at most, as
+    /// InspIRCd's own reads make, instead of growing piece by piece.
+    fn expect(&mut self, frame_bytes: usize) {
+        self.lines.reserve(frame_bytes);
     }
 }
 
@@ -339,6 +350,7 @@ impl Session {
         if let (Some(keepalive), false) = (open.keepalive.as_mut(), rest.is_empty()) {
             keepalive.heard(now_ms);
         }
+        messages.expect(rest.len());
         let result = open.read_frames(rest, &self.config.limits, now_ms, messages, out);
         report.messages = result.messages;
         report.consumed = start + result.consumed;

@@ -8,10 +8,18 @@
 pub trait ByteSink {
     /// Appends `bytes` to the end of the sink.
     fn put(&mut self, bytes: &[u8]);
+
+    /// About `additional` more bytes are coming: grow once now rather than piece by
+    /// piece. A hint; a sink may ignore it.
+    fn reserve(&mut self, _additional: usize) {}
 }
 
 impl ByteSink for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
     }
 }

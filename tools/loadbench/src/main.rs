@@ -14,8 +14,32 @@
 //! The client side is one thread driving non-blocking sockets through epoll, with a
 //! minimal RFC 6455 client (masked frames out, unmasked frames in).
 //!
-//! Usage: loadbench [--module PATH] [--rounds N] [--quick] [--inspircd PATH]
-//!                  [--stock-dir DIR] [--keep] [--perf DIR]
+//! Usage: loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] [--callgrind]
+//!                  [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]
+//!
+//! `--before PATH` adds a fourth kind, "before": another build of this module (say, the
+//! one before a performance change), run in the same alternation (ours, before, stock,
+//! plain in every round) so that before and after share the machine's conditions. The
+//! table then gains a "before" and an "ours/before" column.
+//!
+//! `--callgrind` counts instructions instead of timing: on a shared 2-core machine
+//! without hardware counters, CPU seconds vary by ±5-30 % between runs, which hides a
+//! module's own cost (a few % of the server's). Each server runs under
+//! `valgrind --tool=callgrind`, and a phase's figure is the number of user-space
+//! instructions (Ir) the server process executed in it: inspircd, its modules and their
+//! libraries, all threads. How: callgrind's counters are read with
+//! `callgrind_control --dump=TAG PID` (it reaches the process through vgdb, which
+//! interrupts the server's epoll_wait with ptrace; we run as root). A dump writes the
+//! counts since the previous dump into `<out-file>.N` and zeroes them, so the phase is
+//! bracketed by one dump when the server is idle before it (discarded: startup and
+//! setup) and one when it is idle again after it, whose `summary:` line is the phase's
+//! Ir. callgrind_control exits 0 even when it reached nothing, so the dump file found by
+//! its `desc: Trigger: dump TAG` line is the proof that the request arrived. The counts
+//! repeat to within a fraction of a percent (what varies is how the kernel splits the
+//! clients' bytes into reads, and the server's once-a-second timer), so one round is the
+//! default. Workloads are much smaller (valgrind runs the server ~50× slower) and every
+//! timeout longer; the idle phase is skipped, as is any RSS or time figure: valgrind's
+//! own memory and speed would be all they showed.
 //!
 //! `--perf DIR` records every measured phase of the server with `perf record -g -p PID`
 //! into DIR/<kind>-<phase>-r<round>.data (for `perf report -i`); the figures of such a
@@ -34,24 +58,110 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------------
 // Settings
 
-#[derive(Clone, Debug)]
-struct Settings {
-    module: PathBuf,
-    stock_dir: PathBuf,
-    inspircd: PathBuf,
-    rounds: usize,
-    keep: bool,
+const USAGE: &str = "loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] \
+[--callgrind] [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]";
+
+const OPTIONS: &str =
+    "  --module PATH     the m_websocket.so under test, \"ours\" (default ./m_websocket.so)
+  --before PATH     another build of it, measured as \"before\" in the same rounds
+  --rounds N        rounds of every kind (default 5; 3 with --quick, 1 with --callgrind)
+  --quick           small workloads: a smoke run
+  --callgrind       count the server's instructions under valgrind instead of timing it
+  --inspircd PATH   the server (default /usr/sbin/inspircd)
+  --stock-dir DIR   the stock modules (default /usr/lib/inspircd/modules)
+  --keep            keep the servers' directories (configs, logs, callgrind dumps)
+  --perf DIR        record every measured phase with perf record -g";
+
+/// The sizes of one server round's phases.
+#[derive(Clone, Copy, Debug)]
+struct Workload {
+    /// Connections of the idle-memory phase; 0 skips that phase.
     idle_conns: usize,
     connect_total: usize,
     connect_concurrency: usize,
     fanout_receivers: usize,
     fanout_messages: usize,
-    fanout_batch: usize,
     ingest_senders: usize,
     ingest_messages: usize,
-    ingest_batch: usize,
-    line_len: usize,
-    phase_timeout: Duration,
+}
+
+/// The default: each phase costs the server roughly 0.5-2 s of CPU, long enough to
+/// time with clock ticks.
+const FULL_WORKLOAD: Workload = Workload {
+    idle_conns: 2000,
+    connect_total: 2000,
+    connect_concurrency: 400,
+    fanout_receivers: 200,
+    fanout_messages: 5000,
+    ingest_senders: 100,
+    ingest_messages: 4000,
+};
+
+/// `--quick`: a smoke run.
+const QUICK_WORKLOAD: Workload = Workload {
+    idle_conns: 500,
+    connect_total: 300,
+    connect_concurrency: 100,
+    fanout_receivers: 50,
+    fanout_messages: 500,
+    ingest_senders: 20,
+    ingest_messages: 500,
+};
+
+/// `--callgrind`: valgrind runs the server ~50× slower, and instruction counts need
+/// no long phase to average out noise, so each phase is a few seconds under valgrind.
+/// No idle phase: RSS under valgrind is valgrind's.
+const CALLGRIND_WORKLOAD: Workload = Workload {
+    idle_conns: 0,
+    connect_total: 200,
+    connect_concurrency: 50,
+    fanout_receivers: 50,
+    fanout_messages: 300,
+    ingest_senders: 20,
+    ingest_messages: 500,
+};
+
+/// PRIVMSGs the fanout sender sends between PINGs.
+const FANOUT_BATCH: usize = 20;
+/// PRIVMSGs an ingest sender sends between PINGs (~4 KiB).
+const INGEST_BATCH: usize = 40;
+/// Length of every PRIVMSG line, CRLF included.
+const LINE_LEN: usize = 100;
+
+const DEFAULT_ROUNDS: usize = 5;
+const QUICK_ROUNDS: usize = 3;
+/// Instruction counts repeat closely, so one round tells as much as five.
+const CALLGRIND_ROUNDS: usize = 1;
+const MAX_ROUNDS: usize = 20;
+
+/// How long inspircd may take to print "InspIRCd is now running".
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest wait for the server to go idle before (and, with --callgrind, after) a
+/// measured phase.
+const SETTLE_LIMIT: Duration = Duration::from_secs(3);
+/// The deadline of one phase or one setup step.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// From SIGTERM to SIGKILL when stopping a server.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Under valgrind every timeout above is this many times longer: the server is ~50×
+/// slower, its workload ~10-20× smaller, and callgrind writes a profile when it exits.
+const VALGRIND_TIME_FACTOR: u32 = 10;
+
+const VALGRIND: &str = "valgrind";
+const CALLGRIND_CONTROL: &str = "callgrind_control";
+
+#[derive(Clone, Debug)]
+struct Settings {
+    module: PathBuf,
+    /// `--before PATH`: another build of this module, measured as the kind "before".
+    before: Option<PathBuf>,
+    stock_dir: PathBuf,
+    inspircd: PathBuf,
+    rounds: usize,
+    keep: bool,
+    work: Workload,
+    /// `--callgrind`: run every server under callgrind and count instructions.
+    callgrind: bool,
     /// `--perf DIR`: record each measured phase with `perf record -g -p PID`.
     perf_dir: Option<PathBuf>,
 }
@@ -60,61 +170,66 @@ impl Settings {
     fn parse() -> Result<Settings, String> {
         let mut s = Settings {
             module: PathBuf::from("m_websocket.so"),
+            before: None,
             stock_dir: PathBuf::from("/usr/lib/inspircd/modules"),
             inspircd: PathBuf::from("/usr/sbin/inspircd"),
-            rounds: 5,
+            rounds: DEFAULT_ROUNDS,
             keep: false,
-            idle_conns: 2000,
-            connect_total: 2000,
-            connect_concurrency: 400,
-            fanout_receivers: 200,
-            fanout_messages: 5000,
-            fanout_batch: 20,
-            ingest_senders: 100,
-            ingest_messages: 4000,
-            ingest_batch: 40,
-            line_len: 100,
-            phase_timeout: Duration::from_secs(60),
+            work: FULL_WORKLOAD,
+            callgrind: false,
             perf_dir: None,
         };
+        let mut rounds = None;
+        let mut quick = false;
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
             match a.as_str() {
                 "--module" => s.module = PathBuf::from(value("--module")?),
+                "--before" => s.before = Some(PathBuf::from(value("--before")?)),
                 "--stock-dir" => s.stock_dir = PathBuf::from(value("--stock-dir")?),
                 "--inspircd" => s.inspircd = PathBuf::from(value("--inspircd")?),
                 "--rounds" => {
-                    s.rounds = value("--rounds")?
-                        .parse()
-                        .map_err(|e| format!("--rounds: {e}"))?
+                    rounds = Some(
+                        value("--rounds")?
+                            .parse()
+                            .map_err(|e| format!("--rounds: {e}"))?,
+                    )
                 }
                 "--keep" => s.keep = true,
                 "--perf" => s.perf_dir = Some(PathBuf::from(value("--perf")?)),
-                "--quick" => {
-                    s.rounds = s.rounds.min(3);
-                    s.idle_conns = 500;
-                    s.connect_total = 300;
-                    s.connect_concurrency = 100;
-                    s.fanout_receivers = 50;
-                    s.fanout_messages = 500;
-                    s.ingest_senders = 20;
-                    s.ingest_messages = 500;
-                }
+                "--quick" => quick = true,
+                "--callgrind" => s.callgrind = true,
                 "-h" | "--help" => {
-                    println!(
-                        "loadbench [--module PATH] [--rounds N] [--quick] [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]"
-                    );
+                    println!("usage: {USAGE}\n\n{OPTIONS}");
                     std::process::exit(0);
                 }
-                other => return Err(format!("unknown argument {other}")),
+                other => return Err(format!("unknown argument {other}\nusage: {USAGE}")),
             }
         }
-        if s.rounds == 0 || s.rounds > 20 {
-            return Err("--rounds must be 1..=20".into());
+        // --callgrind sets its own sizes whatever --quick says; --rounds always wins.
+        (s.work, s.rounds) = if s.callgrind {
+            (CALLGRIND_WORKLOAD, CALLGRIND_ROUNDS)
+        } else if quick {
+            (QUICK_WORKLOAD, QUICK_ROUNDS)
+        } else {
+            (FULL_WORKLOAD, DEFAULT_ROUNDS)
+        };
+        s.rounds = rounds.unwrap_or(s.rounds);
+        if s.rounds == 0 || s.rounds > MAX_ROUNDS {
+            return Err(format!("--rounds must be 1..={MAX_ROUNDS}"));
+        }
+        if s.callgrind && s.perf_dir.is_some() {
+            return Err("--perf and --callgrind exclude each other".into());
         }
         s.module = fs::canonicalize(&s.module)
             .map_err(|e| format!("module {}: {e}", s.module.display()))?;
+        if let Some(before) = &s.before {
+            s.before = Some(
+                fs::canonicalize(before)
+                    .map_err(|e| format!("--before {}: {e}", before.display()))?,
+            );
+        }
         for p in [
             &s.inspircd,
             &s.stock_dir.join("m_websocket.so"),
@@ -126,29 +241,57 @@ impl Settings {
         }
         Ok(s)
     }
+
+    /// The kinds of server each round runs, in order.
+    fn kinds(&self) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|&k| k != Kind::Before || self.before.is_some())
+            .collect()
+    }
+
+    /// A timeout, stretched when the server runs under valgrind.
+    fn wait(&self, base: Duration) -> Duration {
+        if self.callgrind {
+            base * VALGRIND_TIME_FACTOR
+        } else {
+            base
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
 // The server under test
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     Ours,
+    Before,
     Stock,
     Plain,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Ours, Kind::Stock, Kind::Plain];
+    const ALL: [Kind; 4] = [Kind::Ours, Kind::Before, Kind::Stock, Kind::Plain];
     fn name(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::Before => "before",
             Kind::Stock => "stock",
             Kind::Plain => "plain",
         }
     }
     fn websocket(self) -> bool {
         self != Kind::Plain
+    }
+    /// The m_websocket.so this kind loads (plain loads none, but its module directory
+    /// is the stock one).
+    fn module(self, s: &Settings) -> PathBuf {
+        match (self, &s.before) {
+            (Kind::Ours, _) => s.module.clone(),
+            (Kind::Before, Some(before)) => before.clone(),
+            _ => s.stock_dir.join("m_websocket.so"),
+        }
     }
 }
 
@@ -158,7 +301,13 @@ struct Server {
     port: u16,
     dir: PathBuf,
     keep: bool,
+    stop_grace: Duration,
 }
+
+/// Where callgrind writes (its dumps add `.1`, `.2`, ...), in the server's directory.
+const CALLGRIND_OUT: &str = "callgrind.out";
+/// vgdb's FIFOs live in the server's directory, so that they go with it.
+const VGDB_PREFIX: &str = "vgdb";
 
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -190,11 +339,7 @@ impl Server {
             std::os::unix::fs::symlink(e.path(), mdir.join(e.file_name()))
                 .map_err(|e| e.to_string())?;
         }
-        let module = match kind {
-            Kind::Ours => s.module.clone(),
-            Kind::Stock | Kind::Plain => s.stock_dir.join("m_websocket.so"),
-        };
-        std::os::unix::fs::symlink(module, mdir.join("m_websocket.so"))
+        std::os::unix::fs::symlink(kind.module(s), mdir.join("m_websocket.so"))
             .map_err(|e| e.to_string())?;
 
         for _attempt in 0..5 {
@@ -204,7 +349,25 @@ impl Server {
             fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
             let out = fs::File::create(dir.join("stdout.txt")).map_err(|e| e.to_string())?;
             let err = out.try_clone().map_err(|e| e.to_string())?;
-            let mut child = Command::new(&s.inspircd)
+            let mut cmd = if s.callgrind {
+                // valgrind execs the tool in place: the PID we get is the server's.
+                let mut c = Command::new(VALGRIND);
+                c.arg("--tool=callgrind")
+                    .arg(format!(
+                        "--callgrind-out-file={}",
+                        dir.join(CALLGRIND_OUT).display()
+                    ))
+                    .arg(format!("--vgdb-prefix={}", dir.join(VGDB_PREFIX).display()))
+                    // vgdb is how callgrind_control reaches the server; per-instruction
+                    // and per-line costs are not needed, and leaving them out keeps the
+                    // dumps small and quick.
+                    .args(["--vgdb=yes", "--dump-instr=no", "--dump-line=no"])
+                    .arg(&s.inspircd);
+                c
+            } else {
+                Command::new(&s.inspircd)
+            };
+            let spawned = cmd
                 .arg("--nofork")
                 .arg("--runasroot")
                 .arg(format!("--config={}", conf_path.display()))
@@ -212,11 +375,16 @@ impl Server {
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
-                .spawn()
-                .map_err(|e| format!("spawn {}: {e}", s.inspircd.display()))?;
+                .spawn();
+            let mut child = spawned.map_err(|e| {
+                let program = cmd.get_program().to_string_lossy().into_owned();
+                format!("spawn {program}: {e}")
+            })?;
             let pid = child.id() as i32;
-            let deadline = Instant::now() + Duration::from_secs(15);
+            let stop_grace = s.wait(STOP_GRACE);
+            let deadline = Instant::now() + s.wait(START_TIMEOUT);
             loop {
+                // Under valgrind its "==PID==" banner comes first; the line is the same.
                 let text = fs::read_to_string(dir.join("stdout.txt")).unwrap_or_default();
                 if text.contains("InspIRCd is now running") {
                     return Ok(Server {
@@ -225,11 +393,12 @@ impl Server {
                         port,
                         dir,
                         keep: s.keep,
+                        stop_grace,
                     });
                 }
                 let exited = matches!(child.try_wait(), Ok(Some(_)));
                 if text.contains("failed to bind") || exited || Instant::now() > deadline {
-                    terminate(&mut child, pid);
+                    terminate(&mut child, pid, stop_grace);
                     if text.contains("failed to bind") {
                         break; // try another port
                     }
@@ -293,7 +462,8 @@ impl Server {
 
     /// Waits (at most `limit`) until the server has used no CPU for 150 ms, so that
     /// work left over from the previous phase (e.g. closing connections) is not
-    /// counted in the next one.
+    /// counted in the next one. Under valgrind the figure includes valgrind's own work
+    /// (translating code), which also stops when the server idles in epoll_wait.
     fn settle(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         let mut last = self.cpu_seconds();
@@ -307,12 +477,82 @@ impl Server {
         }
     }
 
+    /// Asks callgrind to dump its counters (which zeroes them) and returns the Ir of
+    /// that dump: the instructions the server executed since the previous dump.
+    fn callgrind_dump(&self, tag: &str) -> Result<u64, String> {
+        let out = Command::new(CALLGRIND_CONTROL)
+            .arg(format!(
+                "--vgdb-prefix={}",
+                self.dir.join(VGDB_PREFIX).display()
+            ))
+            .arg(format!("--dump={tag}"))
+            .arg(self.pid.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{CALLGRIND_CONTROL}: {e}"))?;
+        // callgrind_control exits 0 whether or not it reached the process, so look for
+        // the dump itself; it is written before vgdb gets its answer, the short wait
+        // is only a safety margin.
+        let trigger = format!("desc: Trigger: dump {tag}");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(ir) = self.find_callgrind_dump(&trigger)? {
+                return Ok(ir);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{CALLGRIND_CONTROL} --dump={tag} {} wrote no dump: {}{}",
+                    self.pid,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The Ir of the dump file in the server's directory whose header has `trigger`.
+    fn find_callgrind_dump(&self, trigger: &str) -> Result<Option<u64>, String> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let is_dump = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(CALLGRIND_OUT))
+                .is_some_and(|n| n.starts_with('.'));
+            if !is_dump {
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(e.path()) else {
+                continue;
+            };
+            if text.lines().any(|l| l == trigger) {
+                return callgrind_ir(&text)
+                    .map(Some)
+                    .ok_or(format!("{}: no Ir in its summary", e.path().display()));
+            }
+        }
+        Ok(None)
+    }
+
     fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 }
 
-fn terminate(child: &mut Child, pid: i32) {
+/// The Ir of a callgrind dump: its `events:` line names the columns of its `summary:`
+/// line (or of `totals:`, which older formats have instead).
+fn callgrind_ir(dump: &str) -> Option<u64> {
+    let field = |key: &str| dump.lines().find_map(|l| l.strip_prefix(key));
+    let column = field("events:")?
+        .split_whitespace()
+        .position(|e| e == "Ir")?;
+    let values = field("summary:").or_else(|| field("totals:"))?;
+    values.split_whitespace().nth(column)?.parse().ok()
+}
+
+fn terminate(child: &mut Child, pid: i32, grace: Duration) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }
@@ -320,7 +560,7 @@ fn terminate(child: &mut Child, pid: i32) {
     unsafe {
         libc::kill(pid, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
@@ -333,7 +573,7 @@ fn terminate(child: &mut Child, pid: i32) {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        terminate(&mut self.child, self.pid);
+        terminate(&mut self.child, self.pid, self.stop_grace);
         if !self.keep {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -362,7 +602,9 @@ fn config(kind: Kind, dir: &Path, port: u16) -> String {
 "#
     );
     match kind {
-        Kind::Ours => c.push_str("<module name=\"websocket\">\n<wsorigin allow=\"*\">\n"),
+        Kind::Ours | Kind::Before => {
+            c.push_str("<module name=\"websocket\">\n<wsorigin allow=\"*\">\n")
+        }
         Kind::Stock => c.push_str(
             "<module name=\"sha1\">\n<module name=\"websocket\">\n<wsorigin allow=\"*\">\n",
         ),
@@ -952,27 +1194,30 @@ struct Sample {
     /// write-family system calls the server made (/proc/PID/io syscw; its syscr does
     /// not count recv()).
     syscw: f64,
+    /// With --callgrind: the instructions the server executed in the phase.
+    ir: f64,
 }
 
-/// Where `perf record` writes a phase's profile, when `--perf` is given.
-struct PerfTarget<'a> {
-    dir: Option<&'a Path>,
-    name: String,
-}
-
+/// Measures the server while `f` runs one phase. `name` (kind-phase-round) names the
+/// phase's perf profile and its callgrind dumps.
 fn measure(
     server: &Server,
-    perf: PerfTarget<'_>,
+    s: &Settings,
+    name: &str,
     f: impl FnOnce() -> Result<(), String>,
 ) -> Result<Sample, String> {
-    server.settle(Duration::from_secs(3));
+    server.settle(s.wait(SETTLE_LIMIT));
     server.reset_hwm();
-    let mut recorder = match perf.dir {
+    if s.callgrind {
+        // Zeroes the counters; what it counted (startup, setup) is not wanted.
+        server.callgrind_dump(&format!("{name}-start"))?;
+    }
+    let mut recorder = match &s.perf_dir {
         Some(dir) => {
             let _ = fs::create_dir_all(dir);
             let child = Command::new("perf")
                 .args(["record", "-g", "-q", "-p", &server.pid.to_string(), "-o"])
-                .arg(dir.join(format!("{}.data", perf.name)))
+                .arg(dir.join(format!("{name}.data")))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -1003,11 +1248,20 @@ fn measure(
         let _ = child.wait();
     }
     result?;
+    let ir = if s.callgrind {
+        // Once the server is idle again, so that work it finishes after the client
+        // is done (closing, culling users) counts here whatever the timing.
+        server.settle(s.wait(SETTLE_LIMIT));
+        server.callgrind_dump(&format!("{name}-end"))? as f64
+    } else {
+        f64::NAN
+    };
     Ok(Sample {
         cpu,
         wall,
         hwm_mib: server.hwm_kib() as f64 / 1024.0,
         syscw: w1.saturating_sub(w0) as f64,
+        ir,
     })
 }
 
@@ -1023,28 +1277,26 @@ struct RoundResult {
 fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResult, String> {
     let mut server = Server::start(kind, s, &format!("{}-{round}", kind.name()))?;
     let ws = kind.websocket();
-    let deadline = || Instant::now() + s.phase_timeout;
+    let w = &s.work;
+    let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
     let mut r = RoundResult::default();
-    let perf = |phase: &str| PerfTarget {
-        dir: s.perf_dir.as_deref(),
-        name: format!("{}-{phase}-r{}", kind.name(), round + 1),
-    };
+    let name = |phase: &str| format!("{}-{phase}-r{}", kind.name(), round + 1);
 
     // idle: RSS growth per registered idle connection, on a fresh server.
-    server.settle(Duration::from_secs(2));
-    let rss0 = server.rss_kib();
-    r.idle_base_mib = rss0 as f64 / 1024.0;
-    {
+    if w.idle_conns > 0 {
+        server.settle(s.wait(SETTLE_LIMIT));
+        let rss0 = server.rss_kib();
+        r.idle_base_mib = rss0 as f64 / 1024.0;
         let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
-        let mut h = OpenAndRegister::new(&format!("i{round}x"), s.idle_conns, 500, None);
+        let mut h = OpenAndRegister::new(&format!("i{round}x"), w.idle_conns, 500, None);
         h.start_more(&mut pool);
         pool.run(&mut h, deadline())?;
         if let Some(f) = &h.failed {
             return Err(format!("idle: {f}"));
         }
-        server.settle(Duration::from_secs(2));
+        server.settle(s.wait(SETTLE_LIMIT));
         let rss1 = server.rss_kib();
-        r.idle_kib_per_conn = (rss1 as f64 - rss0 as f64) / s.idle_conns as f64;
+        r.idle_kib_per_conn = (rss1 as f64 - rss0 as f64) / w.idle_conns as f64;
         pool.close_all();
     }
 
@@ -1052,14 +1304,14 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
     {
         let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
         let mut h = ConnectQuit {
-            total: s.connect_total,
-            concurrency: s.connect_concurrency,
+            total: w.connect_total,
+            concurrency: w.connect_concurrency,
             started: 0,
             finished: 0,
             round,
             failed: None,
         };
-        r.connect = measure(&server, perf("connect"), || {
+        r.connect = measure(&server, s, &name("connect"), || {
             h.start_more(&mut pool);
             pool.run(&mut h, deadline())?;
             h.failed.clone().map_or(Ok(()), Err)
@@ -1071,7 +1323,7 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
         let mut setup = OpenAndRegister::new(
             &format!("f{round}x"),
-            s.fanout_receivers + 1,
+            w.fanout_receivers + 1,
             250,
             Some(|_| "#fan".to_string()),
         );
@@ -1082,15 +1334,15 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         }
         // Connection 0 is the sender (the first one opened).
         let mut h = Fanout {
-            messages: s.fanout_messages,
-            batch: s.fanout_batch,
-            line_len: s.line_len,
+            messages: w.fanout_messages,
+            batch: FANOUT_BATCH,
+            line_len: LINE_LEN,
             sent: 0,
             received: vec![0; pool.clients.len()],
             complete: 0,
-            receivers: s.fanout_receivers,
+            receivers: w.fanout_receivers,
         };
-        r.fanout = measure(&server, perf("fanout"), || {
+        r.fanout = measure(&server, s, &name("fanout"), || {
             h.send_batch(&mut pool);
             pool.run(&mut h, deadline())?;
             if pool.lost > 0 {
@@ -1106,7 +1358,7 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
         let mut setup = OpenAndRegister::new(
             &format!("g{round}x"),
-            s.ingest_senders,
+            w.ingest_senders,
             250,
             Some(|n| format!("#in{n}")),
         );
@@ -1117,15 +1369,15 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         }
         // Pool slots are in opening order, so slot i joined #in{i}.
         let mut h = Ingest {
-            messages: s.ingest_messages,
-            batch: s.ingest_batch,
-            line_len: s.line_len,
+            messages: w.ingest_messages,
+            batch: INGEST_BATCH,
+            line_len: LINE_LEN,
             sent: vec![0; pool.clients.len()],
             finished: 0,
-            senders: s.ingest_senders,
+            senders: w.ingest_senders,
         };
-        r.ingest = measure(&server, perf("ingest"), || {
-            for i in 0..s.ingest_senders {
+        r.ingest = measure(&server, s, &name("ingest"), || {
+            for i in 0..w.ingest_senders {
                 h.send_batch(&mut pool, i);
             }
             pool.run(&mut h, deadline())?;
@@ -1156,6 +1408,32 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Instructions per million, as the tables print them.
+const MEGA: f64 = 1e6;
+
+/// One server round's progress line.
+fn round_line(s: &Settings, r: &RoundResult) -> String {
+    if s.callgrind {
+        format!(
+            "connect {:.3} MIr | fanout {:.3} MIr | ingest {:.3} MIr",
+            r.connect.ir / MEGA,
+            r.fanout.ir / MEGA,
+            r.ingest.ir / MEGA
+        )
+    } else {
+        format!(
+            "idle {:6.1} KiB/conn | connect cpu {:.2}s wall {:.2}s | fanout cpu {:.2}s wall {:.2}s | ingest cpu {:.2}s wall {:.2}s",
+            r.idle_kib_per_conn,
+            r.connect.cpu,
+            r.connect.wall,
+            r.fanout.cpu,
+            r.fanout.wall,
+            r.ingest.cpu,
+            r.ingest.wall
+        )
+    }
+}
+
 fn main() {
     let s = match Settings::parse() {
         Ok(s) => s,
@@ -1164,43 +1442,42 @@ fn main() {
             std::process::exit(2);
         }
     };
-    raise_fd_limit(s.idle_conns + s.fanout_receivers + 1000);
+    let w = s.work;
+    raise_fd_limit(w.idle_conns + w.fanout_receivers + 1000);
+    let kinds = s.kinds();
+    let kind_names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     let started = Instant::now();
     eprintln!(
-        "loadbench: {} rounds of ours/stock/plain; module {}; idle {} conns, connect {}×(c{}), \
+        "loadbench: {} rounds of {}{}; module {}; idle {} conns, connect {}×(c{}), \
          fanout 1→{} × {} msgs, ingest {} × {} msgs, {}-byte lines",
         s.rounds,
+        kind_names.join("/"),
+        if s.callgrind { " under callgrind" } else { "" },
         s.module.display(),
-        s.idle_conns,
-        s.connect_total,
-        s.connect_concurrency,
-        s.fanout_receivers,
-        s.fanout_messages,
-        s.ingest_senders,
-        s.ingest_messages,
-        s.line_len
+        w.idle_conns,
+        w.connect_total,
+        w.connect_concurrency,
+        w.fanout_receivers,
+        w.fanout_messages,
+        w.ingest_senders,
+        w.ingest_messages,
+        LINE_LEN
     );
-    let mut results: HashMap<&'static str, Vec<RoundResult>> = HashMap::new();
+    let mut results: HashMap<Kind, Vec<RoundResult>> = HashMap::new();
     let mut failures = 0;
     for round in 0..s.rounds {
-        for kind in Kind::ALL {
+        for &kind in &kinds {
             let t = Instant::now();
             match run_server_round(kind, &s, round) {
                 Ok(r) => {
                     eprintln!(
-                        "round {} {:<5} idle {:6.1} KiB/conn | connect cpu {:.2}s wall {:.2}s | fanout cpu {:.2}s wall {:.2}s | ingest cpu {:.2}s wall {:.2}s  ({:.0}s)",
+                        "round {} {:<6} {}  ({:.0}s)",
                         round + 1,
                         kind.name(),
-                        r.idle_kib_per_conn,
-                        r.connect.cpu,
-                        r.connect.wall,
-                        r.fanout.cpu,
-                        r.fanout.wall,
-                        r.ingest.cpu,
-                        r.ingest.wall,
+                        round_line(&s, &r),
                         t.elapsed().as_secs_f64()
                     );
-                    results.entry(kind.name()).or_default().push(r);
+                    results.entry(kind).or_default().push(r);
                 }
                 Err(e) => {
                     failures += 1;
@@ -1210,11 +1487,18 @@ fn main() {
         }
     }
     print!("{}", report(&s, &results));
-    println!(
-        "loadbench took {:.0} s on a 2-core machine shared with other work; CPU figures are the server's utime+stime (/proc/PID/stat, {} ticks/s).",
-        started.elapsed().as_secs_f64(),
-        clk_tck()
-    );
+    if s.callgrind {
+        println!(
+            "loadbench took {:.0} s; Ir = user-space instructions of the server process (inspircd, modules, libraries), counted by callgrind from a dump when the server is idle before the phase to one when it is idle again after it.",
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!(
+            "loadbench took {:.0} s on a 2-core machine shared with other work; CPU figures are the server's utime+stime (/proc/PID/stat, {} ticks/s).",
+            started.elapsed().as_secs_f64(),
+            clk_tck()
+        );
+    }
     if failures > 0 {
         eprintln!("loadbench: {failures} server rounds failed");
         std::process::exit(1);
@@ -1238,139 +1522,174 @@ fn raise_fd_limit(want: usize) {
     }
 }
 
-fn report(s: &Settings, results: &HashMap<&'static str, Vec<RoundResult>>) -> String {
-    let get = |kind: Kind, f: &dyn Fn(&RoundResult) -> f64| -> f64 {
-        median(
-            results
-                .get(kind.name())
-                .map(|v| v.iter().map(f).collect())
-                .unwrap_or_default(),
-        )
-    };
-    let n = |kind: Kind| results.get(kind.name()).map_or(0, Vec::len);
-    let mut out = String::new();
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "=== loadbench: medians over rounds (ours {} / stock {} / plain {} rounds) ===",
-        n(Kind::Ours),
-        n(Kind::Stock),
-        n(Kind::Plain)
-    );
-    let _ = writeln!(out, "ours = {}, stock = Debian's m_websocket.so + m_sha1.so, plain = TCP clients, no WebSocket module; same /usr/sbin/inspircd", s.module.display());
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<34} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10} {:>13}",
-        "phase / metric",
-        "ours",
-        "stock",
-        "plain",
-        "ours/stock",
-        "ours-plain",
-        "stock-plain",
-        "overhead o/s"
-    );
-    type Pick = fn(&RoundResult) -> Sample;
-    let phases: [(&str, Pick); 3] = [
-        ("connect", |r| r.connect),
-        ("fanout", |r| r.fanout),
-        ("ingest", |r| r.ingest),
-    ];
-    let row = |out: &mut String, label: &str, o: f64, st: f64, p: f64, unit: &str| {
-        let ratio = o / st;
+/// The median table: a column per kind (ours, stock, plain), the comparisons of ours
+/// and stock against each other and against plain, and with --before a "before" column
+/// and ours/before at the end (so the other columns keep their places).
+struct Table<'a> {
+    results: &'a HashMap<Kind, Vec<RoundResult>>,
+    before: bool,
+    /// Decimals of the ratios: 2 for timings, whose noise is several %; 3 for
+    /// instruction counts, which repeat to a few tenths of a %.
+    ratio_decimals: usize,
+    out: String,
+}
+
+impl Table<'_> {
+    fn header(&mut self) {
+        let _ = write!(
+            self.out,
+            "{:<34} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10} {:>13}",
+            "phase / metric",
+            "ours",
+            "stock",
+            "plain",
+            "ours/stock",
+            "ours-plain",
+            "stock-plain",
+            "overhead o/s"
+        );
+        if self.before {
+            let _ = write!(self.out, " {:>9} {:>11}", "before", "ours/before");
+        }
+        let _ = writeln!(self.out);
+    }
+
+    /// A row of medians over rounds of `value`, printed with `decimals` decimals.
+    fn row(
+        &mut self,
+        label: &str,
+        unit: &str,
+        decimals: usize,
+        value: impl Fn(&RoundResult) -> f64,
+    ) {
+        let results = self.results;
+        let get = |kind: Kind| {
+            median(
+                results
+                    .get(&kind)
+                    .map(|v| v.iter().map(&value).collect())
+                    .unwrap_or_default(),
+            )
+        };
+        let (o, st, p) = (get(Kind::Ours), get(Kind::Stock), get(Kind::Plain));
         let (oo, so) = (o - p, st - p);
         let over = if so.abs() > 1e-9 {
-            format!("{:.2}", oo / so)
+            format!("{:.r$}", oo / so, r = self.ratio_decimals)
         } else {
             "-".into()
         };
-        let _ = writeln!(
-            out,
-            "{:<34} {:>9.3} {:>9.3} {:>9.3} {:>11.2} {:>10.3} {:>10.3} {:>13}",
+        let _ = write!(
+            self.out,
+            "{:<34} {:>9.d$} {:>9.d$} {:>9.d$} {:>11.r$} {:>10.d$} {:>10.d$} {:>13}",
             format!("{label} ({unit})"),
             o,
             st,
             p,
-            ratio,
+            o / st,
             oo,
             so,
-            over
+            over,
+            d = decimals,
+            r = self.ratio_decimals
         );
-    };
-    for (name, pick) in phases {
-        let cpu = |k| get(k, &|r: &RoundResult| pick(r).cpu);
-        let wall = |k| get(k, &|r: &RoundResult| pick(r).wall);
-        let hwm = |k| get(k, &|r: &RoundResult| pick(r).hwm_mib);
-        let syscw = |k| get(k, &|r: &RoundResult| pick(r).syscw) / 1000.0;
-        row(
-            &mut out,
-            &format!("{name} server CPU"),
-            cpu(Kind::Ours),
-            cpu(Kind::Stock),
-            cpu(Kind::Plain),
-            "s",
-        );
-        row(
-            &mut out,
-            &format!("{name} wall"),
-            wall(Kind::Ours),
-            wall(Kind::Stock),
-            wall(Kind::Plain),
-            "s",
-        );
-        row(
-            &mut out,
-            &format!("{name} peak RSS"),
-            hwm(Kind::Ours),
-            hwm(Kind::Stock),
-            hwm(Kind::Plain),
-            "MiB",
-        );
-        row(
-            &mut out,
-            &format!("{name} write syscalls"),
-            syscw(Kind::Ours),
-            syscw(Kind::Stock),
-            syscw(Kind::Plain),
-            "k",
-        );
+        if self.before {
+            let b = get(Kind::Before);
+            let r = self.ratio_decimals;
+            let _ = write!(self.out, " {:>9.d$} {:>11.r$}", b, o / b, d = decimals);
+        }
+        let _ = writeln!(self.out);
     }
-    let idle = |k| get(k, &|r: &RoundResult| r.idle_kib_per_conn);
-    row(
-        &mut out,
-        "idle memory per connection",
-        idle(Kind::Ours),
-        idle(Kind::Stock),
-        idle(Kind::Plain),
-        "KiB",
+}
+
+type Pick = fn(&RoundResult) -> Sample;
+const PHASES: [(&str, Pick); 3] = [
+    ("connect", |r| r.connect),
+    ("fanout", |r| r.fanout),
+    ("ingest", |r| r.ingest),
+];
+
+fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
+    let w = &s.work;
+    let mut t = Table {
+        results,
+        before: s.before.is_some(),
+        ratio_decimals: if s.callgrind { 3 } else { 2 },
+        out: String::new(),
+    };
+    let rounds: Vec<String> = s
+        .kinds()
+        .iter()
+        .map(|&k| format!("{} {}", k.name(), results.get(&k).map_or(0, Vec::len)))
+        .collect();
+    let _ = writeln!(t.out);
+    let _ = writeln!(
+        t.out,
+        "=== loadbench{}: medians over rounds ({} rounds) ===",
+        if s.callgrind { " --callgrind" } else { "" },
+        rounds.join(" / ")
     );
-    let base = |k| get(k, &|r: &RoundResult| r.idle_base_mib);
-    row(
-        &mut out,
-        "RSS of a fresh server",
-        base(Kind::Ours),
-        base(Kind::Stock),
-        base(Kind::Plain),
-        "MiB",
-    );
+    let _ = writeln!(t.out, "ours = {}, stock = Debian's m_websocket.so + m_sha1.so, plain = TCP clients, no WebSocket module; same /usr/sbin/inspircd", s.module.display());
+    if let Some(before) = &s.before {
+        let _ = writeln!(t.out, "before = {}", before.display());
+    }
+    let _ = writeln!(t.out);
+    t.header();
+    if s.callgrind {
+        // Work units per phase, for the per-unit rows.
+        let units = [
+            ("connection", w.connect_total),
+            ("delivery", w.fanout_receivers * w.fanout_messages),
+            ("message", w.ingest_senders * w.ingest_messages),
+        ];
+        for ((name, pick), (unit, n)) in PHASES.into_iter().zip(units) {
+            t.row(&format!("{name} instructions"), "MIr", 3, |r| {
+                pick(r).ir / MEGA
+            });
+            t.row(&format!("{name} per {unit}"), "Ir", 0, |r| {
+                pick(r).ir / n as f64
+            });
+        }
+    } else {
+        for (name, pick) in PHASES {
+            t.row(&format!("{name} server CPU"), "s", 3, |r| pick(r).cpu);
+            t.row(&format!("{name} wall"), "s", 3, |r| pick(r).wall);
+            t.row(&format!("{name} peak RSS"), "MiB", 3, |r| pick(r).hwm_mib);
+            t.row(&format!("{name} write syscalls"), "k", 3, |r| {
+                pick(r).syscw / 1000.0
+            });
+        }
+        t.row("idle memory per connection", "KiB", 3, |r| {
+            r.idle_kib_per_conn
+        });
+        t.row("RSS of a fresh server", "MiB", 3, |r| r.idle_base_mib);
+    }
+    let mut out = t.out;
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "ours/stock: ratio of medians. ours-plain, stock-plain: what the WebSocket layer adds over plain TCP clients doing the same; overhead o/s = (ours-plain)/(stock-plain), below 1 means our module costs less than the stock one."
+        "ours/stock: ratio of medians. ours-plain, stock-plain: what the WebSocket layer adds over plain TCP clients doing the same; overhead o/s = (ours-plain)/(stock-plain), below 1 means our module costs less than the stock one.{}",
+        if s.before.is_some() {
+            " ours/before: this build against the --before one, below 1 means this one costs less."
+        } else {
+            ""
+        }
     );
+    let idle = if w.idle_conns > 0 {
+        format!("; idle {} connections", w.idle_conns)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "Work per phase: connect {} × (connect + handshake + NICK/USER + 001 + QUIT), {} at a time; fanout 1 sender → {} receivers × {} messages ({} deliveries); ingest {} senders × {} messages in batches of {} + PING; idle {} connections.",
-        s.connect_total,
-        s.connect_concurrency,
-        s.fanout_receivers,
-        s.fanout_messages,
-        s.fanout_receivers * s.fanout_messages,
-        s.ingest_senders,
-        s.ingest_messages,
-        s.ingest_batch,
-        s.idle_conns
+        "Work per phase: connect {} × (connect + handshake + NICK/USER + 001 + QUIT), {} at a time; fanout 1 sender → {} receivers × {} messages ({} deliveries); ingest {} senders × {} messages in batches of {} + PING{idle}.",
+        w.connect_total,
+        w.connect_concurrency,
+        w.fanout_receivers,
+        w.fanout_messages,
+        w.fanout_receivers * w.fanout_messages,
+        w.ingest_senders,
+        w.ingest_messages,
+        INGEST_BATCH,
     );
     out
 }
