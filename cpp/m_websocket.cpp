@@ -143,6 +143,7 @@ int WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQue
 		return mysendq.empty() ? 0 : 1;
 
 	std::string output;
+	session->begin_write(uppersendq.bytes(), output);
 	for (StreamSocket::SendQueue::const_iterator i = uppersendq.begin(); i != uppersendq.end(); ++i)
 		session->write(Bytes(*i), output);
 	uppersendq.clear();

@@ -15,10 +15,10 @@ use cxx::CxxString;
 
 use crate::config::{Config, RawConfig, RawTag};
 use crate::counters::Counters;
-use crate::frame::CloseCode;
+use crate::frame::{CloseCode, LineFramer};
 use crate::handshake;
 use crate::session::{Ending, Session};
-use crate::sink::ByteSink;
+use cxx_sink::CxxSink;
 
 #[cxx::bridge(namespace = "wsgate")]
 mod bridge {
@@ -111,6 +111,9 @@ mod bridge {
         ) -> ReadResult;
         /// Before the upgrade the server's lines must wait in their queue.
         fn holds_output(self: &WsSession) -> bool;
+        /// Before the `write`s of a round: makes room in `out` for the frames of
+        /// `line_bytes` bytes of the server's lines.
+        fn begin_write(self: &WsSession, line_bytes: usize, out: Pin<&mut CxxString>);
         /// Frames one element of the server's send queue into `out`.
         fn write(self: &mut WsSession, upper: &[u8], out: Pin<&mut CxxString>);
         /// After the last `write` of a round: writes a requested close frame.
@@ -127,19 +130,6 @@ mod bridge {
 }
 
 pub use bridge::{Gateway, ReadAction, ReadResult, SocketKind};
-
-/// Appends to a C++ `std::string`.
-struct CxxSink<'a>(Pin<&'a mut CxxString>);
-
-impl ByteSink for CxxSink<'_> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0.as_mut().push_bytes(bytes);
-    }
-
-    fn reserve(&mut self, additional: usize) {
-        self.0.as_mut().reserve(additional);
-    }
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -263,8 +253,8 @@ impl WsSession {
         out: Pin<&mut CxxString>,
     ) -> ReadResult {
         let input_len = input.len();
-        let mut lines = CxxSink(lines);
-        let mut out = CxxSink(out);
+        let mut lines = CxxSink::new(lines);
+        let mut out = CxxSink::new(out);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             self.session.receive(input, now_ms, &mut lines, &mut out)
         }));
@@ -321,15 +311,19 @@ impl WsSession {
         self.session.holds_output()
     }
 
+    fn begin_write(&self, line_bytes: usize, out: Pin<&mut CxxString>) {
+        out.reserve(LineFramer::framed_size_hint(line_bytes));
+    }
+
     fn write(&mut self, upper: &[u8], out: Pin<&mut CxxString>) {
-        let mut out = CxxSink(out);
+        let mut out = CxxSink::new(out);
         if catch_unwind(AssertUnwindSafe(|| self.session.send(upper, &mut out))).is_err() {
             self.session.abandon();
         }
     }
 
     fn finish_write(&mut self, out: Pin<&mut CxxString>) {
-        let mut out = CxxSink(out);
+        let mut out = CxxSink::new(out);
         if catch_unwind(AssertUnwindSafe(|| self.session.finish_send(&mut out))).is_err() {
             self.session.abandon();
         }
@@ -356,7 +350,7 @@ impl WsSession {
     }
 
     fn keepalive(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> String {
-        let mut out = CxxSink(out);
+        let mut out = CxxSink::new(out);
         match catch_unwind(AssertUnwindSafe(|| {
             self.session.poll_keepalive(now_ms, &mut out)
         })) {
@@ -386,6 +380,8 @@ impl WsSession {
         }
     }
 }
+
+mod cxx_sink;
 
 #[cfg(test)]
 mod idle_memory_tests;

@@ -48,6 +48,14 @@ impl LineFramer {
         self.frame_lines_limited(input, mode, out, MAX_PENDING_LINE_BYTES);
     }
 
+    /// About how many bytes of frames `line_bytes` bytes of IRC lines become: up to
+    /// 125 bytes a line's 2-byte header takes the place of its CR LF, and a longer
+    /// line's 4-byte header adds 2 bytes per at least 126. A size to reserve, not a
+    /// bound (a line ending in a bare LF, or repaired UTF-8, takes a little more).
+    pub fn framed_size_hint(line_bytes: usize) -> usize {
+        line_bytes + line_bytes / 63 + MAX_HEADER_LEN
+    }
+
     /// Writes one unmasked FIN frame with `opcode` and `payload` into `out`.
     #[inline]
     pub fn write_frame(opcode: super::OpCode, payload: &[u8], out: &mut impl ByteSink) {
@@ -630,6 +638,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn framed_size_hint_holds_the_frames_of_crlf_lines(
+            lengths in proptest::collection::vec(1usize..70_000, 1..12),
+        ) {
+            let input: Vec<u8> = lengths
+                .iter()
+                .flat_map(|&len| std::iter::repeat_n(b'x', len).chain(*b"\r\n"))
+                .collect();
+            let mut out = Vec::new();
+            LineFramer::default().frame_lines(&input, MessageMode::Text, &mut out);
+            prop_assert!(out.len() <= LineFramer::framed_size_hint(input.len()));
+        }
+
         #[test]
         fn output_is_independent_of_input_chunking(
             input in arb_irc_bytes(),

@@ -360,8 +360,14 @@ impl Server {
                     .arg(format!("--vgdb-prefix={}", dir.join(VGDB_PREFIX).display()))
                     // vgdb is how callgrind_control reaches the server; per-instruction
                     // and per-line costs are not needed, and leaving them out keeps the
-                    // dumps small and quick.
-                    .args(["--vgdb=yes", "--dump-instr=no", "--dump-line=no"])
+                    // dumps small and quick. Uncompressed names make each dump
+                    // readable on its own by callgrind_annotate (with --keep).
+                    .args([
+                        "--vgdb=yes",
+                        "--dump-instr=no",
+                        "--dump-line=no",
+                        "--compress-strings=no",
+                    ])
                     .arg(&s.inspircd);
                 c
             } else {
