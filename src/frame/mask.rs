@@ -7,7 +7,10 @@
 //! few lines of safe code: the key is rotated by the offset and repeated into a `u64`;
 //! the payload is XORed 32 bytes per step (four independent `u64`s, which the compiler
 //! turns into vector instructions), then at most one step each of 16, 8 and 4 bytes,
-//! then single bytes.
+//! then single bytes. The `multiversion` crate compiles it a second time for AVX2 and
+//! picks that copy at run time where the CPU has it: the same safe code then XORs 32
+//! bytes per instruction instead of 16, about twice as fast from 1 KiB up (without it,
+//! in-cache unmasking of 1 KiB ran at 0.49 of a memcpy's speed, which uses AVX2).
 //! `benches/codec.rs` compares it with a memcpy of the same size.
 
 /// XORs `buf` with `key`, where `buf` starts `offset` bytes into the payload
@@ -15,6 +18,7 @@
 ///
 /// Deliberately not `#[inline]`: inlined into `Session::receive`'s frame loop it made
 /// that loop slower (about 108 against 92 ns per frame in `benches/codec.rs`).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // The key as seen from buf[0]: byte i of the payload uses key[(offset + i) % 4].
     // As a little-endian u32 that is a rotation by whole bytes; repeated into a u64
