@@ -422,14 +422,21 @@ impl Server {
 
     /// utime + stime in seconds.
     fn cpu_seconds(&self) -> f64 {
+        let (user, system) = self.user_system_seconds();
+        user + system
+    }
+
+    /// (utime, stime) in seconds: a module runs in user time; system time is the
+    /// kernel's work for the sockets, which a module cannot change much.
+    fn user_system_seconds(&self) -> (f64, f64) {
         let stat = self.proc_file("stat");
         let Some(end) = stat.rfind(')') else {
-            return 0.0;
+            return (0.0, 0.0);
         };
         let f: Vec<&str> = stat[end + 1..].split_whitespace().collect();
         // After the command: field 3 (state) is f[0]; utime is field 14, stime 15.
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        (ticks(11) + ticks(12)) as f64 / clk_tck()
+        (ticks(11) as f64 / clk_tck(), ticks(12) as f64 / clk_tck())
     }
 
     fn status_kib(&self, key: &str) -> u64 {
@@ -1195,6 +1202,8 @@ impl Handler for Ingest {
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
     cpu: f64,
+    /// The user-time part of `cpu`.
+    user_cpu: f64,
     wall: f64,
     hwm_mib: f64,
     /// write-family system calls the server made (/proc/PID/io syscw; its syscr does
@@ -1234,12 +1243,14 @@ fn measure(
         }
         None => None,
     };
-    let cpu0 = server.cpu_seconds();
+    let (user0, system0) = server.user_system_seconds();
     let w0 = server.syscalls().1;
     let t0 = Instant::now();
     let result = f();
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = server.cpu_seconds() - cpu0;
+    let (user1, system1) = server.user_system_seconds();
+    let user_cpu = user1 - user0;
+    let cpu = user_cpu + system1 - system0;
     let w1 = server.syscalls().1;
     if let Some(mut child) = recorder.take() {
         // SAFETY: kill(2) on our own child's PID; perf writes its file on SIGINT.
@@ -1264,6 +1275,7 @@ fn measure(
     };
     Ok(Sample {
         cpu,
+        user_cpu,
         wall,
         hwm_mib: server.hwm_kib() as f64 / 1024.0,
         syscw: w1.saturating_sub(w0) as f64,
@@ -1658,6 +1670,9 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
     } else {
         for (name, pick) in PHASES {
             t.row(&format!("{name} server CPU"), "s", 3, |r| pick(r).cpu);
+            t.row(&format!("{name} of which user"), "s", 3, |r| {
+                pick(r).user_cpu
+            });
             t.row(&format!("{name} wall"), "s", 3, |r| pick(r).wall);
             t.row(&format!("{name} peak RSS"), "MiB", 3, |r| pick(r).hwm_mib);
             t.row(&format!("{name} write syscalls"), "k", 3, |r| {
