@@ -129,7 +129,7 @@ clean:
 # crash is saved under fuzz/artifacts/. `cargo test` replays fuzz/corpus/ on stable.
 FUZZ_SECONDS ?= 60
 FUZZ_SANITIZER ?= address
-FUZZ_TARGETS := handshake frame_header session
+FUZZ_TARGETS := handshake frame_header session messages
 
 .PHONY: fuzz
 fuzz:

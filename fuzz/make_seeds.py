@@ -102,43 +102,61 @@ def session_input(setup, flags, client, server=b"", rcuts=b"", scuts=b""):
             + struct.pack(">H", len(server)) + server + client)
 
 
+# Client bytes after the upgrade request: raw frames, and frame specs (see
+# `structured_frames` in tests/fuzz_harness/mod.rs). The session and messages targets
+# share them.
+RAW_CLIENT = [
+    frame(0x81, b"PRIVMSG #a :x\r\nQUIT"),
+    frame(0x82, b"NICK foo") + frame(0x89, b"ping!") + frame(0x8A, b""),
+    frame(0x01, b"PRIV") + frame(0x89, b"p") + frame(0x80, b"MSG #a :y"),
+    frame(0x81, b"\xed\xa0\x80"),
+    frame(0x88, struct.pack(">H", 1000) + b"bye"),
+    frame(0x88, b"\x03"),
+    frame(0x88, b""),
+    frame(0x81, b"a" * 600),
+    frame(0x80, b"x"),
+    b"\x81\x05hello",
+    frame(0xC1, b"x"),
+    b"\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00",
+    b"".join(frame(0x89, b"%d" % i) for i in range(12)),
+]
+STRUCTURED_CLIENT = [
+    spec(0x81, b"PRIVMSG #a :hi") + spec(0x89, b"") + spec(0x88, b"\x03\xe8"),
+    spec(0x01, b"\xe2\x82") + spec(0x80, b"\xac"),
+    bytes([0x81, 0xF8]) + b"x" * 10,
+    bytes([0x82, 0xFD]),
+    spec(0x02, b"a") + spec(0x00, b"b") + spec(0x00, b"c") + spec(0x80, b"d"),
+    spec(0x88, b"\x03\xe8\xff"),
+]
+
+
 def session_seeds():
     server = b":irc.example.com 001 nick :Welcome\r\nPING :x\n\r\n:a PRIVMSG #c :\xff\xfe bad\r\n:partial"
-    raw = [
-        frame(0x81, b"PRIVMSG #a :x\r\nQUIT"),
-        frame(0x82, b"NICK foo") + frame(0x89, b"ping!") + frame(0x8A, b""),
-        frame(0x01, b"PRIV") + frame(0x89, b"p") + frame(0x80, b"MSG #a :y"),
-        frame(0x81, b"\xed\xa0\x80"),
-        frame(0x88, struct.pack(">H", 1000) + b"bye"),
-        frame(0x88, b"\x03"),
-        frame(0x88, b""),
-        frame(0x81, b"a" * 600),
-        frame(0x80, b"x"),
-        b"\x81\x05hello",
-        frame(0xC1, b"x"),
-        b"\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00",
-        b"".join(frame(0x89, b"%d" % i) for i in range(12)),
-    ]
-    structured = [
-        spec(0x81, b"PRIVMSG #a :hi") + spec(0x89, b"") + spec(0x88, b"\x03\xe8"),
-        spec(0x01, b"\xe2\x82") + spec(0x80, b"\xac"),
-        bytes([0x81, 0xF8]) + b"x" * 10,
-        bytes([0x82, 0xFD]),
-        spec(0x02, b"a") + spec(0x00, b"b") + spec(0x00, b"c") + spec(0x80, b"d"),
-        spec(0x88, b"\x03\xe8\xff"),
-    ]
     seeds = []
-    for i, c in enumerate(raw):
+    for i, c in enumerate(RAW_CLIENT):
         seeds.append(session_input(i % 32, (i % 4), c, server if i % 2 else b"", b"\x07\x01" if i % 3 else b""))
-    for i, c in enumerate(structured):
+    for i, c in enumerate(STRUCTURED_CLIENT):
         seeds.append(session_input((i * 5) % 32, 8 | 16 | (i % 4), c, server, b"\x03", b"\x05\x00"))
     seeds.append(session_input(0, 4, request()))
     seeds.append(session_input(1, 4, b"NICK foo\r\n"))
     return seeds
 
 
+def messages_input(setup, flags, client, rcuts=b""):
+    return bytes([setup, flags, len(rcuts)]) + rcuts + client
+
+
+def messages_seeds():
+    seeds = []
+    for i, c in enumerate(RAW_CLIENT):
+        seeds.append(messages_input(i % 32, i % 4, c, b"\x07\x01" if i % 2 else b""))
+    for i, c in enumerate(STRUCTURED_CLIENT):
+        seeds.append(messages_input((i * 5) % 32, 4 | (i % 4), c, b"\x03"))
+    return seeds
+
+
 for target, seeds in [("handshake", handshake_seeds()), ("frame_header", frame_header_seeds()),
-                      ("session", session_seeds())]:
+                      ("session", session_seeds()), ("messages", messages_seeds())]:
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
     for s in seeds:

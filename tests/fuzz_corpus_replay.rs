@@ -47,3 +47,8 @@ fn frame_header_corpus() {
 fn session_corpus() {
     replay("session", fuzz_harness::session);
 }
+
+#[test]
+fn messages_corpus() {
+    replay("messages", fuzz_harness::messages);
+}

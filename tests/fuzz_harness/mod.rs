@@ -18,6 +18,9 @@
 //!   in arbitrary chunks gives the same lines, output and report as one call; lines are
 //!   one per message, CR/LF only as the "\r\n" terminator; server bytes through
 //!   `Session::send` give one well-formed frame per line.
+//! - [`messages`]: the same through `Session::receive_messages` (the Autobahn echo
+//!   server's path): the same complete messages in any chunking, in the sink's order,
+//!   valid UTF-8 when text, and the very messages `receive` turns into IRC lines.
 #![allow(dead_code)]
 
 use std::sync::{Arc, OnceLock};
@@ -26,7 +29,7 @@ use inspircd_websocket::config::{Config, RawConfig, RawTag};
 use inspircd_websocket::frame::MAX_PENDING_LINE_BYTES;
 use inspircd_websocket::frame::{CloseCode, FrameHeader, MessageMode, OpCode, MAX_HEADER_LEN};
 use inspircd_websocket::handshake::{HandshakeScanner, HandshakeStatus, Peer, SocketKind};
-use inspircd_websocket::session::{Ending, ReadReport, Session, Upgrade};
+use inspircd_websocket::session::{Ending, MessageSink, ReadReport, Session, Upgrade};
 
 /// The statuses BAD_INPUT.md and the handshake docs allow for a refused upgrade.
 pub const REJECT_STATUSES: [u16; 6] = [400, 403, 405, 426, 431, 501];
@@ -790,4 +793,156 @@ fn check_sent(sent: &[u8], server: &[u8], mode: MessageMode) {
     }
     let got: Vec<Vec<u8>> = frames.into_iter().map(|(_, p)| p).collect();
     assert_eq!(got, expected, "framed lines differ from the model");
+}
+
+// ---------------------------------------------------------------------------------------
+// The message path (Session::receive_messages)
+// ---------------------------------------------------------------------------------------
+
+/// One message as a [`MessageSink`] saw it: its payload pieces joined, since chunking
+/// splits them differently.
+#[derive(Debug, PartialEq, Eq)]
+struct SeenMessage {
+    opcode: OpCode,
+    payload: Vec<u8>,
+    ended: bool,
+}
+
+/// Records messages, checking the sink's grammar: `begin`, any `payload`s, `end`.
+#[derive(Debug, Default)]
+struct MessageLog {
+    messages: Vec<SeenMessage>,
+}
+
+impl MessageLog {
+    fn open(&mut self) -> &mut SeenMessage {
+        match self.messages.last_mut() {
+            Some(message) if !message.ended => message,
+            _ => panic!("payload or end outside a message"),
+        }
+    }
+
+    fn ended(&self) -> impl Iterator<Item = &SeenMessage> {
+        self.messages.iter().filter(|m| m.ended)
+    }
+}
+
+impl MessageSink for MessageLog {
+    fn begin(&mut self, opcode: OpCode) {
+        assert!(
+            self.messages.last().is_none_or(|m| m.ended),
+            "a message began inside another"
+        );
+        assert!(
+            matches!(opcode, OpCode::Text | OpCode::Binary),
+            "{opcode:?}"
+        );
+        self.messages.push(SeenMessage {
+            opcode,
+            payload: Vec::new(),
+            ended: false,
+        });
+    }
+
+    fn payload(&mut self, bytes: &[u8]) {
+        self.open().payload.extend_from_slice(bytes);
+    }
+
+    fn end(&mut self) {
+        self.open().ended = true;
+    }
+}
+
+/// Feeds `chunks` through `receive_messages` as the shim feeds `receive`.
+fn receive_messages_all(
+    session: &mut Session,
+    chunks: &[&[u8]],
+) -> (MessageLog, Vec<u8>, usize, Option<Ending>) {
+    let (mut log, mut out, mut delivered, mut ending) =
+        (MessageLog::default(), Vec::new(), 0, None);
+    let mut pending: Vec<u8> = Vec::new();
+    for chunk in chunks {
+        pending.extend_from_slice(chunk);
+        let report = session.receive_messages(&mut pending, NOW_MS, &mut log, &mut out);
+        pending.drain(..report.consumed);
+        delivered += report.messages;
+        if report.ending.is_some() {
+            assert!(ending.is_none(), "ended twice");
+            ending = report.ending;
+        }
+    }
+    (log, out, delivered, ending)
+}
+
+/// Input: `[setup byte][flags][receive cuts]`, then the client's bytes after a valid
+/// upgrade request. Flags bits 0-1: which request; bit 2: the bytes are a frame spec
+/// ([`structured_frames`]).
+///
+/// `receive_messages` in arbitrary chunks delivers the same complete messages, output
+/// and ending as in one call; the sink sees `begin`, `payload`s, `end` in order; a
+/// complete text message is valid UTF-8; no message exceeds `maxmessage`; and
+/// `receive` on the same bytes delivers exactly these messages as IRC lines (CR and LF
+/// removed, "\r\n" appended).
+pub fn messages(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let (config, address, socket) = setup(r.byte());
+    let flags = r.byte();
+    let receive_cuts = r.cuts();
+    let mut client = REQUESTS[usize::from(flags & 3)].to_vec();
+    if flags & 4 != 0 {
+        client.extend_from_slice(&structured_frames(r.rest()));
+    } else {
+        client.extend_from_slice(r.rest());
+    }
+
+    let mut whole_session = Session::new(Arc::clone(&config), address, socket);
+    let (whole, whole_out, whole_count, whole_ending) =
+        receive_messages_all(&mut whole_session, &[&client]);
+    let mut chunked_session = Session::new(Arc::clone(&config), address, socket);
+    let (chunked, chunked_out, chunked_count, chunked_ending) =
+        receive_messages_all(&mut chunked_session, &chunks(&client, receive_cuts));
+
+    assert!(
+        whole.ended().eq(chunked.ended()),
+        "chunked messages differ from the one-piece ones"
+    );
+    assert_eq!(chunked_out, whole_out);
+    assert_eq!(
+        (chunked_count, &chunked_ending),
+        (whole_count, &whole_ending)
+    );
+    assert_eq!(whole.ended().count(), whole_count);
+    for message in whole.ended() {
+        assert!(message.payload.len() <= config.limits.max_message_bytes);
+        if message.opcode == OpCode::Text {
+            assert!(
+                std::str::from_utf8(&message.payload).is_ok(),
+                "a text message that is not UTF-8 was delivered"
+            );
+        }
+    }
+
+    // The IRC path runs the same state machine.
+    let mut irc_session = Session::new(Arc::clone(&config), address, socket);
+    let irc = receive_all(&mut irc_session, &[&client], &config);
+    let mut expected_lines = Vec::new();
+    for message in whole.ended() {
+        expected_lines.extend(
+            message
+                .payload
+                .iter()
+                .filter(|&&b| b != b'\r' && b != b'\n'),
+        );
+        expected_lines.extend_from_slice(b"\r\n");
+    }
+    let (delivered_lines, _) = split_delivered(&irc.lines);
+    assert_eq!(
+        delivered_lines,
+        &expected_lines[..],
+        "IRC lines differ from the messages"
+    );
+    assert_eq!(
+        (irc.out, irc.messages, irc.ending),
+        (whole_out, whole_count, whole_ending)
+    );
 }
