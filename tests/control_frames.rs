@@ -23,7 +23,7 @@ fn expect_close(c: &mut RawConn, codes: &[u16]) -> RawFrame {
     assert!(
         code.map(|c| codes.contains(&c)).unwrap_or(false),
         "close code {code:?} (reason {:?}), expected one of {codes:?}",
-        show(&f.payload.get(2..).unwrap_or(&[]))
+        show(f.payload.get(2..).unwrap_or(&[]))
     );
     assert!(f.fin && f.rsv == 0, "{f:?}");
     if f.payload.len() > 2 {
@@ -634,7 +634,7 @@ fn random_bytes_after_upgrade(m: Module) {
         let (c, _) = RawConn::upgrade(server.ws_port, &[]);
         let len = (next() % 2048) as usize + 1;
         let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        bytes.extend(std::iter::repeat(0u8).take(256 * 1024));
+        bytes.extend(std::iter::repeat_n(0u8, 256 * 1024));
         let w = write_in_background(&c, bytes);
         conns.push((c, w));
     }
