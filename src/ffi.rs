@@ -258,7 +258,7 @@ impl WsSession {
         let caught = catch_unwind(AssertUnwindSafe(|| {
             self.session.receive(input, now_ms, &mut lines, &mut out)
         }));
-        let report = match caught {
+        let mut report = match caught {
             Ok(report) => report,
             Err(_) => {
                 self.session.abandon();
@@ -272,10 +272,11 @@ impl WsSession {
                 };
             }
         };
-        if let Some(upgrade) = &report.upgrade {
+        if let Some(upgrade) = report.upgrade.as_mut() {
             self.upgraded = true;
-            self.origin = upgrade.origin.as_deref().map(Box::from);
-            self.proxy_address = upgrade.proxy_address.clone();
+            // Kept for WHOIS; the result below needs neither.
+            self.origin = upgrade.origin.take().map(String::into_boxed_str);
+            self.proxy_address = upgrade.proxy_address.take();
             self.counters.upgraded(upgrade.subprotocol);
         }
         if let Some(ending) = &report.ending {

@@ -347,10 +347,12 @@ impl Session {
         };
         let start = report.consumed;
         let rest = input.get_mut(start..).unwrap_or_default();
-        if let (Some(keepalive), false) = (open.keepalive.as_mut(), rest.is_empty()) {
-            keepalive.heard(now_ms);
+        if !rest.is_empty() {
+            if let Some(keepalive) = open.keepalive.as_mut() {
+                keepalive.heard(now_ms);
+            }
+            messages.expect(rest.len());
         }
-        messages.expect(rest.len());
         let result = open.read_frames(rest, &self.config.limits, now_ms, messages, out);
         report.messages = result.messages;
         report.consumed = start + result.consumed;
@@ -701,6 +703,9 @@ fn write_close_frame(code: u16, reason: &str, out: &mut impl ByteSink) {
 mod tests;
 
 #[cfg(test)]
+pub(crate) mod test_client;
+
+#[cfg(test)]
 mod message_sink_tests {
     //! [`Session::receive_messages`]: exact messages, in order with the protocol output.
     use super::*;
@@ -721,22 +726,14 @@ mod message_sink_tests {
         }
     }
 
-    /// A masked client frame with a payload under 126 bytes.
     fn frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [1, 2, 3, 4];
-        let mut out = vec![first_byte, 0x80 | payload.len() as u8];
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
+        test_client::frame_with(first_byte, true, payload)
     }
 
     fn open_session() -> Session {
         let config = Config::with_origins(&["https://chat.example.com"]);
         let mut session = Session::new(Arc::new(config), "192.0.2.1", SocketKind::User);
-        let mut request = b"GET / HTTP/1.1\r\nHost: irc.example.com\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n\r\n"
-            .to_vec();
+        let mut request = test_client::REQUEST.to_vec();
         let report = session.receive(&mut request, 0, &mut Vec::new(), &mut Vec::new());
         assert!(report.upgrade.is_some());
         session

@@ -14,6 +14,7 @@ use std::cell::Cell;
 use cxx::let_cxx_string;
 
 use super::*;
+use crate::session::test_client::{frame_with, REQUEST};
 
 /// Most bytes the Rust state of an idle, upgraded connection may keep on the heap.
 const IDLE_SESSION_HEAP_BUDGET: isize = 320;
@@ -66,13 +67,9 @@ fn config() -> Box<WsConfig> {
     builder.build().expect("valid configuration")
 }
 
-/// A masked client text frame with a payload under 126 bytes.
+/// A masked client text frame.
 fn client_frame(payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    frame
+    frame_with(0x81, true, payload)
 }
 
 /// A connection that has upgraded, registered and received the server's welcome.
@@ -80,10 +77,7 @@ fn idle_session(config: &WsConfig, counters: &WsCounters) -> Box<WsSession> {
     let_cxx_string!(lines = "");
     let_cxx_string!(out = "");
     let mut session = new_session(config, counters, b"192.0.2.7", SocketKind::User);
-    let mut request = b"GET / HTTP/1.1\r\nHost: irc.example.com\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n\r\n"
-        .to_vec();
+    let mut request = REQUEST.to_vec();
     let result = session.read(&mut request, 0, lines.as_mut(), out.as_mut());
     assert!(result.upgraded);
     let mut registration = [client_frame(b"NICK idle"), client_frame(b"USER u 0 * :r")].concat();

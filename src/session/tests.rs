@@ -1,15 +1,10 @@
 //! Session tests: a client written here talks to a [`Session`] in memory.
 //! BAD_INPUT rows 14 and 22-39 are named `row_NN_...`.
 
+use super::test_client::{frame_with, MASK, REQUEST};
 use super::*;
 use crate::config::Config;
 use proptest::prelude::*;
-
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: irc.example.com\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n\r\n";
-
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
@@ -17,30 +12,6 @@ const CONTINUATION: u8 = 0x0;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xa;
-
-/// Encodes a client frame by hand (independently of the crate's encoder).
-fn frame_with(first_byte: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first_byte];
-    let mask_bit = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(mask_bit | n as u8),
-        n if n <= 0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&MASK);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
-}
 
 fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
     frame_with(opcode | if fin { 0x80 } else { 0 }, true, payload)
