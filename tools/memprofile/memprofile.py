@@ -121,34 +121,29 @@ MAX_DEPTH = 8
 
 
 def parse_snapshot(path):
-    """Returns {site: bytes}: each allocation's first caller that is not generic."""
+    """Returns {site: bytes}: each allocation's first caller that is not generic.
+
+    The tree lists callees before callers (depth 0 is massif's root). A node whose
+    callees are all generic is a site unless it is generic itself; a generic node is
+    one only where the tree stops (no children, or the depth limit)."""
+    sites = {}
+    # all_generic[d]: the frames at depths 1..d of the current branch are all generic.
+    all_generic = [True]
     with open(path) as f:
-        nodes = []
         for line in f:
             m = NODE.match(line)
-            if m:
-                frame = re.sub(r"\s+", " ", m.group(4))
-                nodes.append((len(m.group(1)), int(m.group(3)), frame))
-    sites = {}
-    # A generic node's bytes are split among its children; a node with none keeps them.
-    for i, (depth, size, frame) in enumerate(nodes):
-        if depth == 0:
-            continue
-        path = [frame]
-        parent_depth = depth
-        for j in range(i - 1, -1, -1):
-            if nodes[j][0] < parent_depth:
-                path.append(nodes[j][2])
-                parent_depth = nodes[j][0]
-        # path: this frame, then its callees up to the root; it is a site when its
-        # callees (below the root) are all generic and it is not.
-        callees = path[1:-1]
-        if all(GENERIC_FRAME.search(c) for c in callees) and not GENERIC_FRAME.search(frame):
-            sites[frame] = sites.get(frame, 0) + size
-        elif GENERIC_FRAME.search(frame) and all(GENERIC_FRAME.search(c) for c in callees):
-            # A generic frame: counted here only if no child takes its bytes.
-            has_children = i + 1 < len(nodes) and nodes[i + 1][0] > depth
-            if not has_children or depth >= MAX_DEPTH:
+            if not m:
+                continue
+            depth, children, size = len(m.group(1)), int(m.group(2)), int(m.group(3))
+            if depth == 0:
+                continue
+            frame = re.sub(r"\s+", " ", m.group(4))
+            generic = bool(GENERIC_FRAME.search(frame))
+            callees_generic = all_generic[depth - 1]
+            del all_generic[depth:]
+            all_generic.append(callees_generic and generic)
+            ends_here = children == 0 or depth >= MAX_DEPTH
+            if callees_generic and (not generic or ends_here):
                 sites[frame] = sites.get(frame, 0) + size
     return sites
 
