@@ -6,7 +6,12 @@
 
 #include "m_websocket.h"
 #include "modules/stats.h"
+#include "modules/webirc.h"
 #include "modules/whois.h"
+
+#include <chrono>
+#include <poll.h>
+#include <vector>
 
 namespace
 {
@@ -30,9 +35,77 @@ namespace
 namespace wsgate
 {
 
+/** A socket the server has closed, kept open until the client's close frame arrives or
+ * the linger timeout passes (src/linger.rs). It reads and drops what the client sends;
+ * the session decides when the wait is over.
+ */
+class LingeringClose : public EventHandler
+{
+	WebSocketHookProvider* const provider;
+	rust::Box<WsSession> session;
+
+ public:
+	LingeringClose(WebSocketHookProvider* prov, int fd, rust::Box<WsSession>& closing)
+		: provider(prov)
+		, session(std::move(closing))
+	{
+		SetFd(fd);
+	}
+
+	~LingeringClose()
+	{
+		if (HasFd())
+			SocketEngine::Close(this);
+	}
+
+	/** Reads everything the client has sent. True once the wait is over: its close
+	 * arrived, or it closed the connection, or the socket failed.
+	 */
+	bool ReadAvailable()
+	{
+		char* const buffer = ServerInstance->GetReadBuffer();
+		const size_t size = ServerInstance->Config->NetBufferSize;
+		for (;;)
+		{
+			const int n = SocketEngine::Recv(this, buffer, size, 0);
+			if (n == 0)
+				return true;
+			if (n < 0)
+				return !SocketEngine::IgnoreError();
+			rust::Slice<uint8_t> input(reinterpret_cast<uint8_t*>(buffer), n);
+			if (session->linger_read(input, NowMs()))
+				return true;
+		}
+	}
+
+	bool Expired()
+	{
+		return session->linger_expired(NowMs());
+	}
+
+	void OnEventHandlerRead() CXX11_OVERRIDE
+	{
+		if (ReadAvailable())
+			provider->EndLinger(this);
+	}
+
+	void OnEventHandlerWrite() CXX11_OVERRIDE
+	{
+	}
+
+	void OnEventHandlerError(int errornum) CXX11_OVERRIDE
+	{
+		provider->EndLinger(this);
+	}
+};
+
 WebSocketHookProvider::WebSocketHookProvider(Module* mod)
 	: IOHookProvider(mod, "websocket", IOHookProvider::IOH_UNKNOWN, true)
 	, counters(new_counters())
+	, webircevprov(mod, "event/webirc")
+	, origin("websocket-origin", ExtensionItem::EXT_USER, mod)
+	, realhost("websocket-realhost", ExtensionItem::EXT_USER, mod)
+	, realip("websocket-realip", ExtensionItem::EXT_USER, mod)
 {
 }
 
@@ -52,6 +125,70 @@ void WebSocketHookProvider::OnConnect(StreamSocket* sock)
 	// WebSocket is only offered on listeners (server side).
 }
 
+void WebSocketHookProvider::Linger(StreamSocket* sock, rust::Box<WsSession>& session)
+{
+	const int fd = sock->GetFd();
+	SocketEngine::DelFd(sock);
+	sock->SetFd(-1);
+	LingeringClose* const closing = new LingeringClose(this, fd, session);
+	if (SocketEngine::AddFd(closing, FD_WANT_FAST_READ | FD_WANT_NO_WRITE))
+		lingering.insert(closing);
+	else
+		delete closing;
+}
+
+void WebSocketHookProvider::EndLinger(LingeringClose* closing)
+{
+	lingering.erase(closing);
+	SocketEngine::Close(closing);
+	ServerInstance->GlobalCulls.AddItem(closing);
+}
+
+void WebSocketHookProvider::ExpireLingering()
+{
+	for (std::set<LingeringClose*>::iterator i = lingering.begin(); i != lingering.end(); )
+	{
+		// Ending one removes it from the set: step first.
+		LingeringClose* const closing = *i++;
+		if (closing->Expired())
+			EndLinger(closing);
+	}
+}
+
+void WebSocketHookProvider::FinishLingering()
+{
+	// The server's loop will not run again for these sockets (the module is going), so
+	// wait here, for all of them at once, bounded by the core's unload limit.
+	typedef std::chrono::steady_clock Clock;
+	const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(unload_linger_ms());
+	while (!lingering.empty())
+	{
+		const long long left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+		if (left <= 0)
+			break;
+		std::vector<pollfd> fds;
+		std::vector<LingeringClose*> owners(lingering.begin(), lingering.end());
+		for (std::vector<LingeringClose*>::const_iterator i = owners.begin(); i != owners.end(); ++i)
+		{
+			pollfd entry = { (*i)->GetFd(), POLLIN, 0 };
+			fds.push_back(entry);
+		}
+		if (poll(fds.data(), fds.size(), static_cast<int>(left)) < 0 && errno != EINTR)
+			break;
+		for (size_t i = 0; i < fds.size(); ++i)
+		{
+			if (fds[i].revents && owners[i]->ReadAvailable())
+			{
+				lingering.erase(owners[i]);
+				delete owners[i];
+			}
+		}
+	}
+	for (std::set<LingeringClose*>::const_iterator i = lingering.begin(); i != lingering.end(); ++i)
+		delete *i;
+	lingering.clear();
+}
+
 WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const WsCounters& counters, const std::string& peer)
 	: IOHookMiddle(prov)
 	, session(new_session(config, counters, Bytes(peer), sock->type == StreamSocket::SS_USER ? SocketKind::User : SocketKind::Server))
@@ -59,34 +196,41 @@ WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsC
 	sock->AddIOHook(this);
 }
 
-int WebSocketHook::Fail(StreamSocket* sock, const std::string& output, const std::string& reason)
+void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason)
 {
-	if (!output.empty())
-		GetSendQ().push_back(output);
 	ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "Closing connection from %s: %s",
 		sock->type == StreamSocket::SS_USER ? static_cast<UserIOHandler*>(sock)->user->GetFullRealHost().c_str() : "server link",
 		reason.c_str());
 	sock->DoWrite();
 	sock->SetError(reason);
-	return -1;
 }
 
-bool WebSocketHook::ApplyRealAddress(StreamSocket* sock, const std::string& address)
+bool WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
 {
+	ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "WebSocket upgrade on fd %d (subprotocol: %s)",
+		sock->GetFd(), upgrade.subprotocol.empty() ? "none" : ToStd(upgrade.subprotocol).c_str());
 	if (sock->type != StreamSocket::SS_USER)
 		return true;
 
+	WebSocketHookProvider* const provider = Provider();
 	LocalUser* const user = static_cast<UserIOHandler*>(sock)->user;
+	if (upgrade.has_origin)
+		provider->origin.set(user, ToStd(upgrade.origin));
+	if (!upgrade.proxy_warning.empty())
+		ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "WARNING: %s", ToStd(upgrade.proxy_warning).c_str());
+	if (upgrade.real_ip.empty())
+		return true;
+
 	irc::sockets::sockaddrs realsa(user->client_sa);
-	if (!irc::sockets::aptosa(address, user->client_sa.port(), realsa))
+	if (!irc::sockets::aptosa(ToStd(upgrade.real_ip), user->client_sa.port(), realsa) || realsa == user->client_sa)
 		return true;
 
 	ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "Real address of %s from a trusted proxy: %s",
-		user->GetIPString().c_str(), address.c_str());
-	if (realsa != user->client_sa)
-		user->SetClientIP(realsa);
-
-	// A ban may match the real address.
+		user->GetIPString().c_str(), ToStd(upgrade.real_ip).c_str());
+	provider->realhost.set(user, user->GetRealHost());
+	provider->realip.set(user, user->GetIPString());
+	FOREACH_MOD_CUSTOM(provider->webircevprov, WebIRC::EventListener, OnWebIRCAuth, (user, NULL));
+	user->SetClientIP(realsa);
 	return !user->quitting;
 }
 
@@ -106,33 +250,30 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 		// for the connection's life: idle connections then hold nothing here.
 		std::string().swap(recvq);
 	}
-
-	if (result.action == ReadAction::Close)
-		return Fail(sock, output, ToStd(result.reason));
-	if (result.action == ReadAction::DeliverThenClose)
-	{
-		// InspIRCd runs the delivered lines (a QUIT keeps its message), then closes
-		// the socket because of the error.
-		Fail(sock, output, ToStd(result.reason));
-		return 1;
-	}
-
 	if (!output.empty())
-	{
 		GetSendQ().push_back(output);
-		SocketEngine::ChangeEventMask(sock, FD_ADD_TRIAL_WRITE);
-	}
 
-	if (result.upgraded)
+	// Before the lines run (even those that came with a close), so that they run
+	// with the user's real address.
+	if (result.upgrade.done && !OnUpgrade(sock, result.upgrade))
+		return 0;
+
+	switch (result.action)
 	{
-		ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "WebSocket upgrade on fd %d (subprotocol: %s)",
-			sock->GetFd(), result.subprotocol.empty() ? "none" : ToStd(result.subprotocol).c_str());
-		if (!result.real_ip.empty() && !ApplyRealAddress(sock, ToStd(result.real_ip)))
+		case ReadAction::Close:
+			Fail(sock, ToStd(result.reason));
 			return -1;
-		// Lines the server queued during the handshake can go now.
-		SocketEngine::ChangeEventMask(sock, FD_ADD_TRIAL_WRITE);
+		case ReadAction::DeliverThenClose:
+			// InspIRCd runs the delivered lines (a QUIT keeps its message), then closes
+			// the socket because of the error.
+			Fail(sock, ToStd(result.reason));
+			return 1;
+		default:
+			break;
 	}
-
+	// The 101 or a pong, and lines the server queued during the handshake, can go now.
+	if (!output.empty() || result.upgrade.done)
+		SocketEngine::ChangeEventMask(sock, FD_ADD_TRIAL_WRITE);
 	return result.action == ReadAction::Deliver ? 1 : 0;
 }
 
@@ -156,7 +297,11 @@ int WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQue
 
 void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 {
-	// The session is freed with this hook; nothing else is held.
+	// StreamSocket::Close() has written what it could. If that includes the server's
+	// close frame, the socket waits for the client's (src/linger.rs); a TLS hook below
+	// this one means the client's bytes cannot be followed frame by frame.
+	if (GetSendQ().empty() && session->begin_linger(GetNextHook() != NULL, NowMs()))
+		Provider()->Linger(sock, session);
 }
 
 void WebSocketHook::RequestClose(bool goingaway, const std::string& reason)
@@ -181,30 +326,30 @@ void WebSocketHook::Keepalive(LocalUser* user)
 	}
 }
 
-Gateway WebSocketHook::GetGateway() const
-{
-	return session->gateway();
-}
-
 }
 
 /** The STATS letter for the module's counters; no stock InspIRCd 3 module uses it. */
 static const char STATS_LETTER = 'W';
 
-/** Polls every WebSocket user's keepalive once a second; the core decides. */
+/** Once a second: polls every WebSocket user's keepalive and the lingering sockets'
+ * timeouts; the core decides.
+ */
 class KeepaliveTimer : public Timer
 {
 	Module* const module;
+	wsgate::WebSocketHookProvider& hookprov;
 
  public:
-	KeepaliveTimer(Module* mod)
+	KeepaliveTimer(Module* mod, wsgate::WebSocketHookProvider& prov)
 		: Timer(1, true)
 		, module(mod)
+		, hookprov(prov)
 	{
 	}
 
 	bool Tick(time_t now) CXX11_OVERRIDE
 	{
+		hookprov.ExpireLingering();
 		const UserManager::LocalList& users = ServerInstance->Users->GetLocalUsers();
 		for (UserManager::LocalList::const_iterator i = users.begin(); i != users.end(); )
 		{
@@ -225,9 +370,9 @@ class ModuleWebSocket
 	, public Stats::EventListener
 	, public Whois::EventListener
 {
-	KeepaliveTimer keepalive;
-
 	reference<wsgate::WebSocketHookProvider> hookprov;
+
+	KeepaliveTimer keepalive;
 
 	wsgate::WebSocketHook* HookOf(User* user)
 	{
@@ -248,9 +393,16 @@ class ModuleWebSocket
 	ModuleWebSocket()
 		: Stats::EventListener(this)
 		, Whois::EventListener(this)
-		, keepalive(this)
 		, hookprov(new wsgate::WebSocketHookProvider(this))
+		, keepalive(this, *hookprov)
 	{
+	}
+
+	CullResult cull() CXX11_OVERRIDE
+	{
+		// Unloading: no socket may outlive the module's code.
+		hookprov->FinishLingering();
+		return Module::cull();
 	}
 
 	void init() CXX11_OVERRIDE
@@ -337,13 +489,20 @@ class ModuleWebSocket
 		if (!whois.GetSource()->HasPrivPermission("users/auspex"))
 			return;
 
-		wsgate::WebSocketHook* const hook = HookOf(whois.GetTarget());
-		if (!hook)
+		User* const target = whois.GetTarget();
+		const std::string* const origin = hookprov->origin.get(target);
+		const std::string* realhost = hookprov->realhost.get(target);
+		const std::string* realip = hookprov->realip.get(target);
+		// Users on other servers are known by the synced items alone (as in InspIRCd
+		// 4); local ones also by their hook (a native client, not proxied, has no item).
+		if (!origin && !realhost && !realip && !HookOf(target))
 			return;
 
-		const wsgate::Gateway gateway = hook->GetGateway();
-		if (gateway.upgraded)
-			whois.SendLine(RPL_WHOISGATEWAY, ToStd(gateway.proxy_host), ToStd(gateway.proxy_ip), ToStd(gateway.text));
+		static const std::string unproxied = "*";
+		if (!realhost || !realip)
+			realhost = realip = &unproxied;
+		const rust::Slice<const uint8_t> origintext = origin ? Bytes(*origin) : rust::Slice<const uint8_t>();
+		whois.SendLine(RPL_WHOISGATEWAY, *realhost, *realip, ToStd(wsgate::whois_gateway_text(origintext, origin != NULL)));
 	}
 
 	Version GetVersion() CXX11_OVERRIDE

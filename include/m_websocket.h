@@ -15,22 +15,59 @@
 #include "inspircd-websocket/src/ffi.rs.h"
 
 #include <memory>
+#include <set>
 
 namespace wsgate
 {
 	/** The validated configuration in force; replaced whole on a successful rehash. */
 	typedef std::shared_ptr<rust::Box<WsConfig> > SharedConfig;
 
-	/** The "websocket" hook provider: creates one WebSocketHook per accepted socket. */
+	class LingeringClose;
+
+	/** The "websocket" hook provider: creates one WebSocketHook per accepted socket, and
+	 * holds what the hooks share.
+	 */
 	class WebSocketHookProvider : public IOHookProvider
 	{
 	 public:
 		SharedConfig config;
 		rust::Box<WsCounters> counters;
 
+		/** Fired, as the cgiirc module does for WebIRC gateways, before a trusted proxy's
+		 * real address is applied: connectban then lowers the proxy's count, so that the
+		 * proxy is not Z-lined for its users' connections.
+		 */
+		Events::ModuleEventProvider webircevprov;
+
+		/** What other modules and linked servers see about WebSocket users: the synced
+		 * extension items of InspIRCd 4's stock module (WHOIS numeric 350 reads them).
+		 */
+		StringExtItem origin;
+		StringExtItem realhost;
+		StringExtItem realip;
+
+		/** Sockets closed by the server that wait for the client's close frame. */
+		std::set<LingeringClose*> lingering;
+
 		WebSocketHookProvider(Module* mod);
 		void OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* client, irc::sockets::sockaddrs* server) CXX11_OVERRIDE;
 		void OnConnect(StreamSocket* sock) CXX11_OVERRIDE;
+
+		/** Takes over a closing socket's file descriptor, so that StreamSocket::Close()
+		 * neither shuts it down nor closes it, and waits for the client's close frame.
+		 */
+		void Linger(StreamSocket* sock, rust::Box<WsSession>& session);
+
+		/** A lingering socket is done: closes it. */
+		void EndLinger(LingeringClose* closing);
+
+		/** Closes the lingering sockets whose timeout has passed. */
+		void ExpireLingering();
+
+		/** On unload: waits a bounded time for the remaining close replies, then closes
+		 * every lingering socket, so that none outlives the module's code.
+		 */
+		void FinishLingering();
 	};
 
 	/** One WebSocket connection: an IOHookMiddle around a Rust session. */
@@ -38,11 +75,19 @@ namespace wsgate
 	{
 		rust::Box<WsSession> session;
 
-		/** Sends what the session produced, then closes the socket with a reason. */
-		int Fail(StreamSocket* sock, const std::string& output, const std::string& reason);
+		WebSocketHookProvider* Provider() const
+		{
+			return static_cast<WebSocketHookProvider*>(&*prov);
+		}
 
-		/** Applies a real address reported by a trusted proxy. False if the user is now quitting. */
-		bool ApplyRealAddress(StreamSocket* sock, const std::string& address);
+		/** Logs the reason, writes what is queued, then fails the socket with it. */
+		void Fail(StreamSocket* sock, const std::string& reason);
+
+		/** Records what the upgrade established and applies a trusted proxy's real
+		 * address. False if the user is now quitting (a ban may match the real address):
+		 * the socket has been closed and this hook deleted.
+		 */
+		bool OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade);
 
 	 public:
 		WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const WsCounters& counters, const std::string& peer);
@@ -56,8 +101,5 @@ namespace wsgate
 
 		/** Sends a keepalive ping when the client is idle; quits a user who did not answer one. */
 		void Keepalive(LocalUser* user);
-
-		/** What WHOIS shows opers about this connection. */
-		Gateway GetGateway() const;
 	};
 }

@@ -20,12 +20,14 @@
 //! | proxyranges | none | space-separated CIDR ranges, addresses, or globs of address text | Peers whose `X-Real-IP` / `X-Forwarded-For` headers are trusted, e.g. `192.0.2.0/24 2001:db8::/32 198.51.100.*`. When set, every client must send one of these headers (400 otherwise); it is applied only for trusted peers. With `X-Forwarded-For` the rightmost address that is not itself trusted is used. |
 //! | allowmissingorigin | `no` | boolean | Accept upgrade requests without an `Origin` header (non-browser clients; browsers always send it). `no` answers them with 400 like the stock module. |
 //! | nativeping | `yes` | boolean | Send WebSocket ping frames to idle clients so proxies (e.g. Cloudflare) do not drop the connection. |
-//! | pinginterval | `60s` | duration, 1 second to 1 day | How long a connection may be idle before a keepalive ping frame is sent (with `nativeping`). |
-//! | maxhandshake | `8K` | size, 1K to 64K | Largest HTTP upgrade request in bytes (request line and headers). Larger requests are refused. |
+//! | proxyheader | `any` | `x-real-ip`, `x-forwarded-for`, `any` | Which header the trusted proxies set: only `X-Real-IP`, only `X-Forwarded-For`, or `any` (the stock module's rule: `X-Real-IP` when present, else `X-Forwarded-For`). Name the header your proxy sets: a proxy that sets only one of them passes the other through from the client. A trusted request whose two headers disagree is logged with a warning. |
+//! | pinginterval | `30s` | duration, 1 second to 1 day | How long a connection may go without receiving or without sending anything before a keepalive ping frame is sent (with `nativeping`); half of nginx's default 60 s `proxy_read_timeout`. |
+//! | maxhandshake | `40K` | size, 1K to 256K | Largest HTTP upgrade request in bytes (request line and headers). Larger requests are refused (431). The default admits what nginx's default header buffers pass on (up to 32 KiB) and browsers with large cookies. |
 //! | maxheaders | `64` | 8 to 256 | Most header lines an upgrade request may have. |
 //! | maxmessage | `16K` | size, 512 to 16M | Largest WebSocket message in bytes after its fragments are reassembled; larger ones close the connection with 1009. |
 //! | maxfragments | `64` | 1 to 1000000 | Most frames one message may be split into; more close the connection with 1008 (policy violation). |
 //! | pingburst | `10` | 1 to 1000 | How many ping frames a client may send back to back; a sustained faster flood closes the connection with 1008. |
+//! | closetimeout | `2s` | duration, 0 to 1 minute | After the server's close frame (QUIT, unload, a protocol error, a keepalive timeout), how long the socket stays open for the client's close frame before TCP is closed (RFC 6455 7.1.1; closing at once makes Firefox report an unclean close). `0` closes at once, as the stock module does. |
 //! | pingrate | `1s` | duration, 1 second to 1 hour | A client regains one ping of its burst per this duration, so with the defaults a client pinging once a second is never limited. |
 //!
 //! Booleans: `yes`/`no`, `true`/`false`, `on`/`off`, `1`/`0` (case-insensitive).
@@ -37,12 +39,15 @@
 use std::ops::RangeInclusive;
 
 use crate::origin::{is_permissive_pattern, OriginAllowList};
-use crate::proxy::ProxyRanges;
+use crate::proxy::{ProxyHeader, ProxyRanges};
 
-/// Default `maxhandshake`: largest upgrade request, in bytes.
-pub const DEFAULT_MAX_HANDSHAKE_BYTES: usize = 8192;
-/// Accepted `maxhandshake` values, in bytes.
-pub const MAX_HANDSHAKE_BYTES_RANGE: RangeInclusive<u64> = 1024..=65536;
+/// Default `maxhandshake`: largest upgrade request, in bytes (40 KiB). nginx's default
+/// `large_client_header_buffers 4 8k` passes requests of up to 32 KiB, to which it adds
+/// its own headers when it forwards them; a browser sending a site's large cookies
+/// directly is admitted too.
+pub const DEFAULT_MAX_HANDSHAKE_BYTES: usize = 40 * 1024;
+/// Accepted `maxhandshake` values, in bytes (1 KiB to 256 KiB).
+pub const MAX_HANDSHAKE_BYTES_RANGE: RangeInclusive<u64> = 1024..=256 * 1024;
 /// Default `maxheaders`: most header lines in an upgrade request.
 pub const DEFAULT_MAX_HANDSHAKE_HEADERS: usize = 64;
 /// Accepted `maxheaders` values.
@@ -63,20 +68,28 @@ pub const PING_BURST_RANGE: RangeInclusive<u64> = 1..=1000;
 pub const DEFAULT_PING_REFILL_MS: u64 = 1000;
 /// Accepted `pingrate` values, in seconds (1 second to 1 hour).
 pub const PING_REFILL_SECS_RANGE: RangeInclusive<u64> = 1..=3600;
-/// Default `pinginterval`: idle time before a keepalive ping, in milliseconds (60 s).
-pub const DEFAULT_PING_INTERVAL_MS: u64 = 60_000;
+/// Default `pinginterval`: time without receiving or without sending before a keepalive
+/// ping, in milliseconds (30 s: half of nginx's default 60 s `proxy_read_timeout`, which
+/// counts only what the server sends, and well below Cloudflare's 100 s).
+pub const DEFAULT_PING_INTERVAL_MS: u64 = 30_000;
 /// Accepted `pinginterval` values, in seconds (1 second to 1 day).
 pub const PING_INTERVAL_SECS_RANGE: RangeInclusive<u64> = 1..=86_400;
+/// Default `closetimeout`: how long a socket waits for the client's close frame after
+/// the server's, in milliseconds (2 s; browsers answer within a round trip).
+pub const DEFAULT_CLOSE_TIMEOUT_MS: u64 = 2000;
+/// Accepted `closetimeout` values, in seconds (0, no waiting, to 1 minute).
+pub const CLOSE_TIMEOUT_SECS_RANGE: RangeInclusive<u64> = 0..=60;
 /// Default `allowmissingorigin`.
 pub const DEFAULT_ALLOW_MISSING_ORIGIN: bool = false;
 /// Default `nativeping`.
 pub const DEFAULT_NATIVE_PING: bool = true;
 
 /// Every key `<websocket>` knows (lower case).
-const WEBSOCKET_KEYS: [&str; 12] = [
+const WEBSOCKET_KEYS: [&str; 14] = [
     "defaultmode",
     "sendastext",
     "proxyranges",
+    "proxyheader",
     "allowmissingorigin",
     "nativeping",
     "pinginterval",
@@ -86,6 +99,7 @@ const WEBSOCKET_KEYS: [&str; 12] = [
     "maxfragments",
     "pingburst",
     "pingrate",
+    "closetimeout",
 ];
 /// Every key `<wsorigin>` knows.
 const WSORIGIN_KEYS: [&str; 1] = ["allow"];
@@ -158,6 +172,10 @@ pub struct Limits {
     /// `pingrate`: one ping token is regained per this many milliseconds. Default
     /// [`DEFAULT_PING_REFILL_MS`], range [`PING_REFILL_SECS_RANGE`] seconds.
     pub ping_refill_ms: u64,
+    /// `closetimeout`: how long a socket waits for the client's close frame after the
+    /// server's, in milliseconds; 0: not at all. Default [`DEFAULT_CLOSE_TIMEOUT_MS`],
+    /// range [`CLOSE_TIMEOUT_SECS_RANGE`] seconds.
+    pub close_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -169,6 +187,7 @@ impl Default for Limits {
             max_fragments: DEFAULT_MAX_FRAGMENTS,
             ping_burst: DEFAULT_PING_BURST,
             ping_refill_ms: DEFAULT_PING_REFILL_MS,
+            close_timeout_ms: DEFAULT_CLOSE_TIMEOUT_MS,
         }
     }
 }
@@ -184,11 +203,14 @@ pub struct Config {
     pub default_mode: DefaultMode,
     /// `proxyranges`: trusted reverse proxies. Default none.
     pub proxy_ranges: ProxyRanges,
+    /// `proxyheader`: which real-IP header the trusted proxies set. Default any.
+    pub proxy_header: ProxyHeader,
     /// Resource limits.
     pub limits: Limits,
     /// `nativeping`: send keepalive ping frames to idle clients. Default yes.
     pub native_ping: bool,
-    /// `pinginterval` in milliseconds: idle time before a keepalive ping. Default 60 s.
+    /// `pinginterval` in milliseconds: time without receiving or sending before a
+    /// keepalive ping. Default 30 s.
     pub ping_interval_ms: u64,
     /// Non-fatal remarks for the log (unknown keys, deprecated keys, permissive origins).
     pub warnings: Vec<String>,
@@ -590,6 +612,11 @@ impl Config {
             }
         }
 
+        if let Some(value) = reader.get("proxyheader") {
+            config.proxy_header = ProxyHeader::parse(value)
+                .ok_or_else(|| reader.invalid_value("proxyheader", value, ProxyHeader::VALUES))?;
+        }
+
         config.allow_missing_origin =
             reader.bool("allowmissingorigin", DEFAULT_ALLOW_MISSING_ORIGIN)?;
         config.native_ping = reader.bool("nativeping", DEFAULT_NATIVE_PING)?;
@@ -648,6 +675,11 @@ impl Config {
         );
         limits.ping_refill_ms =
             reader.duration_ms("pingrate", DEFAULT_PING_REFILL_MS, &PING_REFILL_SECS_RANGE)?;
+        limits.close_timeout_ms = reader.duration_ms(
+            "closetimeout",
+            DEFAULT_CLOSE_TIMEOUT_MS,
+            &CLOSE_TIMEOUT_SECS_RANGE,
+        )?;
 
         config.warnings = warnings;
         Ok(config)
@@ -673,6 +705,7 @@ impl Config {
             allow_missing_origin: DEFAULT_ALLOW_MISSING_ORIGIN,
             default_mode: DefaultMode::Text,
             proxy_ranges: ProxyRanges::default(),
+            proxy_header: ProxyHeader::default(),
             limits: Limits::default(),
             native_ping: DEFAULT_NATIVE_PING,
             ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
@@ -725,7 +758,8 @@ mod tests {
         assert_eq!(c.default_mode, DefaultMode::Text);
         assert!(!c.allow_missing_origin);
         assert!(c.native_ping);
-        assert_eq!(c.ping_interval_ms, 60_000);
+        assert_eq!(c.ping_interval_ms, 30_000);
+        assert_eq!(c.proxy_header, ProxyHeader::Any);
         assert!(c.proxy_ranges.is_empty());
         assert_eq!(c.limits, Limits::default());
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -736,12 +770,31 @@ mod tests {
     #[test]
     fn default_limits_have_the_documented_values() {
         let l = Limits::default();
-        assert_eq!(l.max_handshake_bytes, 8192);
+        assert_eq!(l.max_handshake_bytes, 40 * 1024);
         assert_eq!(l.max_handshake_headers, 64);
         assert_eq!(l.max_message_bytes, 16384);
         assert_eq!(l.max_fragments, 64);
         assert_eq!(l.ping_burst, 10);
         assert_eq!(l.ping_refill_ms, 1000);
+        assert_eq!(l.close_timeout_ms, 2000);
+    }
+
+    #[test]
+    fn proxyheader_names_the_header_the_proxies_set() {
+        for (value, header) in [
+            ("x-real-ip", ProxyHeader::RealIp),
+            ("X-Forwarded-For", ProxyHeader::ForwardedFor),
+            ("any", ProxyHeader::Any),
+        ] {
+            assert_eq!(
+                load(&[("proxyheader", value)]).unwrap().proxy_header,
+                header
+            );
+        }
+        assert_eq!(
+            error(&[("proxyheader", "forwarded")]),
+            format!("<websocket:proxyheader> has an invalid value \"forwarded\" at {LOC}; accepted values: x-real-ip, x-forwarded-for, any")
+        );
     }
 
     #[test]
@@ -1025,6 +1078,7 @@ mod tests {
             ("maxfragments", "1000"),
             ("pingburst", "5"),
             ("pingrate", "2"),
+            ("closetimeout", "5s"),
         ])
         .unwrap();
         assert_eq!(
@@ -1036,6 +1090,7 @@ mod tests {
                 max_fragments: 1000,
                 ping_burst: 5,
                 ping_refill_ms: 2000,
+                close_timeout_ms: 5000,
             }
         );
         assert_eq!(
@@ -1057,13 +1112,14 @@ mod tests {
     #[test]
     fn limits_accept_their_range_bounds() {
         for (key, low, high) in [
-            ("maxhandshake", "1024", "65536"),
+            ("maxhandshake", "1024", "262144"),
             ("maxheaders", "8", "256"),
             ("maxmessage", "512", "16M"),
             ("maxfragments", "1", "1000000"),
             ("pingburst", "1", "1000"),
             ("pingrate", "1s", "1h"),
             ("pinginterval", "1", "1d"),
+            ("closetimeout", "0", "1m"),
         ] {
             assert!(load(&[(key, low)]).is_ok(), "{key}={low}");
             assert!(load(&[(key, high)]).is_ok(), "{key}={high}");
@@ -1073,8 +1129,8 @@ mod tests {
     #[test]
     fn out_of_range_limits_name_key_value_range_and_location() {
         for (key, value, range) in [
-            ("maxhandshake", "1023", "1024 to 65536 bytes"),
-            ("maxhandshake", "65K", "1024 to 65536 bytes"),
+            ("maxhandshake", "1023", "1024 to 262144 bytes"),
+            ("maxhandshake", "257K", "1024 to 262144 bytes"),
             ("maxheaders", "7", "8 to 256"),
             ("maxheaders", "257", "8 to 256"),
             ("maxmessage", "511", "512 to 16777216 bytes"),
@@ -1174,6 +1230,7 @@ mod tests {
             ("pinginterval", "1y", "1 to 86400 seconds"),
             ("pingrate", "0s", "1 to 3600 seconds"),
             ("pingrate", "1h1s", "1 to 3600 seconds"),
+            ("closetimeout", "61", "0 to 60 seconds"),
         ] {
             assert_eq!(
                 error(&[(key, value)]),

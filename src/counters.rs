@@ -22,6 +22,17 @@ pub struct Counters {
     client_closes: RefCell<BTreeMap<Option<u16>, u64>>,
     /// Connections upgraded and not yet gone.
     open: Cell<u64>,
+    /// Sockets waiting for the client's close frame now ([`crate::linger`]).
+    lingering: Cell<u64>,
+    /// Sockets that stopped waiting for a close reply at the timeout.
+    linger_timeouts: Cell<u64>,
+    /// Sockets closed at once because [`crate::linger::MAX_LINGERING_CLOSES`] were
+    /// already waiting.
+    linger_refusals: Cell<u64>,
+}
+
+fn increment(cell: &Cell<u64>) {
+    cell.set(cell.get().saturating_add(1));
 }
 
 /// Orders refusal reasons by their place in [`RejectReason::ALL`].
@@ -76,6 +87,31 @@ impl Counters {
         self.open.get()
     }
 
+    /// Sockets waiting for a close reply.
+    pub fn lingering(&self) -> u64 {
+        self.lingering.get()
+    }
+
+    /// A socket began waiting for its client's close frame.
+    pub fn linger_started(&self) {
+        increment(&self.lingering);
+    }
+
+    /// A socket stopped waiting (whatever the reason).
+    pub fn linger_ended(&self) {
+        self.lingering.set(self.lingering.get().saturating_sub(1));
+    }
+
+    /// A socket's wait reached the timeout.
+    pub fn linger_timed_out(&self) {
+        increment(&self.linger_timeouts);
+    }
+
+    /// A socket closed at once: too many were waiting.
+    pub fn linger_refused(&self) {
+        increment(&self.linger_refusals);
+    }
+
     /// One line per non-zero counter, then the number of open connections.
     pub fn report(&self) -> Vec<String> {
         let mut lines = Vec::new();
@@ -99,6 +135,17 @@ impl Counters {
                 Some(code) => lines.push(format!("closed by client with {code}: {count}")),
                 None => lines.push(format!("closed by client without a code: {count}")),
             }
+        }
+        let linger = [
+            ("close replies awaited now", self.lingering.get()),
+            ("close replies timed out", self.linger_timeouts.get()),
+            (
+                "close replies not awaited (too many waiting)",
+                self.linger_refusals.get(),
+            ),
+        ];
+        for (what, count) in linger.into_iter().filter(|(_, count)| *count > 0) {
+            lines.push(format!("{what}: {count}"));
         }
         lines.push(format!("open connections: {}", self.open()));
         lines

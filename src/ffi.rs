@@ -17,7 +17,8 @@ use crate::config::{Config, RawConfig, RawTag};
 use crate::counters::Counters;
 use crate::frame::{CloseCode, LineFramer};
 use crate::handshake;
-use crate::session::{Ending, Session};
+use crate::linger::Linger;
+use crate::session::{Ending, Session, Upgrade};
 use cxx_sink::CxxSink;
 
 #[cxx::bridge(namespace = "wsgate")]
@@ -48,25 +49,25 @@ mod bridge {
     struct ReadResult {
         consumed: usize,
         action: ReadAction,
-        /// The handshake completed in this read.
-        upgraded: bool,
-        /// Subprotocol negotiated on upgrade, or empty.
-        subprotocol: String,
-        /// Real client address from a trusted proxy, or empty.
-        real_ip: String,
+        /// Set on the read that completed the handshake.
+        upgrade: UpgradeResult,
         /// Why the connection closes (for the log and the quit message).
         reason: String,
     }
 
-    /// What WHOIS shows opers about a WebSocket user (numeric 350, RPL_WHOISGATEWAY).
-    struct Gateway {
-        /// False before the upgrade: nothing to show.
-        upgraded: bool,
-        /// The proxy's address when a trusted proxy reported the real one, else "*".
-        proxy_host: String,
-        proxy_ip: String,
-        /// "is connected from the <origin> WebSocket origin".
-        text: String,
+    /// What the handshake established; `done` is false on every other read.
+    #[derive(Default)]
+    struct UpgradeResult {
+        done: bool,
+        /// Subprotocol negotiated, or empty.
+        subprotocol: String,
+        /// Real client address from a trusted proxy, or empty.
+        real_ip: String,
+        /// The Origin header (for WHOIS), when `has_origin`.
+        origin: String,
+        has_origin: bool,
+        /// A warning for the log about the proxy's headers, or empty.
+        proxy_warning: String,
     }
 
     extern "Rust" {
@@ -125,11 +126,26 @@ mod bridge {
         /// client that did not answer one, returning then the reason to quit with
         /// (empty otherwise).
         fn keepalive(self: &mut WsSession, now_ms: u64, out: Pin<&mut CxxString>) -> String;
-        fn gateway(self: &WsSession) -> Gateway;
+
+        /// The socket is about to close; its output has all been written. True when the
+        /// caller should keep it open, reading, for the client's close frame
+        /// ([`crate::linger`]); `opaque` when the caller cannot pass the client's bytes
+        /// as they are (TLS below this hook).
+        fn begin_linger(self: &mut WsSession, opaque: bool, now_ms: u64) -> bool;
+        /// Bytes that arrived while lingering; true once the wait is over.
+        fn linger_read(self: &mut WsSession, input: &mut [u8], now_ms: u64) -> bool;
+        /// True once the linger timeout has passed.
+        fn linger_expired(self: &mut WsSession, now_ms: u64) -> bool;
+        /// How long, at most, a module unload waits for lingering sockets, in ms.
+        fn unload_linger_ms() -> u64;
+
+        /// WHOIS text for a WebSocket user (numeric 350, RPL_WHOISGATEWAY) from the
+        /// synced origin, if the user sent one.
+        fn whois_gateway_text(origin: &[u8], has_origin: bool) -> String;
     }
 }
 
-pub use bridge::{Gateway, ReadAction, ReadResult, SocketKind};
+pub use bridge::{ReadAction, ReadResult, SocketKind, UpgradeResult};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -206,15 +222,13 @@ impl WsCounters {
     }
 }
 
-/// One connection as the shim holds it, with what WHOIS and the counters need.
+/// One connection as the shim holds it, with what the counters need.
 pub struct WsSession {
     session: Session,
     counters: Rc<Counters>,
     upgraded: bool,
-    origin: Option<Box<str>>,
-    /// The trusted proxy's address, when it reported the client's real one (WHOIS
-    /// then shows it).
-    proxy_address: Option<Box<str>>,
+    /// While the socket lingers for the client's close frame.
+    linger: Option<Linger>,
 }
 
 fn new_session(
@@ -231,8 +245,7 @@ fn new_session(
         session: Session::new(Arc::clone(&config.0), &String::from_utf8_lossy(peer), kind),
         counters: Rc::clone(&counters.0),
         upgraded: false,
-        origin: None,
-        proxy_address: None,
+        linger: None,
     })
 }
 
@@ -240,6 +253,35 @@ impl Drop for WsSession {
     fn drop(&mut self) {
         if self.upgraded {
             self.counters.gone();
+        }
+        if self.linger.is_some() {
+            self.counters.linger_ended();
+        }
+    }
+}
+
+/// The read result after an internal error: close at once.
+fn internal_error(consumed: usize) -> ReadResult {
+    ReadResult {
+        consumed,
+        action: ReadAction::Close,
+        upgrade: UpgradeResult::default(),
+        reason: "WebSocket: internal error".to_owned(),
+    }
+}
+
+impl UpgradeResult {
+    fn of(upgrade: Upgrade) -> UpgradeResult {
+        UpgradeResult {
+            done: true,
+            subprotocol: upgrade
+                .subprotocol
+                .map(|p| p.name().to_owned())
+                .unwrap_or_default(),
+            real_ip: upgrade.real_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            has_origin: upgrade.origin.is_some(),
+            origin: upgrade.origin.unwrap_or_default(),
+            proxy_warning: upgrade.proxy_warning.unwrap_or_default(),
         }
     }
 }
@@ -258,31 +300,20 @@ impl WsSession {
         let caught = catch_unwind(AssertUnwindSafe(|| {
             self.session.receive(input, now_ms, &mut lines, &mut out)
         }));
-        let mut report = match caught {
+        let report = match caught {
             Ok(report) => report,
             Err(_) => {
                 self.session.abandon();
-                return ReadResult {
-                    consumed: input_len,
-                    action: ReadAction::Close,
-                    upgraded: false,
-                    subprotocol: String::new(),
-                    real_ip: String::new(),
-                    reason: "WebSocket: internal error".to_owned(),
-                };
+                return internal_error(input_len);
             }
         };
-        if let Some(upgrade) = report.upgrade.as_mut() {
+        if let Some(upgrade) = &report.upgrade {
             self.upgraded = true;
-            // Kept for WHOIS; the result below needs neither.
-            self.origin = upgrade.origin.take().map(String::into_boxed_str);
-            self.proxy_address = upgrade.proxy_address.take();
             self.counters.upgraded(upgrade.subprotocol);
         }
         if let Some(ending) = &report.ending {
             self.counters.ended(ending);
         }
-        let upgrade = report.upgrade.as_ref();
         ReadResult {
             consumed: report.consumed,
             action: match (&report.ending, report.messages) {
@@ -291,15 +322,7 @@ impl WsSession {
                 (None, 0) => ReadAction::Wait,
                 (None, _) => ReadAction::Deliver,
             },
-            upgraded: upgrade.is_some(),
-            subprotocol: upgrade
-                .and_then(|u| u.subprotocol)
-                .map(|p| p.name().to_owned())
-                .unwrap_or_default(),
-            real_ip: upgrade
-                .and_then(|u| u.real_ip)
-                .map(|ip| ip.to_string())
-                .unwrap_or_default(),
+            upgrade: report.upgrade.map(UpgradeResult::of).unwrap_or_default(),
             reason: report
                 .ending
                 .as_ref()
@@ -367,18 +390,56 @@ impl WsSession {
         }
     }
 
-    fn gateway(&self) -> Gateway {
-        let proxy = self.proxy_address.as_deref().unwrap_or("*").to_owned();
-        let text = match &self.origin {
-            Some(origin) => format!("is connected from the {origin} WebSocket origin"),
-            None => "is connected from a non-web WebSocket origin".to_owned(),
-        };
-        Gateway {
-            upgraded: self.upgraded,
-            proxy_host: proxy.clone(),
-            proxy_ip: proxy,
-            text,
+    fn begin_linger(&mut self, opaque: bool, now_ms: u64) -> bool {
+        let session = &mut self.session;
+        let counters = &self.counters;
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            Linger::begin(session, counters, opaque, now_ms)
+        }));
+        match started {
+            Ok(linger) => {
+                self.linger = linger;
+                self.linger.is_some()
+            }
+            Err(_) => false,
         }
+    }
+
+    fn linger_read(&mut self, input: &mut [u8], now_ms: u64) -> bool {
+        let session = &mut self.session;
+        catch_unwind(AssertUnwindSafe(|| {
+            // While closing nothing is delivered or sent: the sinks stay empty.
+            let (mut lines, mut out) = (Vec::new(), Vec::new());
+            session.receive(input, now_ms, &mut lines, &mut out);
+            !session.awaits_close_reply()
+        }))
+        .unwrap_or(true)
+    }
+
+    fn linger_expired(&mut self, now_ms: u64) -> bool {
+        match &self.linger {
+            Some(linger) if linger.expired(now_ms) => {
+                self.counters.linger_timed_out();
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+}
+
+fn unload_linger_ms() -> u64 {
+    crate::linger::UNLOAD_LINGER_MS
+}
+
+fn whois_gateway_text(origin: &[u8], has_origin: bool) -> String {
+    if has_origin {
+        format!(
+            "is connected from the {} WebSocket origin",
+            String::from_utf8_lossy(origin)
+        )
+    } else {
+        "is connected from a non-web WebSocket origin".to_owned()
     }
 }
 

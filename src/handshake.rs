@@ -15,7 +15,7 @@ use sha1::{Digest, Sha1};
 
 use crate::config::{Config, DefaultMode};
 use crate::frame::MessageMode;
-use crate::proxy::ProxyError;
+use crate::proxy::{HeaderConflict, ProxyError, ProxyHeaders};
 
 /// The GUID every server appends to the client's key (RFC 6455 section 1.3).
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -101,6 +101,11 @@ pub enum RejectReason {
     MissingHost,
     /// No Origin header (stock behaviour: 400).
     MissingOrigin,
+    /// More than one Origin header: which one a browser sent cannot be told.
+    DuplicateOrigin,
+    /// A body (Content-Length other than 0, or Transfer-Encoding): an upgrade request
+    /// has none, and its bytes would otherwise be read as WebSocket frames.
+    RequestBody,
     /// The Origin matches no `<wsorigin>`.
     OriginNotAllowed,
     /// proxyranges is set and no X-Real-IP / X-Forwarded-For was sent.
@@ -125,7 +130,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, for counters and documentation.
-    pub const ALL: [RejectReason; 17] = [
+    pub const ALL: [RejectReason; 19] = [
         RejectReason::TooLarge,
         RejectReason::TooManyHeaders,
         RejectReason::NotHttp,
@@ -133,6 +138,8 @@ impl RejectReason {
         RejectReason::HttpVersion,
         RejectReason::MissingHost,
         RejectReason::MissingOrigin,
+        RejectReason::DuplicateOrigin,
+        RejectReason::RequestBody,
         RejectReason::OriginNotAllowed,
         RejectReason::MissingProxyHeader,
         RejectReason::MalformedProxyHeader,
@@ -167,6 +174,8 @@ impl RejectReason {
             RejectReason::HttpVersion => "HTTP version is not 1.1",
             RejectReason::MissingHost => "HTTP request did not send the Host header",
             RejectReason::MissingOrigin => "HTTP request did not send the Origin header",
+            RejectReason::DuplicateOrigin => "HTTP request sent the Origin header twice",
+            RejectReason::RequestBody => "HTTP request has a body",
             RejectReason::OriginNotAllowed => "HTTP request from a non-whitelisted origin",
             RejectReason::MissingProxyHeader => {
                 "HTTP request did not send a real IP address header"
@@ -237,6 +246,8 @@ pub struct Accepted {
     pub subprotocol: Option<Subprotocol>,
     /// The client's address as a trusted proxy reported it.
     pub real_ip: Option<IpAddr>,
+    /// The proxy sent both real-IP headers and they disagree (for a warning).
+    pub header_conflict: Option<HeaderConflict>,
     /// The Origin header, if sent (for WHOIS).
     pub origin: Option<String>,
 }
@@ -323,7 +334,10 @@ fn check_request_line(line: &[u8], limits: &crate::config::Limits) -> Option<Rej
 #[derive(Default)]
 struct Headers<'a> {
     host: bool,
-    origin: Option<&'a [u8]>,
+    origins: Vec<&'a [u8]>,
+    /// Content-Length values; only `0` (no body) is acceptable.
+    content_lengths: Vec<&'a [u8]>,
+    transfer_encoding: bool,
     upgrade: Vec<&'a [u8]>,
     connection: Vec<&'a [u8]>,
     keys: Vec<&'a [u8]>,
@@ -342,7 +356,11 @@ impl<'a> Headers<'a> {
             if name.eq_ignore_ascii_case("host") {
                 h.host = true;
             } else if name.eq_ignore_ascii_case("origin") {
-                h.origin.get_or_insert(value);
+                h.origins.push(value);
+            } else if name.eq_ignore_ascii_case("content-length") {
+                h.content_lengths.push(value);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                h.transfer_encoding = true;
             } else if name.eq_ignore_ascii_case("upgrade") {
                 h.upgrade.push(value);
             } else if name.eq_ignore_ascii_case("connection") {
@@ -409,22 +427,35 @@ fn evaluate(request: &[u8], config: &Config, peer: Peer<'_>) -> Result<Accepted,
     if !headers.host {
         return Err(RejectReason::MissingHost);
     }
-
-    match headers.origin {
-        Some(origin) if !config.origins.allows(origin) => {
-            return Err(RejectReason::OriginNotAllowed)
-        }
-        None if !config.allow_missing_origin => return Err(RejectReason::MissingOrigin),
-        _ => {}
+    let no_body = |length: &&[u8]| {
+        std::str::from_utf8(length)
+            .ok()
+            .and_then(|l| l.parse::<u64>().ok())
+            == Some(0)
+    };
+    if headers.transfer_encoding || !headers.content_lengths.iter().all(no_body) {
+        return Err(RejectReason::RequestBody);
     }
 
-    let real_ip = if config.proxy_ranges.is_empty() || peer.socket != SocketKind::User {
+    let origin = match headers.origins.as_slice() {
+        [] if !config.allow_missing_origin => return Err(RejectReason::MissingOrigin),
+        [] => None,
+        [origin] if !config.origins.allows(origin) => return Err(RejectReason::OriginNotAllowed),
+        [origin] => Some(*origin),
+        _ => return Err(RejectReason::DuplicateOrigin),
+    };
+
+    let real_address = if config.proxy_ranges.is_empty() || peer.socket != SocketKind::User {
         None
     } else {
         let forwarded_for = join_values(&headers.x_forwarded_for);
+        let proxy_headers = ProxyHeaders {
+            x_real_ip: headers.x_real_ip,
+            x_forwarded_for: forwarded_for.as_deref(),
+        };
         config
             .proxy_ranges
-            .real_client_ip(peer.address, headers.x_real_ip, forwarded_for.as_deref())
+            .real_client_ip(peer.address, config.proxy_header, proxy_headers)
             .map_err(|e| match e {
                 ProxyError::MissingHeader => RejectReason::MissingProxyHeader,
                 ProxyError::MalformedHeader => RejectReason::MalformedProxyHeader,
@@ -465,10 +496,9 @@ fn evaluate(request: &[u8], config: &Config, peer: Peer<'_>) -> Result<Accepted,
         request_len: request.len(),
         mode,
         subprotocol: chosen.map(|(p, _)| p),
-        real_ip,
-        origin: headers
-            .origin
-            .map(|o| String::from_utf8_lossy(o).into_owned()),
+        real_ip: real_address.map(|a| a.ip),
+        header_conflict: real_address.and_then(|a| a.conflict),
+        origin: origin.map(|o| String::from_utf8_lossy(o).into_owned()),
     })
 }
 

@@ -1,9 +1,11 @@
 //! Keepalive pings for idle connections (`<websocket nativeping pinginterval>`).
 //!
-//! Reverse proxies drop WebSocket connections that stay idle past their own timer
-//! (100 s on Cloudflare). When nothing has been received for `pinginterval`, the server
-//! sends a ping frame; any frame from the client counts as life. A client that sends
-//! nothing for a further `pinginterval` after the ping is considered gone.
+//! Reverse proxies drop WebSocket connections that stay idle past their own timer:
+//! nginx's `proxy_read_timeout` (60 s by default) counts only what the server sends,
+//! Cloudflare's 100 s any traffic. So the server sends a ping frame when it has received
+//! nothing, or sent nothing, for `pinginterval`; any frame from the client counts as
+//! life. A client that sends nothing for a further `pinginterval` after the ping is
+//! considered gone.
 
 /// What the caller should do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,11 +18,16 @@ pub enum KeepaliveAction {
     TimedOut,
 }
 
-/// Tracks when the client was last heard from.
+/// Tracks when the client was last heard from and when it was last sent something.
 #[derive(Clone, Debug)]
 pub struct Keepalive {
     interval_ms: u64,
     last_heard_ms: u64,
+    last_sent_ms: u64,
+    /// Something was sent since the last [`Keepalive::poll`]. The write path has no
+    /// clock and is the hottest path of a busy channel, so a send only sets this flag;
+    /// the next poll (about once a second) takes it as the time of the send.
+    sent_since_poll: bool,
     /// When the unanswered ping went out.
     ping_sent_ms: Option<u64>,
 }
@@ -31,6 +38,8 @@ impl Keepalive {
         Keepalive {
             interval_ms: interval_ms.max(1),
             last_heard_ms: now_ms,
+            last_sent_ms: now_ms,
+            sent_since_poll: false,
             ping_sent_ms: None,
         }
     }
@@ -41,15 +50,23 @@ impl Keepalive {
         self.ping_sent_ms = None;
     }
 
+    /// Something was sent to the client.
+    pub fn sent(&mut self) {
+        self.sent_since_poll = true;
+    }
+
     /// Decides, at `now_ms`, whether to ping or give up.
     pub fn poll(&mut self, now_ms: u64) -> KeepaliveAction {
+        if std::mem::take(&mut self.sent_since_poll) {
+            self.last_sent_ms = now_ms;
+        }
+        let idle = |since: u64| now_ms.saturating_sub(since) >= self.interval_ms;
         match self.ping_sent_ms {
-            Some(sent) if now_ms.saturating_sub(sent) >= self.interval_ms => {
-                KeepaliveAction::TimedOut
-            }
+            Some(sent) if idle(sent) => KeepaliveAction::TimedOut,
             Some(_) => KeepaliveAction::Idle,
-            None if now_ms.saturating_sub(self.last_heard_ms) >= self.interval_ms => {
+            None if idle(self.last_heard_ms) || idle(self.last_sent_ms) => {
                 self.ping_sent_ms = Some(now_ms);
+                self.last_sent_ms = now_ms;
                 KeepaliveAction::Ping
             }
             None => KeepaliveAction::Idle,
@@ -72,14 +89,17 @@ mod tests {
     }
 
     #[test]
-    fn any_traffic_resets_the_clock_and_answers_the_ping() {
+    fn traffic_both_ways_resets_the_clock_and_answers_the_ping() {
         let mut k = Keepalive::new(1000, 0);
         k.heard(900);
+        k.sent();
+        assert_eq!(k.poll(900), KeepaliveAction::Idle);
         assert_eq!(k.poll(1500), KeepaliveAction::Idle);
         assert_eq!(k.poll(1900), KeepaliveAction::Ping);
+        // The pong: the ping itself counted as sending.
         k.heard(2000);
         assert_eq!(k.poll(2899), KeepaliveAction::Idle);
-        assert_eq!(k.poll(3000), KeepaliveAction::Ping);
+        assert_eq!(k.poll(2900), KeepaliveAction::Ping);
     }
 
     #[test]
@@ -87,6 +107,7 @@ mod tests {
         let mut k = Keepalive::new(1000, 0);
         for t in (0..100_000).step_by(500) {
             k.heard(t);
+            k.sent();
             assert_eq!(k.poll(t), KeepaliveAction::Idle);
         }
     }
@@ -95,5 +116,39 @@ mod tests {
     fn clock_going_backwards_does_not_ping_or_time_out() {
         let mut k = Keepalive::new(1000, 5000);
         assert_eq!(k.poll(0), KeepaliveAction::Idle);
+    }
+
+    #[test]
+    fn a_client_that_talks_but_is_sent_nothing_is_pinged() {
+        // nginx drops a connection the server has been silent on for 60 s, however
+        // much the client sends.
+        let mut k = Keepalive::new(1000, 0);
+        for t in (0..1000).step_by(100) {
+            k.heard(t);
+            assert_eq!(k.poll(t), KeepaliveAction::Idle);
+        }
+        k.heard(1000);
+        assert_eq!(k.poll(1000), KeepaliveAction::Ping);
+        // It keeps talking, which answers the ping.
+        k.heard(1500);
+        assert_eq!(k.poll(1999), KeepaliveAction::Idle);
+        assert_eq!(k.poll(2000), KeepaliveAction::Ping);
+    }
+
+    #[test]
+    fn sending_counts_from_the_poll_that_sees_it() {
+        let mut k = Keepalive::new(1000, 0);
+        k.heard(0);
+        k.sent();
+        assert_eq!(k.poll(500), KeepaliveAction::Idle);
+        // Heard nothing since 0: a ping is due at 1000 whatever was sent.
+        assert_eq!(k.poll(1000), KeepaliveAction::Ping);
+        k.heard(1100);
+        k.sent();
+        assert_eq!(k.poll(1200), KeepaliveAction::Idle);
+        k.heard(1900);
+        assert_eq!(k.poll(2199), KeepaliveAction::Idle);
+        // Last send seen at 1200.
+        assert_eq!(k.poll(2200), KeepaliveAction::Ping);
     }
 }

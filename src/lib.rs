@@ -28,6 +28,7 @@
 //! - [`handshake`]: the HTTP/1.1 upgrade request, to a 101 or an HTTP error.
 //! - [`frame`]: RFC 6455 headers, masking, UTF-8 checks, close payloads, line framing.
 //! - [`session`]: one connection's state machine.
+//! - [`keepalive`]: pings to idle clients; [`linger`]: waiting for the client's close.
 //! - [`sink`]: where output bytes go (a `Vec<u8>` in tests, a `std::string` in the module).
 
 pub mod config;
@@ -35,6 +36,7 @@ pub mod counters;
 pub mod frame;
 pub mod handshake;
 pub mod keepalive;
+pub mod linger;
 pub mod origin;
 pub mod proxy;
 pub mod session;

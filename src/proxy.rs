@@ -20,8 +20,10 @@
 //! # Headers
 //!
 //! With ranges configured every client must send a well-formed header (stock
-//! behaviour; 400 otherwise), and it is applied only when the peer is trusted. See
-//! [`ProxyRanges::real_client_ip`].
+//! behaviour; 400 otherwise), and it is applied only when the peer is trusted.
+//! `<websocket proxyheader>` ([`ProxyHeader`]) names the header the proxies set; an
+//! address from a header is given in canonical form (IPv4-mapped IPv6 as plain IPv4).
+//! See [`ProxyRanges::real_client_ip`].
 
 use std::net::IpAddr;
 
@@ -116,12 +118,96 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     text.parse().ok()
 }
 
-/// Where a well-formed proxy header put the client address.
-enum Reported<'a> {
-    /// `X-Real-IP`: one address.
-    RealIp(IpAddr),
-    /// `X-Forwarded-For`: a validated comma-separated list, leftmost = original client.
-    ForwardedFor(&'a str),
+/// Which real-IP header the trusted proxies set (`<websocket proxyheader>`).
+///
+/// No fixed precedence between the two headers is safe for every proxy: a proxy that
+/// only appends to `X-Forwarded-For` passes a client's own `X-Real-IP` through, and one
+/// that only sets `X-Real-IP` passes a client's `X-Forwarded-For` through. Naming the
+/// header the proxies set (as nginx's `real_ip_header` does) makes the other one
+/// irrelevant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// Only `X-Real-IP` is read.
+    RealIp,
+    /// Only `X-Forwarded-For` is read.
+    ForwardedFor,
+    /// `X-Real-IP` when it is a well-formed address, else `X-Forwarded-For`: the stock
+    /// module's rule, and the default.
+    #[default]
+    Any,
+}
+
+impl ProxyHeader {
+    /// Every value, as the configuration spells it.
+    pub const VALUES: &'static str = "x-real-ip, x-forwarded-for, any";
+
+    /// The configuration value naming this choice.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyHeader::RealIp => "x-real-ip",
+            ProxyHeader::ForwardedFor => "x-forwarded-for",
+            ProxyHeader::Any => "any",
+        }
+    }
+
+    /// Parses a configuration value (ASCII case-insensitive).
+    pub fn parse(value: &str) -> Option<ProxyHeader> {
+        [
+            ProxyHeader::RealIp,
+            ProxyHeader::ForwardedFor,
+            ProxyHeader::Any,
+        ]
+        .into_iter()
+        .find(|h| value.trim().eq_ignore_ascii_case(h.as_str()))
+    }
+}
+
+/// The real-IP headers of one request, as received (several X-Forwarded-For lines
+/// joined into one list).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProxyHeaders<'a> {
+    pub x_real_ip: Option<&'a [u8]>,
+    pub x_forwarded_for: Option<&'a [u8]>,
+}
+
+/// The client address a trusted proxy reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealAddress {
+    /// The address; an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a dual-stack
+    /// proxy listener reports for IPv4 clients) is given as plain IPv4, so that bans,
+    /// clone counts and WHOIS see one form of each IPv4 address.
+    pub ip: IpAddr,
+    /// Set when the request carried both headers and they named different addresses:
+    /// a client trying to choose its own address through a proxy that sets only one of
+    /// them, or a proxy configuration to look at.
+    pub conflict: Option<HeaderConflict>,
+}
+
+/// Both real-IP headers were sent by a trusted proxy, and they disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderConflict {
+    /// What `X-Real-IP` said.
+    pub x_real_ip: IpAddr,
+    /// What `X-Forwarded-For` said (its rightmost address not itself trusted).
+    pub x_forwarded_for: IpAddr,
+    /// The header whose address was used.
+    pub used: ProxyHeader,
+}
+
+impl HeaderConflict {
+    /// The warning for the log, naming the proxy (`peer`).
+    pub fn warning(&self, peer: &str) -> String {
+        let used = match self.used {
+            ProxyHeader::RealIp => "X-Real-IP",
+            _ => "X-Forwarded-For",
+        };
+        format!(
+            "trusted proxy {peer} sent X-Real-IP {} and X-Forwarded-For {} which disagree; \
+             using {used} as <websocket:proxyheader> says. If the proxy sets only one of \
+             them, a client can send the other: set proxyheader to the one the proxy sets",
+            self.x_real_ip, self.x_forwarded_for
+        )
+    }
 }
 
 fn parse_x_real_ip(value: &[u8]) -> Option<IpAddr> {
@@ -134,6 +220,15 @@ fn parse_x_forwarded_for(value: &[u8]) -> Option<&str> {
     text.split(',')
         .all(|element| parse_ip(element).is_some())
         .then_some(text)
+}
+
+/// The header [`ProxyHeader`] names: `sent` (present at all) and `parsed` (well formed).
+fn require(sent: bool, parsed: bool) -> Result<(), ProxyError> {
+    match (sent, parsed) {
+        (false, _) => Err(ProxyError::MissingHeader),
+        (true, false) => Err(ProxyError::MalformedHeader),
+        (true, true) => Ok(()),
+    }
 }
 
 impl ProxyRanges {
@@ -222,59 +317,88 @@ impl ProxyRanges {
         })
     }
 
+    /// From a validated `X-Forwarded-For` list: the rightmost address that is not
+    /// itself a trusted proxy (each proxy appends the address it received from), or the
+    /// leftmost when every address in the chain is trusted.
+    fn forwarded_for_client(&self, list: &str) -> Option<IpAddr> {
+        list.rsplit(',')
+            .filter_map(parse_ip)
+            .find(|ip| !self.trusts_ip(*ip))
+            .or_else(|| list.split(',').next().and_then(parse_ip))
+    }
+
     /// The real client address reported by a trusted proxy.
     ///
-    /// With ranges configured every client must send a well-formed header, whether or
-    /// not its peer is trusted (stock behaviour):
+    /// With ranges configured every client must send the header `header` names, well
+    /// formed, whether or not its peer is trusted (stock behaviour):
     ///
-    /// - `X-Real-IP` is preferred when it is one IP address (spaces trimmed, IPv6 with
-    ///   or without brackets);
-    /// - otherwise `X-Forwarded-For`, a comma-separated list whose every element
-    ///   (trimmed) must be an IP address;
-    /// - neither well-formed: [`ProxyError::MissingHeader`] when both headers are
-    ///   absent, [`ProxyError::MalformedHeader`] otherwise (present but garbage, empty,
-    ///   non-UTF-8, an address with a port or zone, an empty list element …).
+    /// - `X-Real-IP`: one IP address (spaces trimmed, IPv6 with or without brackets);
+    /// - `X-Forwarded-For`: a comma-separated list whose every element (trimmed) is an
+    ///   IP address;
+    /// - [`ProxyHeader::Any`]: `X-Real-IP` when well formed, else `X-Forwarded-For`.
+    ///
+    /// A missing header is [`ProxyError::MissingHeader`] (for `Any`: both absent), one
+    /// that is not well formed [`ProxyError::MalformedHeader`] (garbage, empty,
+    /// non-UTF-8, an address with a port or zone, an empty list element …).
     ///
     /// Then `Ok(None)` when `peer` is not trusted (the header is ignored and the peer
     /// address kept). When it is trusted: the `X-Real-IP` address, or from
-    /// `X-Forwarded-For` the rightmost address that is not itself a trusted proxy
-    /// (each proxy appends the address it received from), or the leftmost when every
-    /// address in the chain is trusted. IPv4-mapped IPv6 addresses are returned as
-    /// parsed. Without ranges this returns `Ok(None)` and looks at nothing.
+    /// `X-Forwarded-For` the rightmost address that is not itself a trusted proxy, or
+    /// the leftmost when every address in the chain is trusted; in canonical form (see
+    /// [`RealAddress::ip`]), with a [`HeaderConflict`] when both headers were sent and
+    /// disagree. Without ranges this returns `Ok(None)` and looks at nothing.
     pub fn real_client_ip(
         &self,
         peer: &str,
-        x_real_ip: Option<&[u8]>,
-        x_forwarded_for: Option<&[u8]>,
-    ) -> Result<Option<IpAddr>, ProxyError> {
+        header: ProxyHeader,
+        headers: ProxyHeaders<'_>,
+    ) -> Result<Option<RealAddress>, ProxyError> {
         if self.is_empty() {
             return Ok(None);
         }
-        let reported = if let Some(ip) = x_real_ip.and_then(parse_x_real_ip) {
-            Reported::RealIp(ip)
-        } else if let Some(list) = x_forwarded_for.and_then(parse_x_forwarded_for) {
-            Reported::ForwardedFor(list)
-        } else if x_real_ip.is_none() && x_forwarded_for.is_none() {
-            return Err(ProxyError::MissingHeader);
-        } else {
-            return Err(ProxyError::MalformedHeader);
+        let real_ip = headers.x_real_ip.and_then(parse_x_real_ip);
+        let forwarded_for = headers.x_forwarded_for.and_then(parse_x_forwarded_for);
+        let used = match header {
+            ProxyHeader::RealIp => {
+                require(headers.x_real_ip.is_some(), real_ip.is_some())?;
+                ProxyHeader::RealIp
+            }
+            ProxyHeader::ForwardedFor => {
+                require(headers.x_forwarded_for.is_some(), forwarded_for.is_some())?;
+                ProxyHeader::ForwardedFor
+            }
+            ProxyHeader::Any if real_ip.is_some() => ProxyHeader::RealIp,
+            ProxyHeader::Any if forwarded_for.is_some() => ProxyHeader::ForwardedFor,
+            ProxyHeader::Any
+                if headers.x_real_ip.is_none() && headers.x_forwarded_for.is_none() =>
+            {
+                return Err(ProxyError::MissingHeader)
+            }
+            ProxyHeader::Any => return Err(ProxyError::MalformedHeader),
         };
         if !self.trusts(peer) {
             return Ok(None);
         }
-        match reported {
-            Reported::RealIp(ip) => Ok(Some(ip)),
-            Reported::ForwardedFor(list) => {
-                let rightmost_untrusted = list
-                    .rsplit(',')
-                    .filter_map(parse_ip)
-                    .find(|ip| !self.trusts_ip(*ip));
-                match rightmost_untrusted.or_else(|| list.split(',').next().and_then(parse_ip)) {
-                    Some(ip) => Ok(Some(ip)),
-                    None => Err(ProxyError::MalformedHeader),
-                }
-            }
+        let real_ip = real_ip.map(|ip| ip.to_canonical());
+        let forwarded_for = forwarded_for
+            .and_then(|list| self.forwarded_for_client(list))
+            .map(|ip| ip.to_canonical());
+        let ip = match used {
+            ProxyHeader::RealIp => real_ip,
+            _ => forwarded_for,
         }
+        .ok_or(ProxyError::MalformedHeader)?;
+        let conflict = match (real_ip, forwarded_for) {
+            (Some(x_real_ip), Some(x_forwarded_for)) if x_real_ip != x_forwarded_for => {
+                Some(HeaderConflict {
+                    x_real_ip,
+                    x_forwarded_for,
+                    used,
+                })
+            }
+            _ => None,
+        };
+        Ok(Some(RealAddress { ip, conflict }))
     }
 }
 
@@ -289,6 +413,27 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    fn headers<'a>(
+        x_real_ip: Option<&'a [u8]>,
+        x_forwarded_for: Option<&'a [u8]>,
+    ) -> ProxyHeaders<'a> {
+        ProxyHeaders {
+            x_real_ip,
+            x_forwarded_for,
+        }
+    }
+
+    /// The address with `proxyheader="any"` (the default).
+    fn any(
+        r: &ProxyRanges,
+        peer: &str,
+        x_real_ip: Option<&[u8]>,
+        x_forwarded_for: Option<&[u8]>,
+    ) -> Result<Option<IpAddr>, ProxyError> {
+        r.real_client_ip(peer, ProxyHeader::Any, headers(x_real_ip, x_forwarded_for))
+            .map(|a| a.map(|a| a.ip))
     }
 
     #[test]
@@ -394,14 +539,19 @@ mod tests {
     #[test]
     fn x_real_ip_is_preferred_over_x_forwarded_for() {
         let r = ranges("127.0.0.0/8");
-        let got = r.real_client_ip("127.0.0.1", Some(b" 203.0.113.7 "), Some(b"198.51.100.9"));
+        let got = any(
+            &r,
+            "127.0.0.1",
+            Some(b" 203.0.113.7 "),
+            Some(b"198.51.100.9"),
+        );
         assert_eq!(got, Ok(Some(ip("203.0.113.7"))));
     }
 
     #[test]
     fn garbage_x_real_ip_falls_back_to_x_forwarded_for() {
         let r = ranges("127.0.0.0/8");
-        let got = r.real_client_ip("127.0.0.1", Some(b"garbage"), Some(b"198.51.100.9"));
+        let got = any(&r, "127.0.0.1", Some(b"garbage"), Some(b"198.51.100.9"));
         assert_eq!(got, Ok(Some(ip("198.51.100.9"))));
     }
 
@@ -409,12 +559,9 @@ mod tests {
     #[test]
     fn bad_input_16_header_from_untrusted_peer_is_ignored() {
         let r = ranges("127.0.0.0/8 198.51.100.*");
+        assert_eq!(any(&r, "203.0.113.50", Some(b"192.0.2.1"), None), Ok(None));
         assert_eq!(
-            r.real_client_ip("203.0.113.50", Some(b"192.0.2.1"), None),
-            Ok(None)
-        );
-        assert_eq!(
-            r.real_client_ip("2001:db8::50", None, Some(b"192.0.2.1, 127.0.0.1")),
+            any(&r, "2001:db8::50", None, Some(b"192.0.2.1, 127.0.0.1")),
             Ok(None)
         );
     }
@@ -424,16 +571,21 @@ mod tests {
     fn bad_input_17_multi_hop_forwarded_for_uses_rightmost_untrusted() {
         let r = ranges("127.0.0.0/8");
         assert_eq!(
-            r.real_client_ip("127.0.0.1", None, Some(b"198.51.100.9, 127.0.0.1")),
+            any(&r, "127.0.0.1", None, Some(b"198.51.100.9, 127.0.0.1")),
             Ok(Some(ip("198.51.100.9")))
         );
         // A spoofed leftmost entry is not believed: only the hop our proxy saw counts.
         assert_eq!(
-            r.real_client_ip("127.0.0.1", None, Some(b"6.6.6.6,198.51.100.9,127.0.0.2")),
+            any(
+                &r,
+                "127.0.0.1",
+                None,
+                Some(b"6.6.6.6,198.51.100.9,127.0.0.2")
+            ),
             Ok(Some(ip("198.51.100.9")))
         );
         assert_eq!(
-            r.real_client_ip("127.0.0.1", None, Some(b"198.51.100.9")),
+            any(&r, "127.0.0.1", None, Some(b"198.51.100.9")),
             Ok(Some(ip("198.51.100.9")))
         );
     }
@@ -442,7 +594,12 @@ mod tests {
     fn all_trusted_forwarded_for_chain_yields_the_leftmost() {
         let r = ranges("127.0.0.0/8 10.0.0.*");
         assert_eq!(
-            r.real_client_ip("127.0.0.1", None, Some(b"10.0.0.5, 127.0.0.3,127.0.0.1")),
+            any(
+                &r,
+                "127.0.0.1",
+                None,
+                Some(b"10.0.0.5, 127.0.0.3,127.0.0.1")
+            ),
             Ok(Some(ip("10.0.0.5")))
         );
     }
@@ -452,10 +609,7 @@ mod tests {
     fn bad_input_18_missing_or_garbage_header_is_an_error() {
         let r = ranges("127.0.0.0/8");
         let peer = "127.0.0.1";
-        assert_eq!(
-            r.real_client_ip(peer, None, None),
-            Err(ProxyError::MissingHeader)
-        );
+        assert_eq!(any(&r, peer, None, None), Err(ProxyError::MissingHeader));
         for (real, xff) in [
             (Some(&b"garbage"[..]), None),
             (None, Some(&b"garbage"[..])),
@@ -472,7 +626,7 @@ mod tests {
             (Some(&b"1.2.3.4 5.6.7.8"[..]), None),
         ] {
             assert_eq!(
-                r.real_client_ip(peer, real, xff),
+                any(&r, peer, real, xff),
                 Err(ProxyError::MalformedHeader),
                 "{real:?} {xff:?}"
             );
@@ -483,11 +637,11 @@ mod tests {
     fn untrusted_peer_must_still_send_a_well_formed_header() {
         let r = ranges("127.0.0.0/8");
         assert_eq!(
-            r.real_client_ip("203.0.113.1", None, None),
+            any(&r, "203.0.113.1", None, None),
             Err(ProxyError::MissingHeader)
         );
         assert_eq!(
-            r.real_client_ip("203.0.113.1", Some(b"nope"), None),
+            any(&r, "203.0.113.1", Some(b"nope"), None),
             Err(ProxyError::MalformedHeader)
         );
     }
@@ -497,25 +651,25 @@ mod tests {
     fn bad_input_19_ipv6_addresses_in_headers_are_accepted() {
         let r = ranges("::1 127.0.0.0/8");
         assert_eq!(
-            r.real_client_ip("::1", Some(b"2001:db8::1"), None),
+            any(&r, "::1", Some(b"2001:db8::1"), None),
             Ok(Some(IpAddr::V6(Ipv6Addr::new(
                 0x2001, 0xdb8, 0, 0, 0, 0, 0, 1
             ))))
         );
         assert_eq!(
-            r.real_client_ip("::1", Some(b"[2001:db8::2]"), None),
+            any(&r, "::1", Some(b"[2001:db8::2]"), None),
             Ok(Some(ip("2001:db8::2")))
         );
         assert_eq!(
-            r.real_client_ip("127.0.0.1", None, Some(b"2001:db8::3, [::1]")),
+            any(&r, "127.0.0.1", None, Some(b"2001:db8::3, [::1]")),
             Ok(Some(ip("2001:db8::3")))
         );
         assert_eq!(
-            r.real_client_ip("[::1]", None, Some(b"::ffff:192.0.2.9")),
-            Ok(Some(ip("::ffff:192.0.2.9")))
+            any(&r, "[::1]", None, Some(b"::ffff:192.0.2.9")),
+            Ok(Some(ip("192.0.2.9")))
         );
         assert_eq!(
-            r.real_client_ip("::1", Some(b"192.0.2.10"), None),
+            any(&r, "::1", Some(b"192.0.2.10"), None),
             Ok(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))))
         );
     }
@@ -523,16 +677,198 @@ mod tests {
     #[test]
     fn no_ranges_means_headers_are_not_looked_at() {
         let r = ProxyRanges::default();
-        assert_eq!(r.real_client_ip("127.0.0.1", None, None), Ok(None));
-        assert_eq!(r.real_client_ip("127.0.0.1", Some(b"x"), None), Ok(None));
+        assert_eq!(any(&r, "127.0.0.1", None, None), Ok(None));
+        assert_eq!(any(&r, "127.0.0.1", Some(b"x"), None), Ok(None));
     }
 
     #[test]
     fn glob_trusted_hops_are_skipped_in_forwarded_for() {
         let r = ranges("198.51.100.*");
         assert_eq!(
-            r.real_client_ip("198.51.100.1", None, Some(b"203.0.113.4, 198.51.100.2")),
+            any(&r, "198.51.100.1", None, Some(b"203.0.113.4, 198.51.100.2")),
             Ok(Some(ip("203.0.113.4")))
         );
+    }
+
+    fn with(
+        r: &ProxyRanges,
+        header: ProxyHeader,
+        x_real_ip: Option<&[u8]>,
+        x_forwarded_for: Option<&[u8]>,
+    ) -> Result<Option<RealAddress>, ProxyError> {
+        r.real_client_ip("127.0.0.1", header, headers(x_real_ip, x_forwarded_for))
+    }
+
+    #[test]
+    fn proxyheader_x_forwarded_for_ignores_a_forged_x_real_ip() {
+        let r = ranges("127.0.0.1");
+        let got = with(
+            &r,
+            ProxyHeader::ForwardedFor,
+            Some(b"127.0.0.66"),
+            Some(b"127.0.0.5"),
+        );
+        let got = got.unwrap().unwrap();
+        assert_eq!(got.ip, ip("127.0.0.5"));
+        assert_eq!(
+            got.conflict,
+            Some(HeaderConflict {
+                x_real_ip: ip("127.0.0.66"),
+                x_forwarded_for: ip("127.0.0.5"),
+                used: ProxyHeader::ForwardedFor,
+            })
+        );
+        // The other header is not even checked for form.
+        let got = with(
+            &r,
+            ProxyHeader::ForwardedFor,
+            Some(b"garbage"),
+            Some(b"127.0.0.5"),
+        );
+        assert_eq!(got.unwrap().unwrap().ip, ip("127.0.0.5"));
+        assert_eq!(
+            with(&r, ProxyHeader::ForwardedFor, Some(b"127.0.0.66"), None),
+            Err(ProxyError::MissingHeader)
+        );
+        assert_eq!(
+            with(&r, ProxyHeader::ForwardedFor, None, Some(b"nope")),
+            Err(ProxyError::MalformedHeader)
+        );
+    }
+
+    #[test]
+    fn proxyheader_x_real_ip_ignores_a_forged_x_forwarded_for() {
+        let r = ranges("127.0.0.1");
+        let got = with(
+            &r,
+            ProxyHeader::RealIp,
+            Some(b"127.0.0.5"),
+            Some(b"127.0.0.77"),
+        );
+        let got = got.unwrap().unwrap();
+        assert_eq!(got.ip, ip("127.0.0.5"));
+        assert_eq!(got.conflict.map(|c| c.used), Some(ProxyHeader::RealIp));
+        assert_eq!(
+            with(&r, ProxyHeader::RealIp, None, Some(b"127.0.0.77")),
+            Err(ProxyError::MissingHeader)
+        );
+        assert_eq!(
+            with(&r, ProxyHeader::RealIp, Some(b"x"), Some(b"127.0.0.77")),
+            Err(ProxyError::MalformedHeader)
+        );
+    }
+
+    #[test]
+    fn agreeing_headers_are_no_conflict() {
+        let r = ranges("127.0.0.1");
+        for header in [
+            ProxyHeader::Any,
+            ProxyHeader::RealIp,
+            ProxyHeader::ForwardedFor,
+        ] {
+            let got = with(
+                &r,
+                header,
+                Some(b"192.0.2.4"),
+                Some(b"192.0.2.4, 127.0.0.1"),
+            );
+            assert_eq!(
+                got,
+                Ok(Some(RealAddress {
+                    ip: ip("192.0.2.4"),
+                    conflict: None
+                })),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_reports_the_conflict_it_resolved_for_x_real_ip() {
+        let r = ranges("127.0.0.1");
+        let got = with(
+            &r,
+            ProxyHeader::Any,
+            Some(b"127.0.0.66"),
+            Some(b"127.0.0.5"),
+        );
+        let got = got.unwrap().unwrap();
+        assert_eq!(got.ip, ip("127.0.0.66"));
+        let warning = got.conflict.unwrap().warning("127.0.0.1");
+        for part in [
+            "127.0.0.1",
+            "127.0.0.66",
+            "127.0.0.5",
+            "X-Real-IP",
+            "proxyheader",
+        ] {
+            assert!(warning.contains(part), "{part} not in {warning:?}");
+        }
+    }
+
+    #[test]
+    fn untrusted_peers_report_no_address_whatever_the_mode() {
+        let r = ranges("192.0.2.0/24");
+        for header in [
+            ProxyHeader::Any,
+            ProxyHeader::RealIp,
+            ProxyHeader::ForwardedFor,
+        ] {
+            let got = r.real_client_ip(
+                "127.0.0.1",
+                header,
+                headers(Some(b"198.51.100.1"), Some(b"198.51.100.2")),
+            );
+            assert_eq!(got, Ok(None), "{header:?}");
+        }
+    }
+
+    // A dual-stack proxy listener reports IPv4 clients as IPv4-mapped IPv6 addresses.
+    #[test]
+    fn ipv4_mapped_addresses_become_plain_ipv4() {
+        let r = ranges("127.0.0.1 ::1");
+        assert_eq!(
+            any(&r, "127.0.0.1", Some(b"::ffff:127.0.0.5"), None),
+            Ok(Some(ip("127.0.0.5")))
+        );
+        assert_eq!(
+            any(
+                &r,
+                "::1",
+                None,
+                Some(b"::ffff:198.51.100.9, ::ffff:127.0.0.1")
+            ),
+            Ok(Some(ip("198.51.100.9")))
+        );
+        // Mapped and plain forms of one address agree.
+        let got = with(
+            &r,
+            ProxyHeader::Any,
+            Some(b"::ffff:127.0.0.5"),
+            Some(b"127.0.0.5"),
+        );
+        assert_eq!(got.unwrap().unwrap().conflict, None);
+        // Plain IPv6 stays as it is.
+        assert_eq!(
+            any(&r, "::1", Some(b"2001:db8::5"), None),
+            Ok(Some(ip("2001:db8::5")))
+        );
+    }
+
+    #[test]
+    fn proxyheader_values_parse_case_insensitively() {
+        assert_eq!(ProxyHeader::parse("X-Real-IP"), Some(ProxyHeader::RealIp));
+        assert_eq!(
+            ProxyHeader::parse(" x-forwarded-for "),
+            Some(ProxyHeader::ForwardedFor)
+        );
+        assert_eq!(ProxyHeader::parse("ANY"), Some(ProxyHeader::Any));
+        assert_eq!(ProxyHeader::parse("forwarded"), None);
+        for value in ProxyHeader::VALUES.split(", ") {
+            assert_eq!(
+                ProxyHeader::parse(value).map(ProxyHeader::as_str),
+                Some(value)
+            );
+        }
     }
 }

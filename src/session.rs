@@ -96,8 +96,25 @@ enum State {
     /// Upgraded: frames flow both ways. Inline rather than boxed: one allocation per
     /// connection instead of two.
     Open(OpenState),
-    /// A close frame or HTTP error has been sent; everything received is ignored.
+    /// The server has sent its close frame and awaits the client's (RFC 6455 7.1.1: the
+    /// server closes TCP once it has the client's close, or after a timeout; closing
+    /// at once makes browsers such as Firefox report an unclean close). Nothing more is
+    /// sent or delivered.
+    Closing(CloseReply),
+    /// The close handshake is over, or an HTTP error was sent, or the connection was
+    /// abandoned; everything received is ignored.
     Closed,
+}
+
+/// How the client's close frame is recognised while [`State::Closing`].
+#[derive(Debug)]
+enum CloseReply {
+    /// The frame reader is in step with the client: frames are read and dropped until
+    /// the client's close frame.
+    Frames(OpenState),
+    /// The stream cannot be followed (after a protocol error, or under TLS, which the
+    /// core does not see): the first bytes from the client count as its reply.
+    AnyBytes,
 }
 
 /// What the handshake needs, kept only until the upgrade (boxed: small while open).
@@ -190,6 +207,8 @@ pub struct Upgrade {
     pub real_ip: Option<IpAddr>,
     /// That proxy's own address (the peer's), when `real_ip` is set.
     pub proxy_address: Option<Box<str>>,
+    /// A warning for the log: the proxy sent both real-IP headers and they disagree.
+    pub proxy_warning: Option<String>,
     pub origin: Option<String>,
 }
 
@@ -259,6 +278,11 @@ impl Session {
         }
     }
 
+    /// The configuration the connection was accepted under.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Gives up on the connection (after an internal error): nothing more is read or
     /// sent.
     pub fn abandon(&mut self) {
@@ -316,9 +340,13 @@ impl Session {
                 HandshakeStatus::Accepted(accepted) => {
                     out.put(&accepted.response);
                     report.consumed = accepted.request_len;
+                    let proxy_warning = accepted
+                        .header_conflict
+                        .map(|c| c.warning(&handshaking.peer_address));
                     report.upgrade = Some(Upgrade {
                         subprotocol: accepted.subprotocol,
                         mode: accepted.mode,
+                        proxy_warning,
                         real_ip: accepted.real_ip,
                         proxy_address: accepted
                             .real_ip
@@ -340,10 +368,20 @@ impl Session {
                 }
             }
         }
-        let State::Open(open) = &mut self.state else {
-            // Closed: whatever arrives after the close is ignored.
-            report.consumed = input.len();
-            return report;
+        let open = match &mut self.state {
+            State::Open(open) => open,
+            State::Closing(reply) => {
+                if reply.finished_by(input, &self.config.limits, now_ms) {
+                    self.state = State::Closed;
+                }
+                report.consumed = input.len();
+                return report;
+            }
+            // Whatever arrives after the close is ignored.
+            State::Handshake(_) | State::Closed => {
+                report.consumed = input.len();
+                return report;
+            }
         };
         let start = report.consumed;
         let rest = input.get_mut(start..).unwrap_or_default();
@@ -357,24 +395,48 @@ impl Session {
         report.messages = result.messages;
         report.consumed = start + result.consumed;
         if let Some(ending) = result.ending {
-            self.state = State::Closed;
+            self.state = match ending {
+                // The close handshake is complete: the client's close was echoed.
+                Ending::ClientClosed { .. } => State::Closed,
+                // Our close frame went out in the middle of what the client sent.
+                _ => State::Closing(CloseReply::AnyBytes),
+            };
             report.consumed = input.len();
             report.ending = Some(ending);
         }
         report
     }
 
+    /// True while the server's close frame has been sent and the client's has not yet
+    /// arrived: the caller should keep the socket open, reading, until
+    /// [`Session::awaits_close_reply`] turns false or a timeout passes.
+    pub fn awaits_close_reply(&self) -> bool {
+        matches!(self.state, State::Closing(_))
+    }
+
+    /// The client's bytes can no longer be followed frame by frame (the caller sees
+    /// them through TLS, say): while closing, the first bytes that arrive count as the
+    /// client's close.
+    pub fn close_reply_is_opaque(&mut self) {
+        if let State::Closing(reply) = &mut self.state {
+            *reply = CloseReply::AnyBytes;
+        }
+    }
+
     /// Frames the server's outgoing bytes (one element of InspIRCd's send queue).
     /// Returns false, consuming nothing, while the handshake is not done. After the
     /// close, output is dropped.
     pub fn send(&mut self, upper: &[u8], out: &mut impl ByteSink) -> bool {
-        match &self.state {
+        match &mut self.state {
             State::Handshake(_) => false,
             State::Open(open) => {
+                if let Some(keepalive) = open.keepalive.as_mut() {
+                    keepalive.sent();
+                }
                 self.framer.frame_lines(upper, open.mode, out);
                 true
             }
-            State::Closed => true,
+            State::Closing(_) | State::Closed => true,
         }
     }
 
@@ -393,7 +455,7 @@ impl Session {
             KeepaliveAction::TimedOut => {
                 let reason = "no answer to a keepalive ping";
                 write_close_frame(CloseCode::GoingAway.code(), reason, out);
-                self.state = State::Closed;
+                self.begin_closing();
                 Some(Ending::Failed {
                     code: CloseCode::GoingAway,
                     reason,
@@ -418,7 +480,47 @@ impl Session {
         }
         if let Some((code, reason)) = self.pending_close.take() {
             write_close_frame(code, &reason, out);
-            self.state = State::Closed;
+            self.begin_closing();
+        }
+    }
+
+    /// The server's close frame has just been written on an open connection: from now
+    /// on the client's close is awaited.
+    fn begin_closing(&mut self) {
+        self.state = match std::mem::replace(&mut self.state, State::Closed) {
+            State::Open(open) => State::Closing(CloseReply::Frames(open)),
+            other => other,
+        };
+    }
+}
+
+/// Drops every message (frames read while closing).
+struct NoMessages;
+
+impl MessageSink for NoMessages {
+    fn begin(&mut self, _opcode: OpCode) {}
+    fn payload(&mut self, _bytes: &[u8]) {}
+    fn end(&mut self) {}
+}
+
+/// Drops every byte: nothing is sent after the server's close frame.
+struct NoOutput;
+
+impl ByteSink for NoOutput {
+    fn put(&mut self, _bytes: &[u8]) {}
+}
+
+impl CloseReply {
+    /// Reads what the client sent while closing; true once its close has arrived (or,
+    /// when the stream cannot be followed, anything at all), or when it broke the
+    /// protocol again, which ends the wait as well.
+    fn finished_by(&mut self, input: &mut [u8], limits: &Limits, now_ms: u64) -> bool {
+        match self {
+            CloseReply::AnyBytes => !input.is_empty(),
+            CloseReply::Frames(open) => open
+                .read_frames(input, limits, now_ms, &mut NoMessages, &mut NoOutput)
+                .ending
+                .is_some(),
         }
     }
 }
@@ -642,6 +744,9 @@ impl OpenState {
             OpCode::Ping => {
                 if !self.pings.take(limits, now_ms) {
                     return Err(Failure::new(CloseCode::PolicyViolation, "ping flood"));
+                }
+                if let Some(keepalive) = self.keepalive.as_mut() {
+                    keepalive.sent();
                 }
                 LineFramer::write_frame(OpCode::Pong, &self.control, out);
                 Ok(FrameDone::Continue)

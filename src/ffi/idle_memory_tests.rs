@@ -79,7 +79,7 @@ fn idle_session(config: &WsConfig, counters: &WsCounters) -> Box<WsSession> {
     let mut session = new_session(config, counters, b"192.0.2.7", SocketKind::User);
     let mut request = REQUEST.to_vec();
     let result = session.read(&mut request, 0, lines.as_mut(), out.as_mut());
-    assert!(result.upgraded);
+    assert!(result.upgrade.done);
     let mut registration = [client_frame(b"NICK idle"), client_frame(b"USER u 0 * :r")].concat();
     let result = session.read(&mut registration, 10, lines.as_mut(), out.as_mut());
     assert!(matches!(result.action, ReadAction::Deliver));

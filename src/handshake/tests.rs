@@ -456,6 +456,69 @@ fn proxy_header_is_required_when_proxyranges_is_set() {
 }
 
 #[test]
+fn proxyheader_decides_which_header_counts_and_a_disagreement_is_reported() {
+    let mut config = proxied_config("127.0.0.1");
+    let req = request_with(
+        &["X-Real-IP: 127.0.0.66", "X-Forwarded-For: 127.0.0.5"],
+        &[],
+    );
+    let accepted = accepted_with(&req, &config, user_peer());
+    assert_eq!(accepted.real_ip, Some("127.0.0.66".parse().unwrap()));
+    assert!(accepted.header_conflict.is_some());
+    config.proxy_header = crate::proxy::ProxyHeader::ForwardedFor;
+    let accepted = accepted_with(&req, &config, user_peer());
+    assert_eq!(accepted.real_ip, Some("127.0.0.5".parse().unwrap()));
+    let conflict = accepted.header_conflict.expect("a conflict");
+    assert_eq!(conflict.x_real_ip, "127.0.0.66".parse::<IpAddr>().unwrap());
+}
+
+#[test]
+fn a_mapped_address_from_a_dual_stack_proxy_becomes_ipv4() {
+    let config = proxied_config("127.0.0.1");
+    let req = request_with(&["X-Real-IP: ::ffff:127.0.0.5"], &[]);
+    let accepted = accepted_with(&req, &config, user_peer());
+    assert_eq!(accepted.real_ip, Some("127.0.0.5".parse().unwrap()));
+}
+
+#[test]
+fn a_second_origin_header_gets_400() {
+    let req = request_with(&["Origin: https://evil.test"], &[]);
+    assert_eq!(rejected(&req), RejectReason::DuplicateOrigin);
+    assert_eq!(RejectReason::DuplicateOrigin.status(), 400);
+    // Even two allowed ones: which one the browser sent cannot be told.
+    let req = request_with(&["Origin: https://www.example.com"], &[]);
+    assert_eq!(rejected(&req), RejectReason::DuplicateOrigin);
+    let mut config = config();
+    config.allow_missing_origin = true;
+    let req = request_with(&["Origin: https://www.example.com"], &[]);
+    match poll_with(&req, &config, user_peer()) {
+        HandshakeStatus::Rejected(reason) => assert_eq!(reason, RejectReason::DuplicateOrigin),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_request_with_a_body_gets_400() {
+    for extra in [
+        &["Content-Length: 5"][..],
+        &["Content-Length: -0"][..],
+        &["Content-Length: x"][..],
+        &["Content-Length: 0", "Content-Length: 4"][..],
+        &["Transfer-Encoding: chunked"][..],
+        &["Transfer-Encoding: identity"][..],
+    ] {
+        let mut req = request_with(extra, &[]);
+        req.extend_from_slice(b"hello");
+        assert_eq!(rejected(&req), RejectReason::RequestBody, "{extra:?}");
+    }
+    assert_eq!(RejectReason::RequestBody.status(), 400);
+    for zero in ["Content-Length: 0", "Content-Length: 00"] {
+        let req = request_with(&[zero], &[]);
+        assert!(matches!(poll(&req), HandshakeStatus::Accepted(_)), "{zero}");
+    }
+}
+
+#[test]
 fn untrusted_peer_proxy_header_is_ignored() {
     let config = proxied_config("192.0.2.0/24");
     let req = request_with(&["X-Real-IP: 198.51.100.7"], &[]);

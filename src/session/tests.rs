@@ -680,7 +680,8 @@ fn any_frame_from_the_client_answers_the_keepalive() {
     h.now_ms += 500;
     h.feed(&frame(PONG, true, b"keepalive"));
     out.clear();
-    h.now_ms += 900;
+    // 900 ms after the pong, 1400 ms after the ping: the ping counts as sending.
+    h.now_ms += 400;
     assert_eq!(h.session.poll_keepalive(h.now_ms, &mut out), None);
     assert!(out.is_empty());
     assert!(h.session.is_open());
@@ -697,4 +698,123 @@ fn keepalive_is_off_without_nativeping() {
         None
     );
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_client_that_talks_but_is_sent_nothing_is_pinged() {
+    // A proxy such as nginx (proxy_read_timeout) drops a connection the server has been
+    // silent on, however much the client says.
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.ping_interval_ms = 1000;
+    let mut h = Harness::open_with(config);
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        h.now_ms += 250;
+        h.feed(&frame(TEXT, true, b"PRIVMSG #quiet :hello"));
+        assert_eq!(h.session.poll_keepalive(h.now_ms, &mut out), None);
+    }
+    assert_eq!(server_frames(&out)[0].opcode, PING);
+    assert_eq!(server_frames(&out).len(), 1);
+}
+
+#[test]
+fn a_client_that_is_sent_lines_but_says_nothing_is_pinged() {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.ping_interval_ms = 1000;
+    let mut h = Harness::open_with(config);
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        h.now_ms += 250;
+        h.session.send(b":a PRIVMSG #busy :hi\r\n", &mut Vec::new());
+        assert_eq!(h.session.poll_keepalive(h.now_ms, &mut out), None);
+    }
+    assert_eq!(server_frames(&out)[0].opcode, PING);
+}
+
+#[test]
+fn after_its_close_frame_the_server_awaits_the_clients() {
+    let mut h = Harness::open();
+    assert!(!h.session.awaits_close_reply());
+    h.session.request_close(CloseCode::Normal, "bye");
+    let mut out = Vec::new();
+    h.session.finish_send(&mut out);
+    assert_eq!(server_frames(&out)[0].opcode, CLOSE);
+    assert!(h.session.awaits_close_reply());
+    assert!(!h.session.is_open());
+    // Data, pings and pongs in flight are dropped: no line, no pong, no ending.
+    h.out.clear();
+    let mut input = [
+        frame(TEXT, true, b"PRIVMSG #a :in flight"),
+        frame(PING, true, b"p"),
+        frame(TEXT, false, b"frag"),
+    ]
+    .concat();
+    let report = h.feed(&input);
+    assert_eq!(report.consumed, input.len());
+    assert_eq!((report.messages, report.ending), (0, None));
+    assert!(h.lines.is_empty() && h.out.is_empty());
+    assert!(h.session.awaits_close_reply());
+    // The client's close, split across reads, completes the handshake; nothing is
+    // echoed (the server's close went first).
+    input = frame(CLOSE, true, &close_payload(1000, b""));
+    let (first, second) = input.split_at(3);
+    h.feed(&frame(CONTINUATION, true, b"ment"));
+    h.feed(first);
+    assert!(h.session.awaits_close_reply());
+    let report = h.feed(second);
+    assert_eq!(report.ending, None);
+    assert!(h.out.is_empty());
+    assert!(!h.session.awaits_close_reply());
+}
+
+#[test]
+fn a_keepalive_timeout_awaits_the_clients_close_too() {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.ping_interval_ms = 1000;
+    let mut h = Harness::open_with(config);
+    let mut out = Vec::new();
+    h.session.poll_keepalive(h.now_ms + 1000, &mut out);
+    assert!(h
+        .session
+        .poll_keepalive(h.now_ms + 2000, &mut out)
+        .is_some());
+    assert!(h.session.awaits_close_reply());
+}
+
+#[test]
+fn after_a_protocol_error_any_bytes_count_as_the_reply() {
+    let mut h = Harness::open();
+    let report = h.feed(&frame_with(0x81, false, b"unmasked"));
+    assert!(matches!(report.ending, Some(Ending::Failed { .. })));
+    assert!(h.session.awaits_close_reply());
+    h.feed(b"");
+    assert!(h.session.awaits_close_reply());
+    // Whatever it is: the stream cannot be followed after the error.
+    h.feed(b"\x88");
+    assert!(!h.session.awaits_close_reply());
+}
+
+#[test]
+fn an_opaque_stream_ends_the_wait_at_its_first_bytes() {
+    let mut h = Harness::open();
+    h.session.request_close(CloseCode::GoingAway, "unloading");
+    h.session.finish_send(&mut Vec::new());
+    h.session.close_reply_is_opaque();
+    h.feed(&frame(TEXT, true, b"not a close"));
+    assert!(!h.session.awaits_close_reply());
+}
+
+#[test]
+fn no_close_is_awaited_after_the_clients_own_close_or_an_http_error() {
+    let mut h = Harness::open();
+    h.feed(&frame(CLOSE, true, &close_payload(1000, b"")));
+    assert!(!h.session.awaits_close_reply());
+    // Opaque or not, nothing to wait for.
+    h.session.close_reply_is_opaque();
+    assert!(!h.session.awaits_close_reply());
+
+    let mut h = Harness::new();
+    h.feed(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(h.ending.is_some());
+    assert!(!h.session.awaits_close_reply());
 }

@@ -1232,9 +1232,17 @@ pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>
 pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// A raw TCP connection to a WebSocket listener.
+///
+/// Like a real client (RFC 6455 5.5.1), it answers the server's close frame with one
+/// of its own as soon as it reads it, unless it sent a close first or was made
+/// [`RawConn::silent_on_close`]: the server waits for that reply before it closes TCP.
 pub struct RawConn {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// A close frame has gone from this client (its own or its reply).
+    close_sent: bool,
+    /// Answer the server's close frame.
+    answers_close: bool,
 }
 
 pub enum ReadEnd {
@@ -1249,7 +1257,15 @@ impl RawConn {
         RawConn {
             stream,
             buf: Vec::new(),
+            close_sent: false,
+            answers_close: true,
         }
+    }
+
+    /// Never answers the server's close frame (a client that has gone away): the
+    /// server then closes TCP after its linger timeout.
+    pub fn silent_on_close(&mut self) {
+        self.answers_close = false;
     }
 
     /// Writes bytes; errors (the server may already have closed) are returned.
@@ -1366,6 +1382,12 @@ impl RawConn {
             if let Some((f, used)) = parse_frame(&self.buf) {
                 self.buf.drain(..used);
                 assert!(!f.masked, "the server sent a masked frame: {f:?}");
+                if f.opcode == OP_CLOSE && self.answers_close && !self.close_sent {
+                    // The server may already have closed (the stock module does).
+                    let code = f.payload.get(..2).unwrap_or_default().to_vec();
+                    self.close_sent = true;
+                    let _ = self.write(&encode_frame(true, OP_CLOSE, &code, Some(MASK)));
+                }
                 return Some(Some(f));
             }
             match self.fill(deadline) {
@@ -1418,6 +1440,7 @@ impl RawConn {
 
     /// Sends a masked client frame.
     pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        self.close_sent |= opcode == OP_CLOSE;
         self.send(&encode_frame(fin, opcode, payload, Some(MASK)));
     }
 
