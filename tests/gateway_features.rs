@@ -170,26 +170,13 @@ fn whois_shows_the_proxy_address_of_a_proxied_user() {
     );
 }
 
-fn stats_w(oper: &mut IrcClient) -> Vec<String> {
-    oper.send("STATS W");
-    let mut lines = Vec::new();
-    loop {
-        let line = oper.expect_str("STATS W output", |l| {
-            is_numeric(l.as_bytes(), "210") || is_numeric(l.as_bytes(), "219")
-        });
-        if is_numeric(line.as_bytes(), "219") {
-            return lines;
-        }
-        lines.push(line.split(" :").nth(1).unwrap_or_default().to_string());
-    }
-}
 
 #[test]
 fn stats_w_counts_handshakes_refusals_and_closes() {
     let server = Server::start(Conf::new(Module::Ours));
     let mut oper = server.irc("oper");
     oper.oper();
-    assert_eq!(stats_w(&mut oper), vec!["WebSocket open connections: 0"]);
+    assert_eq!(oper.stats_w(), vec!["WebSocket open connections: 0"]);
 
     // One refused for its Origin, one for a missing key.
     let forbidden = upgrade_request(&[]);
@@ -215,7 +202,7 @@ fn stats_w_counts_handshakes_refusals_and_closes() {
     leaves.send_frame(true, OP_CLOSE, &[0x03, 0xe8]);
     leaves.frames_until_eof();
 
-    let lines = stats_w(&mut oper);
+    let lines = oper.stats_w();
     let expected = [
         "WebSocket accepted none (defaultmode): 2",
         "WebSocket accepted text.ircv3.net: 1",

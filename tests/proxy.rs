@@ -190,3 +190,91 @@ both_modules!(
     garbage_x_forwarded_for_400_stock,
     garbage_x_forwarded_for_400
 );
+
+/// An IPv4-mapped address (what a dual-stack proxy listener reports for IPv4 clients)
+/// becomes plain IPv4 with ours, so that bans and clone counts see one form of the
+/// address; stock gives the user the IPv6 form.
+fn ipv4_mapped_real_ip(m: Module) {
+    let server = Server::start(conf(m, "127.0.0.0/8"));
+    let ip = ip_with_headers(&server, "mapped", &[("X-Real-IP", "::ffff:198.51.100.9")]);
+    match m {
+        Module::Ours => assert_eq!(ip, "198.51.100.9"),
+        // InspIRCd writes an IPv6 address that starts with ":" with a leading "0".
+        Module::Stock => assert_eq!(ip, "0::ffff:198.51.100.9"),
+    }
+}
+both_modules!(
+    ipv4_mapped_real_ip_ours,
+    ipv4_mapped_real_ip_stock,
+    ipv4_mapped_real_ip
+);
+
+/// `proxyheader="x-forwarded-for"`: a client's own X-Real-IP, passed through by a proxy
+/// that only appends to X-Forwarded-For, is ignored, and the disagreement is logged.
+#[test]
+fn proxyheader_x_forwarded_for_ignores_a_forged_x_real_ip_ours() {
+    let server = Server::start(
+        Conf::new(Module::Ours)
+            .websocket(r#"proxyranges="127.0.0.1" proxyheader="x-forwarded-for""#),
+    );
+    let ip = ip_with_headers(
+        &server,
+        "honest",
+        &[
+            ("X-Real-IP", "127.0.0.66"),
+            ("X-Forwarded-For", "198.51.100.5"),
+        ],
+    );
+    assert_eq!(ip, "198.51.100.5");
+    let warning = server.wait_log("the warning about disagreeing headers", |l| {
+        l.contains("WARNING") && l.contains("127.0.0.66")
+    });
+    assert!(warning.contains("198.51.100.5"), "{warning}");
+    assert!(warning.contains("proxyheader"), "{warning}");
+}
+
+/// `proxyheader="x-real-ip"`: a forged X-Forwarded-For loses; a request without
+/// X-Real-IP is refused even if it has X-Forwarded-For.
+#[test]
+fn proxyheader_x_real_ip_ignores_a_forged_x_forwarded_for_ours() {
+    let server = Server::start(
+        Conf::new(Module::Ours).websocket(r#"proxyranges="127.0.0.1" proxyheader="x-real-ip""#),
+    );
+    let ip = ip_with_headers(
+        &server,
+        "honest",
+        &[
+            ("X-Forwarded-For", "127.0.0.77"),
+            ("X-Real-IP", "198.51.100.6"),
+        ],
+    );
+    assert_eq!(ip, "198.51.100.6");
+    let r = http_exchange(
+        server.ws_port,
+        &upgrade_request(&["X-Forwarded-For: 198.51.100.6"]),
+    );
+    assert_ours_error(&r, 400, &["real ip"]);
+}
+
+/// The real address is applied before the lines that came in the same read run, even
+/// when that read also ends the connection (upgrade, lines and a close frame in one
+/// write): a Z-line on the real address takes effect at the upgrade.
+#[test]
+fn lines_that_come_with_a_close_are_handled_under_the_real_address_ours() {
+    let server = Server::start(
+        conf(Module::Ours, "127.0.0.1")
+            .extra(r#"<badip ipmask="198.51.100.44" reason="no entry">"#),
+    );
+    let mut bytes = upgrade_request(&["X-Real-IP: 198.51.100.44"]);
+    for line in ["NICK zlined", "USER z 0 * :z", "QUIT :bye"] {
+        bytes.extend(encode_frame(true, OP_TEXT, line.as_bytes(), Some(MASK)));
+    }
+    bytes.extend(encode_frame(true, OP_CLOSE, &1000u16.to_be_bytes(), Some(MASK)));
+    let mut conn = RawConn::connect(server.ws_port);
+    conn.send(&bytes);
+    let quit = server.wait_log("the user's quit", |l| l.contains("QuitUser:"));
+    assert!(
+        quit.contains("Z-lined") && quit.contains("no entry"),
+        "the Z-line on the real address did not apply first: {quit}"
+    );
+}

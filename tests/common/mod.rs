@@ -697,6 +697,21 @@ impl IrcClient {
         });
     }
 
+    /// The lines of `/STATS W` (the module's counters), without the numeric prefix.
+    pub fn stats_w(&mut self) -> Vec<String> {
+        self.send("STATS W");
+        let mut lines = Vec::new();
+        loop {
+            let line = self.expect_str("STATS W output", |l| {
+                is_numeric(l.as_bytes(), "210") || is_numeric(l.as_bytes(), "219")
+            });
+            if is_numeric(line.as_bytes(), "219") {
+                return lines;
+            }
+            lines.push(line.split(" :").nth(1).unwrap_or_default().to_string());
+        }
+    }
+
     /// Waits for EOF (or reset), failing on timeout.
     pub fn expect_closed(&mut self, what: &str) {
         let deadline = Instant::now() + TIMEOUT;

@@ -1,0 +1,156 @@
+//! The closing handshake as RFC 6455 7.1.1 has it: after the server's close frame, TCP
+//! stays open until the client's close frame arrives (or `closetimeout` passes), while
+//! the IRC side of the quit happens at once. Closing at once, as the stock module does,
+//! makes Firefox report every server-initiated close as unclean (tests/browser.rs has
+//! the browsers; these tests use raw clients to see the TCP close itself).
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Asserts that the server keeps the connection open (no frame, no EOF) for `quiet`.
+/// An absence: it cannot fail because the machine is slow.
+fn assert_still_open(conn: &mut RawConn, quiet: Duration, what: &str) {
+    match conn.read_frame_until(Instant::now() + quiet) {
+        None => {}
+        Some(Some(f)) => panic!("{what}: unexpected frame {f:?}"),
+        Some(None) => panic!("{what}: the server closed TCP before the client's close"),
+    }
+}
+
+/// A registered raw client in `#room`, seen there by `watcher`.
+fn join_room(server: &Server, watcher: &mut IrcClient, nick: &str) -> RawConn {
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register(nick);
+    conn.send_text("JOIN #room");
+    watcher.expect_str(&format!("{nick} joins"), |l| {
+        l.starts_with(&format!(":{nick}!")) && l.contains(" JOIN ")
+    });
+    conn
+}
+
+fn close_frame(frames: &[RawFrame]) -> &RawFrame {
+    frames
+        .iter()
+        .find(|f| f.opcode == OP_CLOSE)
+        .unwrap_or_else(|| panic!("no close frame among {frames:?}"))
+}
+
+/// After QUIT the others see the quit at once; the socket waits for the client's
+/// close (here `closetimeout` is far longer than any wait below, so a close within
+/// them comes from the reply).
+#[test]
+fn after_quit_tcp_waits_for_the_clients_close_frame() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
+    let mut watcher = server.irc("watcher");
+    watcher.join("#room");
+    let mut conn = join_room(&server, &mut watcher, "leaver");
+    conn.silent_on_close();
+    conn.send_text("QUIT :off now");
+    watcher.expect_str("the quit, at once", |l| {
+        l.starts_with(":leaver!") && l.contains(" QUIT :") && l.ends_with("off now")
+    });
+    let close = conn.expect_frame("the server's close frame", |f| f.opcode == OP_CLOSE);
+    assert_eq!(close.close_code(), Some(1000));
+    assert_still_open(&mut conn, Duration::from_millis(500), "after the close frame");
+
+    // Data in flight from the client is dropped; only its close ends the wait.
+    conn.send_text("PRIVMSG #room :too late");
+    assert_still_open(&mut conn, Duration::from_millis(300), "after a late message");
+    conn.send_frame(true, OP_CLOSE, &1000u16.to_be_bytes());
+    assert!(
+        conn.frames_until_eof().is_empty(),
+        "nothing follows the server's close frame"
+    );
+    watcher.sync("after");
+    assert!(
+        !watcher.recent().contains("too late"),
+        "a message after the close was delivered:\n{}",
+        watcher.recent()
+    );
+}
+
+/// A client that never answers is closed after `closetimeout`; STATS W counts it.
+#[test]
+fn a_silent_client_is_closed_after_closetimeout() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="1s""#));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register("silent");
+    conn.silent_on_close();
+    conn.send_text("QUIT :bye");
+    let frames = conn.frames_until_eof();
+    assert_eq!(close_frame(&frames).close_code(), Some(1000));
+    let stats = oper.stats_w();
+    assert!(
+        stats.contains(&"WebSocket close replies timed out: 1".to_owned()),
+        "{stats:#?}"
+    );
+}
+
+/// `closetimeout="0"` closes at once, as the stock module does: nothing waits.
+#[test]
+fn closetimeout_zero_closes_at_once() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="0""#));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register("quick");
+    conn.silent_on_close();
+    conn.send_text("QUIT :bye");
+    let frames = conn.frames_until_eof();
+    close_frame(&frames);
+    let stats = oper.stats_w();
+    assert!(
+        !stats.iter().any(|l| l.contains("close replies")),
+        "{stats:#?}"
+    );
+}
+
+/// A protocol error: the close frame (1002), then the socket waits for the client's
+/// answer, whatever it looks like (the stream cannot be followed after the error).
+#[test]
+fn after_a_protocol_error_the_first_bytes_end_the_wait() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.silent_on_close();
+    conn.send(&encode_frame(true, OP_TEXT, b"unmasked", None));
+    let close = conn.expect_frame("close 1002", |f| f.opcode == OP_CLOSE);
+    assert_eq!(close.close_code(), Some(1002));
+    assert_still_open(&mut conn, Duration::from_millis(500), "after the 1002");
+    conn.send(b"\x88\x82");
+    assert!(conn.frames_until_eof().is_empty());
+}
+
+/// On UNLOADMODULE every WebSocket user gets 1001 and its socket waits for the
+/// client's close, but at most about a second (the module's code goes away): the silent
+/// client's TCP closes although `closetimeout` is a minute. The server carries on.
+#[test]
+fn unload_waits_for_close_replies_but_not_past_its_bound() {
+    let mut server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    oper.join("#room");
+    let mut answers = join_room(&server, &mut oper, "answers");
+    let mut silent = join_room(&server, &mut oper, "silent");
+    silent.silent_on_close();
+
+    oper.send("UNLOADMODULE m_websocket.so");
+    oper.expect("973 (module unloaded)", |l| is_numeric(l, "973"));
+    for (conn, nick) in [(&mut answers, "answers"), (&mut silent, "silent")] {
+        let frames = conn.frames_until_eof();
+        let close = close_frame(&frames);
+        assert_eq!(close.close_code(), Some(1001), "[{nick}] {frames:?}");
+        assert_eq!(&close.payload[2..], b"WebSocket module unloading");
+    }
+    server.assert_alive();
+    oper.send("LOADMODULE websocket");
+    oper.expect("975 (module loaded)", |l| is_numeric(l, "975"));
+    let mut again = server.ws("again");
+    again.join("#room");
+    server.assert_alive();
+}
