@@ -9,10 +9,15 @@
 //! opens the page and evaluates the test's expressions in it, answering in JSON lines.
 //! The page records what its connections saw; the test reads that as JSON.
 //!
-//! `*_chat_over_*`, for both browsers and both transports (our module): two browser
-//! connections and a plain TCP IRC client in one channel; exact UTF-8 both ways, the
-//! subprotocol, 001; then one connection leaves with QUIT, one with `ws.close(1000)`,
-//! and both must see code 1000 with `wasClean`.
+//! Two kinds of test, each for both browsers and both transports:
+//! - `*_chat_over_*` (our module): two browser connections and a plain TCP IRC client
+//!   in one channel; exact UTF-8 both ways, the subprotocol, 001; then one connection
+//!   leaves with QUIT, one with `ws.close(1000)`, and both must see code 1000 with
+//!   `wasClean`.
+//! - `*_close_kinds_*_{ours,stock}`: three connections, closed three ways (QUIT,
+//!   `ws.close(1000)`, UNLOADMODULE of the websocket module while open); the close event
+//!   each browser reports is compared with what is expected of our module, and with what
+//!   the stock module was measured to give (the reference).
 //!
 //! Needs /usr/bin/chromium and /usr/bin/firefox-esr (Debian's `chromium` and
 //! `firefox-esr`; `CHROMIUM` and `FIREFOX` override the paths), and Node.js with npm
@@ -52,6 +57,8 @@ const FROM_BROWSER: &str = "héllo from the browser ✓ 日本語 🎉";
 /// Sent by the plain client, checked exact in the page.
 const FROM_PLAIN: &str = "ünïcödé reply ☃ — 🚀";
 const QUIT_MESSAGE: &str = "leaving: bye ✌";
+/// What the websocket module says to its users when it is unloaded.
+const UNLOAD_REASON: &str = "WebSocket module unloading";
 
 // ---------------------------------------------------------------------------------------
 // A static file server for the test page (a thread, stopped on drop)
@@ -791,4 +798,249 @@ fn firefox_chat_over_ws() {
 #[test]
 fn firefox_chat_over_wss() {
     chat(BrowserKind::Firefox, Transport::Wss);
+}
+
+// ---------------------------------------------------------------------------------------
+// The clean-close matrix: {Firefox, Chromium} x {ws, wss} x {ours, stock}
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CloseKind {
+    /// The page sends `QUIT :<message>`; the server ends the connection.
+    Quit,
+    /// The page calls `ws.close(1000, ...)`.
+    ClientClose,
+    /// An oper unloads the websocket module while the connection is open.
+    Unload,
+}
+
+/// What the browser must report in its close event (and how many `error` events the
+/// connection had).
+#[derive(Clone, Debug)]
+struct ExpectedClose {
+    code: u64,
+    was_clean: bool,
+    reason: Reason,
+    errors: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Reason {
+    Exact(&'static str),
+    Contains(&'static str),
+    Any,
+}
+
+impl ExpectedClose {
+    /// `got`: the page's record of one connection.
+    fn mismatch(&self, got: &Value) -> Option<String> {
+        let close = &got["close"];
+        let reason = close["reason"].as_str().unwrap_or_default();
+        let reason_ok = match self.reason {
+            Reason::Exact(r) => reason == r,
+            Reason::Contains(r) => reason.contains(r),
+            Reason::Any => true,
+        };
+        if close["code"].as_u64() == Some(self.code)
+            && close["wasClean"].as_bool() == Some(self.was_clean)
+            && reason_ok
+            && got["errors"].as_u64() == Some(self.errors)
+        {
+            None
+        } else {
+            Some(format!(
+                "expected {self:?}, the browser reported {close} with {} error events",
+                got["errors"]
+            ))
+        }
+    }
+}
+
+fn expected_close(
+    _kind: BrowserKind,
+    _transport: Transport,
+    module: Module,
+    close: CloseKind,
+) -> ExpectedClose {
+    let exp = |code, was_clean, reason| ExpectedClose {
+        code,
+        was_clean,
+        reason,
+        errors: 0,
+    };
+    match module {
+        // Our module: a close frame every time, then a closing handshake that both
+        // browsers call clean, the same over ws:// and wss://.
+        Module::Ours => match close {
+            CloseKind::Quit => exp(1000, true, Reason::Contains(QUIT_MESSAGE)),
+            CloseKind::ClientClose => exp(1000, true, Reason::Any),
+            CloseKind::Unload => exp(1001, true, Reason::Exact(UNLOAD_REASON)),
+        },
+        // Debian's stock 3.15, as measured (the reference): it never sends a close
+        // frame, it just closes TCP (after QUIT, on the browser's close frame, and when
+        // unloaded), so Firefox and Chromium, over ws:// and wss:// alike, report 1006
+        // ("closed abnormally"), no reason, wasClean false, and no error event.
+        Module::Stock => exp(1006, false, Reason::Exact("")),
+    }
+}
+
+fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
+    let Setup {
+        mut page,
+        plain: mut oper,
+        ws_url,
+        mut server,
+        _pages,
+    } = setup(kind, transport, module, "oper");
+    let browser = kind.name();
+    oper.oper();
+
+    // What a client that knows both names offers. Ours picks the first (the IRCv3
+    // name); Debian's stock 3.15 knows only the second (the ircv3.net names came in
+    // 3.18), and Chromium fails a connection whose offered subprotocols the server
+    // ignores.
+    let offered = ["text.ircv3.net", "text.inspircd.org"];
+    let selected = match module {
+        Module::Ours => "text.ircv3.net",
+        Module::Stock => "text.inspircd.org",
+    };
+    let users = [("q", "webq"), ("c", "webc"), ("u", "webu")];
+    for (id, nick) in users {
+        page.connect(id, &ws_url, nick, &offered);
+    }
+    page.wait_joined(&users, selected);
+    expect_joins(&mut oper, &["webq", "webc", "webu"]);
+
+    // q: QUIT. The oper sees the quit message; the browser gets its close event.
+    page.call(
+        "send",
+        &["q".into(), format!("QUIT :{QUIT_MESSAGE}").into()],
+    );
+    let quit_q = oper.expect_str("webq's QUIT", |l| l.starts_with(&quit_prefix("webq")));
+    assert!(
+        quit_q.ends_with(QUIT_MESSAGE),
+        "webq's QUIT should end with its quit message {QUIT_MESSAGE:?}: {quit_q:?}"
+    );
+    page.wait("the close event of q (after QUIT)", |st| {
+        !st["q"]["close"].is_null()
+    });
+
+    // c: ws.close(1000) from the page.
+    page.call(
+        "close",
+        &["c".into(), 1000.into(), "bye from the page".into()],
+    );
+    let quit_c = oper.expect_str("webc's QUIT", |l| l.starts_with(&quit_prefix("webc")));
+    page.wait("the close event of c (after ws.close(1000))", |st| {
+        !st["c"]["close"].is_null()
+    });
+
+    // u: still open; the oper unloads the module.
+    let st = page.state();
+    assert!(
+        st["u"]["close"].is_null() && st["u"]["readyState"] == 1,
+        "[{browser}] u should still be open before UNLOADMODULE: {}",
+        st["u"]
+    );
+    oper.send("UNLOADMODULE m_websocket.so");
+    let st = page.wait("the close event of u (after UNLOADMODULE)", |st| {
+        !st["u"]["close"].is_null()
+    });
+
+    // What each close looked like to the browser, against what is expected.
+    let kinds = [
+        ("q", CloseKind::Quit),
+        ("c", CloseKind::ClientClose),
+        ("u", CloseKind::Unload),
+    ];
+    let mut table = String::new();
+    let mut mismatches = Vec::new();
+    for (id, close) in kinds {
+        let s = &st[id];
+        let got = json!({
+            "code": s["close"]["code"],
+            "reason": s["close"]["reason"],
+            "wasClean": s["close"]["wasClean"],
+            "errors": s["errors"],
+        });
+        table.push_str(&format!("  {id} {close:?}: {got}\n"));
+        if let Some(m) = expected_close(kind, transport, module, close).mismatch(s) {
+            mismatches.push(format!("{id} ({close:?}): {m}"));
+        }
+    }
+    eprintln!("[{browser} {transport:?} {module:?}] close events:\n{table}");
+    assert!(
+        mismatches.is_empty(),
+        "[{browser} {transport:?} {module:?}] close events differ from the expected:\n{}\nall close events:\n{table}",
+        mismatches.join("\n")
+    );
+
+    // The server unloaded the module, said why, and carries on.
+    oper.expect("973 (module unloaded)", |l| is_numeric(l, "973"));
+    let quit_u = oper.expect_str("webu's QUIT", |l| l.starts_with(&quit_prefix("webu")));
+    assert!(
+        quit_u.ends_with(&format!("QUIT :{UNLOAD_REASON}")),
+        "webu's QUIT: {quit_u:?}"
+    );
+    eprintln!("[{browser} {transport:?} {module:?}] QUITs: {quit_q:?} {quit_c:?} {quit_u:?}");
+    assert_server_answers(&mut server, &mut oper, "after UNLOADMODULE");
+}
+
+/// The server still answers `client` (a PING round trip) and runs. If the connection
+/// ends or the answer does not come, says whether inspircd is still running (waiting
+/// up to [`TIMEOUT`] for it to exit), with its output and log.
+fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str) {
+    let token = "still-there";
+    client.send(&format!("PING :{token}"));
+    let deadline = Instant::now() + TIMEOUT;
+    let ended = loop {
+        match client.read_line(deadline) {
+            Ok(Some(l)) => {
+                let l = show(&l);
+                if l.contains(" PONG ") && l.ends_with(&format!(":{token}")) {
+                    break None;
+                }
+            }
+            Ok(None) => break Some("the server closed the connection"),
+            Err(_) => break Some("no answer"),
+        }
+    };
+    if let Some(why) = ended {
+        let exit_deadline = Instant::now() + TIMEOUT;
+        while server.is_alive() && Instant::now() < exit_deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{when}: {why} to {}'s PING; inspircd is {}\nlast lines:\n{}\noutput:\n{}\nlog tail:\n{}",
+            client.nick,
+            if server.is_alive() { "still running" } else { "gone (it died)" },
+            client.recent(),
+            tail(&server.output(), 20),
+            tail(&server.log(), 40)
+        );
+    }
+    server.assert_alive();
+}
+
+/// One test per browser, transport and module: `<browser>_close_kinds_<transport>_<module>`.
+macro_rules! close_kinds_tests {
+    ($($name:ident: $kind:ident, $transport:ident, $module:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                close_kinds(BrowserKind::$kind, Transport::$transport, Module::$module);
+            }
+        )*
+    };
+}
+
+close_kinds_tests! {
+    firefox_close_kinds_ws_ours: Firefox, Ws, Ours;
+    firefox_close_kinds_ws_stock: Firefox, Ws, Stock;
+    firefox_close_kinds_wss_ours: Firefox, Wss, Ours;
+    firefox_close_kinds_wss_stock: Firefox, Wss, Stock;
+    chromium_close_kinds_ws_ours: Chromium, Ws, Ours;
+    chromium_close_kinds_ws_stock: Chromium, Ws, Stock;
+    chromium_close_kinds_wss_ours: Chromium, Wss, Ours;
+    chromium_close_kinds_wss_stock: Chromium, Wss, Stock;
 }
