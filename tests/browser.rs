@@ -218,7 +218,7 @@ impl BrowserKind {
 /// the browser and exit; if it has not exited within 15 s it is killed by its PID. Then
 /// the browser's process group (puppeteer starts the browser as a group leader; the
 /// driver reports its PID) is killed by its ID if any process of it still runs, and
-/// the profile is removed.
+/// the profile and the browser's TMPDIR are removed.
 struct Driver {
     kind: BrowserKind,
     child: Child,
@@ -226,7 +226,8 @@ struct Driver {
     lines: Receiver<Value>,
     browser_pid: Option<i32>,
     next_id: u64,
-    /// Holds the browser profile (`profile/`) and the driver's stderr.
+    /// Holds the browser profile (`profile/`), its TMPDIR (`tmp/`) and the driver's
+    /// stderr.
     dir: tempfile::TempDir,
 }
 
@@ -241,10 +242,15 @@ impl Driver {
             .expect("temp dir for the browser");
         let profile = dir.path().join("profile");
         std::fs::create_dir(&profile).unwrap();
+        // The browser's TMPDIR: Chromium keeps its singleton socket there, which it
+        // leaves behind when puppeteer kills it at the end of browser.close().
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let config = json!({
             "browser": kind.name(),
             "executablePath": exe,
             "userDataDir": profile,
+            "tmpDir": tmp,
             "url": url,
             "timeoutMs": LAUNCH_WAIT.as_millis() as u64,
         });

@@ -6,8 +6,10 @@
 //   node browser_driver.js '<config JSON>'
 //
 // config: { browser: "chromium" | "firefox", executablePath, userDataDir (a fresh,
-//           empty directory the caller owns and removes), url (the page to open),
-//           timeoutMs (bound for the launch, the page load and each command) }
+//           empty directory the caller owns and removes), tmpDir (the browser's
+//           TMPDIR, likewise: what a killed browser leaves there goes with it),
+//           url (the page to open), timeoutMs (bound for the launch, the page load
+//           and each command) }
 //
 // Prints one JSON object per line on stdout. First, once:
 //   {"event":"ready","browser":...,"version":...,"userAgent":...,"browserPid":N}
@@ -96,6 +98,7 @@ async function main() {
         // The wss:// tests use a self-signed certificate.
         acceptInsecureCerts: true,
         args: config.browser === 'chromium' ? CHROMIUM_ARGS : [],
+        env: config.tmpDir ? { ...process.env, TMPDIR: config.tmpDir } : process.env,
         timeout,
         protocolTimeout: timeout,
         // Our own quit() closes the browser; puppeteer still kills it on exit.
