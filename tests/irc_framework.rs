@@ -214,11 +214,12 @@ fn irc_framework_chat(variant: Variant) {
     config["channel"] = CHAN.into();
     config["path"] = "/".into();
 
-    // Both register at once (InspIRCd completes registrations on a one-second tick).
+    // The plain client is in the channel (366) before the Node client starts, so it
+    // sees kiwi's JOIN whichever of the two the server would have handled first.
     let mut plain = IrcClient::start(server.irc_port, "plain");
-    let mut node = NodeClient::spawn(config, server.dir());
     plain.wait_welcome();
     plain.join(CHAN);
+    let mut node = NodeClient::spawn(config, server.dir());
 
     // The WebSocket opened with the IRCv3 text subprotocol.
     let open = node.expect("ws_open", "the WebSocket to open", |_| true);
