@@ -576,12 +576,11 @@ enum Transport {
 /// which is registered and in `CHAN` (366) before this returns, so it sees every
 /// browser connection's JOIN.
 struct Setup {
-    // Dropped in this order: the browser first, then the servers.
-    page: Page,
-    plain: IrcClient,
-    ws_url: String,
-    server: Server,
     _pages: StaticServer,
+    server: Server,
+    ws_url: String,
+    plain: IrcClient,
+    page: Page,
 }
 
 fn setup(kind: BrowserKind, transport: Transport, module: Module, plain_nick: &str) -> Setup {
@@ -605,11 +604,11 @@ fn setup(kind: BrowserKind, transport: Transport, module: Module, plain_nick: &s
     // ... and is in the channel before any browser connection opens.
     plain.join(CHAN);
     Setup {
-        page,
-        plain,
-        ws_url,
-        server,
         _pages: pages,
+        server,
+        ws_url,
+        plain,
+        page,
     }
 }
 
@@ -654,12 +653,13 @@ fn quit_prefix(nick: &str) -> String {
 // ---------------------------------------------------------------------------------------
 
 fn chat(kind: BrowserKind, transport: Transport) {
+    // Bound in this order so that the browser goes first (bindings drop in reverse).
     let Setup {
-        mut page,
-        mut plain,
-        ws_url,
-        mut server,
         _pages,
+        mut server,
+        ws_url,
+        mut plain,
+        mut page,
     } = setup(kind, transport, Module::Ours, "plain");
     let browser = kind.name();
 
@@ -891,12 +891,13 @@ fn expected_close(
 }
 
 fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
+    // Bound in this order so that the browser goes first (bindings drop in reverse).
     let Setup {
-        mut page,
-        plain: mut oper,
-        ws_url,
-        mut server,
         _pages,
+        mut server,
+        ws_url,
+        plain: mut oper,
+        mut page,
     } = setup(kind, transport, module, "oper");
     let browser = kind.name();
     oper.oper();
