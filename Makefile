@@ -33,7 +33,7 @@ STATICLIB := target/release/libinspircd_websocket.a
 SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 # Debian packages the build and the tests need.
-DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium
+DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr
 
 RUN_IRC_PORT ?= 6667
 RUN_WS_PORT ?= 8080

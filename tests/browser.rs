@@ -1,17 +1,33 @@
-//! A real browser against the real server: Debian's headless Chromium loads
-//! tests/web/browser.html from a static HTTP server on 127.0.0.1 (an origin the
-//! server's `<wsorigin>` allows), and the page speaks IRC over Chromium's own
-//! `WebSocket` with the `text.ircv3.net` subprotocol to InspIRCd with this module,
-//! over ws:// and over wss:// (m_ssl_gnutls, a self-signed certificate).
+//! Real browsers against the real server: Debian's headless Chromium and Firefox ESR
+//! load tests/web/browser.html from a static HTTP server on 127.0.0.1 (an origin the
+//! server's `<wsorigin>` allows), and the page speaks IRC over the browser's own
+//! `WebSocket` with the `text.ircv3.net` subprotocol to InspIRCd, over ws:// and over
+//! wss:// (m_ssl_gnutls, a self-signed certificate the browsers are told to accept).
 //!
-//! The test drives the page through the DevTools protocol (headless_chrome): it calls
-//! the page's functions and reads what the page saw as JSON. A plain TCP IRC client
-//! that the test controls sits in the same channel. Two browser connections run side by
-//! side: one leaves with QUIT, one with `ws.close(1000)`; both must see a close event
-//! with code 1000 and `wasClean` (the stock module gives browsers 1006).
+//! One driver for both browsers: tests/web/browser_driver.js (puppeteer-core; Chromium
+//! over the DevTools protocol, Firefox over WebDriver BiDi) runs as this test's child,
+//! opens the page and evaluates the test's expressions in it, answering in JSON lines.
+//! The page records what its connections saw; the test reads that as JSON.
 //!
-//! Needs /usr/bin/chromium (Debian's `chromium` package); `CHROMIUM` overrides the path.
-//! Without it the tests fail, saying so.
+//! Two kinds of test, each for both browsers and both transports:
+//! - `*_chat_over_*` (our module): two browser connections and a plain TCP IRC client
+//!   in one channel; exact UTF-8 both ways, the subprotocol, 001; then one connection
+//!   leaves with QUIT, one with `ws.close(1000)`, and both must see code 1000 with
+//!   `wasClean`.
+//! - `*_close_kinds_*_{ours,stock}`: three connections, closed three ways (QUIT,
+//!   `ws.close(1000)`, UNLOADMODULE of the websocket module while open); the close event
+//!   each browser reports is compared with what is expected of our module, and with what
+//!   the stock module was measured to give (the reference).
+//!
+//! Needs /usr/bin/chromium and /usr/bin/firefox-esr (Debian's `chromium` and
+//! `firefox-esr`; `CHROMIUM` and `FIREFOX` override the paths), and Node.js with npm
+//! (the pinned puppeteer-core is installed into tests/web/node_modules by `npm ci` when
+//! missing). Without them the tests fail, saying so.
+//!
+//! No wait depends on the relative timing of independent clients: the plain client is
+//! in the channel (366) before any browser connection is opened, and every wait is for
+//! a concrete event with a bounded deadline and a message saying what was awaited and
+//! what was seen.
 
 #[allow(unused_macros)]
 mod common;
@@ -19,28 +35,30 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::node::{ensure_node_modules, node_major, web_dir};
 use common::*;
-use headless_chrome::{Browser, Tab};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-/// Upper bound for every wait on the browser.
-const WAIT: Duration = Duration::from_secs(20);
+/// Upper bound for every wait on the page (and for one command to the driver).
+const WAIT: Duration = Duration::from_secs(30);
+/// Upper bound for starting a browser and loading the page (Firefox takes some
+/// seconds on an idle machine, more on a busy one).
+const LAUNCH_WAIT: Duration = Duration::from_secs(90);
 const CHAN: &str = "#browser";
-/// Sent by the browser, checked byte-exact by the plain client.
-const FROM_BROWSER: &str = "héllo from Chromium ✓ 日本語 🎉";
+/// Sent by the browser (with the browser's name), checked byte-exact by the plain client.
+const FROM_BROWSER: &str = "héllo from the browser ✓ 日本語 🎉";
 /// Sent by the plain client, checked exact in the page.
 const FROM_PLAIN: &str = "ünïcödé reply ☃ — 🚀";
 const QUIT_MESSAGE: &str = "leaving: bye ✌";
-
-fn web_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web"))
-}
+/// What the websocket module says to its users when it is unloaded.
+const UNLOAD_REASON: &str = "WebSocket module unloading";
 
 // ---------------------------------------------------------------------------------------
 // A static file server for the test page (a thread, stopped on drop)
@@ -156,180 +174,306 @@ fn serve_one(conn: TcpStream, dir: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Chromium
+// The browsers and the driver process
 // ---------------------------------------------------------------------------------------
 
-fn chromium_path() -> PathBuf {
-    let p = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if !p.exists() {
-        panic!(
-            "Chromium is required for the browser tests and was not found at {}: \
-             install Debian's package (apt-get install chromium) or set CHROMIUM=/path/to/chromium",
-            p.display()
-        );
-    }
-    p
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BrowserKind {
+    Chromium,
+    Firefox,
 }
 
-/// A headless Chromium with a fresh profile, started as this test's child and driven
-/// over the DevTools protocol (headless_chrome). On drop: the DevTools connection is
-/// closed, then the process gets SIGTERM by its PID (a clean shutdown that also ends
-/// its zygote, renderer and crashpad processes), and SIGKILL if it has not exited
-/// within 10 s; then it is reaped and the profile removed. Also when the test panics.
-struct Chromium {
-    browser: Option<Browser>,
+impl BrowserKind {
+    /// The driver's name for it.
+    fn name(self) -> &'static str {
+        match self {
+            BrowserKind::Chromium => "chromium",
+            BrowserKind::Firefox => "firefox",
+        }
+    }
+
+    /// The executable: `$CHROMIUM` / `$FIREFOX`, else Debian's. Fails clearly without it.
+    fn executable(self) -> PathBuf {
+        let (var, default, package) = match self {
+            BrowserKind::Chromium => ("CHROMIUM", "/usr/bin/chromium", "chromium"),
+            BrowserKind::Firefox => ("FIREFOX", "/usr/bin/firefox-esr", "firefox-esr"),
+        };
+        let p = std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default));
+        if !p.exists() {
+            panic!(
+                "{self:?} is required for the browser tests and was not found at {}: \
+                 install Debian's package (apt-get install {package}) or set {var}=/path/to/it",
+                p.display()
+            );
+        }
+        p
+    }
+}
+
+/// tests/web/browser_driver.js with one browser and the page open in it.
+///
+/// On drop (also when the test panics): stdin is closed, which makes the driver close
+/// the browser and exit; if it has not exited within 15 s it is killed by its PID. Then
+/// the browser's process group (puppeteer starts the browser as a group leader; the
+/// driver reports its PID) is killed by its ID if any process of it still runs, and
+/// the profile and the browser's TMPDIR are removed.
+struct Driver {
+    kind: BrowserKind,
     child: Child,
-    profile: tempfile::TempDir,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    browser_pid: Option<i32>,
+    next_id: u64,
+    /// Holds the browser profile (`profile/`), its TMPDIR (`tmp/`) and the driver's
+    /// stderr.
+    dir: tempfile::TempDir,
 }
 
-impl Chromium {
-    fn launch() -> Chromium {
-        let path = chromium_path();
-        let profile = tempfile::Builder::new()
-            .prefix("wstest-chromium-")
+impl Driver {
+    fn launch(kind: BrowserKind, url: &str) -> Driver {
+        let exe = kind.executable();
+        node_major(); // fails clearly without Node
+        ensure_node_modules();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("wstest-{}-", kind.name()))
             .tempdir()
-            .expect("profile dir");
-        let log_path = profile.path().join("chromium.log");
-        let log = std::fs::File::create(&log_path).expect("chromium log file");
-        let child = Command::new(&path)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                // For the test's self-signed wss:// certificate.
-                "--ignore-certificate-errors",
-                // 0: Chromium picks a free port and prints it; no port race.
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
+            .expect("temp dir for the browser");
+        let profile = dir.path().join("profile");
+        std::fs::create_dir(&profile).unwrap();
+        // The browser's TMPDIR: Chromium keeps its singleton socket there, which it
+        // leaves behind when puppeteer kills it at the end of browser.close().
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let config = json!({
+            "browser": kind.name(),
+            "executablePath": exe,
+            "userDataDir": profile,
+            "tmpDir": tmp,
+            "url": url,
+            "timeoutMs": LAUNCH_WAIT.as_millis() as u64,
+        });
+        let stderr = std::fs::File::create(dir.path().join("driver-stderr.txt")).unwrap();
+        let mut child = Command::new("node")
+            .arg(web_dir().join("browser_driver.js"))
+            .arg(config.to_string())
+            .current_dir(web_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("could not start {}: {e}", path.display()));
-        let mut chromium = Chromium {
-            browser: None,
+            .unwrap_or_else(|e| panic!("could not start node: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| json!({"event": "unparsed", "line": line}));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut driver = Driver {
+            kind,
             child,
-            profile,
+            stdin,
+            lines: rx,
+            browser_pid: None,
+            next_id: 0,
+            dir,
         };
-        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID"
-        let deadline = Instant::now() + WAIT;
-        let ws_url = loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(url) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("DevTools listening on "))
-            {
-                break url.trim().to_string();
-            }
-            if let Ok(Some(st)) = chromium.child.try_wait() {
-                panic!("Chromium exited during startup ({st}); its output:\n{text}");
-            }
-            if Instant::now() >= deadline {
-                panic!("Chromium did not report its DevTools address within {WAIT:?}; its output:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let browser = Browser::connect_with_timeout(ws_url.clone(), Duration::from_secs(120))
-            .unwrap_or_else(|e| {
-                panic!("could not connect to Chromium's DevTools at {ws_url}: {e:#}")
-            });
-        browser.set_default_timeout(WAIT);
-        chromium.browser = Some(browser);
-        chromium
+        let ready = driver.next_line(LAUNCH_WAIT, "the browser to start and load the page");
+        if ready["event"] != "ready" {
+            panic!(
+                "the driver did not report ready: {ready}{}",
+                driver.context()
+            );
+        }
+        driver.browser_pid = ready["browserPid"].as_i64().map(|p| p as i32);
+        eprintln!(
+            "[{}] {} ({})",
+            kind.name(),
+            ready["version"],
+            ready["userAgent"]
+        );
+        let loaded = driver.eval("typeof window.irc === 'object'");
+        assert_eq!(
+            loaded,
+            Value::Bool(true),
+            "the test page did not load its script{}",
+            driver.context()
+        );
+        driver
     }
 
-    fn browser(&self) -> &Browser {
-        self.browser.as_ref().unwrap()
+    fn context(&self) -> String {
+        format!(
+            "\ndriver and browser output (tail):\n{}",
+            tail(
+                &std::fs::read_to_string(self.dir.path().join("driver-stderr.txt"))
+                    .unwrap_or_default(),
+                40
+            )
+        )
+    }
+
+    /// The driver's next line; fails on a "fatal" or unparsable one, on its exit, or
+    /// after `limit`.
+    fn next_line(&mut self, limit: Duration, what: &str) -> Value {
+        match self.lines.recv_timeout(limit) {
+            Ok(v) if v["event"] == "fatal" || v["event"] == "unparsed" => panic!(
+                "[{}] the driver failed while waiting for {what}: {v}{}",
+                self.kind.name(),
+                self.context()
+            ),
+            Ok(v) => v,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "[{}] timed out after {limit:?} waiting for {what}{}",
+                self.kind.name(),
+                self.context()
+            ),
+            Err(RecvTimeoutError::Disconnected) => panic!(
+                "[{}] the driver exited ({:?}) while waiting for {what}{}",
+                self.kind.name(),
+                self.child.try_wait(),
+                self.context()
+            ),
+        }
+    }
+
+    /// Evaluates a JS expression in the page; returns its JSON value (a promise is
+    /// awaited). Fails on a JS exception, with the driver's output.
+    fn eval(&mut self, js: &str) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let cmd = json!({"id": id, "cmd": "eval", "expr": js});
+        let stdin = self.stdin.as_mut().expect("driver stdin open");
+        if let Err(e) = writeln!(stdin, "{cmd}").and_then(|_| stdin.flush()) {
+            panic!(
+                "[{}] writing to the driver failed ({e}){}",
+                self.kind.name(),
+                self.context()
+            );
+        }
+        let answer = self.next_line(WAIT, &format!("the answer to {js:?}"));
+        if answer["id"] != id {
+            panic!(
+                "[{}] answer out of order for {js:?} (id {id}): {answer}{}",
+                self.kind.name(),
+                self.context()
+            );
+        }
+        if answer["ok"] != true {
+            panic!(
+                "[{}] evaluating {js:?} in the page failed: {}{}",
+                self.kind.name(),
+                answer["error"].as_str().unwrap_or_default(),
+                self.context()
+            );
+        }
+        answer["value"].clone()
     }
 }
 
-impl Drop for Chromium {
+impl Drop for Driver {
     fn drop(&mut self) {
-        drop(self.browser.take());
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) on our own unreaped child's PID.
-            unsafe {
-                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        // The end of stdin is the driver's quit: it closes the browser and exits.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let Some(pgid) = self.browser_pid.filter(|&p| p > 1) else {
+            return;
+        };
+        let left = running_in_group(pgid);
+        if !left.is_empty() {
+            eprintln!(
+                "[{}] processes of the browser's group {pgid} outlived its driver: {left:?}; killing the group",
+                self.kind.name()
+            );
+            // SAFETY: kill(2) on the process group of the browser this test started;
+            // it has running members, so its ID is still the browser's.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
     }
 }
 
-/// The page, loaded in a tab.
+/// PIDs of the processes in group `pgid` that are still running (not zombies: the
+/// browser's helpers, orphaned when it exits, wait for init to reap them).
+fn running_in_group(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The page
+// ---------------------------------------------------------------------------------------
+
+/// The test page in a browser: calls its functions and reads what it saw.
 struct Page {
-    tab: Arc<Tab>,
-    chromium_log: PathBuf,
+    driver: Driver,
 }
 
 impl Page {
-    fn open(chromium: &Chromium, url: &str) -> Page {
-        let tab = chromium.browser().new_tab().expect("open a tab");
-        tab.set_default_timeout(WAIT);
-        tab.navigate_to(url)
-            .and_then(|t| t.wait_until_navigated())
-            .unwrap_or_else(|e| panic!("Chromium could not load {url}: {e:#}"));
-        let page = Page {
-            tab,
-            chromium_log: chromium.profile.path().join("chromium.log"),
-        };
-        let ready = page.eval("typeof window.irc === 'object'");
-        assert_eq!(
-            ready,
-            Value::Bool(true),
-            "the test page did not load its script"
-        );
-        page
-    }
-
-    fn eval(&self, js: &str) -> Value {
-        let r = self
-            .tab
-            .evaluate(js, false)
-            .unwrap_or_else(|e| panic!("evaluating {js:?} in the page failed: {e:#}"));
-        r.value.unwrap_or(Value::Null)
-    }
-
-    /// Calls `window.irc.<f>(args...)` with JSON-encoded arguments.
-    fn call(&self, f: &str, args: &[Value]) {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        self.eval(&format!("window.irc.{f}({}); true", args.join(", ")));
-    }
-
-    /// Everything the page saw, per connection id.
-    fn state(&self) -> Value {
-        match self.eval("window.irc.snapshot()") {
-            Value::String(s) => serde_json::from_str(&s).expect("page state is JSON"),
-            other => panic!("unexpected page state {other:?}"),
+    fn open(kind: BrowserKind, url: &str) -> Page {
+        Page {
+            driver: Driver::launch(kind, url),
         }
     }
 
-    fn page_log(&self) -> String {
-        match self.eval("document.getElementById('log').textContent") {
+    fn name(&self) -> &'static str {
+        self.driver.kind.name()
+    }
+
+    /// Calls `window.irc.<f>(args...)` with JSON-encoded arguments.
+    fn call(&mut self, f: &str, args: &[Value]) {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        self.driver
+            .eval(&format!("window.irc.{f}({}), true", args.join(", ")));
+    }
+
+    /// Everything the page saw, per connection id.
+    fn state(&mut self) -> Value {
+        self.driver.eval("JSON.parse(window.irc.snapshot())")
+    }
+
+    fn page_log(&mut self) -> String {
+        match self
+            .driver
+            .eval("document.getElementById('log').textContent")
+        {
             Value::String(s) => s,
             other => format!("{other:?}"),
         }
     }
 
     /// Polls the page state until `pred` holds for it; fails after [`WAIT`] with the
-    /// page's state and log.
-    fn wait(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    /// page's state and log. (The pause between polls only paces the polling.)
+    fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             let st = self.state();
@@ -337,15 +481,73 @@ impl Page {
                 return st;
             }
             if Instant::now() >= deadline {
+                let log = self.page_log();
                 panic!(
-                    "timed out after {WAIT:?} waiting in the browser for {what}\npage state: {}\npage log:\n{}\nChromium output (tail):\n{}",
+                    "[{}] timed out after {WAIT:?} waiting in the browser for {what}\npage state: {}\npage log:\n{log}{}",
+                    self.name(),
                     serde_json::to_string_pretty(&st).unwrap(),
-                    self.page_log(),
-                    tail(&std::fs::read_to_string(&self.chromium_log).unwrap_or_default(), 30)
+                    self.driver.context()
                 );
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// Opens connection `id` to `url`, offering the subprotocols `protocols`; it
+    /// registers as `nick` and joins `CHAN`.
+    fn connect(&mut self, id: &str, url: &str, nick: &str, protocols: &[&str]) {
+        self.call(
+            "connect",
+            &[
+                id.into(),
+                url.into(),
+                nick.into(),
+                CHAN.into(),
+                json!(protocols),
+            ],
+        );
+    }
+
+    /// Waits until each of `users` has registered and joined (366) or has closed;
+    /// asserts it opened with the subprotocol `protocol`, got 001 for its nick and is
+    /// still open.
+    fn wait_joined(&mut self, users: &[(&str, &str)], protocol: &str) -> Value {
+        let st = self.wait("every connection registered and in the channel", |st| {
+            users
+                .iter()
+                .all(|(id, _)| st[id]["joined"] == Value::Bool(true) || !st[id]["close"].is_null())
+        });
+        let browser = self.name();
+        for &(id, nick) in users {
+            let s = &st[id];
+            assert!(
+                s["close"].is_null(),
+                "[{browser} {nick}] the connection closed before joining: {s}"
+            );
+            assert_eq!(
+                s["opened"],
+                Value::Bool(true),
+                "[{browser} {nick}] never opened: {s}"
+            );
+            assert_eq!(
+                s["protocol"],
+                Value::String(protocol.into()),
+                "[{browser} {nick}] subprotocol the browser saw"
+            );
+            assert_eq!(
+                s["welcomed"],
+                Value::Bool(true),
+                "[{browser} {nick}] no 001: {s}"
+            );
+            let lines = lines_of(&st, id);
+            assert!(
+                lines.iter().any(
+                    |l| l.split(' ').nth(1) == Some("001") && l.split(' ').nth(2) == Some(nick)
+                ),
+                "[{browser} {nick}] 001 for {nick} not among the lines the browser got: {lines:#?}"
+            );
+        }
+        st
     }
 }
 
@@ -361,28 +563,8 @@ fn lines_of(st: &Value, id: &str) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The test
+// Shared steps
 // ---------------------------------------------------------------------------------------
-
-/// Waits until the plain client has seen one line per browser nick ("webq", "webc"),
-/// in any order; returns them in that nick order.
-fn expect_each<F: Fn(&str) -> bool>(
-    plain: &mut IrcClient,
-    what: &str,
-    matcher: impl Fn(&str) -> F,
-) -> Vec<String> {
-    let nicks = ["webq", "webc"];
-    let preds: Vec<F> = nicks.iter().map(|n| matcher(n)).collect();
-    let mut got: Vec<Option<String>> = vec![None; nicks.len()];
-    while got.iter().any(Option::is_none) {
-        let line = plain.expect_str(&format!("{what} of {nicks:?} (have {got:?})"), |l| {
-            preds.iter().any(|p| p(l))
-        });
-        let i = preds.iter().position(|p| p(&line)).unwrap();
-        got[i] = Some(line);
-    }
-    got.into_iter().map(Option::unwrap).collect()
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Transport {
@@ -390,72 +572,111 @@ enum Transport {
     Wss,
 }
 
-fn chromium_chat(transport: Transport) {
-    chromium_path(); // fails first, and clearly, without Chromium
+/// The server, the page server and the page in a browser, plus the plain client,
+/// which is registered and in `CHAN` (366) before this returns, so it sees every
+/// browser connection's JOIN.
+struct Setup {
+    _pages: StaticServer,
+    server: Server,
+    ws_url: String,
+    plain: IrcClient,
+    page: Page,
+}
+
+fn setup(kind: BrowserKind, transport: Transport, module: Module, plain_nick: &str) -> Setup {
+    kind.executable(); // fails first, and clearly, without the browser
     let pages = StaticServer::start(web_dir());
     let origin = pages.origin();
-    let mut conf = Conf::new(Module::Ours).origins(&[&origin]);
+    let mut conf = Conf::new(module).origins(&[&origin]);
     if transport == Transport::Wss {
         conf = conf.tls();
     }
-    let mut server = Server::start(conf);
+    let server = Server::start(conf);
     let ws_url = match transport {
         Transport::Ws => format!("ws://127.0.0.1:{}/", server.ws_port),
         Transport::Wss => format!("wss://127.0.0.1:{}/", server.wss_port),
     };
-
-    let chromium = Chromium::launch();
-    let page = Page::open(&chromium, &format!("{origin}/browser.html"));
-
-    // Two browser connections: "webq" will leave with QUIT, "webc" with ws.close(1000).
-    // All three users register at once (InspIRCd completes registrations on a tick).
-    let mut plain = IrcClient::start(server.irc_port, "plain");
-    let users = [("q", "webq"), ("c", "webc")];
-    for (id, nick) in users {
-        page.call(
-            "connect",
-            &[id.into(), ws_url.as_str().into(), nick.into(), CHAN.into()],
-        );
-    }
+    // The plain client registers while the browser starts (InspIRCd completes
+    // registrations on a one-second tick) ...
+    let mut plain = IrcClient::start(server.irc_port, plain_nick);
+    let page = Page::open(kind, &format!("{origin}/browser.html"));
     plain.wait_welcome();
+    // ... and is in the channel before any browser connection opens.
     plain.join(CHAN);
-
-    let st = page.wait("both connections registered and in the channel", |st| {
-        users
-            .iter()
-            .all(|(id, _)| st[id]["joined"] == Value::Bool(true) || !st[id]["close"].is_null())
-    });
-    for (id, nick) in users {
-        let s = &st[id];
-        assert!(
-            s["close"].is_null(),
-            "[{nick}] the connection closed before joining: {s}"
-        );
-        assert_eq!(s["opened"], Value::Bool(true), "[{nick}] never opened: {s}");
-        assert_eq!(
-            s["protocol"],
-            Value::String("text.ircv3.net".into()),
-            "[{nick}] subprotocol the browser saw"
-        );
-        assert_eq!(s["welcomed"], Value::Bool(true), "[{nick}] no 001: {s}");
-        let lines = lines_of(&st, id);
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.split(' ').nth(1) == Some("001") && l.split(' ').nth(2) == Some(nick)),
-            "[{nick}] 001 for {nick} not among the lines the browser got: {lines:#?}"
-        );
+    Setup {
+        _pages: pages,
+        server,
+        ws_url,
+        plain,
+        page,
     }
-    // The plain user sees both arrive (in either order).
-    expect_each(&mut plain, "JOIN", |nick| {
+}
+
+/// Waits until the plain client has seen one line matching `matcher(nick)` per nick,
+/// in any order; returns them in `nicks` order.
+fn expect_each<F: Fn(&str) -> bool>(
+    plain: &mut IrcClient,
+    nicks: &[&str],
+    what: &str,
+    matcher: impl Fn(&str) -> F,
+) -> Vec<String> {
+    let preds: Vec<F> = nicks.iter().map(|n| matcher(n)).collect();
+    let mut got: Vec<Option<String>> = vec![None; nicks.len()];
+    while got.iter().any(Option::is_none) {
+        let line = plain.expect_str(&format!("{what} of {nicks:?} (have {got:?})"), |l| {
+            preds.iter().zip(&got).any(|(p, g)| g.is_none() && p(l))
+        });
+        let i = preds
+            .iter()
+            .zip(&got)
+            .position(|(p, g)| g.is_none() && p(&line))
+            .unwrap();
+        got[i] = Some(line);
+    }
+    got.into_iter().map(Option::unwrap).collect()
+}
+
+fn expect_joins(plain: &mut IrcClient, nicks: &[&str]) {
+    expect_each(plain, nicks, "JOIN", |nick| {
         let a = format!(":{nick}!web@127.0.0.1 JOIN :{CHAN}");
         let b = format!(":{nick}!web@127.0.0.1 JOIN {CHAN}");
         move |l: &str| l == a || l == b
     });
+}
 
-    // Browser -> plain, exact bytes (UTF-8 with 2-, 3- and 4-byte characters).
+fn quit_prefix(nick: &str) -> String {
+    format!(":{nick}!web@127.0.0.1 QUIT :")
+}
+
+// ---------------------------------------------------------------------------------------
+// Chat: both ways, exact bytes, then QUIT and ws.close(1000)
+// ---------------------------------------------------------------------------------------
+
+fn chat(kind: BrowserKind, transport: Transport) {
+    // Bound in this order so that the browser goes first (bindings drop in reverse).
+    let Setup {
+        _pages,
+        mut server,
+        ws_url,
+        mut plain,
+        mut page,
+    } = setup(kind, transport, Module::Ours, "plain");
+    let browser = kind.name();
+
+    // Two browser connections: "webq" will leave with QUIT, "webc" with ws.close(1000).
+    let users = [("q", "webq"), ("c", "webc")];
+    let nicks = ["webq", "webc"];
     for (id, nick) in users {
-        let text = format!("{FROM_BROWSER} [{nick}]");
+        page.connect(id, &ws_url, nick, &["text.ircv3.net"]);
+    }
+    page.wait_joined(&users, "text.ircv3.net");
+    // The plain user, in the channel before they connected, sees both arrive.
+    expect_joins(&mut plain, &nicks);
+
+    // Browser -> plain, exact bytes (UTF-8 with 2-, 3- and 4-byte characters). One
+    // message at a time: the next is sent after the plain client got the previous one.
+    for (id, nick) in users {
+        let text = format!("{FROM_BROWSER} [{browser} {nick}]");
         page.call(
             "send",
             &[id.into(), format!("PRIVMSG {CHAN} :{text}").into()],
@@ -466,7 +687,7 @@ fn chromium_chat(transport: Transport) {
         assert_eq!(
             show(&got),
             format!(":{nick}!web@127.0.0.1 PRIVMSG {CHAN} :{text}"),
-            "what the plain client got from the browser"
+            "what the plain client got from {browser}"
         );
         assert_eq!(
             got,
@@ -476,7 +697,9 @@ fn chromium_chat(transport: Transport) {
     }
 
     // Plain -> browser: one channel message both connections must see exactly. Each
-    // browser connection has also seen the other's message (browser -> browser).
+    // browser connection has also seen the other's message (browser -> browser), and
+    // before the plain client's: the server relayed it before the plain client got it,
+    // and the plain client sent its message after that.
     plain.send(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"));
     let want = format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{FROM_PLAIN}");
     let st = page.wait("the plain client's message in both connections", |st| {
@@ -487,11 +710,12 @@ fn chromium_chat(transport: Transport) {
             .into_iter()
             .filter(|l| l.contains(" PRIVMSG "))
             .collect();
-        let from_other = format!(":{other}!web@127.0.0.1 PRIVMSG {CHAN} :{FROM_BROWSER} [{other}]");
+        let from_other =
+            format!(":{other}!web@127.0.0.1 PRIVMSG {CHAN} :{FROM_BROWSER} [{browser} {other}]");
         assert_eq!(
             privmsgs,
             vec![from_other, want.clone()],
-            "[{nick}] PRIVMSG lines the browser received"
+            "[{browser} {nick}] PRIVMSG lines the browser received"
         );
     }
     // And a private message to one of them.
@@ -519,35 +743,39 @@ fn chromium_chat(transport: Transport) {
         assert_eq!(
             close["code"],
             Value::from(1000),
-            "[{nick}] close code the browser reported (1006 = no close frame); state: {s}"
+            "[{browser} {nick}] close code the browser reported (1006 = no close frame); state: {s}"
         );
         assert_eq!(
             close["wasClean"],
             Value::Bool(true),
-            "[{nick}] the browser did not see a clean closing handshake: {s}"
+            "[{browser} {nick}] the browser did not see a clean closing handshake: {s}"
         );
-        assert_eq!(s["errors"], Value::from(0), "[{nick}] error events: {s}");
+        assert_eq!(
+            s["errors"],
+            Value::from(0),
+            "[{browser} {nick}] error events: {s}"
+        );
         assert_eq!(
             s["nonText"],
             Value::from(0),
-            "[{nick}] binary messages: {s}"
+            "[{browser} {nick}] binary messages: {s}"
         );
         for l in lines_of(&st, id) {
             assert!(
                 !l.contains('\r') && !l.contains('\n') && !l.is_empty(),
-                "[{nick}] a message is not exactly one IRC line: {l:?}"
+                "[{browser} {nick}] a message is not exactly one IRC line: {l:?}"
             );
         }
     }
     let q_reason = st["q"]["close"]["reason"].as_str().unwrap_or_default();
     assert!(
         q_reason.contains(QUIT_MESSAGE),
-        "the close reason after QUIT should carry the quit message {QUIT_MESSAGE:?}; got {q_reason:?}"
+        "[{browser}] the close reason after QUIT should carry the quit message {QUIT_MESSAGE:?}; got {q_reason:?}"
     );
 
     // The plain client sees both leave (in either order).
-    let quits = expect_each(&mut plain, "QUIT", |nick| {
-        let prefix = format!(":{nick}!web@127.0.0.1 QUIT :");
+    let quits = expect_each(&mut plain, &nicks, "QUIT", |nick| {
+        let prefix = quit_prefix(nick);
         move |l: &str| l.starts_with(&prefix)
     });
     assert!(
@@ -560,10 +788,266 @@ fn chromium_chat(transport: Transport) {
 
 #[test]
 fn chromium_chat_over_ws() {
-    chromium_chat(Transport::Ws);
+    chat(BrowserKind::Chromium, Transport::Ws);
 }
 
 #[test]
 fn chromium_chat_over_wss() {
-    chromium_chat(Transport::Wss);
+    chat(BrowserKind::Chromium, Transport::Wss);
+}
+
+#[test]
+fn firefox_chat_over_ws() {
+    chat(BrowserKind::Firefox, Transport::Ws);
+}
+
+#[test]
+fn firefox_chat_over_wss() {
+    chat(BrowserKind::Firefox, Transport::Wss);
+}
+
+// ---------------------------------------------------------------------------------------
+// The clean-close matrix: {Firefox, Chromium} x {ws, wss} x {ours, stock}
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CloseKind {
+    /// The page sends `QUIT :<message>`; the server ends the connection.
+    Quit,
+    /// The page calls `ws.close(1000, ...)`.
+    ClientClose,
+    /// An oper unloads the websocket module while the connection is open.
+    Unload,
+}
+
+/// What the browser must report in its close event (and how many `error` events the
+/// connection had).
+#[derive(Clone, Debug)]
+struct ExpectedClose {
+    code: u64,
+    was_clean: bool,
+    reason: Reason,
+    errors: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Reason {
+    Exact(&'static str),
+    Contains(&'static str),
+    Any,
+}
+
+impl ExpectedClose {
+    /// `got`: the page's record of one connection.
+    fn mismatch(&self, got: &Value) -> Option<String> {
+        let close = &got["close"];
+        let reason = close["reason"].as_str().unwrap_or_default();
+        let reason_ok = match self.reason {
+            Reason::Exact(r) => reason == r,
+            Reason::Contains(r) => reason.contains(r),
+            Reason::Any => true,
+        };
+        if close["code"].as_u64() == Some(self.code)
+            && close["wasClean"].as_bool() == Some(self.was_clean)
+            && reason_ok
+            && got["errors"].as_u64() == Some(self.errors)
+        {
+            None
+        } else {
+            Some(format!(
+                "expected {self:?}, the browser reported {close} with {} error events",
+                got["errors"]
+            ))
+        }
+    }
+}
+
+fn expected_close(
+    _kind: BrowserKind,
+    _transport: Transport,
+    module: Module,
+    close: CloseKind,
+) -> ExpectedClose {
+    let exp = |code, was_clean, reason| ExpectedClose {
+        code,
+        was_clean,
+        reason,
+        errors: 0,
+    };
+    match module {
+        // Our module: a close frame every time, then a closing handshake that both
+        // browsers call clean, the same over ws:// and wss://.
+        Module::Ours => match close {
+            CloseKind::Quit => exp(1000, true, Reason::Contains(QUIT_MESSAGE)),
+            CloseKind::ClientClose => exp(1000, true, Reason::Any),
+            CloseKind::Unload => exp(1001, true, Reason::Exact(UNLOAD_REASON)),
+        },
+        // Debian's stock 3.15, as measured (the reference): it never sends a close
+        // frame, it just closes TCP (after QUIT, on the browser's close frame, and when
+        // unloaded), so Firefox and Chromium, over ws:// and wss:// alike, report 1006
+        // ("closed abnormally"), no reason, wasClean false, and no error event.
+        Module::Stock => exp(1006, false, Reason::Exact("")),
+    }
+}
+
+fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
+    // Bound in this order so that the browser goes first (bindings drop in reverse).
+    let Setup {
+        _pages,
+        mut server,
+        ws_url,
+        plain: mut oper,
+        mut page,
+    } = setup(kind, transport, module, "oper");
+    let browser = kind.name();
+    oper.oper();
+
+    // What a client that knows both names offers. Ours picks the first (the IRCv3
+    // name); Debian's stock 3.15 knows only the second (the ircv3.net names came in
+    // 3.18), and Chromium fails a connection whose offered subprotocols the server
+    // ignores.
+    let offered = ["text.ircv3.net", "text.inspircd.org"];
+    let selected = match module {
+        Module::Ours => "text.ircv3.net",
+        Module::Stock => "text.inspircd.org",
+    };
+    let users = [("q", "webq"), ("c", "webc"), ("u", "webu")];
+    for (id, nick) in users {
+        page.connect(id, &ws_url, nick, &offered);
+    }
+    page.wait_joined(&users, selected);
+    expect_joins(&mut oper, &["webq", "webc", "webu"]);
+
+    // q: QUIT. The oper sees the quit message; the browser gets its close event.
+    page.call(
+        "send",
+        &["q".into(), format!("QUIT :{QUIT_MESSAGE}").into()],
+    );
+    let quit_q = oper.expect_str("webq's QUIT", |l| l.starts_with(&quit_prefix("webq")));
+    assert!(
+        quit_q.ends_with(QUIT_MESSAGE),
+        "webq's QUIT should end with its quit message {QUIT_MESSAGE:?}: {quit_q:?}"
+    );
+    page.wait("the close event of q (after QUIT)", |st| {
+        !st["q"]["close"].is_null()
+    });
+
+    // c: ws.close(1000) from the page.
+    page.call(
+        "close",
+        &["c".into(), 1000.into(), "bye from the page".into()],
+    );
+    let quit_c = oper.expect_str("webc's QUIT", |l| l.starts_with(&quit_prefix("webc")));
+    page.wait("the close event of c (after ws.close(1000))", |st| {
+        !st["c"]["close"].is_null()
+    });
+
+    // u: still open; the oper unloads the module.
+    let st = page.state();
+    assert!(
+        st["u"]["close"].is_null() && st["u"]["readyState"] == 1,
+        "[{browser}] u should still be open before UNLOADMODULE: {}",
+        st["u"]
+    );
+    oper.send("UNLOADMODULE m_websocket.so");
+    let st = page.wait("the close event of u (after UNLOADMODULE)", |st| {
+        !st["u"]["close"].is_null()
+    });
+
+    // What each close looked like to the browser, against what is expected.
+    let kinds = [
+        ("q", CloseKind::Quit),
+        ("c", CloseKind::ClientClose),
+        ("u", CloseKind::Unload),
+    ];
+    let mut table = String::new();
+    let mut mismatches = Vec::new();
+    for (id, close) in kinds {
+        let s = &st[id];
+        let got = json!({
+            "code": s["close"]["code"],
+            "reason": s["close"]["reason"],
+            "wasClean": s["close"]["wasClean"],
+            "errors": s["errors"],
+        });
+        table.push_str(&format!("  {id} {close:?}: {got}\n"));
+        if let Some(m) = expected_close(kind, transport, module, close).mismatch(s) {
+            mismatches.push(format!("{id} ({close:?}): {m}"));
+        }
+    }
+    eprintln!("[{browser} {transport:?} {module:?}] close events:\n{table}");
+    assert!(
+        mismatches.is_empty(),
+        "[{browser} {transport:?} {module:?}] close events differ from the expected:\n{}\nall close events:\n{table}",
+        mismatches.join("\n")
+    );
+
+    // The server unloaded the module, said why, and carries on.
+    oper.expect("973 (module unloaded)", |l| is_numeric(l, "973"));
+    let quit_u = oper.expect_str("webu's QUIT", |l| l.starts_with(&quit_prefix("webu")));
+    assert!(
+        quit_u.ends_with(&format!("QUIT :{UNLOAD_REASON}")),
+        "webu's QUIT: {quit_u:?}"
+    );
+    eprintln!("[{browser} {transport:?} {module:?}] QUITs: {quit_q:?} {quit_c:?} {quit_u:?}");
+    assert_server_answers(&mut server, &mut oper, "after UNLOADMODULE");
+}
+
+/// The server still answers `client` (a PING round trip) and runs. If the connection
+/// ends or the answer does not come, says whether inspircd is still running (waiting
+/// up to [`TIMEOUT`] for it to exit), with its output and log.
+fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str) {
+    let token = "still-there";
+    client.send(&format!("PING :{token}"));
+    let deadline = Instant::now() + TIMEOUT;
+    let ended = loop {
+        match client.read_line(deadline) {
+            Ok(Some(l)) => {
+                let l = show(&l);
+                if l.contains(" PONG ") && l.ends_with(&format!(":{token}")) {
+                    break None;
+                }
+            }
+            Ok(None) => break Some("the server closed the connection"),
+            Err(_) => break Some("no answer"),
+        }
+    };
+    if let Some(why) = ended {
+        let exit_deadline = Instant::now() + TIMEOUT;
+        while server.is_alive() && Instant::now() < exit_deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{when}: {why} to {}'s PING; inspircd is {}\nlast lines:\n{}\noutput:\n{}\nlog tail:\n{}",
+            client.nick,
+            if server.is_alive() { "still running" } else { "gone (it died)" },
+            client.recent(),
+            tail(&server.output(), 20),
+            tail(&server.log(), 40)
+        );
+    }
+    server.assert_alive();
+}
+
+/// One test per browser, transport and module: `<browser>_close_kinds_<transport>_<module>`.
+macro_rules! close_kinds_tests {
+    ($($name:ident: $kind:ident, $transport:ident, $module:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                close_kinds(BrowserKind::$kind, Transport::$transport, Module::$module);
+            }
+        )*
+    };
+}
+
+close_kinds_tests! {
+    firefox_close_kinds_ws_ours: Firefox, Ws, Ours;
+    firefox_close_kinds_ws_stock: Firefox, Ws, Stock;
+    firefox_close_kinds_wss_ours: Firefox, Wss, Ours;
+    firefox_close_kinds_wss_stock: Firefox, Wss, Stock;
+    chromium_close_kinds_ws_ours: Chromium, Ws, Ours;
+    chromium_close_kinds_ws_stock: Chromium, Ws, Stock;
+    chromium_close_kinds_wss_ours: Chromium, Wss, Ours;
+    chromium_close_kinds_wss_stock: Chromium, Wss, Stock;
 }

@@ -19,143 +19,20 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::node::{ensure_node_modules, node_major, web_dir};
 use common::*;
 use serde_json::{json, Value};
 
 /// Upper bound for every wait on the Node client.
 const WAIT: Duration = Duration::from_secs(20);
-/// Upper bound for `npm ci`.
-const NPM_WAIT: Duration = Duration::from_secs(300);
 const CHAN: &str = "#kiwi";
 const NICK: &str = "kiwi";
 const PAGE_ORIGIN: &str = "https://kiwi.example";
 const FROM_NODE: &str = "héllo from irc-framework ✓ 日本語 🎉";
 const FROM_PLAIN: &str = "ünïcödé reply ☃ — 🚀";
 const QUIT_MESSAGE: &str = "kiwi leaving ✌";
-
-fn web_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web"))
-}
-
-// ---------------------------------------------------------------------------------------
-// Node.js and the npm packages
-// ---------------------------------------------------------------------------------------
-
-/// `node`'s major version; fails clearly without Node.
-fn node_major() -> u32 {
-    let out = Command::new("node")
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-            "Node.js is required for the irc-framework tests and `node --version` failed ({e}): \
-             install Debian's nodejs and npm packages (apt-get install nodejs npm)"
-        )
-        });
-    assert!(out.status.success(), "`node --version` failed: {out:?}");
-    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    v.trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("cannot parse `node --version` output {v:?}"))
-}
-
-/// Version pinned in package.json for `name`.
-fn pinned(name: &str) -> String {
-    let pkg: Value =
-        serde_json::from_str(&std::fs::read_to_string(web_dir().join("package.json")).unwrap())
-            .expect("tests/web/package.json is JSON");
-    pkg["dependencies"][name]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name} is not in tests/web/package.json"))
-        .to_string()
-}
-
-fn installed(name: &str) -> Option<String> {
-    let p = web_dir()
-        .join("node_modules")
-        .join(name)
-        .join("package.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-    v["version"].as_str().map(str::to_string)
-}
-
-/// Installs the pinned packages into tests/web/node_modules (once per test binary)
-/// when they are missing or at another version. `npm ci` installs exactly
-/// package-lock.json and never rewrites it.
-fn ensure_node_modules() {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let wanted = ["irc-framework", "ws"];
-    if wanted
-        .iter()
-        .all(|n| installed(n).as_deref() == Some(pinned(n).as_str()))
-    {
-        return;
-    }
-    let dir = web_dir();
-    let log_path = std::env::temp_dir().join(format!("wstest-npm-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "npm is required to install irc-framework for this test and could not be run ({e}): \
-                 install Debian's npm package (apt-get install npm), or run `npm ci` in {}",
-                dir.display()
-            )
-        });
-    let _guard_child = ChildGuard(&mut child);
-    let deadline = Instant::now() + NPM_WAIT;
-    let status = loop {
-        if let Some(st) = _guard_child.0.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "`npm ci` in {} did not finish within {NPM_WAIT:?}; output:\n{}",
-                dir.display(),
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&log_path);
-    assert!(
-        status.success(),
-        "`npm ci` in {} failed ({status}):\n{output}",
-        dir.display()
-    );
-    for n in wanted {
-        assert_eq!(
-            installed(n),
-            Some(pinned(n)),
-            "after `npm ci`, {n} is not at the pinned version"
-        );
-    }
-}
-
-/// Kills a child by its PID and reaps it when dropped (no-op if it has exited).
-struct ChildGuard<'a>(&'a mut Child);
-
-impl Drop for ChildGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The Node client process
@@ -337,11 +214,12 @@ fn irc_framework_chat(variant: Variant) {
     config["channel"] = CHAN.into();
     config["path"] = "/".into();
 
-    // Both register at once (InspIRCd completes registrations on a one-second tick).
+    // The plain client is in the channel (366) before the Node client starts, so it
+    // sees kiwi's JOIN whichever of the two the server would have handled first.
     let mut plain = IrcClient::start(server.irc_port, "plain");
-    let mut node = NodeClient::spawn(config, server.dir());
     plain.wait_welcome();
     plain.join(CHAN);
+    let mut node = NodeClient::spawn(config, server.dir());
 
     // The WebSocket opened with the IRCv3 text subprotocol.
     let open = node.expect("ws_open", "the WebSocket to open", |_| true);

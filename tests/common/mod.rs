@@ -22,6 +22,9 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+/// Node.js and the npm packages of tests/web (irc-framework, the browser driver).
+pub mod node;
+
 /// Upper bound for every wait in the suite.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The origin allowed by the default `<wsorigin>`.

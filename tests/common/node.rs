@@ -1,0 +1,147 @@
+//! Node.js and the npm packages of tests/web, shared by the tests that run Node scripts
+//! (tests/irc_framework.rs, tests/browser.rs).
+//!
+//! The packages are pinned in tests/web/package.json and locked in
+//! tests/web/package-lock.json. [`ensure_node_modules`] runs `npm ci` there when
+//! tests/web/node_modules lacks one of them or has another version.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Upper bound for `npm ci`.
+const NPM_WAIT: Duration = Duration::from_secs(300);
+
+/// tests/web: the Node scripts, the test page and the npm packages.
+pub fn web_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web"))
+}
+
+/// `node`'s major version; fails clearly without Node.
+pub fn node_major() -> u32 {
+    let out = Command::new("node")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "Node.js is required for this test and `node --version` failed ({e}): \
+                 install Debian's nodejs and npm packages (apt-get install nodejs npm)"
+            )
+        });
+    assert!(out.status.success(), "`node --version` failed: {out:?}");
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    v.trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse `node --version` output {v:?}"))
+}
+
+/// The packages pinned in tests/web/package.json, with their versions.
+fn pinned() -> Vec<(String, String)> {
+    let path = web_dir().join("package.json");
+    let pkg: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())),
+    )
+    .expect("tests/web/package.json is JSON");
+    pkg["dependencies"]
+        .as_object()
+        .expect("tests/web/package.json has dependencies")
+        .iter()
+        .map(|(name, v)| {
+            let v = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}'s version in package.json is not a string"));
+            (name.clone(), v.to_string())
+        })
+        .collect()
+}
+
+/// The version of `name` in tests/web/node_modules, if installed.
+fn installed(name: &str) -> Option<String> {
+    let p = web_dir()
+        .join("node_modules")
+        .join(name)
+        .join("package.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+    v["version"].as_str().map(str::to_string)
+}
+
+/// Installs the pinned packages into tests/web/node_modules when one of them is
+/// missing or at another version (checked once per call, under a lock, so tests of
+/// one binary that run at once do not run `npm ci` twice). `npm ci` installs exactly
+/// package-lock.json and never rewrites it.
+pub fn ensure_node_modules() {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = pinned();
+    if wanted
+        .iter()
+        .all(|(n, v)| installed(n).as_deref() == Some(v.as_str()))
+    {
+        return;
+    }
+    let dir = web_dir();
+    let log_path = std::env::temp_dir().join(format!("wstest-npm-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "npm is required to install this test's packages and could not be run ({e}): \
+                 install Debian's npm package (apt-get install npm), or run `npm ci` in {}",
+                dir.display()
+            )
+        });
+    let guard = ChildGuard(&mut child);
+    let deadline = Instant::now() + NPM_WAIT;
+    let status = loop {
+        if let Some(st) = guard.0.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "`npm ci` in {} did not finish within {NPM_WAIT:?}; output:\n{}",
+                dir.display(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(guard);
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        status.success(),
+        "`npm ci` in {} failed ({status}):\n{output}",
+        dir.display()
+    );
+    for (n, v) in wanted {
+        assert_eq!(
+            installed(&n),
+            Some(v),
+            "after `npm ci`, {n} is not at the pinned version"
+        );
+    }
+}
+
+/// Kills a child by its PID and reaps it when dropped (no-op if it has exited).
+struct ChildGuard<'a>(&'a mut Child);
+
+impl Drop for ChildGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
