@@ -584,10 +584,16 @@ struct Setup {
 }
 
 fn setup(kind: BrowserKind, transport: Transport, module: Module, plain_nick: &str) -> Setup {
+    setup_with(kind, transport, Conf::new(module), plain_nick)
+}
+
+/// [`setup`] with the server configuration `conf` (its origins are replaced by the
+/// page's).
+fn setup_with(kind: BrowserKind, transport: Transport, conf: Conf, plain_nick: &str) -> Setup {
     kind.executable(); // fails first, and clearly, without the browser
     let pages = StaticServer::start(web_dir());
     let origin = pages.origin();
-    let mut conf = Conf::new(module).origins(&[&origin]);
+    let mut conf = conf.origins(&[&origin]);
     if transport == Transport::Wss {
         conf = conf.tls();
     }
@@ -1050,4 +1056,73 @@ close_kinds_tests! {
     chromium_close_kinds_ws_stock: Chromium, Ws, Stock;
     chromium_close_kinds_wss_ours: Chromium, Wss, Ours;
     chromium_close_kinds_wss_stock: Chromium, Wss, Stock;
+}
+
+// ---------------------------------------------------------------------------------------
+// A site with large cookies
+// ---------------------------------------------------------------------------------------
+
+/// Cookies the page's site sets, in bytes: 4 cookies of 3 KiB (a cookie may hold 4 KiB).
+const COOKIE_BYTES: usize = 12 * 1024;
+
+/// Browsers send the site's cookies with the WebSocket handshake (cookies do not care
+/// about the port, so the page's cookies for 127.0.0.1 go to the IRC server too). With
+/// 12 KiB of them the request is over 12 KiB: the default `maxhandshake` (40K) admits
+/// it; the old default of 8K refused it with 431, which the browser reports as a
+/// failed connection (1006).
+fn large_cookies(kind: BrowserKind, maxhandshake: Option<&str>) {
+    let mut conf = Conf::new(Module::Ours);
+    if let Some(limit) = maxhandshake {
+        conf = conf.websocket(&format!(r#"maxhandshake="{limit}""#));
+    }
+    let Setup {
+        _pages,
+        server: _server,
+        ws_url,
+        plain: _plain,
+        mut page,
+    } = setup_with(kind, Transport::Ws, conf, "plain");
+    let set = page.driver.eval(&format!(
+        "for (let i = 0; i < 4; i++) document.cookie = `big${{i}}=${{'c'.repeat({} - 8)}}; path=/`; document.cookie.length",
+        COOKIE_BYTES / 4
+    ));
+    assert!(
+        set.as_u64().unwrap_or(0) >= COOKIE_BYTES as u64 - 64,
+        "[{}] the page could not set its cookies: document.cookie has {set} bytes",
+        page.name()
+    );
+    page.connect("k", &ws_url, "cookies", &["text.ircv3.net"]);
+    match maxhandshake {
+        None => {
+            page.wait_joined(&[("k", "cookies")], "text.ircv3.net");
+        }
+        Some(limit) => {
+            let st = page.wait("the failed connection", |st| !st["k"]["close"].is_null());
+            assert_eq!(
+                (
+                    st["k"]["opened"].as_bool(),
+                    st["k"]["close"]["code"].as_u64()
+                ),
+                (Some(false), Some(1006)),
+                "[{}] with maxhandshake {limit} the request with its cookies should be refused: {}",
+                page.name(),
+                st["k"]
+            );
+        }
+    }
+}
+
+#[test]
+fn chromium_sends_large_cookies_and_connects() {
+    large_cookies(BrowserKind::Chromium, None);
+}
+
+#[test]
+fn firefox_sends_large_cookies_and_connects() {
+    large_cookies(BrowserKind::Firefox, None);
+}
+
+#[test]
+fn chromium_with_large_cookies_was_refused_with_an_8k_limit() {
+    large_cookies(BrowserKind::Chromium, Some("8K"));
 }

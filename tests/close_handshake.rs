@@ -55,11 +55,19 @@ fn after_quit_tcp_waits_for_the_clients_close_frame() {
     });
     let close = conn.expect_frame("the server's close frame", |f| f.opcode == OP_CLOSE);
     assert_eq!(close.close_code(), Some(1000));
-    assert_still_open(&mut conn, Duration::from_millis(500), "after the close frame");
+    assert_still_open(
+        &mut conn,
+        Duration::from_millis(500),
+        "after the close frame",
+    );
 
     // Data in flight from the client is dropped; only its close ends the wait.
     conn.send_text("PRIVMSG #room :too late");
-    assert_still_open(&mut conn, Duration::from_millis(300), "after a late message");
+    assert_still_open(
+        &mut conn,
+        Duration::from_millis(300),
+        "after a late message",
+    );
     conn.send_frame(true, OP_CLOSE, &1000u16.to_be_bytes());
     assert!(
         conn.frames_until_eof().is_empty(),

@@ -2,6 +2,7 @@
 //! WHOIS for opers, STATS counters, permissive-origin warning), on the real InspIRCd.
 //! None of these exist in the stock InspIRCd 3 module, so they run against ours only.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -37,6 +38,36 @@ fn idle_connection_receives_a_keepalive_ping() {
     conn.expect_frame("PONG still-here", |f| {
         f.opcode == OP_TEXT && String::from_utf8_lossy(&f.payload).contains("still-here")
     });
+}
+
+/// A client that keeps talking but is sent nothing is pinged too: nginx's
+/// proxy_read_timeout counts only what the server sends, so the server must not stay
+/// silent for long however much the client says.
+#[test]
+fn a_talking_client_that_is_sent_nothing_is_pinged() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"pinginterval="2s""#));
+    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    conn.register("talker");
+    conn.send_text("JOIN #alone");
+    conn.expect_frame("366 for #alone", |f| is_numeric(&f.payload, "366"));
+    // Messages to a channel with nobody else in it: nothing comes back.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        conn.send_text("PRIVMSG #alone :still talking");
+        let pace = Instant::now() + Duration::from_millis(200);
+        match conn.read_frame_until(pace) {
+            Some(Some(f)) if f.opcode == OP_PING => {
+                assert_eq!(f.payload, b"keepalive");
+                break;
+            }
+            Some(Some(f)) => panic!("unexpected frame {f:?}"),
+            Some(None) => panic!("the server closed the connection"),
+            None => assert!(
+                Instant::now() < deadline,
+                "no keepalive ping within {TIMEOUT:?} while the client talked"
+            ),
+        }
+    }
 }
 
 /// A client that answers nothing is closed with 1001 and quits with a clear reason.
@@ -104,30 +135,13 @@ fn missing_origin_is_still_refused_by_default() {
     assert_eq!(response.status, 400);
 }
 
-fn whois_lines(oper: &mut IrcClient, nick: &str) -> Vec<String> {
-    oper.send(&format!("WHOIS {nick}"));
-    let mut lines = Vec::new();
-    loop {
-        let line = oper.expect_str("a WHOIS reply", |l| {
-            l.split(' ')
-                .nth(1)
-                .is_some_and(|n| n.len() == 3 && n.starts_with('3'))
-        });
-        let end = is_numeric(line.as_bytes(), "318");
-        lines.push(line);
-        if end {
-            return lines;
-        }
-    }
-}
-
 #[test]
 fn whois_shows_opers_the_websocket_origin() {
     let server = Server::start(Conf::new(Module::Ours));
     let mut oper = server.irc("oper");
     oper.oper();
     let _web = server.ws("webby");
-    let lines = whois_lines(&mut oper, "webby");
+    let lines = oper.whois("webby");
     let gateway = lines
         .iter()
         .find(|l| is_numeric(l.as_bytes(), "350"))
@@ -141,7 +155,7 @@ fn whois_shows_opers_the_websocket_origin() {
 
     // Not for ordinary users.
     let mut user = server.irc("plain");
-    let lines = whois_lines(&mut user, "webby");
+    let lines = user.whois("webby");
     assert!(
         !lines.iter().any(|l| is_numeric(l.as_bytes(), "350")),
         "{lines:#?}"
@@ -157,7 +171,7 @@ fn whois_shows_the_proxy_address_of_a_proxied_user() {
     let mut web = WsClient::connect(server.ws_port, &opts)
         .unwrap_or_else(|e| panic!("{}", describe_ws_error(&e)));
     web.register("proxied");
-    let lines = whois_lines(&mut oper, "proxied");
+    let lines = oper.whois("proxied");
     assert!(
         lines.iter().any(|l| l.ends_with(&format!(
             "proxied 127.0.0.1 127.0.0.1 :is connected from the {ORIGIN} WebSocket origin"
@@ -169,7 +183,6 @@ fn whois_shows_the_proxy_address_of_a_proxied_user() {
         "{lines:#?}"
     );
 }
-
 
 #[test]
 fn stats_w_counts_handshakes_refusals_and_closes() {
@@ -294,3 +307,49 @@ fn quit_and_close_frame_in_one_write_keep_the_quit_message() {
         .unwrap_or_else(|| panic!("no close frame: {frames:?}"));
     assert_eq!(close.close_code(), Some(1000));
 }
+
+/// WHOIS 350 comes from the synced extension items (InspIRCd 4's names
+/// `websocket-origin`, `websocket-realhost`, `websocket-realip`), so an oper on either
+/// of two linked servers sees it for a proxied WebSocket user of one of them. The stock
+/// InspIRCd 3 module shows no 350 at all.
+fn whois_across_linked_servers(m: Module) {
+    let conf = || Conf::new(m).websocket(r#"proxyranges="127.0.0.1""#);
+    let (a, b) = Server::start_linked(conf(), conf());
+    let mut opers = [a.irc("opera"), b.irc("operb")];
+    for oper in &mut opers {
+        oper.oper();
+        oper.join("#net");
+    }
+    let opts = WsOpts::default().header("X-Real-IP", "198.51.100.8");
+    let mut web =
+        WsClient::connect(a.ws_port, &opts).unwrap_or_else(|e| panic!("{}", describe_ws_error(&e)));
+    web.register("farweb");
+    web.join("#net");
+    for (oper, server) in opers.iter_mut().zip(["a.test", "b.test"]) {
+        // Seeing the JOIN means this server knows the user.
+        oper.expect_str(&format!("farweb's JOIN on {server}"), |l| {
+            l.starts_with(":farweb!") && l.contains(" JOIN ")
+        });
+        let lines = oper.whois("farweb");
+        let gateway: Vec<&String> = lines
+            .iter()
+            .filter(|l| is_numeric(l.as_bytes(), "350"))
+            .collect();
+        match m {
+            Module::Ours => assert_eq!(
+                gateway,
+                [&format!(
+                    ":{server} 350 {} farweb 127.0.0.1 127.0.0.1 :is connected from the {ORIGIN} WebSocket origin",
+                    if server == "a.test" { "opera" } else { "operb" }
+                )],
+                "WHOIS on {server}: {lines:#?}"
+            ),
+            Module::Stock => assert!(gateway.is_empty(), "WHOIS on {server}: {lines:#?}"),
+        }
+    }
+}
+both_modules!(
+    whois_across_linked_servers_ours,
+    whois_across_linked_servers_stock,
+    whois_across_linked_servers
+);

@@ -602,3 +602,58 @@ fn error_status_lines_ours() {
     );
     assert_eq!(r.status_line, "HTTP/1.1 426 Upgrade Required");
 }
+
+/// A second Origin header: which one the browser sent cannot be told, so ours refuses
+/// (400) rather than pick one. Stock takes the first.
+fn second_origin(m: Module) {
+    let req = upgrade_request(&["Origin: https://evil.example"]);
+    let (server, r) = exchange(Conf::new(m), &req);
+    match m {
+        Module::Ours => {
+            assert_ours_error(&r, 400, &["origin", "twice"]);
+            assert_quit_logged(&server, &["origin"]);
+        }
+        Module::Stock => assert_eq!(r.status, 101, "{r:?}"),
+    }
+}
+both_modules!(second_origin_ours, second_origin_stock, second_origin);
+
+/// A GET with a body: an upgrade request has none, and its bytes would be read as
+/// WebSocket frames (stock upgrades, then reads the body as frames).
+fn request_with_a_body(m: Module) {
+    let mut req = upgrade_request(&["Content-Length: 11"]);
+    req.extend_from_slice(b"hello world");
+    let (server, r) = exchange(Conf::new(m), &req);
+    match m {
+        Module::Ours => {
+            assert_ours_error(&r, 400, &["body"]);
+            assert_quit_logged(&server, &["body"]);
+        }
+        Module::Stock => assert_eq!(r.status, 101, "{r:?}"),
+    }
+    let chunked = upgrade_request(&["Transfer-Encoding: chunked"]);
+    if m == Module::Ours {
+        ours_error(&chunked, &[400], &["body"]);
+    }
+}
+both_modules!(
+    request_with_a_body_ours,
+    request_with_a_body_stock,
+    request_with_a_body
+);
+
+/// A browser sends its site's cookies with the handshake: 12 KiB of them is admitted
+/// by the default maxhandshake (40K; it was 8K). nginx passes up to 32 KiB of headers.
+fn large_cookies_upgrade(m: Module) {
+    let cookie = format!("Cookie: {}", "session=x; ".repeat(12 * 1024 / 11));
+    let (_server, r) = exchange(Conf::new(m), &upgrade_request(&[&cookie]));
+    assert_eq!(r.status, 101, "{r:?}");
+    let near_limit = format!("Cookie: c={}", "x".repeat(39 * 1024));
+    let (_server, r) = exchange(Conf::new(m), &upgrade_request(&[&near_limit]));
+    assert_eq!(r.status, 101, "a 39 KiB request: {r:?}");
+}
+both_modules!(
+    large_cookies_upgrade_ours,
+    large_cookies_upgrade_stock,
+    large_cookies_upgrade
+);

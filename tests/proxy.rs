@@ -269,7 +269,12 @@ fn lines_that_come_with_a_close_are_handled_under_the_real_address_ours() {
     for line in ["NICK zlined", "USER z 0 * :z", "QUIT :bye"] {
         bytes.extend(encode_frame(true, OP_TEXT, line.as_bytes(), Some(MASK)));
     }
-    bytes.extend(encode_frame(true, OP_CLOSE, &1000u16.to_be_bytes(), Some(MASK)));
+    bytes.extend(encode_frame(
+        true,
+        OP_CLOSE,
+        &1000u16.to_be_bytes(),
+        Some(MASK),
+    ));
     let mut conn = RawConn::connect(server.ws_port);
     conn.send(&bytes);
     let quit = server.wait_log("the user's quit", |l| l.contains("QuitUser:"));

@@ -114,7 +114,24 @@ pub struct Conf {
     pub hardsendq: String,
     /// `<connect threshold>`: flood penalty (seconds) before "Excess Flood".
     pub threshold: String,
+    /// Links this server to another (m_spanningtree); see [`Server::start_linked`].
+    pub link: Option<Link>,
 }
+
+/// A spanningtree link between two test servers on 127.0.0.1.
+#[derive(Clone, Debug)]
+pub struct Link {
+    /// This server's name and server ID.
+    pub name: String,
+    pub sid: String,
+    /// The other server's name.
+    pub peer: String,
+    /// The other server's `type="servers"` port, when this one connects to it.
+    pub connect_to: Option<u16>,
+}
+
+/// The password both ends of a test link use.
+const LINK_PASSWORD: &str = "linkpass";
 
 impl Conf {
     pub fn new(module: Module) -> Conf {
@@ -127,6 +144,7 @@ impl Conf {
             tls: false,
             hardsendq: "64M".to_string(),
             threshold: "1000000".to_string(),
+            link: None,
         }
     }
     pub fn websocket(mut self, attrs: &str) -> Conf {
@@ -161,6 +179,8 @@ struct Ports {
     irc: u16,
     ws: u16,
     wss: u16,
+    /// `type="servers"` (used when the server is linked).
+    link: u16,
 }
 
 fn free_port() -> u16 {
@@ -169,14 +189,16 @@ fn free_port() -> u16 {
 }
 
 fn free_ports() -> Ports {
-    // Hold all three listeners at once so the three ports differ.
-    let a = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Hold all the listeners at once so the ports differ.
+    let held: Vec<TcpListener> = (0..4)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let port = |i: usize| held[i].local_addr().unwrap().port();
     Ports {
-        irc: a.local_addr().unwrap().port(),
-        ws: b.local_addr().unwrap().port(),
-        wss: c.local_addr().unwrap().port(),
+        irc: port(0),
+        ws: port(1),
+        wss: port(2),
+        link: port(3),
     }
 }
 
@@ -186,7 +208,7 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
     writeln!(
         s,
         r#"<path configdir="{d}" datadir="{d}" logdir="{d}" moduledir="{d}/modules" runtimedir="{d}">
-<server name="test.example" description="Test server" network="Test">
+<server name="{name}" description="Test server" network="Test"{sid}>
 <admin name="Admin" nick="admin" email="admin@test.example">
 <pid file="{d}/inspircd.pid">
 <log method="file" type="* -USERINPUT -USEROUTPUT" level="debug" flush="1" target="{d}/ircd.log">
@@ -203,6 +225,12 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
         // 65534 is the largest netbuffersize InspIRCd accepts (out of range falls back to
         // 10240). With more data pending than one buffer, 3.15 reads one buffer per socket
         // per second, so a bigger buffer keeps bursts fast.
+        name = conf.link.as_ref().map_or("test.example", |l| l.name.as_str()),
+        sid = conf
+            .link
+            .as_ref()
+            .map(|l| format!(r#" id="{}""#, l.sid))
+            .unwrap_or_default(),
         irc = ports.irc,
         ws = ports.ws,
         hardsendq = conf.hardsendq,
@@ -218,6 +246,21 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
             wss = ports.wss
         )
         .unwrap();
+    }
+    if let Some(link) = &conf.link {
+        writeln!(
+            s,
+            r#"<module name="spanningtree">
+<bind address="127.0.0.1" port="{port}" type="servers">
+<link name="{peer}" ipaddr="127.0.0.1" port="{to}" allowmask="127.0.0.1/32" sendpass="{LINK_PASSWORD}" recvpass="{LINK_PASSWORD}">"#,
+            port = ports.link,
+            peer = link.peer,
+            to = link.connect_to.unwrap_or(ports.link),
+        )
+        .unwrap();
+        if link.connect_to.is_some() {
+            writeln!(s, r#"<autoconnect period="1s" server="{}">"#, link.peer).unwrap();
+        }
     }
     if conf.module == Module::Stock {
         s.push_str("<module name=\"sha1\">\n");
@@ -289,6 +332,8 @@ pub struct Server {
     pub irc_port: u16,
     pub ws_port: u16,
     pub wss_port: u16,
+    /// The `type="servers"` port (listening when the server is linked).
+    pub link_port: u16,
     pub config_path: PathBuf,
     child: Child,
 }
@@ -373,6 +418,7 @@ impl Server {
                         irc_port: ports.irc,
                         ws_port: ports.ws,
                         wss_port: ports.wss,
+                        link_port: ports.link,
                         config_path,
                         child,
                         dir,
@@ -452,6 +498,55 @@ impl Server {
         }
     }
 
+    /// Two servers, `a.test` and `b.test`, linked by spanningtree on 127.0.0.1; `a`
+    /// connects to `b`. Returns once each has the other in its server list.
+    pub fn start_linked(a: Conf, b: Conf) -> (Server, Server) {
+        let mut b = b;
+        b.link = Some(Link {
+            name: "b.test".into(),
+            sid: "2BB".into(),
+            peer: "a.test".into(),
+            connect_to: None,
+        });
+        let b = Server::start(b);
+        let mut a = a;
+        a.link = Some(Link {
+            name: "a.test".into(),
+            sid: "1AA".into(),
+            peer: "b.test".into(),
+            connect_to: Some(b.link_port),
+        });
+        let a = Server::start(a);
+        for (server, peer) in [(&a, "b.test"), (&b, "a.test")] {
+            let mut probe = server.irc("linkprobe");
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                probe.send("LINKS");
+                let mut servers = Vec::new();
+                loop {
+                    let l = probe.expect_str("the LINKS list", |l| {
+                        is_numeric(l.as_bytes(), "364") || is_numeric(l.as_bytes(), "365")
+                    });
+                    if is_numeric(l.as_bytes(), "365") {
+                        break;
+                    }
+                    servers.push(l.split(' ').nth(3).unwrap_or_default().to_string());
+                }
+                if servers.iter().any(|s| s == peer) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the servers did not link within {TIMEOUT:?} (LINKS: {servers:?})\nlog tail:\n{}",
+                    tail(&server.log(), 30)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            probe.send("QUIT");
+        }
+        (a, b)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -486,6 +581,7 @@ impl Server {
             irc: self.irc_port,
             ws: self.ws_port,
             wss: self.wss_port,
+            link: self.link_port,
         };
         fs::write(&self.config_path, render_config(&conf, self.dir(), ports)).unwrap();
         self.conf = conf;
@@ -698,6 +794,24 @@ impl IrcClient {
         self.expect("381 (you are now an IRC operator)", |l| {
             is_numeric(l, "381")
         });
+    }
+
+    /// The numerics of a `WHOIS nick`, up to and including 318 (end of WHOIS).
+    pub fn whois(&mut self, nick: &str) -> Vec<String> {
+        self.send(&format!("WHOIS {nick}"));
+        let mut lines = Vec::new();
+        loop {
+            let line = self.expect_str("a WHOIS reply", |l| {
+                l.split(' ')
+                    .nth(1)
+                    .is_some_and(|n| n.len() == 3 && n.starts_with('3'))
+            });
+            let end = is_numeric(line.as_bytes(), "318");
+            lines.push(line);
+            if end {
+                return lines;
+            }
+        }
     }
 
     /// The lines of `/STATS W` (the module's counters), without the numeric prefix.
