@@ -145,16 +145,24 @@ fuzz:
 #                 RSS, fds, every operation and every error; exit 1 on failure
 #   make stress   STRESS_CYCLES UNLOADMODULE/LOADMODULE cycles, STRESS_REHASHES REHASHes
 #                 under load, one valgrind memcheck run of the server (needs valgrind)
+#   make handshakes  server memory with HANDSHAKE_CONNS unfinished upgrade requests in
+#                 flight, then past maxhandshake (this module and stock)
 SOAK_CONNS ?= 5000
 SOAK_SECONDS ?= 120
 STRESS_CYCLES ?= 100
 STRESS_REHASHES ?= 100
 SOAK_TOOL = $(CARGO) run --release --locked --manifest-path tools/soak/Cargo.toml --target-dir target/soak --
 
-.PHONY: soak stress
+.PHONY: soak stress handshakes
 soak: packages
 	$(MAKE) all
 	$(SOAK_TOOL) soak --module $(CURDIR)/$(MODULE) --conns $(SOAK_CONNS) --seconds $(SOAK_SECONDS)
+
+# Memory with HANDSHAKE_CONNS unfinished upgrade requests in flight, this module vs stock.
+HANDSHAKE_CONNS ?= 2000
+handshakes: packages
+	$(MAKE) all
+	$(SOAK_TOOL) handshakes --module $(CURDIR)/$(MODULE) --conns $(HANDSHAKE_CONNS)
 
 stress: packages
 	@command -v valgrind >/dev/null || { echo "make stress needs valgrind: apt-get install valgrind" >&2; exit 1; }

@@ -4,10 +4,12 @@
 //!   soak   [--module PATH] [--conns N] [--seconds S] [--no-warmup] [--keep]
 //!   stress [--module PATH] [--valgrind-module PATH] [--cycles N] [--rehashes N]
 //!          [--only cycles|rehash|valgrind] [--keep]
+//!   handshakes [--module PATH] [--conns N] [--fill BYTES] [--keep]
 //!
 //! Environment: SOAK_CONNS, SOAK_SECONDS (defaults 5000, 120) for `soak`;
 //! STRESS_CYCLES (100), STRESS_REHASHES for `stress`.
 
+mod handshakes;
 mod server;
 mod soak;
 mod stress;
@@ -21,7 +23,7 @@ fn env_num(name: &str) -> Option<u64> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: soak soak [--module PATH] [--conns N] [--seconds S] [--no-warmup] [--keep]\n       soak stress [--module PATH] [--valgrind-module PATH] [--cycles N] [--rehashes N] [--only cycles|rehash|valgrind] [--keep]"
+        "usage: soak soak [--module PATH] [--conns N] [--seconds S] [--no-warmup] [--keep]\n       soak stress [--module PATH] [--valgrind-module PATH] [--cycles N] [--rehashes N] [--only cycles|rehash|valgrind] [--keep]\n       soak handshakes [--module PATH] [--conns N] [--fill BYTES] [--keep]"
     );
     std::process::exit(2)
 }
@@ -36,6 +38,7 @@ fn main() {
     let mut cycles = env_num("STRESS_CYCLES").unwrap_or(100) as usize;
     let mut rehashes = env_num("STRESS_REHASHES").unwrap_or(100) as usize;
     let mut only: Option<String> = None;
+    let mut fill: usize = 39 * 1024;
     let mut warmup = true;
     let mut keep = false;
     while let Some(a) = args.next() {
@@ -51,6 +54,7 @@ fn main() {
             "--cycles" => cycles = val("--cycles").parse().unwrap_or_else(|_| usage()),
             "--rehashes" => rehashes = val("--rehashes").parse().unwrap_or_else(|_| usage()),
             "--only" => only = Some(val("--only")),
+            "--fill" => fill = val("--fill").parse().unwrap_or_else(|_| usage()),
             "--no-warmup" => warmup = false,
             "--keep" => keep = true,
             _ => usage(),
@@ -87,6 +91,12 @@ fn main() {
                 keep,
             })
         }
+        "handshakes" => handshakes::run(&handshakes::Settings {
+            module,
+            conns: conns.clamp(1, 20000),
+            fill: fill.clamp(256, 1 << 20),
+            keep,
+        }),
         _ => usage(),
     };
     std::process::exit(if ok { 0 } else { 1 });
