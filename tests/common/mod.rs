@@ -22,6 +22,9 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+/// nginx and HAProxy in front of the server, clients from chosen source addresses.
+pub mod deploy;
+
 /// Upper bound for every wait in the suite.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The origin allowed by the default `<wsorigin>`.
