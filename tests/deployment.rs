@@ -462,6 +462,32 @@ fn spoof_haproxy_forwardfor_stock() {
     assert_eq!(got, FORGED_XFF, "stock takes the first (forged) line");
 }
 
+/// HAProxy's `option forwardfor` leaves X-Real-IP alone, so with the default proxyheader
+/// (`any`: X-Real-IP if present) a client's own X-Real-IP WINS, with either module: behind
+/// HAProxy, set `proxyheader="x-forwarded-for"` (or have HAProxy set X-Real-IP).
+fn spoof_haproxy_default_forged_real_ip_wins(m: Module) {
+    let server = Server::start(behind_proxy(m, ""));
+    let haproxy = HaproxyConf::default().start(&server);
+    let got = proxied_ip(
+        haproxy.port,
+        ip(9),
+        "forger",
+        &[("X-Real-IP", FORGED_REAL_IP)],
+    );
+    assert_eq!(
+        got, FORGED_REAL_IP,
+        "documented danger: the forged X-Real-IP wins"
+    );
+    if m == Module::Ours {
+        assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
+    }
+}
+both_modules!(
+    spoof_haproxy_default_forged_real_ip_wins_ours,
+    spoof_haproxy_default_forged_real_ip_wins_stock,
+    spoof_haproxy_default_forged_real_ip_wins
+);
+
 // ---------------------------------------------------------------------------------------
 // 3. Dual-stack nginx: IPv4 users arrive as ::ffff:a.b.c.d
 // ---------------------------------------------------------------------------------------
