@@ -32,8 +32,9 @@ STATICLIB := target/release/libinspircd_websocket.a
 # The system libraries the Rust standard library needs (cargo --print native-static-libs).
 SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-# Debian packages the build and the tests need.
-DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr
+# Debian packages the build and the tests need (chromium and firefox-esr: the browser
+# tests; nginx and haproxy: tests/deployment.rs runs the module behind both).
+DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx haproxy
 
 RUN_IRC_PORT ?= 6667
 RUN_WS_PORT ?= 8080

@@ -22,6 +22,8 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+/// nginx and HAProxy in front of the server, clients from chosen source addresses.
+pub mod deploy;
 /// Node.js and the npm packages of tests/web (irc-framework, the browser driver).
 pub mod node;
 
@@ -116,6 +118,9 @@ pub struct Conf {
     pub threshold: String,
     /// Links this server to another (m_spanningtree); see [`Server::start_linked`].
     pub link: Option<Link>,
+    /// Replaces the default `<connect name="main" ...>` block when set (e.g. several
+    /// classes; see `deploy::connect_tag`).
+    pub connect: Option<String>,
 }
 
 /// A spanningtree link between two test servers on 127.0.0.1.
@@ -145,6 +150,7 @@ impl Conf {
             hardsendq: "64M".to_string(),
             threshold: "1000000".to_string(),
             link: None,
+            connect: None,
         }
     }
     pub fn websocket(mut self, attrs: &str) -> Conf {
@@ -171,6 +177,15 @@ impl Conf {
     pub fn tls(mut self) -> Conf {
         self.tls = true;
         self
+    }
+    /// Replaces the default `<connect>` block with `text` (one or more tags).
+    pub fn connect(mut self, text: &str) -> Conf {
+        self.connect = Some(text.to_string());
+        self
+    }
+    /// Loads another InspIRCd module (`<module name="...">`, appended like `extra`).
+    pub fn module(self, name: &str) -> Conf {
+        self.extra(&format!("<module name=\"{name}\">"))
     }
 }
 
@@ -202,6 +217,17 @@ fn free_ports() -> Ports {
     }
 }
 
+/// The harness's `<connect>` block: one class for everyone, limits out of the way.
+fn default_connect(conf: &Conf) -> String {
+    format!(
+        r#"<connect name="main" allow="*" resolvehostnames="no" useident="no" timeout="60" pingfreq="600"
+         threshold="{threshold}" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="65536" hardsendq="{hardsendq}"
+         localmax="10000" globalmax="10000" limit="10000" maxchans="50">"#,
+        hardsendq = conf.hardsendq,
+        threshold = conf.threshold,
+    )
+}
+
 fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
     let d = dir.display();
     let mut s = String::new();
@@ -214,9 +240,7 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
 <log method="file" type="* -USERINPUT -USEROUTPUT" level="debug" flush="1" target="{d}/ircd.log">
 <bind address="127.0.0.1" port="{irc}" type="clients">
 <bind address="127.0.0.1" port="{ws}" type="clients" hook="websocket">
-<connect name="main" allow="*" resolvehostnames="no" useident="no" timeout="60" pingfreq="600"
-         threshold="{threshold}" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="65536" hardsendq="{hardsendq}"
-         localmax="10000" globalmax="10000" limit="10000" maxchans="50">
+{connect}
 <class name="All" commands="*" privs="*" usermodes="*" chanmodes="*" snomasks="*">
 <type name="Admin" classes="All">
 <oper name="admin" password="secret" host="*@*" type="Admin">
@@ -233,8 +257,7 @@ fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
             .unwrap_or_default(),
         irc = ports.irc,
         ws = ports.ws,
-        hardsendq = conf.hardsendq,
-        threshold = conf.threshold,
+        connect = conf.connect.clone().unwrap_or_else(|| default_connect(conf)),
     )
     .unwrap();
     if conf.tls {

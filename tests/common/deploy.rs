@@ -1,0 +1,838 @@
+//! Real reverse proxies in front of the test's InspIRCd: Debian's nginx and HAProxy, each
+//! a child process of the test with a generated configuration in the server's temp dir,
+//! stopped by PID on drop; and clients that reach them from distinct loopback source
+//! addresses, so that each client is a distinct "real user" as the proxy sees it
+//! (nginx's `$remote_addr`).
+//!
+//! A proxy reaches InspIRCd's WebSocket port from 127.0.0.1, which is therefore the
+//! proxy's address as InspIRCd sees it (what `proxyranges` trusts). Clients use
+//! 127.0.0.2 and up ([`ip`], [`real_addr`]), never 127.0.0.1.
+//!
+//! As everywhere in the harness, every wait is for a concrete event with a bounded
+//! deadline and a message saying what was awaited and what was seen.
+
+use super::*;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
+
+pub const NGINX: &str = "/usr/sbin/nginx";
+pub const HAPROXY: &str = "/usr/sbin/haproxy";
+
+/// The proxy's own address as InspIRCd sees it: its upstream connections come from here.
+pub const PROXY_ADDR: &str = "127.0.0.1";
+
+/// nginx recipe: both headers, each from the connection (`$remote_addr`), the forwarded
+/// list appended to whatever the client sent.
+pub const RECIPE_REAL_IP_AND_XFF: &str = "proxy_set_header X-Real-IP $remote_addr;\n\
+     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;";
+/// nginx recipe: only X-Forwarded-For (the old README recipe). A client's own X-Real-IP
+/// passes through unchanged.
+pub const RECIPE_XFF_ONLY: &str = "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;";
+/// nginx recipe: only X-Real-IP. A client's own X-Forwarded-For passes through unchanged.
+pub const RECIPE_REAL_IP_ONLY: &str = "proxy_set_header X-Real-IP $remote_addr;";
+
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+/// A client source address 127.0.0.`last` (2 to 254; 127.0.0.1 is the proxy's).
+pub fn ip(last: u8) -> Ipv4Addr {
+    assert!(
+        (2..=254).contains(&last),
+        "127.0.0.{last} is not a client address (127.0.0.1 is the proxy's)"
+    );
+    Ipv4Addr::new(127, 0, 0, last)
+}
+
+/// The `n`th of many distinct client addresses: 127.0.0.2 ... 127.0.0.254, then
+/// 127.0.1.2 ... 127.0.1.254, and so on (never x.x.x.0, .1 or .255).
+pub fn real_addr(n: u32) -> Ipv4Addr {
+    let third = n / 253;
+    assert!(third < 256, "real_addr({n}): out of addresses");
+    Ipv4Addr::new(127, 0, third as u8, (n % 253 + 2) as u8)
+}
+
+// ---------------------------------------------------------------------------------------
+// <connect> classes
+// ---------------------------------------------------------------------------------------
+
+/// The harness's `<connect>` keys: no hostname lookups or ident, no flood limits,
+/// generous clone limits, a 60 s registration timeout and no IRC ping for 600 s.
+const CONNECT_DEFAULTS: &[(&str, &str)] = &[
+    ("allow", "*"),
+    ("resolvehostnames", "no"),
+    ("useident", "no"),
+    ("timeout", "60"),
+    ("pingfreq", "600"),
+    ("threshold", "1000000"),
+    ("commandrate", "1000000000"),
+    ("fakelag", "no"),
+    ("recvq", "1M"),
+    ("softsendq", "65536"),
+    ("hardsendq", "64M"),
+    ("localmax", "10000"),
+    ("globalmax", "10000"),
+    ("limit", "10000"),
+    ("maxchans", "50"),
+];
+
+/// Parses `key="value" key2="value2"` (values without quotes inside).
+fn parse_attrs(attrs: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = attrs.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once("=\"")
+            .unwrap_or_else(|| panic!("bad attributes {attrs:?} at {rest:?}"));
+        let (value, after) = after
+            .split_once('"')
+            .unwrap_or_else(|| panic!("unterminated value in {attrs:?}"));
+        out.push((key.trim().to_string(), value.to_string()));
+        rest = after.trim_start();
+    }
+    out
+}
+
+/// A `<connect name="...">` tag with the harness's defaults, `attrs` (`key="value" ...`)
+/// overriding or adding keys. A `deny` key drops the default `allow`.
+pub fn connect_tag(name: &str, attrs: &str) -> String {
+    let overrides = parse_attrs(attrs);
+    let denies = overrides.iter().any(|(k, _)| k == "deny");
+    let mut pairs: Vec<(String, String)> = vec![("name".into(), name.into())];
+    for (k, v) in CONNECT_DEFAULTS {
+        if denies && *k == "allow" {
+            continue;
+        }
+        let v = overrides
+            .iter()
+            .find(|(ok, _)| ok == k)
+            .map(|(_, ov)| ov.as_str())
+            .unwrap_or(v);
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    for (k, v) in &overrides {
+        if !pairs.iter().any(|(pk, _)| pk == k) {
+            pairs.push((k.clone(), v.clone()));
+        }
+    }
+    let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("<connect {}>", body.join(" "))
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------------------
+
+/// A proxy process of the test, killed by PID and reaped on drop.
+struct ProxyProcess {
+    child: Child,
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Ready {
+    Yes,
+    PortTaken,
+}
+
+/// Waits until the proxy on `port` answers `GET /__ready` with `token` (so it is this
+/// proxy, listening), or exits. `bind_error` tells a port clash in its output.
+fn wait_ready(
+    what: &str,
+    proc_: &mut ProxyProcess,
+    port: u16,
+    token: &str,
+    output: &dyn Fn() -> String,
+    bind_error: &str,
+) -> Ready {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Ok(Some(st)) = proc_.child.try_wait() {
+            let out = output();
+            if out.contains(bind_error) {
+                return Ready::PortTaken;
+            }
+            panic!("{what} exited during startup ({st}); output:\n{out}");
+        }
+        let last = match probe(port) {
+            Ok(body) if body.contains(token) => return Ready::Yes,
+            Ok(body) => format!("an answer without the token: {body:?}"),
+            Err(e) => format!("{e}"),
+        };
+        if Instant::now() >= deadline {
+            panic!(
+                "{what} on port {port} did not answer GET /__ready within {TIMEOUT:?} (last: {last}); output:\n{}",
+                output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `GET /__ready` on 127.0.0.1:port from 127.0.0.1; the whole answer.
+fn probe(port: u16) -> io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"GET /__ready HTTP/1.0\r\nHost: ready\r\n\r\n")?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(show(&out))
+}
+
+fn free_port_v4() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// A port free on both IPv4 and IPv6 (Linux binds `[::]` dual-stack by default).
+fn free_port_dual() -> u16 {
+    let l = TcpListener::bind("[::]:0").expect("bind [::]:0");
+    l.local_addr().unwrap().port()
+}
+
+fn new_dir(server: &Server, kind: &str) -> PathBuf {
+    let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+    let dir = server.dir().join(format!("{kind}-{n}"));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ---------------------------------------------------------------------------------------
+// nginx
+// ---------------------------------------------------------------------------------------
+
+/// What goes into a test's nginx configuration besides the fixed WebSocket proxying.
+#[derive(Clone, Debug, Default)]
+pub struct NginxConf {
+    /// The `proxy_set_header` lines for the real address (the `RECIPE_*` constants).
+    pub recipe: String,
+    /// More directives in the proxied location, e.g. `proxy_read_timeout 100s;`.
+    pub location: String,
+    /// More directives at server level, e.g. `large_client_header_buffers 4 16k;`.
+    pub server: String,
+    /// Also `listen [::]:PORT ipv6only=off;` instead of `listen 127.0.0.1:PORT;`: IPv4
+    /// clients then appear to nginx as `::ffff:a.b.c.d`.
+    pub dual_stack: bool,
+}
+
+impl NginxConf {
+    pub fn new(recipe: &str) -> NginxConf {
+        NginxConf {
+            recipe: recipe.to_string(),
+            ..NginxConf::default()
+        }
+    }
+    pub fn location(mut self, directives: &str) -> NginxConf {
+        self.location.push_str(directives);
+        self.location.push('\n');
+        self
+    }
+    pub fn server(mut self, directives: &str) -> NginxConf {
+        self.server.push_str(directives);
+        self.server.push('\n');
+        self
+    }
+    pub fn dual_stack(mut self) -> NginxConf {
+        self.dual_stack = true;
+        self
+    }
+
+    fn render(&self, dir: &Path, port: u16, upstream: u16, token: &str) -> String {
+        let d = dir.display();
+        let listen = if self.dual_stack {
+            format!("listen [::]:{port} ipv6only=off;")
+        } else {
+            format!("listen 127.0.0.1:{port};")
+        };
+        format!(
+            r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 4096; }}
+http {{
+    log_format upstream '$remote_addr "$request" $status $request_length upstream=$upstream_addr upstream_status=$upstream_status';
+    access_log {d}/access.log upstream;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        {listen}
+        {server}
+        location = /__ready {{ return 200 "{token}"; }}
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            {recipe}
+            {location}
+        }}
+    }}
+}}
+"#,
+            server = self.server,
+            recipe = self.recipe,
+            location = self.location,
+        )
+    }
+
+    /// Starts nginx in front of `server`'s WebSocket port; returns once it answers.
+    pub fn start(&self, server: &Server) -> Nginx {
+        let dir = new_dir(server, "nginx");
+        let conf_path = dir.join("nginx.conf");
+        for _attempt in 0..5 {
+            let port = if self.dual_stack {
+                free_port_dual()
+            } else {
+                free_port_v4()
+            };
+            let token = format!("nginx-ready-{}", dir.display());
+            fs::write(&conf_path, self.render(&dir, port, server.ws_port, &token)).unwrap();
+            let out = fs::File::create(dir.join("stdout.txt")).unwrap();
+            let err = out.try_clone().unwrap();
+            let child = Command::new(NGINX)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&conf_path)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("spawn /usr/sbin/nginx (apt-get install nginx)");
+            let mut proc_ = ProxyProcess { child };
+            let output = || {
+                format!(
+                    "{}{}",
+                    read_lossy(&dir.join("stdout.txt")),
+                    read_lossy(&dir.join("error.log"))
+                )
+            };
+            match wait_ready(
+                "nginx",
+                &mut proc_,
+                port,
+                &token,
+                &output,
+                "Address already in use",
+            ) {
+                Ready::Yes => {
+                    return Nginx {
+                        port,
+                        dir,
+                        _proc: proc_,
+                    }
+                }
+                Ready::PortTaken => continue,
+            }
+        }
+        panic!("nginx: could not bind a free port 5 times");
+    }
+}
+
+/// A running nginx (one process: `master_process off`).
+pub struct Nginx {
+    pub port: u16,
+    pub dir: PathBuf,
+    _proc: ProxyProcess,
+}
+
+impl Nginx {
+    pub fn error_log(&self) -> String {
+        read_lossy(&self.dir.join("error.log"))
+    }
+    pub fn access_log(&self) -> String {
+        read_lossy(&self.dir.join("access.log"))
+    }
+    /// Both logs' last lines, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "nginx access log:\n{}\nnginx error log:\n{}",
+            tail(&self.access_log(), 10),
+            tail(&self.error_log(), 10)
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HAProxy
+// ---------------------------------------------------------------------------------------
+
+/// What goes into a test's HAProxy configuration (mode http, WebSocket-capable
+/// timeouts: `timeout tunnel` governs an upgraded connection).
+#[derive(Clone, Debug)]
+pub struct HaproxyConf {
+    /// `option forwardfor`: adds an X-Forwarded-For line with the client's address,
+    /// after (not merged with) any the client sent.
+    pub forwardfor: bool,
+    /// More lines for the backend section.
+    pub backend: String,
+}
+
+impl Default for HaproxyConf {
+    fn default() -> Self {
+        HaproxyConf {
+            forwardfor: true,
+            backend: String::new(),
+        }
+    }
+}
+
+impl HaproxyConf {
+    fn render(&self, port: u16, upstream: u16, token: &str) -> String {
+        format!(
+            r#"global
+    maxconn 4096
+    nbthread 1
+defaults
+    mode http
+    {forwardfor}
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout tunnel 1h
+frontend ws
+    bind 127.0.0.1:{port}
+    http-request return status 200 content-type text/plain string "{token}" if {{ path /__ready }}
+    default_backend ircd
+backend ircd
+    server ircd 127.0.0.1:{upstream}
+    {backend}
+"#,
+            forwardfor = if self.forwardfor {
+                "option forwardfor"
+            } else {
+                ""
+            },
+            backend = self.backend,
+        )
+    }
+
+    /// Starts HAProxy in front of `server`'s WebSocket port; returns once it answers.
+    pub fn start(&self, server: &Server) -> Haproxy {
+        let dir = new_dir(server, "haproxy");
+        let conf_path = dir.join("haproxy.cfg");
+        for _attempt in 0..5 {
+            let port = free_port_v4();
+            let token = format!("haproxy-ready-{}", dir.display());
+            fs::write(&conf_path, self.render(port, server.ws_port, &token)).unwrap();
+            let out = fs::File::create(dir.join("stdout.txt")).unwrap();
+            let err = out.try_clone().unwrap();
+            let child = Command::new(HAPROXY)
+                .arg("-db")
+                .arg("-f")
+                .arg(&conf_path)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("spawn /usr/sbin/haproxy (apt-get install haproxy)");
+            let mut proc_ = ProxyProcess { child };
+            let output = || read_lossy(&dir.join("stdout.txt"));
+            match wait_ready(
+                "haproxy",
+                &mut proc_,
+                port,
+                &token,
+                &output,
+                "Address already in use",
+            ) {
+                Ready::Yes => {
+                    return Haproxy {
+                        port,
+                        dir,
+                        _proc: proc_,
+                    }
+                }
+                Ready::PortTaken => continue,
+            }
+        }
+        panic!("haproxy: could not bind a free port 5 times");
+    }
+}
+
+/// A running HAProxy.
+pub struct Haproxy {
+    pub port: u16,
+    pub dir: PathBuf,
+    _proc: ProxyProcess,
+}
+
+impl Haproxy {
+    pub fn output(&self) -> String {
+        read_lossy(&self.dir.join("stdout.txt"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients from a chosen source address
+// ---------------------------------------------------------------------------------------
+
+fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// A TCP connection to 127.0.0.1:`port` whose source address is `src` (bound before
+/// connecting; the port is chosen by the kernel).
+pub fn connect_from(src: Ipv4Addr, port: u16) -> TcpStream {
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor that `stream` owns from the start (it
+    // is closed on every path).
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket(): {}", io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        // Take the source port at connect time, not at bind time (many connections
+        // from one source address).
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let local = sockaddr_in(SocketAddrV4::new(src, 0));
+        let r = libc::bind(
+            stream.as_raw_fd(),
+            &local as *const libc::sockaddr_in as *const libc::sockaddr,
+            len,
+        );
+        assert_eq!(r, 0, "bind to {src}: {}", io::Error::last_os_error());
+        let remote = sockaddr_in(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let r = libc::connect(
+            stream.as_raw_fd(),
+            &remote as *const libc::sockaddr_in as *const libc::sockaddr,
+            len,
+        );
+        assert_eq!(
+            r,
+            0,
+            "connect from {src} to 127.0.0.1:{port}: {}",
+            io::Error::last_os_error()
+        );
+        stream
+    };
+    let local = stream.local_addr().unwrap();
+    assert_eq!(local.ip(), std::net::IpAddr::V4(src), "source address");
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// A WebSocket handshake through the proxy on `port` from `src` (tungstenite's client
+/// over the pre-bound socket).
+// Tests match on tungstenite's own error, large as it is (as `WsClient::connect`).
+#[allow(clippy::result_large_err)]
+pub fn ws_via(port: u16, src: Ipv4Addr, opts: &WsOpts) -> Result<WsClient, tungstenite::Error> {
+    let tcp = connect_from(src, port);
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    WsClient::handshake(Stream::Plain(tcp), "ws", port, opts)
+}
+
+/// A WebSocket user through the proxy on `port` from `src`, registered as `nick`.
+pub fn ws_user_via(port: u16, src: Ipv4Addr, nick: &str) -> WsClient {
+    let mut c = ws_via(port, src, &WsOpts::default()).unwrap_or_else(|e| {
+        panic!(
+            "[{nick}] handshake through the proxy from {src} failed: {}",
+            describe_ws_error(&e)
+        )
+    });
+    c.register(nick);
+    c
+}
+
+/// A plain IRC client connected from `src` that has sent NICK/USER.
+pub fn irc_start_from(src: Ipv4Addr, port: u16, nick: &str) -> IrcClient {
+    let mut c = IrcClient {
+        nick: nick.to_string(),
+        stream: connect_from(src, port),
+        buf: Vec::new(),
+        seen: Vec::new(),
+    };
+    c.send(&format!("NICK {nick}"));
+    c.send("USER u 0 * :Plain user");
+    c
+}
+
+/// A plain IRC user connected from `src`, registered as `nick`.
+pub fn irc_from(src: Ipv4Addr, port: u16, nick: &str) -> IrcClient {
+    let mut c = irc_start_from(src, port, nick);
+    c.wait_welcome();
+    c
+}
+
+/// A raw connection through the proxy on `port` from `src` (hand-written requests).
+pub fn raw_via(port: u16, src: Ipv4Addr) -> RawConn {
+    RawConn {
+        stream: connect_from(src, port),
+        buf: Vec::new(),
+    }
+}
+
+/// How a user's attempt to connect and register through a proxy ended.
+pub enum Attempt {
+    /// 001 arrived.
+    Registered(Box<WsClient>),
+    /// No 101: the proxy's or the server's HTTP answer, or an I/O error, described.
+    HandshakeFailed(String),
+    /// 101, then the connection ended before 001; the messages received, and how it
+    /// ended.
+    Closed { seen: Vec<String>, end: String },
+}
+
+impl Attempt {
+    pub fn is_registered(&self) -> bool {
+        matches!(self, Attempt::Registered(_))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Attempt::Registered(c) => format!("registered as {}", c.nick),
+            Attempt::HandshakeFailed(e) => format!("handshake failed: {e}"),
+            Attempt::Closed { seen, end } => {
+                format!("upgraded, then closed ({end}) after {seen:?}")
+            }
+        }
+    }
+
+    /// The client, or a panic naming `what` and how the attempt ended.
+    pub fn registered(self, what: &str) -> WsClient {
+        match self {
+            Attempt::Registered(c) => *c,
+            other => panic!(
+                "{what}: expected registration, but the {}",
+                other.describe()
+            ),
+        }
+    }
+
+    /// Asserts that the user did not get in; `what` names the attempt.
+    pub fn assert_refused(&self, what: &str) {
+        assert!(
+            !self.is_registered(),
+            "{what}: expected a refusal, but the user {}",
+            self.describe()
+        );
+    }
+
+    /// Everything the client was told, for matching a quit reason.
+    pub fn text(&self) -> String {
+        match self {
+            Attempt::Registered(c) => c.seen.join("\n"),
+            Attempt::HandshakeFailed(e) => e.clone(),
+            Attempt::Closed { seen, end } => format!("{}\n{end}", seen.join("\n")),
+        }
+    }
+}
+
+/// Connects through the proxy on `port` from `src`, sends NICK/USER and waits for 001 or
+/// the end of the connection (answering IRC PINGs). Fails only on a timeout.
+pub fn attempt_via(port: u16, src: Ipv4Addr, nick: &str, opts: &WsOpts) -> Attempt {
+    let mut c = match ws_via(port, src, opts) {
+        Ok(c) => c,
+        Err(e) => return Attempt::HandshakeFailed(describe_ws_error(&e)),
+    };
+    c.nick = nick.to_string();
+    // The server may already be closing (a ban on the real address): ignore send errors
+    // and read what it said.
+    let _ = c.ws.send(Message::Text(format!("NICK {nick}")));
+    let _ =
+        c.ws.send(Message::Text("USER ws 0 * :WebSocket user".into()));
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match c.recv_until(deadline) {
+            Ok(Message::Text(t)) => {
+                if is_numeric(t.as_bytes(), "001") {
+                    return Attempt::Registered(Box::new(c));
+                }
+                if let Some(token) = t.strip_prefix("PING ") {
+                    let _ = c.ws.send(Message::Text(format!("PONG {token}")));
+                }
+            }
+            Ok(Message::Binary(b)) if is_numeric(&b, "001") => {
+                return Attempt::Registered(Box::new(c))
+            }
+            Ok(_) => {}
+            Err(e) if e == "timeout" => panic!(
+                "[{nick}] from {src}: neither 001 nor the end of the connection within {TIMEOUT:?}; seen:\n{}",
+                c.recent()
+            ),
+            Err(end) => {
+                return Attempt::Closed {
+                    seen: c.seen.clone(),
+                    end,
+                }
+            }
+        }
+    }
+}
+
+/// [`attempt_via`] with the default handshake options.
+pub fn attempt_user_via(port: u16, src: Ipv4Addr, nick: &str) -> Attempt {
+    attempt_via(port, src, nick, &WsOpts::default())
+}
+
+// ---------------------------------------------------------------------------------------
+// The server's log
+// ---------------------------------------------------------------------------------------
+
+/// The log lines that satisfy `pred`.
+pub fn log_lines(server: &Server, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    server
+        .log()
+        .lines()
+        .filter(|l| pred(l))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until at least `n` log lines satisfy `pred`; returns them.
+pub fn wait_log_count(
+    server: &Server,
+    what: &str,
+    n: usize,
+    pred: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + TIMEOUT;
+    match poll_until(deadline, || {
+        let v = log_lines(server, &pred);
+        (v.len() >= n).then_some(v)
+    }) {
+        Some(v) => v,
+        None => panic!(
+            "timed out waiting for {n} log lines: {what}; found {:?}\nlog tail:\n{}",
+            log_lines(server, &pred),
+            tail(&server.log(), 40)
+        ),
+    }
+}
+
+/// Waits for the log line of a quit whose reason contains `reason`.
+pub fn wait_quit(server: &Server, reason: &str) -> String {
+    server.wait_log(&format!("a QuitUser line with reason {reason:?}"), |l| {
+        l.contains("QuitUser:") && l.contains(reason)
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Wall-clock hours
+// ---------------------------------------------------------------------------------------
+
+fn unix_hour(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() / 3600
+}
+
+/// Runs `scenario`; if it fails and the wall clock passed a full hour meanwhile, runs it
+/// once more. InspIRCd calls OnGarbageCollect at every full hour (`TIME % 3600 == 0`),
+/// and connectban then forgets its connection counts, so a scenario that counts
+/// connections means something only within one hour.
+pub fn within_one_hour(scenario: impl Fn()) {
+    for attempt in 0..2 {
+        let start = SystemTime::now();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&scenario));
+        match r {
+            Ok(()) => return,
+            Err(e) if attempt == 0 && unix_hour(start) != unix_hour(SystemTime::now()) => {
+                eprintln!("a full hour passed during the scenario (connectban's counts were cleared): running it again");
+                drop(e);
+            }
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+}
+
+/// Reads an HTTP response that came through a proxy: the head, then for anything but
+/// 101 the body by Content-Length (a proxy keeps its client's connection open after an
+/// upstream's error answer, where the server itself would close), or until the close.
+pub fn read_proxied_response(c: &mut RawConn) -> HttpResponse {
+    let deadline = Instant::now() + TIMEOUT;
+    let head_end = loop {
+        if let Some(p) = find(&c.buf, b"\r\n\r\n") {
+            break p;
+        }
+        if let Err(e) = c.fill(deadline) {
+            panic!(
+                "no complete HTTP response head through the proxy ({}); got {:?}",
+                match e {
+                    ReadEnd::Eof => "closed",
+                    ReadEnd::Timeout => "timed out",
+                },
+                show(&c.buf)
+            );
+        }
+    };
+    let head = show(&c.buf[..head_end]);
+    c.buf.drain(..head_end + 4);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap().to_string();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect();
+    let mut resp = HttpResponse {
+        status,
+        status_line,
+        headers,
+        body: Vec::new(),
+        closed: false,
+    };
+    if status == 101 {
+        return resp;
+    }
+    let want = resp
+        .header("Content-Length")
+        .and_then(|v| v.parse::<usize>().ok());
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if want.is_some_and(|n| c.buf.len() >= n) {
+            break;
+        }
+        match c.fill(deadline) {
+            Ok(()) => {}
+            Err(ReadEnd::Eof) => {
+                resp.closed = true;
+                break;
+            }
+            Err(ReadEnd::Timeout) => panic!(
+                "the body of {:?} did not arrive within {TIMEOUT:?} (Content-Length {want:?}); got {:?}",
+                resp.status_line,
+                show(&c.buf)
+            ),
+        }
+    }
+    resp.body = std::mem::take(&mut c.buf);
+    resp
+}
+
+/// nginx's own refusal of a request head larger than its buffers (the module never
+/// saw it).
+pub fn is_nginx_too_large(r: &HttpResponse) -> bool {
+    r.status == 400 && r.body_str().contains("Request Header Or Cookie Too Large")
+}
