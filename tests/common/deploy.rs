@@ -565,12 +565,8 @@ pub fn ws_user_via(port: u16, src: Ipv4Addr, nick: &str) -> WsClient {
 
 /// A plain IRC client connected from `src` that has sent NICK/USER.
 pub fn irc_start_from(src: Ipv4Addr, port: u16, nick: &str) -> IrcClient {
-    let mut c = IrcClient {
-        nick: nick.to_string(),
-        stream: connect_from(src, port),
-        buf: Vec::new(),
-        seen: Vec::new(),
-    };
+    let mut c = IrcClient::over(connect_from(src, port));
+    c.nick = nick.to_string();
     c.send(&format!("NICK {nick}"));
     c.send("USER u 0 * :Plain user");
     c
@@ -585,10 +581,7 @@ pub fn irc_from(src: Ipv4Addr, port: u16, nick: &str) -> IrcClient {
 
 /// A raw connection through the proxy on `port` from `src` (hand-written requests).
 pub fn raw_via(port: u16, src: Ipv4Addr) -> RawConn {
-    RawConn {
-        stream: connect_from(src, port),
-        buf: Vec::new(),
-    }
+    RawConn::over(connect_from(src, port))
 }
 
 /// How a user's attempt to connect and register through a proxy ended.

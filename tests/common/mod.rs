@@ -686,7 +686,11 @@ pub struct IrcClient {
 
 impl IrcClient {
     pub fn connect(port: u16) -> IrcClient {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect IRC port");
+        IrcClient::over(TcpStream::connect(("127.0.0.1", port)).expect("connect IRC port"))
+    }
+
+    /// A client on a connected stream (e.g. one bound to a chosen source address).
+    pub fn over(stream: TcpStream) -> IrcClient {
         stream.set_nodelay(true).unwrap();
         IrcClient {
             nick: String::new(),
@@ -1407,7 +1411,11 @@ pub enum ReadEnd {
 
 impl RawConn {
     pub fn connect(port: u16) -> RawConn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        RawConn::over(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    /// A raw client on a connected stream (e.g. one bound to a chosen source address).
+    pub fn over(stream: TcpStream) -> RawConn {
         stream.set_nodelay(true).unwrap();
         RawConn {
             stream,
