@@ -540,8 +540,9 @@ impl Server {
             connect_to: Some(b.link_port),
         });
         let a = Server::start(a);
-        for (server, peer) in [(&a, "b.test"), (&b, "a.test")] {
-            let mut probe = server.irc("linkprobe");
+        for (server, peer, probe_nick) in [(&a, "b.test", "probea"), (&b, "a.test", "probeb")] {
+            // A nick of its own on each server: the network knows both.
+            let mut probe = server.irc(probe_nick);
             let deadline = Instant::now() + TIMEOUT;
             loop {
                 probe.send("LINKS");
