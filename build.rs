@@ -8,11 +8,19 @@ use std::path::PathBuf;
 
 const DEFAULT_INCLUDE_DIR: &str = "/usr/include/inspircd";
 
+/// The bridge, the shim and its headers: a change to any rebuilds the C++ side.
+const BRIDGE_INPUTS: [&str; 4] = [
+    "src/ffi/mod.rs",
+    "cpp/m_websocket.cpp",
+    "include/m_websocket.h",
+    "include/send_queue.h",
+];
+
 fn main() {
     println!("cargo:rerun-if-env-changed=INSPIRCD_INCLUDE_DIR");
-    println!("cargo:rerun-if-changed=src/ffi.rs");
-    println!("cargo:rerun-if-changed=cpp/m_websocket.cpp");
-    println!("cargo:rerun-if-changed=include/m_websocket.h");
+    for input in BRIDGE_INPUTS {
+        println!("cargo:rerun-if-changed={input}");
+    }
 
     let include_dir = PathBuf::from(
         std::env::var("INSPIRCD_INCLUDE_DIR").unwrap_or_else(|_| DEFAULT_INCLUDE_DIR.to_owned()),
@@ -27,7 +35,7 @@ fn main() {
         std::process::exit(1);
     }
 
-    cxx_build::bridge("src/ffi.rs")
+    cxx_build::bridge("src/ffi/mod.rs")
         .file("cpp/m_websocket.cpp")
         .include(&include_dir)
         .include("include")

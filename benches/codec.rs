@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use inspircd_websocket::config::Config;
-use inspircd_websocket::frame::{apply_mask, LineFramer, MessageMode, Utf8Validator};
+use inspircd_websocket::frame::{apply_mask, Utf8Validator};
 use inspircd_websocket::handshake::{HandshakeScanner, HandshakeStatus, Peer, SocketKind};
+use inspircd_websocket::irc::{LineFramer, MessageMode};
 use inspircd_websocket::session::Session;
 
 const MASK_SIZES: [usize; 5] = [16, 125, 1024, 16 * 1024, 64 * 1024];
@@ -56,9 +57,9 @@ fn config() -> Arc<Config> {
     Arc::new(Config::with_origins(&["https://*.example.com"]))
 }
 
-fn peer() -> Peer<'static> {
+fn peer() -> Peer {
     Peer {
-        address: "127.0.0.1",
+        address: "127.0.0.1".parse().ok(),
         socket: SocketKind::User,
     }
 }
@@ -200,7 +201,7 @@ fn client_stream(len: usize) -> (Vec<u8>, usize) {
 }
 
 fn upgraded_session() -> Session {
-    let mut session = Session::new(config(), "127.0.0.1", SocketKind::User);
+    let mut session = Session::new(config(), "127.0.0.1".parse().ok(), SocketKind::User);
     let mut request = BROWSER_REQUEST.to_vec();
     let (mut lines, mut out) = (Vec::new(), Vec::new());
     let report = session.receive(&mut request, 0, &mut lines, &mut out);
@@ -351,7 +352,8 @@ fn bench_handshake(c: &mut Criterion) {
         b.iter_batched_ref(
             || BROWSER_REQUEST.to_vec(),
             |request| {
-                let mut session = Session::new(config.clone(), "127.0.0.1", SocketKind::User);
+                let mut session =
+                    Session::new(config.clone(), "127.0.0.1".parse().ok(), SocketKind::User);
                 let (mut lines, mut out) = (Vec::new(), Vec::with_capacity(256));
                 black_box(session.receive(request, 0, &mut lines, &mut out).consumed)
             },

@@ -30,6 +30,43 @@ namespace
 	{
 		return std::string(str.data(), str.size());
 	}
+
+	std::string ToStd(rust::Str str)
+	{
+		return std::string(str.data(), str.size());
+	}
+
+	/** The 4 or 16 bytes of an IPv4 or IPv6 address; none for a UNIX socket. */
+	rust::Slice<const uint8_t> AddressBytes(const irc::sockets::sockaddrs& sa)
+	{
+		if (sa.family() == AF_INET)
+			return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(&sa.in4.sin_addr), sizeof(sa.in4.sin_addr));
+		if (sa.family() == AF_INET6)
+			return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(&sa.in6.sin6_addr), sizeof(sa.in6.sin6_addr));
+		return rust::Slice<const uint8_t>();
+	}
+
+	/** `sa` with its address replaced by `address` (4 or 16 bytes), its port kept. */
+	bool WithAddress(irc::sockets::sockaddrs& sa, const rust::Vec<uint8_t>& address)
+	{
+		const in_port_t port = htons(sa.port());
+		memset(&sa, 0, sizeof(sa));
+		if (address.size() == sizeof(sa.in4.sin_addr))
+		{
+			sa.in4.sin_family = AF_INET;
+			sa.in4.sin_port = port;
+			memcpy(&sa.in4.sin_addr, address.data(), address.size());
+			return true;
+		}
+		if (address.size() == sizeof(sa.in6.sin6_addr))
+		{
+			sa.in6.sin6_family = AF_INET6;
+			sa.in6.sin6_port = port;
+			memcpy(&sa.in6.sin6_addr, address.data(), address.size());
+			return true;
+		}
+		return false;
+	}
 }
 
 namespace wsgate
@@ -101,7 +138,7 @@ class LingeringClose : public EventHandler
 
 WebSocketHookProvider::WebSocketHookProvider(Module* mod)
 	: IOHookProvider(mod, "websocket", IOHookProvider::IOH_UNKNOWN, true)
-	, counters(new_counters())
+	, module(new_module())
 	, webircevprov(mod, "event/webirc")
 	, origin("websocket-origin", ExtensionItem::EXT_USER, mod)
 	, realhost("websocket-realhost", ExtensionItem::EXT_USER, mod)
@@ -111,13 +148,16 @@ WebSocketHookProvider::WebSocketHookProvider(Module* mod)
 
 void WebSocketHookProvider::OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* client, irc::sockets::sockaddrs* server)
 {
-	if (!config)
+	const SocketKind kind = sock->type == StreamSocket::SS_USER ? SocketKind::User : SocketKind::Server;
+	try
+	{
+		new WebSocketHook(this, sock, module->new_session(AddressBytes(*client), kind));
+	}
+	catch (const rust::Error& error)
 	{
 		// ReadConfig has not succeeded yet; there is nothing to accept with.
-		sock->SetError("WebSocket: module not configured");
-		return;
+		sock->SetError(error.what());
 	}
-	new WebSocketHook(this, sock, **config, *counters, client->addr());
 }
 
 void WebSocketHookProvider::OnConnect(StreamSocket* sock)
@@ -189,9 +229,9 @@ void WebSocketHookProvider::FinishLingering()
 	lingering.clear();
 }
 
-WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const WsCounters& counters, const std::string& peer)
+WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, rust::Box<WsSession> newsession)
 	: IOHookMiddle(prov)
-	, session(new_session(config, counters, Bytes(peer), sock->type == StreamSocket::SS_USER ? SocketKind::User : SocketKind::Server))
+	, session(std::move(newsession))
 {
 	sock->AddIOHook(this);
 }
@@ -222,11 +262,11 @@ bool WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
 		return true;
 
 	irc::sockets::sockaddrs realsa(user->client_sa);
-	if (!irc::sockets::aptosa(ToStd(upgrade.real_ip), user->client_sa.port(), realsa) || realsa == user->client_sa)
+	if (!WithAddress(realsa, upgrade.real_ip) || realsa == user->client_sa)
 		return true;
 
 	ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "Real address of %s from a trusted proxy: %s",
-		user->GetIPString().c_str(), ToStd(upgrade.real_ip).c_str());
+		user->GetIPString().c_str(), realsa.addr().c_str());
 	provider->realhost.set(user, user->GetRealHost());
 	provider->realip.set(user, user->GetIPString());
 	FOREACH_MOD_CUSTOM(provider->webircevprov, WebIRC::EventListener, OnWebIRCAuth, (user, NULL));
@@ -242,7 +282,7 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 
 	std::string output;
 	rust::Slice<uint8_t> input(reinterpret_cast<uint8_t*>(&recvq[0]), recvq.size());
-	const ReadResult result = session->read(input, NowMs(), destrecvq, output);
+	const ReadResult result = session->receive(input, NowMs(), destrecvq, output);
 	recvq.erase(0, result.consumed);
 	if (recvq.empty())
 	{
@@ -280,16 +320,13 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 int WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq)
 {
 	StreamSocket::SendQueue& mysendq = GetSendQ();
-	if (session->holds_output())
-		return mysendq.empty() ? 0 : 1;
-
 	std::string output;
-	session->begin_write(uppersendq.bytes(), output);
-	for (StreamSocket::SendQueue::const_iterator i = uppersendq.begin(); i != uppersendq.end(); ++i)
-		session->write(Bytes(*i), output);
+	if (!session->send(uppersendq, output))
+	{
+		// Before the upgrade the server's lines wait in their queue.
+		return mysendq.empty() ? 0 : 1;
+	}
 	uppersendq.clear();
-	session->finish_write(output);
-
 	if (!output.empty())
 		mysendq.push_back(output);
 	return 1;
@@ -304,15 +341,15 @@ void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 		Provider()->Linger(sock, session);
 }
 
-void WebSocketHook::RequestClose(bool goingaway, const std::string& reason)
+void WebSocketHook::RequestClose(ServerClose why, const std::string& quitmessage)
 {
-	session->request_close(goingaway, Bytes(reason));
+	session->request_close(why, Bytes(quitmessage));
 }
 
 void WebSocketHook::Keepalive(LocalUser* user)
 {
 	std::string output;
-	const rust::String reason = session->keepalive(NowMs(), output);
+	const rust::String reason = session->poll_keepalive(NowMs(), output);
 	if (!output.empty())
 	{
 		GetSendQ().push_back(output);
@@ -414,6 +451,7 @@ class ModuleWebSocket
 	{
 		rust::Box<wsgate::ConfigBuilder> builder = wsgate::new_config_builder();
 
+
 		ConfigTagList origins = ServerInstance->Config->ConfTags("wsorigin");
 		for (ConfigIter i = origins.first; i != origins.second; ++i)
 		{
@@ -425,29 +463,25 @@ class ModuleWebSocket
 		builder->begin_websocket_tag(Bytes(tag->getTagLocation()));
 		AddTagItems(*builder, tag);
 
-		wsgate::SharedConfig config;
+		rust::Vec<rust::String> warnings;
 		try
 		{
-			config = std::make_shared<rust::Box<wsgate::WsConfig> >(builder->build());
+			warnings = hookprov->module->configure(*builder);
 		}
 		catch (const rust::Error& error)
 		{
 			// The old configuration stays in force.
 			throw ModuleException(error.what());
 		}
-
-		rust::Vec<rust::String> warnings = (*config)->warnings();
 		for (rust::Vec<rust::String>::iterator i = warnings.begin(); i != warnings.end(); ++i)
 			ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "WARNING: %s", ToStd(*i).c_str());
-
-		hookprov->config = config;
 	}
 
 	void OnUserQuit(User* user, const std::string& message, const std::string& oper_message) CXX11_OVERRIDE
 	{
 		wsgate::WebSocketHook* const hook = HookOf(user);
 		if (hook)
-			hook->RequestClose(false, message);
+			hook->RequestClose(wsgate::ServerClose::Quit, message);
 	}
 
 	void OnUserDisconnect(LocalUser* user) CXX11_OVERRIDE
@@ -455,7 +489,7 @@ class ModuleWebSocket
 		// Also reached by users quitting before registration (OnUserQuit is not).
 		wsgate::WebSocketHook* const hook = HookOf(user);
 		if (hook)
-			hook->RequestClose(false, "");
+			hook->RequestClose(wsgate::ServerClose::Quit, "");
 	}
 
 	void OnCleanup(ExtensionItem::ExtensibleType type, Extensible* item) CXX11_OVERRIDE
@@ -468,9 +502,8 @@ class ModuleWebSocket
 		if (!hook)
 			return;
 
-		static const std::string reason = "WebSocket module unloading";
-		hook->RequestClose(true, reason);
-		ServerInstance->Users->QuitUser(user, reason);
+		hook->RequestClose(wsgate::ServerClose::Unload, "");
+		ServerInstance->Users->QuitUser(user, ToStd(wsgate::unload_quit_message()));
 	}
 
 	ModResult OnStats(Stats::Context& stats) CXX11_OVERRIDE
@@ -478,9 +511,9 @@ class ModuleWebSocket
 		if (stats.GetSymbol() != STATS_LETTER)
 			return MOD_RES_PASSTHRU;
 
-		rust::Vec<rust::String> lines = hookprov->counters->report();
-		for (rust::Vec<rust::String>::iterator i = lines.begin(); i != lines.end(); ++i)
-			stats.AddRow(RPL_STATS, "WebSocket " + ToStd(*i));
+		const rust::Vec<rust::String> lines = hookprov->module->stats();
+		for (rust::Vec<rust::String>::const_iterator i = lines.begin(); i != lines.end(); ++i)
+			stats.AddRow(RPL_STATS, ToStd(*i));
 		return MOD_RES_DENY;
 	}
 
@@ -498,11 +531,11 @@ class ModuleWebSocket
 		if (!origin && !realhost && !realip && !HookOf(target))
 			return;
 
-		static const std::string unproxied = "*";
-		if (!realhost || !realip)
-			realhost = realip = &unproxied;
-		const rust::Slice<const uint8_t> origintext = origin ? Bytes(*origin) : rust::Slice<const uint8_t>();
-		whois.SendLine(RPL_WHOISGATEWAY, *realhost, *realip, ToStd(wsgate::whois_gateway_text(origintext, origin != NULL)));
+		static const std::string none;
+		const bool proxied = realhost && realip;
+		const wsgate::WhoisGateway line = wsgate::whois_gateway(Bytes(origin ? *origin : none), origin != NULL,
+			Bytes(proxied ? *realhost : none), Bytes(proxied ? *realip : none), proxied);
+		whois.SendLine(RPL_WHOISGATEWAY, ToStd(line.host), ToStd(line.ip), ToStd(line.text));
 	}
 
 	Version GetVersion() CXX11_OVERRIDE

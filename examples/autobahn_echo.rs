@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inspircd_websocket::config::Config;
-use inspircd_websocket::frame::{LineFramer, OpCode};
+use inspircd_websocket::frame::{write_frame, OpCode};
 use inspircd_websocket::handshake::SocketKind;
 use inspircd_websocket::session::{MessageSink, Session};
 use inspircd_websocket::sink::ByteSink;
@@ -63,7 +63,7 @@ impl MessageSink for Echo<'_> {
     }
 
     fn end(&mut self) {
-        LineFramer::write_frame(self.opcode, &self.payload, &mut *self.out.borrow_mut());
+        write_frame(self.opcode, &self.payload, &mut *self.out.borrow_mut());
         self.payload.clear();
     }
 }
@@ -81,8 +81,8 @@ fn config() -> Config {
 
 fn serve(mut stream: TcpStream, config: Arc<Config>, start: Instant) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let peer = stream.peer_addr()?.ip().to_string();
-    let mut session = Session::new(config, &peer, SocketKind::User);
+    let peer = stream.peer_addr()?.ip();
+    let mut session = Session::new(config, Some(peer), SocketKind::User);
     let out = Output::default();
     let mut echo = Echo {
         out: &out,

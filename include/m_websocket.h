@@ -12,16 +12,12 @@
 #include "iohook.h"
 
 #include "rust/cxx.h"
-#include "inspircd-websocket/src/ffi.rs.h"
+#include "inspircd-websocket/src/ffi/mod.rs.h"
 
-#include <memory>
 #include <set>
 
 namespace wsgate
 {
-	/** The validated configuration in force; replaced whole on a successful rehash. */
-	typedef std::shared_ptr<rust::Box<WsConfig> > SharedConfig;
-
 	class LingeringClose;
 
 	/** The "websocket" hook provider: creates one WebSocketHook per accepted socket, and
@@ -30,8 +26,8 @@ namespace wsgate
 	class WebSocketHookProvider : public IOHookProvider
 	{
 	 public:
-		SharedConfig config;
-		rust::Box<WsCounters> counters;
+		/** The configuration in force and the counters (the Rust core's). */
+		rust::Box<WsModule> module;
 
 		/** Fired, as the cgiirc module does for WebIRC gateways, before a trusted proxy's
 		 * real address is applied: connectban then lowers the proxy's count, so that the
@@ -90,14 +86,14 @@ namespace wsgate
 		bool OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade);
 
 	 public:
-		WebSocketHook(IOHookProvider* prov, StreamSocket* sock, const WsConfig& config, const WsCounters& counters, const std::string& peer);
+		WebSocketHook(IOHookProvider* prov, StreamSocket* sock, rust::Box<WsSession> newsession);
 
 		int OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq) CXX11_OVERRIDE;
 		int OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq) CXX11_OVERRIDE;
 		void OnStreamSocketClose(StreamSocket* sock) CXX11_OVERRIDE;
 
 		/** Queues a close frame after the lines already queued (QUIT, unload). */
-		void RequestClose(bool goingaway, const std::string& reason);
+		void RequestClose(ServerClose why, const std::string& quitmessage);
 
 		/** Sends a keepalive ping when the client is idle; quits a user who did not answer one. */
 		void Keepalive(LocalUser* user);

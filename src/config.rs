@@ -53,11 +53,11 @@ pub const DEFAULT_MAX_HANDSHAKE_HEADERS: usize = 64;
 /// Accepted `maxheaders` values.
 pub const MAX_HANDSHAKE_HEADERS_RANGE: RangeInclusive<u64> = 8..=256;
 /// Default `maxmessage`: largest reassembled message, in bytes.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16384;
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16384;
 /// Accepted `maxmessage` values, in bytes (512 to 16 MiB).
 pub const MAX_MESSAGE_BYTES_RANGE: RangeInclusive<u64> = 512..=16 * 1024 * 1024;
 /// Default `maxfragments`: most frames per message.
-pub const DEFAULT_MAX_FRAGMENTS: usize = 64;
+pub const DEFAULT_MAX_FRAGMENTS: u64 = 64;
 /// Accepted `maxfragments` values.
 pub const MAX_FRAGMENTS_RANGE: RangeInclusive<u64> = 1..=1_000_000;
 /// Default `pingburst`: ping frames a client may send back to back.
@@ -162,10 +162,10 @@ pub struct Limits {
     pub max_handshake_headers: usize,
     /// `maxmessage`: largest message after reassembling its fragments, in bytes.
     /// Default [`DEFAULT_MAX_MESSAGE_BYTES`], range [`MAX_MESSAGE_BYTES_RANGE`].
-    pub max_message_bytes: usize,
+    pub max_message_bytes: u64,
     /// `maxfragments`: most frames per message. Default [`DEFAULT_MAX_FRAGMENTS`],
     /// range [`MAX_FRAGMENTS_RANGE`].
-    pub max_fragments: usize,
+    pub max_fragments: u64,
     /// `pingburst`: ping frames a client may send back to back (token bucket size).
     /// Default [`DEFAULT_PING_BURST`], range [`PING_BURST_RANGE`].
     pub ping_burst: u32,

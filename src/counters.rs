@@ -77,7 +77,7 @@ impl Counters {
     pub fn ended(&self, ending: &Ending) {
         match ending {
             Ending::Rejected(reason) => bump(&self.refused, RejectReasonKey::of(*reason)),
-            Ending::Failed { code, .. } => bump(&self.protocol_closes, code.code()),
+            Ending::Failed(error) => bump(&self.protocol_closes, error.close_code().code()),
             Ending::ClientClosed { code } => bump(&self.client_closes, *code),
         }
     }
@@ -155,7 +155,7 @@ impl Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::CloseCode;
+    use crate::protocol_error::ProtocolError;
 
     #[test]
     fn fresh_counters_report_only_open_connections() {
@@ -170,10 +170,7 @@ mod tests {
         counters.upgraded(None);
         counters.gone();
         counters.ended(&Ending::Rejected(RejectReason::OriginNotAllowed));
-        counters.ended(&Ending::Failed {
-            code: CloseCode::ProtocolError,
-            reason: "unmasked client frame",
-        });
+        counters.ended(&Ending::Failed(ProtocolError::Unmasked));
         counters.ended(&Ending::ClientClosed { code: Some(1000) });
         counters.ended(&Ending::ClientClosed { code: None });
         assert_eq!(

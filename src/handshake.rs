@@ -14,7 +14,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 use crate::config::{Config, DefaultMode};
-use crate::frame::MessageMode;
+use crate::irc::MessageMode;
 use crate::proxy::{HeaderConflict, ProxyError, ProxyHeaders};
 
 /// The GUID every server appends to the client's key (RFC 6455 section 1.3).
@@ -263,9 +263,10 @@ pub enum HandshakeStatus {
 
 /// Who is connecting, as the caller knows it.
 #[derive(Clone, Copy, Debug)]
-pub struct Peer<'a> {
-    /// The peer's address as InspIRCd prints it (matched against proxyranges).
-    pub address: &'a str,
+pub struct Peer {
+    /// The peer's address (matched against proxyranges); `None` when it is not an IP
+    /// address (a UNIX socket).
+    pub address: Option<IpAddr>,
     pub socket: SocketKind,
 }
 
@@ -280,7 +281,7 @@ pub struct HandshakeScanner {
 
 impl HandshakeScanner {
     /// Looks at `buf` (every byte received since the connection opened).
-    pub fn poll(&mut self, buf: &[u8], config: &Config, peer: Peer<'_>) -> HandshakeStatus {
+    pub fn poll(&mut self, buf: &[u8], config: &Config, peer: Peer) -> HandshakeStatus {
         let limits = &config.limits;
         // Only the first `maxhandshake` bytes are ever looked at, so the decision does
         // not depend on how the bytes were split into reads.
@@ -408,7 +409,7 @@ fn has_token(values: &[&[u8]], wanted: &str) -> bool {
 
 /// Decides on a complete request. Checks run in the stock module's order where it has
 /// a check (Origin, proxy, subprotocol, key), after the HTTP basics.
-fn evaluate(request: &[u8], config: &Config, peer: Peer<'_>) -> Result<Accepted, RejectReason> {
+fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<Accepted, RejectReason> {
     let mut storage = vec![httparse::EMPTY_HEADER; config.limits.max_handshake_headers];
     let mut req = httparse::Request::new(&mut storage);
     match req.parse(request) {

@@ -26,18 +26,24 @@
 //! - [`origin`]: the `<wsorigin allow>` list.
 //! - [`proxy`]: `proxyranges` and the real address from X-Real-IP / X-Forwarded-For.
 //! - [`handshake`]: the HTTP/1.1 upgrade request, to a 101 or an HTTP error.
-//! - [`frame`]: RFC 6455 headers, masking, UTF-8 checks, close payloads, line framing.
-//! - [`session`]: one connection's state machine.
+//! - [`frame`]: RFC 6455 headers, masking, UTF-8 checks, close payloads, writing frames.
+//! - [`protocol_error`]: every way a client can break the protocol, with its close code.
+//! - [`session`]: one connection's state machine ([`session`]'s `reader`: its frames).
+//! - [`irc`]: one message is one IRC line, both ways.
 //! - [`keepalive`]: pings to idle clients; [`linger`]: waiting for the client's close.
+//! - [`connection`]: a session as the module keeps it, with its counters.
 //! - [`sink`]: where output bytes go (a `Vec<u8>` in tests, a `std::string` in the module).
 
 pub mod config;
+pub mod connection;
 pub mod counters;
 pub mod frame;
 pub mod handshake;
+pub mod irc;
 pub mod keepalive;
 pub mod linger;
 pub mod origin;
+pub mod protocol_error;
 pub mod proxy;
 pub mod session;
 pub mod sink;

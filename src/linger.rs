@@ -74,17 +74,18 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::frame::CloseCode;
     use crate::handshake::SocketKind;
     use crate::session::test_client::REQUEST;
+    use crate::session::ServerClose;
 
     fn closing_session(close_timeout_ms: u64) -> Session {
         let mut config = Config::with_origins(&["https://chat.example.com"]);
         config.limits.close_timeout_ms = close_timeout_ms;
-        let mut session = Session::new(Arc::new(config), "192.0.2.1", SocketKind::User);
+        let mut session =
+            Session::new(Arc::new(config), "192.0.2.1".parse().ok(), SocketKind::User);
         let mut request = REQUEST.to_vec();
         session.receive(&mut request, 0, &mut Vec::new(), &mut Vec::new());
-        session.request_close(CloseCode::Normal, "bye");
+        session.request_close(ServerClose::Quit, "bye");
         session.finish_send(&mut Vec::new());
         session
     }

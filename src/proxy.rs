@@ -341,15 +341,15 @@ impl ProxyRanges {
     /// that is not well formed [`ProxyError::MalformedHeader`] (garbage, empty,
     /// non-UTF-8, an address with a port or zone, an empty list element …).
     ///
-    /// Then `Ok(None)` when `peer` is not trusted (the header is ignored and the peer
-    /// address kept). When it is trusted: the `X-Real-IP` address, or from
+    /// Then `Ok(None)` when `peer` is not trusted, or not an IP address (the header is
+    /// ignored and the peer address kept). When it is trusted: the `X-Real-IP` address, or from
     /// `X-Forwarded-For` the rightmost address that is not itself a trusted proxy, or
     /// the leftmost when every address in the chain is trusted; in canonical form (see
     /// [`RealAddress::ip`]), with a [`HeaderConflict`] when both headers were sent and
     /// disagree. Without ranges this returns `Ok(None)` and looks at nothing.
     pub fn real_client_ip(
         &self,
-        peer: &str,
+        peer: Option<IpAddr>,
         header: ProxyHeader,
         headers: ProxyHeaders<'_>,
     ) -> Result<Option<RealAddress>, ProxyError> {
@@ -376,7 +376,7 @@ impl ProxyRanges {
             }
             ProxyHeader::Any => return Err(ProxyError::MalformedHeader),
         };
-        if !self.trusts(peer) {
+        if !peer.is_some_and(|ip| self.trusts_ip(ip)) {
             return Ok(None);
         }
         let real_ip = real_ip.map(|ip| ip.to_canonical());
@@ -432,8 +432,12 @@ mod tests {
         x_real_ip: Option<&[u8]>,
         x_forwarded_for: Option<&[u8]>,
     ) -> Result<Option<IpAddr>, ProxyError> {
-        r.real_client_ip(peer, ProxyHeader::Any, headers(x_real_ip, x_forwarded_for))
-            .map(|a| a.map(|a| a.ip))
+        r.real_client_ip(
+            parse_ip(peer),
+            ProxyHeader::Any,
+            headers(x_real_ip, x_forwarded_for),
+        )
+        .map(|a| a.map(|a| a.ip))
     }
 
     #[test]
@@ -696,7 +700,11 @@ mod tests {
         x_real_ip: Option<&[u8]>,
         x_forwarded_for: Option<&[u8]>,
     ) -> Result<Option<RealAddress>, ProxyError> {
-        r.real_client_ip("127.0.0.1", header, headers(x_real_ip, x_forwarded_for))
+        r.real_client_ip(
+            parse_ip("127.0.0.1"),
+            header,
+            headers(x_real_ip, x_forwarded_for),
+        )
     }
 
     #[test]
@@ -815,7 +823,7 @@ mod tests {
             ProxyHeader::ForwardedFor,
         ] {
             let got = r.real_client_ip(
-                "127.0.0.1",
+                parse_ip("127.0.0.1"),
                 header,
                 headers(Some(b"198.51.100.1"), Some(b"198.51.100.2")),
             );

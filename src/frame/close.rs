@@ -1,5 +1,8 @@
 //! Close frame payloads and close codes (RFC 6455 sections 5.5.1 and 7.4).
 
+use super::header::MAX_CONTROL_PAYLOAD;
+use crate::protocol_error::ProtocolError;
+
 /// Close codes this implementation sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseCode {
@@ -25,21 +28,8 @@ impl From<CloseCode> for u16 {
     }
 }
 
-/// Why a received close payload is invalid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ClosePayloadError {
-    /// 1-byte payload or a code that may not be sent (close 1002).
-    #[error("invalid close code or payload length")]
-    BadCode,
-    /// Reason is not UTF-8 (close 1007).
-    #[error("close reason is not valid UTF-8")]
-    BadReason,
-}
-
-/// Longest close payload (a control frame's limit).
-pub const MAX_CLOSE_PAYLOAD: usize = 125;
-/// Longest close reason: the payload limit minus the 2-byte code.
-pub const MAX_CLOSE_REASON: usize = MAX_CLOSE_PAYLOAD - 2;
+/// Longest close reason: a control frame's payload limit minus the 2-byte code.
+pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
 
 /// True for the codes a peer may put in a close frame: 1000-1003 and 1007-1014
 /// (defined by RFC 6455 and the IANA registry), 3000-4999 (registered and private use).
@@ -52,21 +42,23 @@ pub fn is_valid_close_code(code: u16) -> bool {
 /// Parses a received close payload: `Ok(None)` for an empty payload, otherwise the code
 /// and the reason.
 ///
-/// A 1-byte payload or a code that [`is_valid_close_code`] refuses is `BadCode`; a
-/// reason that is not UTF-8 is `BadReason`. The code is checked first.
-pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(u16, &str)>, ClosePayloadError> {
+/// A 1-byte payload or a code that [`is_valid_close_code`] refuses is
+/// [`ProtocolError::InvalidCloseCode`]; a reason that is not UTF-8 is
+/// [`ProtocolError::InvalidCloseReason`]. The code is checked first.
+pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(u16, &str)>, ProtocolError> {
     let Some((code, reason)) = payload.split_first_chunk::<2>() else {
         return if payload.is_empty() {
             Ok(None)
         } else {
-            Err(ClosePayloadError::BadCode)
+            Err(ProtocolError::InvalidCloseCode)
         };
     };
     let code = u16::from_be_bytes(*code);
     if !is_valid_close_code(code) {
-        return Err(ClosePayloadError::BadCode);
+        return Err(ProtocolError::InvalidCloseCode);
     }
-    let reason = simdutf8::basic::from_utf8(reason).map_err(|_| ClosePayloadError::BadReason)?;
+    let reason =
+        simdutf8::basic::from_utf8(reason).map_err(|_| ProtocolError::InvalidCloseReason)?;
     Ok(Some((code, reason)))
 }
 
@@ -127,7 +119,10 @@ mod tests {
     #[test]
     fn row33_one_byte_close_payload_is_rejected() {
         for b in [0u8, 0x03, 0xFF] {
-            assert_eq!(parse_close_payload(&[b]), Err(ClosePayloadError::BadCode));
+            assert_eq!(
+                parse_close_payload(&[b]),
+                Err(ProtocolError::InvalidCloseCode)
+            );
         }
     }
 
@@ -138,12 +133,12 @@ mod tests {
         ] {
             assert_eq!(
                 parse_close_payload(&payload(code, b"")),
-                Err(ClosePayloadError::BadCode),
+                Err(ProtocolError::InvalidCloseCode),
                 "{code}"
             );
             assert_eq!(
                 parse_close_payload(&payload(code, b"reason")),
-                Err(ClosePayloadError::BadCode),
+                Err(ProtocolError::InvalidCloseCode),
                 "{code}"
             );
         }
@@ -170,7 +165,7 @@ mod tests {
         for reason in [&b"\xFF"[..], b"ok\xC3", b"\xED\xA0\x80", b"\xC0\x80"] {
             assert_eq!(
                 parse_close_payload(&payload(1000, reason)),
-                Err(ClosePayloadError::BadReason),
+                Err(ProtocolError::InvalidCloseReason),
                 "{reason:02x?}"
             );
         }
@@ -180,7 +175,7 @@ mod tests {
     fn bad_code_is_reported_before_bad_reason() {
         assert_eq!(
             parse_close_payload(&payload(1005, b"\xFF")),
-            Err(ClosePayloadError::BadCode)
+            Err(ProtocolError::InvalidCloseCode)
         );
     }
 
@@ -213,7 +208,7 @@ mod tests {
     fn long_reason_is_truncated_to_123_bytes() {
         let mut out = Vec::new();
         encode_close_payload(1000, &"a".repeat(500), &mut out);
-        assert_eq!(out.len(), MAX_CLOSE_PAYLOAD);
+        assert_eq!(out.len(), MAX_CONTROL_PAYLOAD);
     }
 
     #[test]
@@ -239,7 +234,7 @@ mod tests {
         ) {
             let mut out = Vec::new();
             encode_close_payload(code, &reason, &mut out);
-            prop_assert!(out.len() <= MAX_CLOSE_PAYLOAD);
+            prop_assert!(out.len() <= MAX_CONTROL_PAYLOAD);
             let (c, r) = parse_close_payload(&out).unwrap().unwrap();
             prop_assert_eq!(c, code);
             prop_assert!(reason.starts_with(r));

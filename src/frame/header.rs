@@ -6,6 +6,8 @@
 //! hostile header is rejected before anything else of the frame is read or buffered.
 //! Every read of the untrusted buffer goes through `get`, so no input can panic it.
 
+use crate::protocol_error::ProtocolError;
+
 /// Frame opcodes this implementation knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpCode {
@@ -61,29 +63,28 @@ pub struct FrameHeader {
     pub payload_len: u64,
 }
 
-/// Why a header is not acceptable from a client. Every variant is a protocol error (1002).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
-    #[error("reserved bits set without a negotiated extension")]
-    ReservedBits,
-    #[error("unknown opcode {0}")]
-    UnknownOpcode(u8),
-    #[error("unmasked client frame")]
-    Unmasked,
-    #[error("control frame longer than 125 bytes")]
-    ControlTooLong,
-    #[error("fragmented control frame")]
-    ControlFragmented,
-    #[error("64-bit length with the most significant bit set")]
-    LengthTopBit,
-}
+/// The FIN bit of a frame's first byte: the last frame of a message.
+pub const FIN_BIT: u8 = 0x80;
+/// The RSV1-3 bits of the first byte, for extensions.
+pub const RSV_BITS: u8 = 0x70;
+/// Where the RSV bits sit in the first byte.
+const RSV_SHIFT: u8 = 4;
+/// The opcode bits of the first byte.
+pub const OPCODE_BITS: u8 = 0x0f;
+/// The MASK bit of the second byte: a masking key follows the length.
+pub const MASK_BIT: u8 = 0x80;
+/// The 7-bit length field of the second byte.
+const LENGTH_BITS: u8 = 0x7f;
 
-/// Largest payload length that fits the 7-bit length field.
-const MAX_SHORT_LEN: u64 = 125;
+/// Largest payload of a control frame (RFC 6455 section 5.5), which is also the largest
+/// length the 7-bit length field holds directly.
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Length-field value announcing a 16-bit extended length.
 const LEN_16: u8 = 126;
 /// Length-field value announcing a 64-bit extended length.
 const LEN_64: u8 = 127;
+/// The top bit of a 64-bit length, which must be clear.
+const LEN_64_TOP_BIT: u8 = 0x80;
 
 impl FrameHeader {
     /// Parses a header from the start of `buf`. `Ok(None)` means more bytes are needed
@@ -101,31 +102,31 @@ impl FrameHeader {
         buf: &[u8],
         require_mask: bool,
         allowed_rsv: u8,
-    ) -> Result<Option<(FrameHeader, usize)>, HeaderError> {
+    ) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         let Some(&b0) = buf.first() else {
             return Ok(None);
         };
-        let fin = b0 & 0x80 != 0;
-        let rsv = (b0 >> 4) & 0b111;
+        let fin = b0 & FIN_BIT != 0;
+        let rsv = (b0 & RSV_BITS) >> RSV_SHIFT;
         if rsv & !allowed_rsv != 0 {
-            return Err(HeaderError::ReservedBits);
+            return Err(ProtocolError::ReservedBits);
         }
-        let raw_opcode = b0 & 0x0F;
-        let opcode = OpCode::from_u8(raw_opcode).ok_or(HeaderError::UnknownOpcode(raw_opcode))?;
+        let raw_opcode = b0 & OPCODE_BITS;
+        let opcode = OpCode::from_u8(raw_opcode).ok_or(ProtocolError::UnknownOpcode(raw_opcode))?;
         if opcode.is_control() && !fin {
-            return Err(HeaderError::ControlFragmented);
+            return Err(ProtocolError::ControlFragmented);
         }
 
         let Some(&b1) = buf.get(1) else {
             return Ok(None);
         };
-        let masked = b1 & 0x80 != 0;
+        let masked = b1 & MASK_BIT != 0;
         if require_mask && !masked {
-            return Err(HeaderError::Unmasked);
+            return Err(ProtocolError::Unmasked);
         }
-        let len7 = b1 & 0x7F;
-        if opcode.is_control() && u64::from(len7) > MAX_SHORT_LEN {
-            return Err(HeaderError::ControlTooLong);
+        let len7 = b1 & LENGTH_BITS;
+        if opcode.is_control() && usize::from(len7) > MAX_CONTROL_PAYLOAD {
+            return Err(ProtocolError::ControlTooLong);
         }
 
         let (payload_len, mut pos) = match len7 {
@@ -140,8 +141,8 @@ impl FrameHeader {
                 let Some(&first) = buf.get(2) else {
                     return Ok(None);
                 };
-                if first & 0x80 != 0 {
-                    return Err(HeaderError::LengthTopBit);
+                if first & LEN_64_TOP_BIT != 0 {
+                    return Err(ProtocolError::LengthTopBit);
                 }
                 let Some(bytes) = array_at::<8>(buf, 2) else {
                     return Ok(None);
@@ -179,13 +180,16 @@ impl FrameHeader {
     /// Only the low three bits of `rsv` are used. The caller keeps `payload_len` below
     /// 2^63 (the 64-bit form's top bit must be clear) and control payloads at most 125.
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        let b0 = (u8::from(self.fin) << 7) | ((self.rsv & 0b111) << 4) | self.opcode.as_u8();
-        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
+        let fin = if self.fin { FIN_BIT } else { 0 };
+        let b0 = fin | ((self.rsv << RSV_SHIFT) & RSV_BITS) | self.opcode.as_u8();
+        let mask_bit = if self.mask.is_some() { MASK_BIT } else { 0 };
         out[0] = b0;
         let mut pos = 2;
-        if self.payload_len <= MAX_SHORT_LEN {
-            // Lossless: at most 125.
-            out[1] = mask_bit | self.payload_len as u8;
+        if let Some(short) = u8::try_from(self.payload_len)
+            .ok()
+            .filter(|&len| usize::from(len) <= MAX_CONTROL_PAYLOAD)
+        {
+            out[1] = mask_bit | short;
         } else if let Ok(len16) = u16::try_from(self.payload_len) {
             out[1] = mask_bit | LEN_16;
             out[2..4].copy_from_slice(&len16.to_be_bytes());
@@ -329,7 +333,7 @@ mod tests {
         let buf = [0xA1, 0x80, 1, 2, 3, 4];
         assert_eq!(
             FrameHeader::parse(&buf, true, 0b100),
-            Err(HeaderError::ReservedBits)
+            Err(ProtocolError::ReservedBits)
         );
     }
 
@@ -348,7 +352,7 @@ mod tests {
             let buf = [0x80 | op.as_u8(), 0x00];
             assert_eq!(
                 FrameHeader::parse(&buf, true, 0),
-                Err(HeaderError::Unmasked),
+                Err(ProtocolError::Unmasked),
                 "{op:?}"
             );
         }
@@ -359,7 +363,7 @@ mod tests {
         // A 64-bit length announced but not yet sent: the missing mask decides already.
         assert_eq!(
             FrameHeader::parse(&[0x82, 0x7F], true, 0),
-            Err(HeaderError::Unmasked)
+            Err(ProtocolError::Unmasked)
         );
     }
 
@@ -369,7 +373,7 @@ mod tests {
             let buf = [0x81 | bit, 0x80, 1, 2, 3, 4];
             assert_eq!(
                 FrameHeader::parse(&buf, true, 0),
-                Err(HeaderError::ReservedBits),
+                Err(ProtocolError::ReservedBits),
                 "{bit:#x}"
             );
         }
@@ -379,7 +383,7 @@ mod tests {
     fn row23_reserved_bits_are_rejected_from_the_first_byte() {
         assert_eq!(
             FrameHeader::parse(&[0xF1], true, 0),
-            Err(HeaderError::ReservedBits)
+            Err(ProtocolError::ReservedBits)
         );
     }
 
@@ -389,12 +393,12 @@ mod tests {
             let buf = [0x80 | n, 0x80, 1, 2, 3, 4];
             assert_eq!(
                 FrameHeader::parse(&buf, true, 0),
-                Err(HeaderError::UnknownOpcode(n))
+                Err(ProtocolError::UnknownOpcode(n))
             );
             // Decided by the first byte alone.
             assert_eq!(
                 FrameHeader::parse(&buf[..1], true, 0),
-                Err(HeaderError::UnknownOpcode(n))
+                Err(ProtocolError::UnknownOpcode(n))
             );
         }
     }
@@ -406,13 +410,13 @@ mod tests {
                 let buf = encoded(&client(op, true, len));
                 assert_eq!(
                     FrameHeader::parse(&buf, true, 0),
-                    Err(HeaderError::ControlTooLong),
+                    Err(ProtocolError::ControlTooLong),
                     "{op:?} {len}"
                 );
                 // Decided by the second byte, before any extended length arrives.
                 assert_eq!(
                     FrameHeader::parse(&buf[..2], true, 0),
-                    Err(HeaderError::ControlTooLong)
+                    Err(ProtocolError::ControlTooLong)
                 );
             }
         }
@@ -424,11 +428,11 @@ mod tests {
             let buf = encoded(&client(op, false, 0));
             assert_eq!(
                 FrameHeader::parse(&buf, true, 0),
-                Err(HeaderError::ControlFragmented)
+                Err(ProtocolError::ControlFragmented)
             );
             assert_eq!(
                 FrameHeader::parse(&buf[..1], true, 0),
-                Err(HeaderError::ControlFragmented)
+                Err(ProtocolError::ControlFragmented)
             );
         }
     }
@@ -447,17 +451,17 @@ mod tests {
         let mut buf = vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
         assert_eq!(
             FrameHeader::parse(&buf, true, 0),
-            Err(HeaderError::LengthTopBit)
+            Err(ProtocolError::LengthTopBit)
         );
         // Decided by the first length byte, before the rest of the header.
         assert_eq!(
             FrameHeader::parse(&buf[..3], true, 0),
-            Err(HeaderError::LengthTopBit)
+            Err(ProtocolError::LengthTopBit)
         );
         buf[2] = 0xFF;
         assert_eq!(
             FrameHeader::parse(&buf, true, 0),
-            Err(HeaderError::LengthTopBit)
+            Err(ProtocolError::LengthTopBit)
         );
         // The largest legal length is accepted (the message limit is the session's job).
         buf[2] = 0x7F;

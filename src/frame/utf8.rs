@@ -6,10 +6,7 @@
 //! validator only keeps the at most three bytes of such a cut-off sequence and
 //! completes them with the first bytes of the next piece.
 
-/// The message is not valid UTF-8 (close 1007).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid UTF-8 in a text message")]
-pub struct Utf8Error;
+use crate::protocol_error::ProtocolError;
 
 /// Longest UTF-8 sequence.
 const MAX_SEQ: usize = 4;
@@ -33,7 +30,7 @@ pub struct Utf8Validator {
 
 impl Utf8Validator {
     /// Validates the next piece of the message.
-    pub fn feed(&mut self, piece: &[u8]) -> Result<(), Utf8Error> {
+    pub fn feed(&mut self, piece: &[u8]) -> Result<(), ProtocolError> {
         let result = self.feed_inner(piece);
         if result.is_err() {
             self.reset();
@@ -42,13 +39,13 @@ impl Utf8Validator {
     }
 
     /// The message ended: an unfinished sequence is an error. Resets for the next message.
-    pub fn finish(&mut self) -> Result<(), Utf8Error> {
+    pub fn finish(&mut self) -> Result<(), ProtocolError> {
         let complete = self.pending_len == 0;
         self.reset();
         if complete {
             Ok(())
         } else {
-            Err(Utf8Error)
+            Err(ProtocolError::InvalidUtf8)
         }
     }
 
@@ -62,7 +59,7 @@ impl Utf8Validator {
         self.pending_len != 0
     }
 
-    fn feed_inner(&mut self, piece: &[u8]) -> Result<(), Utf8Error> {
+    fn feed_inner(&mut self, piece: &[u8]) -> Result<(), ProtocolError> {
         let mut rest = piece;
         if self.pending_len != 0 {
             // Complete the cut-off sequence with the first bytes of this piece. Four
@@ -84,7 +81,7 @@ impl Utf8Validator {
                 }
                 Err(e) => {
                     if e.error_len().is_some() {
-                        return Err(Utf8Error);
+                        return Err(ProtocolError::InvalidUtf8);
                     }
                     // Still cut off: the whole piece was too short to finish it.
                     self.pending = joined;
@@ -96,12 +93,12 @@ impl Utf8Validator {
 
         match simdutf8::compat::from_utf8(rest) {
             Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_some() => Err(Utf8Error),
+            Err(e) if e.error_len().is_some() => Err(ProtocolError::InvalidUtf8),
             Err(e) => {
                 let tail = &rest[e.valid_up_to()..];
                 // An incomplete sequence is at most three bytes long.
                 let Some(slot) = self.pending.get_mut(..tail.len()) else {
-                    return Err(Utf8Error);
+                    return Err(ProtocolError::InvalidUtf8);
                 };
                 slot.copy_from_slice(tail);
                 self.pending_len = seq_len(tail.len());
@@ -121,7 +118,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn validate_pieces(pieces: &[&[u8]]) -> Result<(), Utf8Error> {
+    fn validate_pieces(pieces: &[&[u8]]) -> Result<(), ProtocolError> {
         let mut v = Utf8Validator::default();
         for p in pieces {
             v.feed(p)?;
@@ -173,7 +170,10 @@ mod tests {
         assert_eq!(v.feed(&[b'a', 0xE2, 0x82]), Ok(()));
         assert!(v.is_incomplete());
         // Completes the euro sign, then a valid character, then an invalid byte.
-        assert_eq!(v.feed(&[0xAC, 0xC3, 0xA9, 0xFF]), Err(Utf8Error));
+        assert_eq!(
+            v.feed(&[0xAC, 0xC3, 0xA9, 0xFF]),
+            Err(ProtocolError::InvalidUtf8)
+        );
     }
 
     #[test]
@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(v.feed(b"hello "), Ok(()));
         assert_eq!(v.feed(&[0xC3]), Ok(()));
         // 0x41 cannot continue C3: fail now, without waiting for the end of the message.
-        assert_eq!(v.feed(&[0x41, b'x']), Err(Utf8Error));
+        assert_eq!(v.feed(&[0x41, b'x']), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
@@ -209,7 +209,11 @@ mod tests {
             b"\xF0\x80\x80\x80",
             b"\xF0\x8F\xBF\xBF",
         ] {
-            assert_eq!(validate_pieces(&[bad]), Err(Utf8Error), "{bad:02x?}");
+            assert_eq!(
+                validate_pieces(&[bad]),
+                Err(ProtocolError::InvalidUtf8),
+                "{bad:02x?}"
+            );
             agrees_with_std_for_every_split(bad);
         }
     }
@@ -217,7 +221,11 @@ mod tests {
     #[test]
     fn row32_surrogates_are_rejected() {
         for bad in [&b"\xED\xA0\x80"[..], b"\xED\xBF\xBF", b"\xED\xB0\x80"] {
-            assert_eq!(validate_pieces(&[bad]), Err(Utf8Error), "{bad:02x?}");
+            assert_eq!(
+                validate_pieces(&[bad]),
+                Err(ProtocolError::InvalidUtf8),
+                "{bad:02x?}"
+            );
             agrees_with_std_for_every_split(bad);
         }
     }
@@ -226,7 +234,7 @@ mod tests {
     fn row32_surrogate_fails_as_soon_as_its_second_byte_arrives() {
         let mut v = Utf8Validator::default();
         assert_eq!(v.feed(&[0xED]), Ok(()));
-        assert_eq!(v.feed(&[0xA0]), Err(Utf8Error));
+        assert_eq!(v.feed(&[0xA0]), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
@@ -237,13 +245,17 @@ mod tests {
             b"\xF7\xBF\xBF\xBF",
             b"\xF8\x88\x80\x80\x80",
         ] {
-            assert_eq!(validate_pieces(&[bad]), Err(Utf8Error), "{bad:02x?}");
+            assert_eq!(
+                validate_pieces(&[bad]),
+                Err(ProtocolError::InvalidUtf8),
+                "{bad:02x?}"
+            );
             agrees_with_std_for_every_split(bad);
         }
         // F4 90 is already beyond U+10FFFF.
         let mut v = Utf8Validator::default();
         assert_eq!(v.feed(&[0xF4]), Ok(()));
-        assert_eq!(v.feed(&[0x90]), Err(Utf8Error));
+        assert_eq!(v.feed(&[0x90]), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
@@ -255,14 +267,14 @@ mod tests {
     fn message_ending_inside_a_sequence_fails_at_finish() {
         let mut v = Utf8Validator::default();
         assert_eq!(v.feed(&[b'a', 0xF0, 0x9F, 0x98]), Ok(()));
-        assert_eq!(v.finish(), Err(Utf8Error));
+        assert_eq!(v.finish(), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
     fn finish_resets_for_the_next_message() {
         let mut v = Utf8Validator::default();
         assert_eq!(v.feed(&[0xE2, 0x82]), Ok(()));
-        assert_eq!(v.finish(), Err(Utf8Error));
+        assert_eq!(v.finish(), Err(ProtocolError::InvalidUtf8));
         // The leftover E2 82 must not leak into the next message.
         assert_eq!(v.feed(b"plain"), Ok(()));
         assert_eq!(v.finish(), Ok(()));
@@ -271,7 +283,7 @@ mod tests {
     #[test]
     fn an_error_resets_for_the_next_message() {
         let mut v = Utf8Validator::default();
-        assert_eq!(v.feed(&[0xE2, 0x82, 0xFF]), Err(Utf8Error));
+        assert_eq!(v.feed(&[0xE2, 0x82, 0xFF]), Err(ProtocolError::InvalidUtf8));
         assert!(!v.is_incomplete());
         assert_eq!(v.feed(b"ok"), Ok(()));
         assert_eq!(v.finish(), Ok(()));

@@ -12,9 +12,9 @@ fn config() -> Config {
     Config::with_origins(&["https://*.example.com"])
 }
 
-fn user_peer() -> Peer<'static> {
+fn user_peer() -> Peer {
     Peer {
-        address: "127.0.0.1",
+        address: "127.0.0.1".parse().ok(),
         socket: SocketKind::User,
     }
 }
@@ -47,7 +47,7 @@ fn request() -> Vec<u8> {
     request_with(&[], &[])
 }
 
-fn poll_with(buf: &[u8], config: &Config, peer: Peer<'_>) -> HandshakeStatus {
+fn poll_with(buf: &[u8], config: &Config, peer: Peer) -> HandshakeStatus {
     HandshakeScanner::default().poll(buf, config, peer)
 }
 
@@ -62,7 +62,7 @@ fn rejected(buf: &[u8]) -> RejectReason {
     }
 }
 
-fn accepted_with(buf: &[u8], config: &Config, peer: Peer<'_>) -> Accepted {
+fn accepted_with(buf: &[u8], config: &Config, peer: Peer) -> Accepted {
     match poll_with(buf, config, peer) {
         HandshakeStatus::Accepted(accepted) => accepted,
         other => panic!("expected an upgrade, got {other:?}"),
@@ -391,7 +391,7 @@ fn subprotocol_is_echoed_in_the_clients_spelling() {
 #[test]
 fn ircv3_subprotocols_are_only_offered_on_user_sockets() {
     let server = Peer {
-        address: "127.0.0.1",
+        address: "127.0.0.1".parse().ok(),
         socket: SocketKind::Server,
     };
     let req = request_with(

@@ -4,7 +4,7 @@
 //! possibly with the last line still incomplete. Every complete line becomes exactly
 //! one unmasked WebSocket message in a single FIN frame, with no CR or LF in it, so a
 //! client never sees two commands in one message or one command in two.
-use super::header::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::frame::{write_frame, OpCode, MAX_HEADER_LEN};
 use crate::sink::ByteSink;
 
 /// The frame type used for IRC lines on a connection.
@@ -54,30 +54,6 @@ impl LineFramer {
     /// bound (a line ending in a bare LF, or repaired UTF-8, takes a little more).
     pub fn framed_size_hint(line_bytes: usize) -> usize {
         line_bytes + line_bytes / 63 + MAX_HEADER_LEN
-    }
-
-    /// Writes one unmasked FIN frame with `opcode` and `payload` into `out`.
-    #[inline]
-    pub fn write_frame(opcode: super::OpCode, payload: &[u8], out: &mut impl ByteSink) {
-        // The usual IRC line fits the 2-byte header: a fixed-size write, no memcpy call.
-        if let Ok(len) = u8::try_from(payload.len()) {
-            if len <= 125 {
-                out.put(&[0x80 | opcode.as_u8(), len]);
-                out.put(payload);
-                return;
-            }
-        }
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let mut buf = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut buf);
-        out.put(&buf[..n]);
-        out.put(payload);
     }
 
     /// True while an incomplete line is waiting for its newline.
@@ -152,13 +128,13 @@ fn emit_line(line: &[u8], mode: MessageMode, out: &mut impl ByteSink) {
         return;
     }
     match mode {
-        MessageMode::Binary => LineFramer::write_frame(OpCode::Binary, payload, out),
+        MessageMode::Binary => write_frame(OpCode::Binary, payload, out),
         MessageMode::Text => {
             if scan.ascii || simdutf8::basic::from_utf8(payload).is_ok() {
-                LineFramer::write_frame(OpCode::Text, payload, out);
+                write_frame(OpCode::Text, payload, out);
             } else {
                 let fixed = String::from_utf8_lossy(payload);
-                LineFramer::write_frame(OpCode::Text, fixed.as_bytes(), out);
+                write_frame(OpCode::Text, fixed.as_bytes(), out);
             }
         }
     }
@@ -321,6 +297,7 @@ fn scan_line(line: &[u8]) -> LineScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::FrameHeader;
     use proptest::prelude::*;
 
     /// Splits framer output back into (opcode, payload), checking every frame is a
@@ -528,7 +505,7 @@ mod tests {
             (65536, 10),
         ] {
             let mut out = Vec::new();
-            LineFramer::write_frame(OpCode::Binary, &vec![7u8; len], &mut out);
+            write_frame(OpCode::Binary, &vec![7u8; len], &mut out);
             assert_eq!(out.len(), header_len + len, "{len}");
             assert_eq!(decode(&out), [(OpCode::Binary, vec![7u8; len])]);
         }
@@ -537,7 +514,7 @@ mod tests {
     #[test]
     fn write_frame_writes_control_frames() {
         let mut out = Vec::new();
-        LineFramer::write_frame(OpCode::Pong, b"abc", &mut out);
+        write_frame(OpCode::Pong, b"abc", &mut out);
         assert_eq!(out, b"\x8A\x03abc");
     }
 

@@ -1,5 +1,5 @@
-//! One connection's state machine: handshake, then frames in both directions, then
-//! closed.
+//! One connection's state machine: handshake, then frames in both directions, then the
+//! closing handshake.
 //!
 //! The caller hands [`Session::receive`] every byte it has not yet seen consumed and
 //! gets back how many bytes were used; IRC lines go to one sink (InspIRCd's receive
@@ -8,85 +8,26 @@
 //!
 //! [`Session::receive_messages`] runs the same state machine but hands each data
 //! message, with its type and exact payload, to a [`MessageSink`] instead of turning it
-//! into an IRC line (the Autobahn echo server in `examples/` uses it).
+//! into an IRC line (the Autobahn echo server in `examples/` uses it). The frames
+//! themselves are read by [`reader`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::{Config, Limits};
-use crate::frame::close::{encode_close_payload, parse_close_payload};
-use crate::frame::{
-    apply_mask, CloseCode, ClosePayloadError, FrameHeader, LineFramer, MessageMode, OpCode,
-    Utf8Validator,
-};
+use crate::frame::{write_close_frame, write_frame, CloseCode, OpCode};
 use crate::handshake::{
     HandshakeScanner, HandshakeStatus, Peer, RejectReason, SocketKind, Subprotocol,
 };
+use crate::irc::{IrcLines, LineFramer, MessageMode};
 use crate::keepalive::{Keepalive, KeepaliveAction};
+use crate::protocol_error::ProtocolError;
 use crate::sink::ByteSink;
 
-/// Where [`Session::receive_messages`] delivers data messages, as their payload
-/// arrives.
-///
-/// For each complete message the sink sees one [`MessageSink::begin`], zero or more
-/// [`MessageSink::payload`] calls with the unmasked bytes in order (exactly as sent: CR,
-/// LF and empty messages included; fragment boundaries are not kept), then one
-/// [`MessageSink::end`]. A text message's bytes have passed the UTF-8 check so far (fail
-/// fast), but the message may still fail later (UTF-8 cut off at its end, a limit): then
-/// `end` is never called and the session reports an [`Ending`], so a sink that buffers
-/// simply drops what it has. Output written to `out` by the same call (pongs, close
-/// frames) is written at the point the frame is read, so a sink that replies through
-/// the buffer behind `out` keeps the order of events.
-pub trait MessageSink {
-    /// A message of type `opcode` ([`OpCode::Text`] or [`OpCode::Binary`]) begins.
-    fn begin(&mut self, opcode: OpCode);
-    /// Unmasked payload bytes of the message in progress.
-    fn payload(&mut self, bytes: &[u8]);
-    /// The message is complete (and, if text, valid UTF-8).
-    fn end(&mut self);
+mod reader;
 
-    /// `frame_bytes` bytes of frames are about to be read: their messages may take
-    /// up to that much room.
-    fn expect(&mut self, _frame_bytes: usize) {}
-}
-
-/// The IRC delivery of [`Session::receive`]: each message becomes one line. CR and LF
-/// inside it are dropped, so that it can never become two commands, and "\r\n" is
-/// appended.
-/// An empty message becomes an empty line, which InspIRCd charges like a command, so a
-/// flood of them meets the server's flood control.
-struct IrcLines<'a, S: ByteSink> {
-    lines: &'a mut S,
-}
-
-impl<S: ByteSink> MessageSink for IrcLines<'_, S> {
-    fn begin(&mut self, _opcode: OpCode) {}
-
-    fn payload(&mut self, bytes: &[u8]) {
-        // memchr2 finds CR/LF a vector at a time; messages rarely contain either.
-        let mut start = 0;
-        for end in memchr::memchr2_iter(b'\r', b'\n', bytes).chain([bytes.len()]) {
-            if let Some(segment) = bytes.get(start..end).filter(|s| !s.is_empty()) {
-                self.lines.put(segment);
-            }
-            start = end + 1;
-        }
-    }
-
-    fn end(&mut self) {
-        self.lines.put(b"\r\n");
-    }
-
-    /// Every frame has at least 6 bytes of header and its line gains 2 (CR LF), so
-    /// the lines never take more room than the frames: one allocation at most, as
-    /// InspIRCd's own reads make, instead of growing piece by piece.
-    fn expect(&mut self, frame_bytes: usize) {
-        self.lines.reserve(frame_bytes);
-    }
-}
-
-/// RSV bits a client may set: none, as no extension is negotiated.
-const NO_EXTENSION_RSV: u8 = 0;
+pub use reader::MessageSink;
+use reader::{FrameReader, ReadEnd};
 
 /// Where the connection is in its life.
 #[derive(Debug)]
@@ -111,7 +52,7 @@ enum State {
 enum CloseReply {
     /// The frame reader is in step with the client: frames are read and dropped until
     /// the client's close frame.
-    Frames(OpenState),
+    Frames(FrameReader),
     /// The stream cannot be followed (after a protocol error, or under TLS, which the
     /// core does not see): the first bytes from the client count as its reply.
     AnyBytes,
@@ -121,81 +62,20 @@ enum CloseReply {
 #[derive(Debug)]
 struct Handshaking {
     scanner: HandshakeScanner,
-    /// The peer's address as InspIRCd prints it (matched against `proxyranges`).
-    peer_address: Box<str>,
+    /// The peer's address (matched against `proxyranges`); `None` when it is not an IP
+    /// address (a UNIX socket).
+    peer: Option<IpAddr>,
     socket: SocketKind,
 }
 
-/// Reading state of an open connection.
+/// An open connection.
 #[derive(Debug)]
 struct OpenState {
+    reader: FrameReader,
+    /// The frame type of the server's lines.
     mode: MessageMode,
-    /// The frame whose payload is arriving, if any.
-    frame: Option<IncomingFrame>,
-    /// The data message being assembled (across fragments), if any.
-    message: Option<IncomingMessage>,
-    /// Payload of the control frame being received (at most 125 bytes).
-    control: Vec<u8>,
-    pings: PingBudget,
     /// Keepalive pings to idle clients (`nativeping`), if enabled.
     keepalive: Option<Keepalive>,
-}
-
-#[derive(Debug)]
-struct IncomingFrame {
-    /// The header, with the masking key.
-    header: FrameHeader,
-    /// Payload bytes received so far (the masking offset).
-    received: u64,
-}
-
-impl IncomingFrame {
-    fn remaining(&self) -> u64 {
-        self.header.payload_len - self.received
-    }
-}
-
-#[derive(Debug)]
-struct IncomingMessage {
-    /// Text messages are validated as UTF-8.
-    utf8: Option<Utf8Validator>,
-    /// Payload bytes so far, against `maxmessage`.
-    len: u64,
-    /// Frames so far, against `maxfragments`.
-    fragments: usize,
-}
-
-/// A token bucket for client pings: `ping_burst` pings at once, one more every
-/// `ping_refill_ms`. A client pinging once a second is never limited with the defaults;
-/// the stock module kills any client that pings twice within 10 seconds.
-#[derive(Debug)]
-struct PingBudget {
-    tokens: u32,
-    refilled_at_ms: u64,
-}
-
-impl PingBudget {
-    fn new(limits: &Limits, now_ms: u64) -> PingBudget {
-        PingBudget {
-            tokens: limits.ping_burst,
-            refilled_at_ms: now_ms,
-        }
-    }
-
-    fn take(&mut self, limits: &Limits, now_ms: u64) -> bool {
-        let period = limits.ping_refill_ms.max(1);
-        let earned = now_ms.saturating_sub(self.refilled_at_ms) / period;
-        if earned > 0 {
-            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
-            self.tokens = self.tokens.saturating_add(earned).min(limits.ping_burst);
-            self.refilled_at_ms = now_ms;
-        }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
-    }
 }
 
 /// The connection was upgraded.
@@ -205,8 +85,6 @@ pub struct Upgrade {
     pub mode: MessageMode,
     /// The address a trusted proxy reported; the caller applies it.
     pub real_ip: Option<IpAddr>,
-    /// That proxy's own address (the peer's), when `real_ip` is set.
-    pub proxy_address: Option<Box<str>>,
     /// A warning for the log: the proxy sent both real-IP headers and they disagree.
     pub proxy_warning: Option<String>,
     pub origin: Option<String>,
@@ -218,11 +96,8 @@ pub struct Upgrade {
 pub enum Ending {
     /// The handshake was refused with an HTTP error.
     Rejected(RejectReason),
-    /// The client broke the protocol; a close frame with `code` was sent.
-    Failed {
-        code: CloseCode,
-        reason: &'static str,
-    },
+    /// The client broke the protocol; a close frame with its code was sent.
+    Failed(ProtocolError),
     /// The client sent a close frame (with this code, if any); it was echoed.
     ClientClosed { code: Option<u16> },
 }
@@ -232,10 +107,32 @@ impl Ending {
     pub fn reason(&self) -> String {
         match self {
             Ending::Rejected(reason) => format!("WebSocket: {reason}"),
-            Ending::Failed { code, reason } => {
-                format!("WebSocket: {reason} (close {})", code.code())
+            Ending::Failed(error) => {
+                format!("WebSocket: {error} (close {})", error.close_code().code())
             }
             Ending::ClientClosed { .. } => "Connection closed".to_owned(),
+        }
+    }
+}
+
+/// Why the server closes a connection that is still open; the code and words of the
+/// close frame follow from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerClose {
+    /// The user quit (QUIT, a kill, a ban): 1000 with the quit message.
+    Quit,
+    /// The module is being unloaded: 1001 with [`UNLOAD_REASON`].
+    Unload,
+}
+
+/// What a user unloaded away quits with, and the reason of its close frame.
+pub const UNLOAD_REASON: &str = "WebSocket module unloading";
+
+impl ServerClose {
+    fn code(self) -> CloseCode {
+        match self {
+            ServerClose::Quit => CloseCode::Normal,
+            ServerClose::Unload => CloseCode::GoingAway,
         }
     }
 }
@@ -263,14 +160,17 @@ pub struct Session {
     pending_close: Option<(u16, Box<str>)>,
 }
 
+/// Payload of keepalive pings; clients echo it in their pong.
+const KEEPALIVE_PING_PAYLOAD: &[u8] = b"keepalive";
+
 impl Session {
-    /// A new connection from `peer_address` (as InspIRCd prints it).
-    pub fn new(config: Arc<Config>, peer_address: &str, socket: SocketKind) -> Session {
+    /// A new connection from `peer` (`None` when it is not an IP address).
+    pub fn new(config: Arc<Config>, peer: Option<IpAddr>, socket: SocketKind) -> Session {
         Session {
             config,
             state: State::Handshake(Box::new(Handshaking {
                 scanner: HandshakeScanner::default(),
-                peer_address: peer_address.into(),
+                peer,
                 socket,
             })),
             framer: LineFramer::default(),
@@ -310,7 +210,7 @@ impl Session {
         lines: &mut impl ByteSink,
         out: &mut impl ByteSink,
     ) -> ReadReport {
-        self.receive_messages(input, now_ms, &mut IrcLines { lines }, out)
+        self.receive_messages(input, now_ms, &mut IrcLines::new(lines), out)
     }
 
     /// Like [`Session::receive`], but each data message goes to `messages` as it is
@@ -325,7 +225,7 @@ impl Session {
         let mut report = ReadReport::default();
         if let State::Handshake(handshaking) = &mut self.state {
             let peer = Peer {
-                address: &handshaking.peer_address,
+                address: handshaking.peer,
                 socket: handshaking.socket,
             };
             match handshaking.scanner.poll(input, &self.config, peer) {
@@ -340,26 +240,20 @@ impl Session {
                 HandshakeStatus::Accepted(accepted) => {
                     out.put(&accepted.response);
                     report.consumed = accepted.request_len;
-                    let proxy_warning = accepted
-                        .header_conflict
-                        .map(|c| c.warning(&handshaking.peer_address));
+                    let proxy = handshaking
+                        .peer
+                        .map(|ip| ip.to_string())
+                        .unwrap_or_default();
                     report.upgrade = Some(Upgrade {
                         subprotocol: accepted.subprotocol,
                         mode: accepted.mode,
-                        proxy_warning,
+                        proxy_warning: accepted.header_conflict.map(|c| c.warning(&proxy)),
                         real_ip: accepted.real_ip,
-                        proxy_address: accepted
-                            .real_ip
-                            .map(|_| std::mem::take(&mut handshaking.peer_address)),
                         origin: accepted.origin,
                     });
                     self.state = State::Open(OpenState {
+                        reader: FrameReader::new(&self.config.limits, now_ms),
                         mode: accepted.mode,
-                        frame: None,
-                        message: None,
-                        // Allocated on the first control frame: most idle connections never see one.
-                        control: Vec::new(),
-                        pings: PingBudget::new(&self.config.limits, now_ms),
                         keepalive: self
                             .config
                             .native_ping
@@ -391,18 +285,30 @@ impl Session {
             }
             messages.expect(rest.len());
         }
-        let result = open.read_frames(rest, &self.config.limits, now_ms, messages, out);
-        report.messages = result.messages;
-        report.consumed = start + result.consumed;
-        if let Some(ending) = result.ending {
-            self.state = match ending {
+        let read = open
+            .reader
+            .read_frames(rest, &self.config.limits, now_ms, messages, out);
+        if read.replied {
+            if let Some(keepalive) = open.keepalive.as_mut() {
+                keepalive.sent();
+            }
+        }
+        report.messages = read.messages;
+        report.consumed = start + read.consumed;
+        if let Some(end) = read.end {
+            report.ending = Some(match end {
                 // The close handshake is complete: the client's close was echoed.
-                Ending::ClientClosed { .. } => State::Closed,
+                ReadEnd::ClientClosed(code) => {
+                    self.state = State::Closed;
+                    Ending::ClientClosed { code }
+                }
                 // Our close frame went out in the middle of what the client sent.
-                _ => State::Closing(CloseReply::AnyBytes),
-            };
+                ReadEnd::Failed(error) => {
+                    self.state = State::Closing(CloseReply::AnyBytes);
+                    Ending::Failed(error)
+                }
+            });
             report.consumed = input.len();
-            report.ending = Some(ending);
         }
         report
     }
@@ -449,27 +355,28 @@ impl Session {
         match open.keepalive.as_mut()?.poll(now_ms) {
             KeepaliveAction::Idle => None,
             KeepaliveAction::Ping => {
-                LineFramer::write_frame(OpCode::Ping, KEEPALIVE_PING_PAYLOAD, out);
+                write_frame(OpCode::Ping, KEEPALIVE_PING_PAYLOAD, out);
                 None
             }
             KeepaliveAction::TimedOut => {
-                let reason = "no answer to a keepalive ping";
-                write_close_frame(CloseCode::GoingAway.code(), reason, out);
+                let error = ProtocolError::NoKeepaliveAnswer;
+                write_close_frame(error.close_code().code(), &error.to_string(), out);
                 self.begin_closing();
-                Some(Ending::Failed {
-                    code: CloseCode::GoingAway,
-                    reason,
-                })
+                Some(Ending::Failed(error))
             }
         }
     }
 
-    /// Asks for a close frame with `code` and `reason` (e.g. on QUIT or unload). It is
-    /// written by [`Session::finish_send`], after the lines queued before it. The first
-    /// request wins.
-    pub fn request_close(&mut self, code: CloseCode, reason: &str) {
+    /// Asks for a close frame (on QUIT or unload), with the quit message as its reason
+    /// for [`ServerClose::Quit`]. It is written by [`Session::finish_send`], after the
+    /// lines queued before it. The first request wins.
+    pub fn request_close(&mut self, why: ServerClose, quit_message: &str) {
         if self.pending_close.is_none() {
-            self.pending_close = Some((code.code(), reason.into()));
+            let reason = match why {
+                ServerClose::Quit => quit_message,
+                ServerClose::Unload => UNLOAD_REASON,
+            };
+            self.pending_close = Some((why.code().code(), reason.into()));
         }
     }
 
@@ -488,7 +395,7 @@ impl Session {
     /// on the client's close is awaited.
     fn begin_closing(&mut self) {
         self.state = match std::mem::replace(&mut self.state, State::Closed) {
-            State::Open(open) => State::Closing(CloseReply::Frames(open)),
+            State::Open(open) => State::Closing(CloseReply::Frames(open.reader)),
             other => other,
         };
     }
@@ -517,291 +424,12 @@ impl CloseReply {
     fn finished_by(&mut self, input: &mut [u8], limits: &Limits, now_ms: u64) -> bool {
         match self {
             CloseReply::AnyBytes => !input.is_empty(),
-            CloseReply::Frames(open) => open
+            CloseReply::Frames(reader) => reader
                 .read_frames(input, limits, now_ms, &mut NoMessages, &mut NoOutput)
-                .ending
+                .end
                 .is_some(),
         }
     }
-}
-
-/// Payload of keepalive pings; clients echo it in their pong.
-const KEEPALIVE_PING_PAYLOAD: &[u8] = b"keepalive";
-
-/// Largest control frame payload (RFC 6455 section 5.5).
-const MAX_CONTROL_PAYLOAD: u8 = 125;
-
-/// What [`OpenState::read_frames`] did.
-#[derive(Default)]
-struct FrameReadResult {
-    consumed: usize,
-    messages: usize,
-    ending: Option<Ending>,
-}
-
-/// The connection must fail with a close frame.
-struct Failure {
-    code: CloseCode,
-    reason: &'static str,
-}
-
-impl Failure {
-    fn new(code: CloseCode, reason: &'static str) -> Failure {
-        Failure { code, reason }
-    }
-}
-
-/// The outcome of a completed frame.
-enum FrameDone {
-    Continue,
-    /// A message was completed.
-    Message,
-    /// The client closed; the echo has been written.
-    ClientClosed(Option<u16>),
-}
-
-impl OpenState {
-    fn read_frames(
-        &mut self,
-        input: &mut [u8],
-        limits: &Limits,
-        now_ms: u64,
-        messages: &mut impl MessageSink,
-        out: &mut impl ByteSink,
-    ) -> FrameReadResult {
-        let mut result = FrameReadResult::default();
-        match self.read_loop(input, limits, now_ms, messages, out, &mut result) {
-            Ok(()) => {}
-            Err(failure) => {
-                write_close_frame(failure.code.code(), failure.reason, out);
-                result.ending = Some(Ending::Failed {
-                    code: failure.code,
-                    reason: failure.reason,
-                });
-            }
-        }
-        result
-    }
-
-    fn read_loop(
-        &mut self,
-        input: &mut [u8],
-        limits: &Limits,
-        now_ms: u64,
-        messages: &mut impl MessageSink,
-        out: &mut impl ByteSink,
-        result: &mut FrameReadResult,
-    ) -> Result<(), Failure> {
-        loop {
-            let pos = result.consumed;
-            let available = input.get_mut(pos..).unwrap_or_default();
-            let mut frame = match self.frame.take() {
-                Some(frame) => frame,
-                None => {
-                    let parsed = FrameHeader::parse(available, true, NO_EXTENSION_RSV)
-                        .map_err(header_failure)?;
-                    let Some((header, header_len)) = parsed else {
-                        return Ok(());
-                    };
-                    result.consumed += header_len;
-                    self.begin_frame(&header, limits, messages)?;
-                    IncomingFrame {
-                        header,
-                        received: 0,
-                    }
-                }
-            };
-            let available = input.get_mut(result.consumed..).unwrap_or_default();
-            let take = usize::try_from(frame.remaining())
-                .unwrap_or(usize::MAX)
-                .min(available.len());
-            let (chunk, _) = available.split_at_mut(take);
-            let offset = usize::try_from(frame.received % 4).unwrap_or(0);
-            apply_mask(chunk, frame.header.mask.unwrap_or_default(), offset);
-            self.take_payload(&frame.header, chunk, messages)?;
-            result.consumed += take;
-            frame.received += take as u64;
-            if frame.remaining() > 0 {
-                self.frame = Some(frame);
-                return Ok(());
-            }
-            match self.end_frame(&frame.header, limits, now_ms, messages, out)? {
-                FrameDone::Continue => {}
-                FrameDone::Message => result.messages += 1,
-                FrameDone::ClientClosed(code) => {
-                    result.ending = Some(Ending::ClientClosed { code });
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Checks a new frame against the message in progress and the limits, before any
-    /// of its payload is looked at.
-    fn begin_frame(
-        &mut self,
-        header: &FrameHeader,
-        limits: &Limits,
-        messages: &mut impl MessageSink,
-    ) -> Result<(), Failure> {
-        let too_big = || Failure::new(CloseCode::TooBig, "message larger than the limit");
-        match header.opcode {
-            OpCode::Ping | OpCode::Pong | OpCode::Close => {
-                self.control.clear();
-                return Ok(());
-            }
-            OpCode::Continuation => {
-                if self.message.is_none() {
-                    return Err(Failure::new(
-                        CloseCode::ProtocolError,
-                        "continuation frame with no message to continue",
-                    ));
-                }
-            }
-            OpCode::Text | OpCode::Binary => {
-                if self.message.is_some() {
-                    return Err(Failure::new(
-                        CloseCode::ProtocolError,
-                        "new message while a fragmented message is unfinished",
-                    ));
-                }
-                if header.payload_len > limits.max_message_bytes as u64 {
-                    return Err(too_big());
-                }
-                self.message = Some(IncomingMessage {
-                    utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
-                    len: 0,
-                    fragments: 0,
-                });
-                messages.begin(header.opcode);
-            }
-        }
-        let Some(message) = self.message.as_mut() else {
-            return Ok(());
-        };
-        message.fragments += 1;
-        if message.fragments > limits.max_fragments {
-            return Err(Failure::new(
-                CloseCode::PolicyViolation,
-                "message split into more fragments than the limit",
-            ));
-        }
-        message.len = message.len.saturating_add(header.payload_len);
-        if message.len > limits.max_message_bytes as u64 {
-            return Err(too_big());
-        }
-        Ok(())
-    }
-
-    /// Handles unmasked payload bytes as they arrive.
-    fn take_payload(
-        &mut self,
-        header: &FrameHeader,
-        chunk: &[u8],
-        messages: &mut impl MessageSink,
-    ) -> Result<(), Failure> {
-        if header.opcode.is_control() {
-            self.control.extend_from_slice(chunk);
-            return Ok(());
-        }
-        let Some(message) = self.message.as_mut() else {
-            return Ok(());
-        };
-        if let Some(utf8) = message.utf8.as_mut() {
-            utf8.feed(chunk).map_err(|_| {
-                Failure::new(CloseCode::InvalidPayload, "invalid UTF-8 in a text message")
-            })?;
-        }
-        messages.payload(chunk);
-        Ok(())
-    }
-
-    /// Acts on a frame whose payload is complete.
-    fn end_frame(
-        &mut self,
-        header: &FrameHeader,
-        limits: &Limits,
-        now_ms: u64,
-        messages: &mut impl MessageSink,
-        out: &mut impl ByteSink,
-    ) -> Result<FrameDone, Failure> {
-        match header.opcode {
-            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                if !header.fin {
-                    return Ok(FrameDone::Continue);
-                }
-                let Some(message) = self.message.take() else {
-                    return Ok(FrameDone::Continue);
-                };
-                if let Some(mut utf8) = message.utf8 {
-                    utf8.finish().map_err(|_| {
-                        Failure::new(CloseCode::InvalidPayload, "invalid UTF-8 in a text message")
-                    })?;
-                }
-                messages.end();
-                Ok(FrameDone::Message)
-            }
-            OpCode::Ping => {
-                if !self.pings.take(limits, now_ms) {
-                    return Err(Failure::new(CloseCode::PolicyViolation, "ping flood"));
-                }
-                if let Some(keepalive) = self.keepalive.as_mut() {
-                    keepalive.sent();
-                }
-                LineFramer::write_frame(OpCode::Pong, &self.control, out);
-                Ok(FrameDone::Continue)
-            }
-            OpCode::Pong => Ok(FrameDone::Continue),
-            OpCode::Close => match parse_close_payload(&self.control) {
-                Ok(Some((code, _reason))) => {
-                    write_close_frame(code, "", out);
-                    Ok(FrameDone::ClientClosed(Some(code)))
-                }
-                Ok(None) => {
-                    LineFramer::write_frame(OpCode::Close, &[], out);
-                    Ok(FrameDone::ClientClosed(None))
-                }
-                Err(ClosePayloadError::BadCode) => {
-                    Err(Failure::new(CloseCode::ProtocolError, "invalid close code"))
-                }
-                Err(ClosePayloadError::BadReason) => Err(Failure::new(
-                    CloseCode::InvalidPayload,
-                    "close reason is not valid UTF-8",
-                )),
-            },
-        }
-    }
-}
-
-/// The close a bad header earns: a length that cannot be real is "too big" (1009), as
-/// any length past the limit is; everything else breaks the protocol (1002).
-fn header_failure(error: crate::frame::HeaderError) -> Failure {
-    use crate::frame::HeaderError;
-    match error {
-        HeaderError::ReservedBits => Failure::new(
-            CloseCode::ProtocolError,
-            "reserved bits set without a negotiated extension",
-        ),
-        HeaderError::UnknownOpcode(_) => Failure::new(CloseCode::ProtocolError, "unknown opcode"),
-        HeaderError::Unmasked => Failure::new(CloseCode::ProtocolError, "unmasked client frame"),
-        HeaderError::ControlTooLong => Failure::new(
-            CloseCode::ProtocolError,
-            "control frame longer than 125 bytes",
-        ),
-        HeaderError::ControlFragmented => {
-            Failure::new(CloseCode::ProtocolError, "fragmented control frame")
-        }
-        HeaderError::LengthTopBit => Failure::new(
-            CloseCode::TooBig,
-            "frame length with the most significant bit set",
-        ),
-    }
-}
-
-fn write_close_frame(code: u16, reason: &str, out: &mut impl ByteSink) {
-    let mut payload = Vec::with_capacity(usize::from(MAX_CONTROL_PAYLOAD));
-    encode_close_payload(code, reason, &mut payload);
-    LineFramer::write_frame(OpCode::Close, &payload, out);
 }
 
 #[cfg(test)]
@@ -837,7 +465,8 @@ mod message_sink_tests {
 
     fn open_session() -> Session {
         let config = Config::with_origins(&["https://chat.example.com"]);
-        let mut session = Session::new(Arc::new(config), "192.0.2.1", SocketKind::User);
+        let mut session =
+            Session::new(Arc::new(config), "192.0.2.1".parse().ok(), SocketKind::User);
         let mut request = test_client::REQUEST.to_vec();
         let report = session.receive(&mut request, 0, &mut Vec::new(), &mut Vec::new());
         assert!(report.upgrade.is_some());
@@ -884,10 +513,7 @@ mod message_sink_tests {
         assert_eq!(report.messages, 0);
         assert!(matches!(
             report.ending,
-            Some(Ending::Failed {
-                code: CloseCode::InvalidPayload,
-                ..
-            })
+            Some(Ending::Failed(ProtocolError::InvalidUtf8))
         ));
         assert_eq!(log.0, ["begin Text", "payload ok", r"payload \xc3"]);
     }

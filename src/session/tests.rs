@@ -73,7 +73,7 @@ struct Harness {
 impl Harness {
     fn with_config(config: Config) -> Harness {
         Harness {
-            session: Session::new(Arc::new(config), "127.0.0.1", SocketKind::User),
+            session: Session::new(Arc::new(config), "127.0.0.1".parse().ok(), SocketKind::User),
             pending: Vec::new(),
             lines: Vec::new(),
             out: Vec::new(),
@@ -139,7 +139,7 @@ impl Harness {
     /// Asserts the connection failed with a close frame carrying `code`.
     fn assert_failed_with(&mut self, code: u16) {
         match &self.ending {
-            Some(Ending::Failed { code: sent, .. }) => assert_eq!(sent.code(), code),
+            Some(Ending::Failed(error)) => assert_eq!(error.close_code().code(), code),
             other => panic!("expected failure with {code}, got {other:?}"),
         }
         let frames = self.sent_frames();
@@ -282,7 +282,7 @@ fn row_28_length_beyond_the_limit_closes_1009_from_the_header_alone() {
 #[test]
 fn row_29_message_growing_past_the_limit_across_fragments_closes_1009() {
     let limit = Config::with_origins(&["x"]).limits.max_message_bytes;
-    let piece = vec![b'a'; limit / 4 + 1];
+    let piece = vec![b'a'; limit as usize / 4 + 1];
     let mut h = Harness::open();
     h.feed(&frame(TEXT, false, &piece));
     for _ in 0..2 {
@@ -518,7 +518,7 @@ fn requested_close_follows_the_queued_lines() {
     let mut h = Harness::open();
     let mut out = Vec::new();
     h.session
-        .request_close(CloseCode::GoingAway, "WebSocket module unloading");
+        .request_close(ServerClose::Unload, "ignored: the unload reason is fixed");
     h.session.send(b"ERROR :Closing link\r\n", &mut out);
     h.session.finish_send(&mut out);
     let frames = server_frames(&out);
@@ -659,10 +659,7 @@ fn idle_client_gets_a_keepalive_ping_then_a_1001_close_if_silent() {
     let ending = h.session.poll_keepalive(start + 120_000, &mut out);
     assert_eq!(
         ending,
-        Some(Ending::Failed {
-            code: CloseCode::GoingAway,
-            reason: "no answer to a keepalive ping"
-        })
+        Some(Ending::Failed(ProtocolError::NoKeepaliveAnswer))
     );
     assert_eq!(server_frames(&out)[0].opcode, CLOSE);
     assert!(!h.session.is_open());
@@ -735,7 +732,7 @@ fn a_client_that_is_sent_lines_but_says_nothing_is_pinged() {
 fn after_its_close_frame_the_server_awaits_the_clients() {
     let mut h = Harness::open();
     assert!(!h.session.awaits_close_reply());
-    h.session.request_close(CloseCode::Normal, "bye");
+    h.session.request_close(ServerClose::Quit, "bye");
     let mut out = Vec::new();
     h.session.finish_send(&mut out);
     assert_eq!(server_frames(&out)[0].opcode, CLOSE);
@@ -785,7 +782,7 @@ fn a_keepalive_timeout_awaits_the_clients_close_too() {
 fn after_a_protocol_error_any_bytes_count_as_the_reply() {
     let mut h = Harness::open();
     let report = h.feed(&frame_with(0x81, false, b"unmasked"));
-    assert!(matches!(report.ending, Some(Ending::Failed { .. })));
+    assert!(matches!(report.ending, Some(Ending::Failed(_))));
     assert!(h.session.awaits_close_reply());
     h.feed(b"");
     assert!(h.session.awaits_close_reply());
@@ -797,7 +794,7 @@ fn after_a_protocol_error_any_bytes_count_as_the_reply() {
 #[test]
 fn an_opaque_stream_ends_the_wait_at_its_first_bytes() {
     let mut h = Harness::open();
-    h.session.request_close(CloseCode::GoingAway, "unloading");
+    h.session.request_close(ServerClose::Unload, "");
     h.session.finish_send(&mut Vec::new());
     h.session.close_reply_is_opaque();
     h.feed(&frame(TEXT, true, b"not a close"));

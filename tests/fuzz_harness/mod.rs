@@ -23,13 +23,15 @@
 //!   valid UTF-8 when text, and the very messages `receive` turns into IRC lines.
 #![allow(dead_code)]
 
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use inspircd_websocket::config::{Config, RawConfig, RawTag};
-use inspircd_websocket::frame::MAX_PENDING_LINE_BYTES;
-use inspircd_websocket::frame::{CloseCode, FrameHeader, MessageMode, OpCode, MAX_HEADER_LEN};
+use inspircd_websocket::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use inspircd_websocket::handshake::{HandshakeScanner, HandshakeStatus, Peer, SocketKind};
-use inspircd_websocket::session::{Ending, MessageSink, ReadReport, Session, Upgrade};
+use inspircd_websocket::irc::{MessageMode, MAX_PENDING_LINE_BYTES};
+use inspircd_websocket::protocol_error::ProtocolError;
+use inspircd_websocket::session::{Ending, MessageSink, ReadReport, ServerClose, Session, Upgrade};
 
 /// The statuses BAD_INPUT.md and the handshake docs allow for a refused upgrade.
 pub const REJECT_STATUSES: [u16; 6] = [400, 403, 405, 426, 431, 501];
@@ -169,9 +171,9 @@ const PEER_ADDRESSES: [&str; 4] = ["127.0.0.1", "192.0.2.7", "::1", "10.0.0.5"];
 
 /// Configuration, peer address and socket kind from one control byte
 /// (bits 0-1, 2-3 and 4).
-fn setup(b: u8) -> (Arc<Config>, &'static str, SocketKind) {
+fn setup(b: u8) -> (Arc<Config>, Option<IpAddr>, SocketKind) {
     let config = Arc::clone(&configs()[usize::from(b & 3)]);
-    let address = PEER_ADDRESSES[usize::from((b >> 2) & 3)];
+    let address = PEER_ADDRESSES[usize::from((b >> 2) & 3)].parse().ok();
     let socket = if b & 0x10 == 0 {
         SocketKind::User
     } else {
@@ -548,10 +550,7 @@ fn assert_same_receive(chunked: &ReceiveRun, whole: &ReceiveRun) {
     let (whole_lines, whole_tail) = split_delivered(&whole.lines);
     let bad_utf8 = matches!(
         whole.ending,
-        Some(Ending::Failed {
-            code: CloseCode::InvalidPayload,
-            ..
-        })
+        Some(Ending::Failed(ProtocolError::InvalidUtf8))
     );
     let same_tail = if bad_utf8 {
         chunked_tail.starts_with(whole_tail) || whole_tail.starts_with(chunked_tail)
@@ -636,7 +635,7 @@ pub fn session(data: &[u8]) {
 
     if flags & 0x10 != 0 {
         let mut closing = Vec::new();
-        whole_session.request_close(CloseCode::GoingAway, "Server shutting down");
+        whole_session.request_close(ServerClose::Unload, "");
         whole_session.finish_send(&mut closing);
         if open {
             let frames = server_frames(&closing);
@@ -733,10 +732,11 @@ fn check_receive(run: &ReceiveRun, client: &[u8], config: &Config) {
             let last_close = frames.last().filter(|(op, _)| *op == OpCode::Close);
             match ending {
                 None => assert!(last_close.is_none(), "close frame sent without an ending"),
-                Some(Ending::Failed { code, reason }) => {
+                Some(Ending::Failed(error)) => {
+                    let code = error.close_code();
                     let (_, payload) = last_close.expect("close frame on failure");
                     assert_eq!(&payload[..2], &code.code().to_be_bytes());
-                    assert!(!reason.is_empty());
+                    assert_eq!(&payload[2..], error.to_string().as_bytes());
                     assert!([1002, 1007, 1008, 1009].contains(&code.code()), "{code:?}");
                 }
                 Some(Ending::ClientClosed { code }) => {
@@ -913,7 +913,7 @@ pub fn messages(data: &[u8]) {
     );
     assert_eq!(whole.ended().count(), whole_count);
     for message in whole.ended() {
-        assert!(message.payload.len() <= config.limits.max_message_bytes);
+        assert!(message.payload.len() as u64 <= config.limits.max_message_bytes);
         if message.opcode == OpCode::Text {
             assert!(
                 std::str::from_utf8(&message.payload).is_ok(),

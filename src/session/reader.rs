@@ -1,0 +1,341 @@
+//! Reading an open connection's frames: headers, unmasking, message assembly across
+//! fragments, UTF-8 checks, the limits, and the replies the protocol obliges (pong, the
+//! close echo, the close frame of a failure).
+//!
+//! [`FrameReader::read_frames`] takes every byte the caller has not yet seen consumed,
+//! unmasks payloads in place, hands data to a [`MessageSink`] as it arrives, and keeps
+//! a frame cut off by the end of the input for the next call, so the result does not
+//! depend on how the bytes were split.
+
+use crate::config::Limits;
+use crate::frame::{
+    apply_mask, parse_close_payload, write_close_frame, write_frame, FrameHeader, OpCode,
+    Utf8Validator,
+};
+use crate::protocol_error::ProtocolError;
+use crate::sink::ByteSink;
+
+/// Where data messages go, as their payload arrives.
+///
+/// For each complete message the sink sees one [`MessageSink::begin`], zero or more
+/// [`MessageSink::payload`] calls with the unmasked bytes in order (exactly as sent: CR,
+/// LF and empty messages included; fragment boundaries are not kept), then one
+/// [`MessageSink::end`]. A text message's bytes have passed the UTF-8 check so far (fail
+/// fast), but the message may still fail later (UTF-8 cut off at its end, a limit): then
+/// `end` is never called and the read ends with a [`ProtocolError`], so a sink that
+/// buffers simply drops what it has. Output written to `out` by the same call (pongs,
+/// close frames) is written at the point the frame is read, so a sink that replies
+/// through the buffer behind `out` keeps the order of events.
+pub trait MessageSink {
+    /// A message of type `opcode` ([`OpCode::Text`] or [`OpCode::Binary`]) begins.
+    fn begin(&mut self, opcode: OpCode);
+    /// Unmasked payload bytes of the message in progress.
+    fn payload(&mut self, bytes: &[u8]);
+    /// The message is complete (and, if text, valid UTF-8).
+    fn end(&mut self);
+
+    /// `frame_bytes` bytes of frames are about to be read: their messages may take
+    /// up to that much room.
+    fn expect(&mut self, _frame_bytes: usize) {}
+}
+
+/// RSV bits a client may set: none, as no extension is negotiated.
+const NO_EXTENSION_RSV: u8 = 0;
+
+/// The reading state of an open connection.
+#[derive(Debug)]
+pub(super) struct FrameReader {
+    /// The frame whose payload is arriving, if any.
+    frame: Option<IncomingFrame>,
+    /// The data message being assembled (across fragments), if any.
+    message: Option<IncomingMessage>,
+    /// Payload of the control frame being received (at most
+    /// [`crate::frame::MAX_CONTROL_PAYLOAD`] bytes). Allocated on the first control
+    /// frame: most idle connections never see one.
+    control: Vec<u8>,
+    pings: PingBudget,
+}
+
+#[derive(Debug)]
+struct IncomingFrame {
+    /// The header, with the masking key.
+    header: FrameHeader,
+    /// Payload bytes received so far (the masking offset).
+    received: u64,
+}
+
+impl IncomingFrame {
+    fn remaining(&self) -> u64 {
+        self.header.payload_len - self.received
+    }
+}
+
+#[derive(Debug)]
+struct IncomingMessage {
+    /// Text messages are validated as UTF-8.
+    utf8: Option<Utf8Validator>,
+    /// Payload bytes so far, against `maxmessage`.
+    len: u64,
+    /// Frames so far, against `maxfragments`.
+    fragments: usize,
+}
+
+/// A token bucket for client pings: `ping_burst` pings at once, one more every
+/// `ping_refill_ms`. A client pinging once a second is never limited with the defaults;
+/// the stock module kills any client that pings twice within 10 seconds.
+#[derive(Debug)]
+struct PingBudget {
+    tokens: u32,
+    refilled_at_ms: u64,
+}
+
+impl PingBudget {
+    fn new(limits: &Limits, now_ms: u64) -> PingBudget {
+        PingBudget {
+            tokens: limits.ping_burst,
+            refilled_at_ms: now_ms,
+        }
+    }
+
+    fn take(&mut self, limits: &Limits, now_ms: u64) -> bool {
+        let period = limits.ping_refill_ms.max(1);
+        let earned = now_ms.saturating_sub(self.refilled_at_ms) / period;
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(earned).min(limits.ping_burst);
+            self.refilled_at_ms = now_ms;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+/// How a read ended the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReadEnd {
+    /// The client broke the protocol; the close frame has been written.
+    Failed(ProtocolError),
+    /// The client sent a close frame (with this code, if any); the echo has been
+    /// written.
+    ClientClosed(Option<u16>),
+}
+
+/// What [`FrameReader::read_frames`] did.
+#[derive(Debug, Default)]
+pub(super) struct FramesRead {
+    /// Bytes used; without an end, a frame cut off at the end of the input is kept
+    /// and its bytes are counted.
+    pub consumed: usize,
+    /// Complete data messages delivered.
+    pub messages: usize,
+    /// Something was written to the client (a pong).
+    pub replied: bool,
+    pub end: Option<ReadEnd>,
+}
+
+/// The outcome of a completed frame.
+enum FrameDone {
+    Continue,
+    /// A message was completed.
+    Message,
+    /// A pong was written.
+    Replied,
+    /// The client closed; the echo has been written.
+    ClientClosed(Option<u16>),
+}
+
+impl FrameReader {
+    pub(super) fn new(limits: &Limits, now_ms: u64) -> FrameReader {
+        FrameReader {
+            frame: None,
+            message: None,
+            control: Vec::new(),
+            pings: PingBudget::new(limits, now_ms),
+        }
+    }
+
+    /// Reads the frames in `input`, unmasking payloads in place; see the module docs.
+    /// On a protocol error the close frame for it is written to `out`.
+    pub(super) fn read_frames(
+        &mut self,
+        input: &mut [u8],
+        limits: &Limits,
+        now_ms: u64,
+        messages: &mut impl MessageSink,
+        out: &mut impl ByteSink,
+    ) -> FramesRead {
+        let mut read = FramesRead::default();
+        if let Err(error) = self.read_loop(input, limits, now_ms, messages, out, &mut read) {
+            write_close_frame(error.close_code().code(), &error.to_string(), out);
+            read.end = Some(ReadEnd::Failed(error));
+        }
+        read
+    }
+
+    fn read_loop(
+        &mut self,
+        input: &mut [u8],
+        limits: &Limits,
+        now_ms: u64,
+        messages: &mut impl MessageSink,
+        out: &mut impl ByteSink,
+        read: &mut FramesRead,
+    ) -> Result<(), ProtocolError> {
+        loop {
+            let mut frame = match self.frame.take() {
+                Some(frame) => frame,
+                None => {
+                    let available = input.get(read.consumed..).unwrap_or_default();
+                    let Some((header, header_len)) =
+                        FrameHeader::parse(available, true, NO_EXTENSION_RSV)?
+                    else {
+                        return Ok(());
+                    };
+                    read.consumed += header_len;
+                    self.begin_frame(&header, limits, messages)?;
+                    IncomingFrame {
+                        header,
+                        received: 0,
+                    }
+                }
+            };
+            let available = input.get_mut(read.consumed..).unwrap_or_default();
+            let take = usize::try_from(frame.remaining())
+                .unwrap_or(usize::MAX)
+                .min(available.len());
+            let (chunk, _) = available.split_at_mut(take);
+            let offset = usize::try_from(frame.received % 4).unwrap_or(0);
+            apply_mask(chunk, frame.header.mask.unwrap_or_default(), offset);
+            self.take_payload(&frame.header, chunk, messages)?;
+            read.consumed += take;
+            frame.received += take as u64;
+            if frame.remaining() > 0 {
+                self.frame = Some(frame);
+                return Ok(());
+            }
+            match self.end_frame(&frame.header, limits, now_ms, messages, out)? {
+                FrameDone::Continue => {}
+                FrameDone::Message => read.messages += 1,
+                FrameDone::Replied => read.replied = true,
+                FrameDone::ClientClosed(code) => {
+                    read.end = Some(ReadEnd::ClientClosed(code));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Checks a new frame against the message in progress and the limits, before any
+    /// of its payload is looked at.
+    fn begin_frame(
+        &mut self,
+        header: &FrameHeader,
+        limits: &Limits,
+        messages: &mut impl MessageSink,
+    ) -> Result<(), ProtocolError> {
+        match header.opcode {
+            OpCode::Ping | OpCode::Pong | OpCode::Close => {
+                self.control.clear();
+                return Ok(());
+            }
+            OpCode::Continuation if self.message.is_none() => {
+                return Err(ProtocolError::NothingToContinue)
+            }
+            OpCode::Continuation => {}
+            OpCode::Text | OpCode::Binary => {
+                if self.message.is_some() {
+                    return Err(ProtocolError::MessageUnfinished);
+                }
+                if header.payload_len > limits.max_message_bytes {
+                    return Err(ProtocolError::MessageTooBig);
+                }
+                self.message = Some(IncomingMessage {
+                    utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
+                    len: 0,
+                    fragments: 0,
+                });
+                messages.begin(header.opcode);
+            }
+        }
+        let Some(message) = self.message.as_mut() else {
+            return Ok(());
+        };
+        message.fragments += 1;
+        if message.fragments as u64 > limits.max_fragments {
+            return Err(ProtocolError::TooManyFragments);
+        }
+        message.len = message.len.saturating_add(header.payload_len);
+        if message.len > limits.max_message_bytes {
+            return Err(ProtocolError::MessageTooBig);
+        }
+        Ok(())
+    }
+
+    /// Handles unmasked payload bytes as they arrive.
+    fn take_payload(
+        &mut self,
+        header: &FrameHeader,
+        chunk: &[u8],
+        messages: &mut impl MessageSink,
+    ) -> Result<(), ProtocolError> {
+        if header.opcode.is_control() {
+            self.control.extend_from_slice(chunk);
+            return Ok(());
+        }
+        let Some(message) = self.message.as_mut() else {
+            return Ok(());
+        };
+        if let Some(utf8) = message.utf8.as_mut() {
+            utf8.feed(chunk)?;
+        }
+        messages.payload(chunk);
+        Ok(())
+    }
+
+    /// Acts on a frame whose payload is complete.
+    fn end_frame(
+        &mut self,
+        header: &FrameHeader,
+        limits: &Limits,
+        now_ms: u64,
+        messages: &mut impl MessageSink,
+        out: &mut impl ByteSink,
+    ) -> Result<FrameDone, ProtocolError> {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if !header.fin {
+                    return Ok(FrameDone::Continue);
+                }
+                let Some(message) = self.message.take() else {
+                    return Ok(FrameDone::Continue);
+                };
+                if let Some(mut utf8) = message.utf8 {
+                    utf8.finish()?;
+                }
+                messages.end();
+                Ok(FrameDone::Message)
+            }
+            OpCode::Ping => {
+                if !self.pings.take(limits, now_ms) {
+                    return Err(ProtocolError::PingFlood);
+                }
+                write_frame(OpCode::Pong, &self.control, out);
+                Ok(FrameDone::Replied)
+            }
+            OpCode::Pong => Ok(FrameDone::Continue),
+            OpCode::Close => match parse_close_payload(&self.control)? {
+                Some((code, _reason)) => {
+                    write_close_frame(code, "", out);
+                    Ok(FrameDone::ClientClosed(Some(code)))
+                }
+                None => {
+                    write_frame(OpCode::Close, &[], out);
+                    Ok(FrameDone::ClientClosed(None))
+                }
+            },
+        }
+    }
+}
