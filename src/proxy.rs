@@ -138,9 +138,6 @@ pub enum ProxyHeader {
 }
 
 impl ProxyHeader {
-    /// Every value, as the configuration spells it.
-    pub const VALUES: &'static str = "x-real-ip, x-forwarded-for, any";
-
     /// The configuration value naming this choice.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -872,7 +869,11 @@ mod tests {
         );
         assert_eq!(ProxyHeader::parse("ANY"), Some(ProxyHeader::Any));
         assert_eq!(ProxyHeader::parse("forwarded"), None);
-        for value in ProxyHeader::VALUES.split(", ") {
+        let crate::config::keys::Kind::Choice(words) = crate::config::keys::PROXY_HEADER.kind
+        else {
+            panic!("proxyheader is a choice");
+        };
+        for &value in words {
             assert_eq!(
                 ProxyHeader::parse(value).map(ProxyHeader::as_str),
                 Some(value)

@@ -1,0 +1,151 @@
+//! Every configuration key, once: its name, how its value is written, its default on
+//! each InspIRCd version, its range and unit, and which versions accept it. Parsing,
+//! defaults, range errors, the unknown-key warning and the test that README.md and
+//! modules.conf.example document exactly these keys all read this table.
+
+use std::ops::RangeInclusive;
+
+/// How a key's value is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `yes`/`no`, `true`/`false`, `on`/`off`, `1`/`0` (ASCII case-insensitive).
+    Boolean,
+    /// One of these words (ASCII case-insensitive).
+    Choice(&'static [&'static str]),
+    /// A number of bytes, with an optional `K` (×1024) or `M` (×1024²) suffix.
+    Size,
+    /// A count (the same suffixes are accepted).
+    Count,
+    /// An InspIRCd duration: seconds, or numbers with units `y w d h m s` (`1m30s`).
+    Duration,
+    /// Text that the key's own parser reads (`proxyranges`, `allow`).
+    Text,
+}
+
+/// An InspIRCd major version, whose stock module defines the keys it knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerVersion {
+    V3,
+    V4,
+}
+
+/// Both versions.
+const BOTH: &[ServerVersion] = &[ServerVersion::V3, ServerVersion::V4];
+
+/// For keys whose value has no range.
+const NO_RANGE: RangeInclusive<u64> = 0..=0;
+
+/// One key of a tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub tag: &'static str,
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default on InspIRCd 3, written as a value would be (and parsed the same
+    /// way); empty for none.
+    pub default_v3: &'static str,
+    /// The default on InspIRCd 4 (its stock module's, where it has the key).
+    pub default_v4: &'static str,
+    /// Accepted values: bytes for sizes, a count, or seconds for durations.
+    pub range: RangeInclusive<u64>,
+    /// The versions whose configuration may have the key.
+    pub servers: &'static [ServerVersion],
+}
+
+/// `<websocket>`'s tag name.
+pub const WEBSOCKET: &str = "websocket";
+/// `<wsorigin>`'s tag name.
+pub const WSORIGIN: &str = "wsorigin";
+
+const fn key(
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    range: RangeInclusive<u64>,
+) -> Key {
+    Key {
+        tag: WEBSOCKET,
+        name,
+        kind,
+        default_v3: default,
+        default_v4: default,
+        range,
+        servers: BOTH,
+    }
+}
+
+/// What to do when a client requests no known subprotocol.
+pub const DEFAULT_MODE: Key = key(
+    "defaultmode",
+    Kind::Choice(&["text", "binary", "reject"]),
+    "text",
+    NO_RANGE,
+);
+/// Deprecated (InspIRCd 3.12): `defaultmode` when that is absent (`no` = binary).
+pub const SEND_AS_TEXT: Key = key("sendastext", Kind::Boolean, "yes", NO_RANGE);
+/// Trusted reverse proxies.
+pub const PROXY_RANGES: Key = key("proxyranges", Kind::Text, "", NO_RANGE);
+/// Which real-IP header the proxies set.
+pub const PROXY_HEADER: Key = key(
+    "proxyheader",
+    Kind::Choice(&["x-real-ip", "x-forwarded-for", "any"]),
+    "any",
+    NO_RANGE,
+);
+/// Accept upgrade requests without an Origin header. InspIRCd 4's stock module admits
+/// them by default; InspIRCd 3's refused them with 400.
+pub const ALLOW_MISSING_ORIGIN: Key = Key {
+    default_v4: "yes",
+    ..key("allowmissingorigin", Kind::Boolean, "no", NO_RANGE)
+};
+/// Send keepalive ping frames.
+pub const NATIVE_PING: Key = key("nativeping", Kind::Boolean, "yes", NO_RANGE);
+/// Time without receiving or without sending before a keepalive ping: half of nginx's
+/// default 60 s `proxy_read_timeout` (which counts only what the server sends), well
+/// below Cloudflare's 100 s. 1 second to 1 day.
+pub const PING_INTERVAL: Key = key("pinginterval", Kind::Duration, "30s", 1..=86_400);
+/// How long a socket waits for the client's close frame after the server's
+/// ([`crate::linger`]); browsers answer within a round trip. 0 (at once) to 1 minute.
+pub const CLOSE_TIMEOUT: Key = key("closetimeout", Kind::Duration, "2s", 0..=60);
+/// Largest upgrade request: nginx's default `large_client_header_buffers 4 8k` passes
+/// requests of up to 32 KiB, to which it adds its own headers; a browser sending a
+/// site's large cookies directly is admitted too. 1 KiB to 256 KiB.
+pub const MAX_HANDSHAKE: Key = key("maxhandshake", Kind::Size, "40K", 1024..=256 * 1024);
+/// Most header lines in an upgrade request.
+pub const MAX_HEADERS: Key = key("maxheaders", Kind::Count, "64", 8..=256);
+/// Largest message after reassembly (close 1009 beyond). 512 bytes to 16 MiB.
+pub const MAX_MESSAGE: Key = key("maxmessage", Kind::Size, "16K", 512..=16 * 1024 * 1024);
+/// Most frames per message (close 1008 beyond).
+pub const MAX_FRAGMENTS: Key = key("maxfragments", Kind::Count, "64", 1..=1_000_000);
+/// Ping frames a client may send back to back.
+pub const PING_BURST: Key = key("pingburst", Kind::Count, "10", 1..=1000);
+/// One ping of the burst regained per this duration: a client pinging once a second
+/// is never limited with the defaults. 1 second to 1 hour.
+pub const PING_RATE: Key = key("pingrate", Kind::Duration, "1s", 1..=3600);
+
+/// Every key of `<websocket>`.
+pub const WEBSOCKET_KEYS: [&Key; 14] = [
+    &DEFAULT_MODE,
+    &SEND_AS_TEXT,
+    &PROXY_RANGES,
+    &PROXY_HEADER,
+    &ALLOW_MISSING_ORIGIN,
+    &NATIVE_PING,
+    &PING_INTERVAL,
+    &CLOSE_TIMEOUT,
+    &MAX_HANDSHAKE,
+    &MAX_HEADERS,
+    &MAX_MESSAGE,
+    &MAX_FRAGMENTS,
+    &PING_BURST,
+    &PING_RATE,
+];
+
+/// A web page's origin allowed to connect (required, at least one tag).
+pub const ALLOW: Key = Key {
+    tag: WSORIGIN,
+    ..key("allow", Kind::Text, "", NO_RANGE)
+};
+
+/// Every key of `<wsorigin>`.
+pub const WSORIGIN_KEYS: [&Key; 1] = [&ALLOW];
