@@ -165,6 +165,16 @@ void WebSocketHookProvider::OnConnect(StreamSocket* sock)
 	// WebSocket is only offered on listeners (server side).
 }
 
+bool WebSocketHookProvider::QueueOutput(StreamSocket::SendQueue& sendq)
+{
+	if (output.empty())
+		return false;
+	sendq.push_back(output);
+	if (output.capacity() > output_keep_bytes())
+		std::string().swap(output);
+	return true;
+}
+
 void WebSocketHookProvider::Linger(StreamSocket* sock, rust::Box<WsSession>& session)
 {
 	const int fd = sock->GetFd();
@@ -247,8 +257,6 @@ void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason)
 
 bool WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
 {
-	ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "WebSocket upgrade on fd %d (subprotocol: %s)",
-		sock->GetFd(), upgrade.subprotocol.empty() ? "none" : ToStd(upgrade.subprotocol).c_str());
 	if (sock->type != StreamSocket::SS_USER)
 		return true;
 
@@ -280,9 +288,9 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 	if (recvq.empty())
 		return 0;
 
-	std::string output;
+	WebSocketHookProvider* const provider = Provider();
 	rust::Slice<uint8_t> input(reinterpret_cast<uint8_t*>(&recvq[0]), recvq.size());
-	const ReadResult result = session->receive(input, NowMs(), destrecvq, output);
+	const ReadResult result = session->receive(input, NowMs(), destrecvq, provider->output);
 	recvq.erase(0, result.consumed);
 	if (recvq.empty())
 	{
@@ -290,8 +298,7 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 		// for the connection's life: idle connections then hold nothing here.
 		std::string().swap(recvq);
 	}
-	if (!output.empty())
-		GetSendQ().push_back(output);
+	const bool replied = provider->QueueOutput(GetSendQ());
 
 	// Before the lines run (even those that came with a close), so that they run
 	// with the user's real address.
@@ -312,7 +319,7 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 			break;
 	}
 	// The 101 or a pong, and lines the server queued during the handshake, can go now.
-	if (!output.empty() || result.upgrade.done)
+	if (replied || result.upgrade.done)
 		SocketEngine::ChangeEventMask(sock, FD_ADD_TRIAL_WRITE);
 	return result.action == ReadAction::Deliver ? 1 : 0;
 }
@@ -320,15 +327,14 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 int WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq)
 {
 	StreamSocket::SendQueue& mysendq = GetSendQ();
-	std::string output;
-	if (!session->send(uppersendq, output))
+	WebSocketHookProvider* const provider = Provider();
+	if (!session->send(uppersendq, provider->output))
 	{
 		// Before the upgrade the server's lines wait in their queue.
 		return mysendq.empty() ? 0 : 1;
 	}
 	uppersendq.clear();
-	if (!output.empty())
-		mysendq.push_back(output);
+	provider->QueueOutput(mysendq);
 	return 1;
 }
 
@@ -348,13 +354,9 @@ void WebSocketHook::RequestClose(ServerClose why, const std::string& quitmessage
 
 void WebSocketHook::Keepalive(LocalUser* user)
 {
-	std::string output;
-	const rust::String reason = session->poll_keepalive(NowMs(), output);
-	if (!output.empty())
-	{
-		GetSendQ().push_back(output);
+	const rust::String reason = session->poll_keepalive(NowMs(), Provider()->output);
+	if (Provider()->QueueOutput(GetSendQ()))
 		user->eh.DoWrite();
-	}
 	if (!reason.empty())
 	{
 		ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "Closing connection from %s: %s",

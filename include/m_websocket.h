@@ -29,6 +29,14 @@ namespace wsgate
 		/** The configuration in force and the counters (the Rust core's). */
 		rust::Box<WsModule> module;
 
+		/** What the core writes for a client, in every call that writes (one buffer for
+		 * the module: InspIRCd runs on one thread); copied into the socket's queue at once.
+		 */
+		std::string output;
+
+		/** Copies what the last call wrote into `sendq`; false if it wrote nothing. */
+		bool QueueOutput(StreamSocket::SendQueue& sendq);
+
 		/** Fired, as the cgiirc module does for WebIRC gateways, before a trusted proxy's
 		 * real address is applied: connectban then lowers the proxy's count, so that the
 		 * proxy is not Z-lined for its users' connections.

@@ -5,14 +5,17 @@
 //! C++ would abort the whole IRC server: a panic in a connection gives that connection
 //! up, a panic while building the configuration becomes a configuration error. Byte
 //! data crosses as slices over the shim's own `std::string`s (never `rust::Str`, which
-//! throws on invalid UTF-8), addresses as their 4 or 16 bytes, and output is appended
-//! straight into `std::string`s the shim owns. One call of each kind per event: one per
-//! read, one per write round (the send queue is read through [`bridge::SendQueue`]).
+//! throws on invalid UTF-8), addresses as their 4 or 16 bytes. IRC lines are appended
+//! straight into InspIRCd's receive queue; what goes to the client is written into one
+//! `std::string` the shim keeps for the whole module and copies into the socket's queue
+//! ([`output`]). One call of each kind per event: one per read, one per write round (the
+//! send queue is read through [`bridge::SendQueue`]).
 
 mod config_builder;
 mod cxx_sink;
 mod guard;
 mod module;
+mod output;
 mod session;
 
 use config_builder::{new_config_builder, ConfigBuilder};
@@ -66,8 +69,6 @@ mod bridge {
     #[derive(Default)]
     struct UpgradeResult {
         done: bool,
-        /// Subprotocol negotiated, or empty.
-        subprotocol: String,
         /// The real client address from a trusted proxy, as 4 or 16 bytes; empty when
         /// there is none.
         real_ip: Vec<u8>,
@@ -124,8 +125,8 @@ mod bridge {
 
         /// One connection.
         type WsSession;
-        /// Processes received bytes (unmasked in place), appending IRC lines to `lines`
-        /// and protocol output to `out`.
+        /// Processes received bytes (unmasked in place), appending IRC lines to `lines`;
+        /// `out` is replaced by the protocol output (see [`Output`]).
         fn receive(
             self: &mut WsSession,
             input: &mut [u8],
@@ -133,8 +134,8 @@ mod bridge {
             lines: Pin<&mut CxxString>,
             out: Pin<&mut CxxString>,
         ) -> ReadResult;
-        /// One write round: frames the server's queued lines, then a requested close
-        /// frame, into `out`. False before the upgrade: the queue must wait.
+        /// One write round: `out` is replaced by the frames of the server's queued lines,
+        /// then a requested close frame. False before the upgrade: the queue must wait.
         fn send(self: &mut WsSession, queue: &SendQueue, out: Pin<&mut CxxString>) -> bool;
         /// Asks for a close frame after the lines already queued.
         fn request_close(self: &mut WsSession, why: ServerClose, quit_message: &[u8]);
@@ -156,6 +157,8 @@ mod bridge {
         fn unload_linger_ms() -> u64;
         /// What users quit with when the module is unloaded.
         fn unload_quit_message() -> &'static str;
+        /// Most capacity the shim's output buffer keeps between calls.
+        fn output_keep_bytes() -> usize;
 
         /// WHOIS 350 for a WebSocket user from the synced origin (if the user sent one)
         /// and, for a proxied user, the proxy's host and address.
@@ -175,6 +178,10 @@ fn unload_linger_ms() -> u64 {
 
 fn unload_quit_message() -> &'static str {
     crate::session::UNLOAD_REASON
+}
+
+fn output_keep_bytes() -> usize {
+    output::KEEP_BYTES
 }
 
 fn whois_gateway(

@@ -11,6 +11,7 @@ use super::bridge::{
 };
 use super::cxx_sink::CxxSink;
 use super::guard::caught;
+use super::output;
 use crate::connection::Connection;
 use crate::session::{self, Ending, Upgrade};
 
@@ -21,10 +22,6 @@ impl UpgradeResult {
     fn of(upgrade: Upgrade) -> UpgradeResult {
         UpgradeResult {
             done: true,
-            subprotocol: upgrade
-                .subprotocol
-                .map(|p| p.name().to_owned())
-                .unwrap_or_default(),
             real_ip: match upgrade.real_ip {
                 Some(IpAddr::V4(ip)) => ip.octets().to_vec(),
                 Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
@@ -57,6 +54,7 @@ impl WsSession {
         lines: Pin<&mut CxxString>,
         out: Pin<&mut CxxString>,
     ) -> ReadResult {
+        let mut out = output::fresh(out);
         let failed = ReadResult {
             consumed: input.len(),
             action: ReadAction::Close,
@@ -64,7 +62,6 @@ impl WsSession {
             reason: "WebSocket: internal error".to_owned(),
         };
         let mut lines = CxxSink::new(lines);
-        let mut out = CxxSink::new(out);
         self.guarded(failed, |connection| {
             let report = connection.receive(input, now_ms, &mut lines, &mut out);
             ReadResult {
@@ -86,7 +83,7 @@ impl WsSession {
     }
 
     pub(super) fn send(&mut self, queue: &SendQueue, out: Pin<&mut CxxString>) -> bool {
-        let mut out = CxxSink::new(out);
+        let mut out = output::fresh(out);
         let elements = (0..queue_length(queue)).map(|i| queue_element(queue, i));
         let bytes = queue_bytes(queue);
         self.guarded(true, |connection| {
@@ -104,7 +101,7 @@ impl WsSession {
     }
 
     pub(super) fn poll_keepalive(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> String {
-        let mut out = CxxSink::new(out);
+        let mut out = output::fresh(out);
         let failed = "WebSocket: internal error".to_owned();
         self.guarded(failed, |connection| {
             connection

@@ -79,7 +79,7 @@ fn response_text(accepted: &Accepted) -> String {
 
 #[test]
 fn accept_key_matches_rfc6455_example() {
-    assert_eq!(accept_key(KEY.as_bytes()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(&accept_key(KEY.as_bytes()), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
 #[test]

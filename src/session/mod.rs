@@ -240,14 +240,15 @@ impl Session {
                 HandshakeStatus::Accepted(accepted) => {
                     out.put(&accepted.response);
                     report.consumed = accepted.request_len;
-                    let proxy = handshaking
-                        .peer
-                        .map(|ip| ip.to_string())
-                        .unwrap_or_default();
+                    // The proxy's address in words only for a warning: rare.
+                    let peer = handshaking.peer;
+                    let proxy_warning = accepted
+                        .header_conflict
+                        .map(|c| c.warning(&peer.map(|ip| ip.to_string()).unwrap_or_default()));
                     report.upgrade = Some(Upgrade {
                         subprotocol: accepted.subprotocol,
                         mode: accepted.mode,
-                        proxy_warning: accepted.header_conflict.map(|c| c.warning(&proxy)),
+                        proxy_warning,
                         real_ip: accepted.real_ip,
                         origin: accepted.origin,
                     });
