@@ -100,8 +100,7 @@ conformance-ci:
 # Then the same phases again under callgrind: user-space instruction counts, which
 # repeat to within a few tenths of a percent (see tools/loadbench/README.md).
 LOADBENCH_ARGS ?=
-LOADBENCH = $(CARGO) run --release --manifest-path tools/loadbench/Cargo.toml \
-	--target-dir target/loadbench -- --module $(CURDIR)/$(MODULE)
+LOADBENCH = $(CARGO) run --release --locked -p loadbench -- --module $(CURDIR)/$(MODULE)
 .PHONY: bench
 bench: packages
 	$(MAKE) all
@@ -152,7 +151,7 @@ SOAK_CONNS ?= 5000
 SOAK_SECONDS ?= 120
 STRESS_CYCLES ?= 100
 STRESS_REHASHES ?= 100
-SOAK_TOOL = $(CARGO) run --release --locked --manifest-path tools/soak/Cargo.toml --target-dir target/soak --
+SOAK_TOOL = $(CARGO) run --release --locked -p soak --
 
 .PHONY: soak stress handshakes
 soak: packages
