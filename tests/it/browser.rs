@@ -14,7 +14,7 @@
 //!   in one channel; exact UTF-8 both ways, the subprotocol, 001; then one connection
 //!   leaves with QUIT, one with `ws.close(1000)`, and both must see code 1000 with
 //!   `wasClean`.
-//! - `*_close_kinds_*_{ours,stock}`: three connections, closed three ways (QUIT,
+//! - `*_close_kinds_*::{ours,stock}`: three connections, closed three ways (QUIT,
 //!   `ws.close(1000)`, UNLOADMODULE of the websocket module while open); the close event
 //!   each browser reports is compared with what is expected of our module, and with what
 //!   the stock module was measured to give (the reference).
@@ -29,8 +29,6 @@
 //! a concrete event with a bounded deadline and a message saying what was awaited and
 //! what was seen.
 
-#[allow(unused_macros)]
-mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -42,8 +40,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::node::{ensure_node_modules, node_major, web_dir};
-use common::*;
+use crate::common::node::{ensure_node_modules, node_major, web_dir};
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Upper bound for every wait on the page (and for one command to the driver).
@@ -1035,28 +1033,27 @@ fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str
     server.assert_alive();
 }
 
-/// One test per browser, transport and module: `<browser>_close_kinds_<transport>_<module>`.
-macro_rules! close_kinds_tests {
-    ($($name:ident: $kind:ident, $transport:ident, $module:ident;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                close_kinds(BrowserKind::$kind, Transport::$transport, Module::$module);
-            }
-        )*
-    };
-}
-
-close_kinds_tests! {
-    firefox_close_kinds_ws_ours: Firefox, Ws, Ours;
-    firefox_close_kinds_ws_stock: Firefox, Ws, Stock;
-    firefox_close_kinds_wss_ours: Firefox, Wss, Ours;
-    firefox_close_kinds_wss_stock: Firefox, Wss, Stock;
-    chromium_close_kinds_ws_ours: Chromium, Ws, Ours;
-    chromium_close_kinds_ws_stock: Chromium, Ws, Stock;
-    chromium_close_kinds_wss_ours: Chromium, Wss, Ours;
-    chromium_close_kinds_wss_stock: Chromium, Wss, Stock;
-}
+// One test per browser, transport and module: `<browser>_close_kinds_<transport>::<module>`.
+both_modules!(firefox_close_kinds_ws, |m| close_kinds(
+    BrowserKind::Firefox,
+    Transport::Ws,
+    m
+));
+both_modules!(firefox_close_kinds_wss, |m| close_kinds(
+    BrowserKind::Firefox,
+    Transport::Wss,
+    m
+));
+both_modules!(chromium_close_kinds_ws, |m| close_kinds(
+    BrowserKind::Chromium,
+    Transport::Ws,
+    m
+));
+both_modules!(chromium_close_kinds_wss, |m| close_kinds(
+    BrowserKind::Chromium,
+    Transport::Wss,
+    m
+));
 
 // ---------------------------------------------------------------------------------------
 // A site with large cookies

@@ -12,8 +12,6 @@
 //! tests/web/node_modules lacks the pinned packages, the test runs `npm ci` there first.
 //! Without Node the tests fail, saying so.
 
-#[allow(unused_macros)]
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -21,8 +19,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use common::node::{ensure_node_modules, node_major, web_dir};
-use common::*;
+use crate::common::node::{ensure_node_modules, node_major, web_dir};
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Upper bound for every wait on the Node client.

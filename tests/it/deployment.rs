@@ -11,16 +11,14 @@
 //! Two tests (`idle_behind_nginx_*`) hold connections idle for over two minutes on
 //! purpose; the rest take seconds.
 
-#[macro_use]
-mod common;
 
 use std::net::{Ipv4Addr, TcpStream};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::deploy::*;
-use common::*;
+use crate::common::deploy::*;
+use crate::common::*;
 use tungstenite::Message;
 
 /// `<websocket>` trusting the proxy (127.0.0.1), plus `more` attributes.
@@ -112,7 +110,7 @@ fn connectban_conf(m: Module) -> Conf {
 /// as the bare address).
 fn connectban_zline_lines(server: &Server, addr: &str) -> Vec<String> {
     let needle = format!("added a timed Z-line on {addr},");
-    log_lines(server, |l| l.contains(&needle))
+    server.log_lines(|l| l.contains(&needle))
 }
 
 /// Ten users through one nginx, each from its own address, one after another: with this
@@ -251,11 +249,7 @@ fn connectban_proxy_class(m: Module) {
         });
     });
 }
-both_modules!(
-    connectban_proxy_class_ours,
-    connectban_proxy_class_stock,
-    connectban_proxy_class
-);
+both_modules!(connectban_proxy_class);
 
 /// `n` users through the proxy on `port`, from `real_addr(first)` on, connecting and
 /// registering at the same moment (one thread each, released together).
@@ -305,7 +299,7 @@ fn spoof_recipe_both_headers(m: Module) {
     assert_eq!(got, "127.0.0.9", "the forged headers must not win");
     if m == Module::Ours {
         // nginx's X-Real-IP and the forwarded list's rightmost untrusted address agree.
-        let warnings = log_lines(&server, |l| {
+        let warnings = server.log_lines(|l| {
             l.contains("WARNING") && l.contains("127.0.0.9")
         });
         assert!(
@@ -314,11 +308,7 @@ fn spoof_recipe_both_headers(m: Module) {
         );
     }
 }
-both_modules!(
-    spoof_recipe_both_headers_ours,
-    spoof_recipe_both_headers_stock,
-    spoof_recipe_both_headers
-);
+both_modules!(spoof_recipe_both_headers);
 
 /// (b) The old README recipe (nginx sets only X-Forwarded-For; a client's own X-Real-IP
 /// passes through) with `proxyheader="x-forwarded-for"`: the forged X-Real-IP is ignored
@@ -391,11 +381,7 @@ fn spoof_xff_recipe_default_forged_wins(m: Module) {
         assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
     }
 }
-both_modules!(
-    spoof_xff_recipe_default_forged_wins_ours,
-    spoof_xff_recipe_default_forged_wins_stock,
-    spoof_xff_recipe_default_forged_wins
-);
+both_modules!(spoof_xff_recipe_default_forged_wins);
 
 /// (d) nginx sets only X-Real-IP (a client's own X-Forwarded-For passes through) and
 /// `proxyheader="x-real-ip"`: the forged X-Forwarded-For loses. Stock agrees (it reads
@@ -414,11 +400,7 @@ fn spoof_real_ip_recipe(m: Module) {
         assert_disagreement_warned(&server, FORGED_XFF, "127.0.0.9");
     }
 }
-both_modules!(
-    spoof_real_ip_recipe_ours,
-    spoof_real_ip_recipe_stock,
-    spoof_real_ip_recipe
-);
+both_modules!(spoof_real_ip_recipe);
 
 /// (e) HAProxy's `option forwardfor` ADDS an X-Forwarded-For line after the client's own
 /// one; with `proxyheader="x-forwarded-for"` the lines are one list and the rightmost
@@ -482,11 +464,7 @@ fn spoof_haproxy_default_forged_real_ip_wins(m: Module) {
         assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
     }
 }
-both_modules!(
-    spoof_haproxy_default_forged_real_ip_wins_ours,
-    spoof_haproxy_default_forged_real_ip_wins_stock,
-    spoof_haproxy_default_forged_real_ip_wins
-);
+both_modules!(spoof_haproxy_default_forged_real_ip_wins);
 
 // ---------------------------------------------------------------------------------------
 // 3. Dual-stack nginx: IPv4 users arrive as ::ffff:a.b.c.d
@@ -628,7 +606,7 @@ fn cookies_12k(m: Module) {
     assert_eq!(r.status, 101, "12 KiB of cookies in 4 KiB lines: {r:?}");
     c.register("cookies3");
 }
-both_modules!(cookies_12k_ours, cookies_12k_stock, cookies_12k);
+both_modules!(cookies_12k);
 
 /// The largest upgrade request nginx's default buffers pass (measured: cookies in 4 KiB
 /// lines, the layout that fills its four 8 KiB buffers exactly; request line and the
@@ -667,11 +645,7 @@ fn largest_request_nginx_passes(m: Module) {
     );
     c.register("largest");
 }
-both_modules!(
-    largest_request_nginx_passes_ours,
-    largest_request_nginx_passes_stock,
-    largest_request_nginx_passes
-);
+both_modules!(largest_request_nginx_passes);
 
 // ---------------------------------------------------------------------------------------
 // 5. Idle users behind nginx's proxy_read_timeout
@@ -847,7 +821,7 @@ fn accepted_on_ws(server: &Server) -> usize {
         "Accepting connection on socket 127.0.0.1:{} ",
         server.ws_port
     );
-    log_lines(server, |l| l.contains(&needle)).len()
+    server.log_lines(|l| l.contains(&needle)).len()
 }
 
 /// With the proxy class: ten bursts of 30 concurrent users from distinct addresses all
@@ -899,11 +873,7 @@ fn clone_limits_proxy_class(m: Module) {
         c.sync("still-here");
     }
 }
-both_modules!(
-    clone_limits_proxy_class_ours,
-    clone_limits_proxy_class_stock,
-    clone_limits_proxy_class
-);
+both_modules!(clone_limits_proxy_class);
 
 /// Without the proxy class the one class (localmax 2) is checked at accept against the
 /// proxy's 127.0.0.1: with two handshakes in flight through the proxy, the next user is
@@ -930,11 +900,7 @@ fn clone_limits_without_proxy_class(m: Module) {
     });
     attempt_user_via(nginx.port, ip(20), "back").registered("a user once nothing is in flight");
 }
-both_modules!(
-    clone_limits_without_proxy_class_ours,
-    clone_limits_without_proxy_class_stock,
-    clone_limits_without_proxy_class
-);
+both_modules!(clone_limits_without_proxy_class);
 
 // ---------------------------------------------------------------------------------------
 // 7. InspIRCd acts on the real address
@@ -965,11 +931,7 @@ fn kline_real_address(m: Module) {
     });
     eight.sync("unaffected");
 }
-both_modules!(
-    kline_real_address_ours,
-    kline_real_address_stock,
-    kline_real_address
-);
+both_modules!(kline_real_address);
 
 /// `<connect deny="127.0.0.7">` refuses the proxied user from 127.0.0.7 (and only it).
 /// Both modules.
@@ -985,11 +947,7 @@ fn connect_deny_real_address(m: Module) {
     wait_quit(&server, "denied (deployment test)");
     attempt_user_via(nginx.port, ip(8), "eight").registered("a user from 127.0.0.8");
 }
-both_modules!(
-    connect_deny_real_address_ours,
-    connect_deny_real_address_stock,
-    connect_deny_real_address
-);
+both_modules!(connect_deny_real_address);
 
 /// With m_cloaking (half mode), user mode +x gives the proxied user from 127.0.0.7 the
 /// same cloaked host as a plain TCP client connecting directly from 127.0.0.7 (and not
@@ -1031,8 +989,4 @@ fn cloak_real_address(m: Module) {
     assert_ne!(p, o, "127.0.0.7 and 127.0.0.8 must have different cloaks");
     assert_ne!(p, l, "the proxied user must not get the proxy's cloak");
 }
-both_modules!(
-    cloak_real_address_ours,
-    cloak_real_address_stock,
-    cloak_real_address
-);
+both_modules!(cloak_real_address);

@@ -4,12 +4,10 @@
 //! makes Firefox report every server-initiated close as unclean (tests/browser.rs has
 //! the browsers; these tests use raw clients to see the TCP close itself).
 
-#[macro_use]
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Asserts that the server keeps the connection open (no frame, no EOF) for `quiet`.
 /// An absence: it cannot fail because the machine is slow.

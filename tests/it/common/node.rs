@@ -6,11 +6,12 @@
 //! tests/web/node_modules lacks one of them or has another version.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::process::KillOnDrop;
 
 /// Upper bound for `npm ci`.
 const NPM_WAIT: Duration = Duration::from_secs(300);
@@ -88,7 +89,7 @@ pub fn ensure_node_modules() {
     let dir = web_dir();
     let log_path = std::env::temp_dir().join(format!("wstest-npm-{}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new("npm")
+    let child = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(&dir)
         .stdin(Stdio::null())
@@ -102,7 +103,7 @@ pub fn ensure_node_modules() {
                 dir.display()
             )
         });
-    let guard = ChildGuard(&mut child);
+    let mut guard = KillOnDrop(child);
     let deadline = Instant::now() + NPM_WAIT;
     let status = loop {
         if let Some(st) = guard.0.try_wait().unwrap() {
@@ -131,17 +132,5 @@ pub fn ensure_node_modules() {
             Some(v),
             "after `npm ci`, {n} is not at the pinned version"
         );
-    }
-}
-
-/// Kills a child by its PID and reaps it when dropped (no-op if it has exited).
-struct ChildGuard<'a>(&'a mut Child);
-
-impl Drop for ChildGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
     }
 }

@@ -13,10 +13,15 @@
 
 use super::*;
 
+use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::{Command, Stdio};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
+
+use testkit::ports::{free_port, free_port_dual};
+use testkit::process::KillOnDrop;
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -57,84 +62,15 @@ pub fn real_addr(n: u32) -> Ipv4Addr {
 // <connect> classes
 // ---------------------------------------------------------------------------------------
 
-/// The harness's `<connect>` keys: no hostname lookups or ident, no flood limits,
-/// generous clone limits, a 60 s registration timeout and no IRC ping for 600 s.
-const CONNECT_DEFAULTS: &[(&str, &str)] = &[
-    ("allow", "*"),
-    ("resolvehostnames", "no"),
-    ("useident", "no"),
-    ("timeout", "60"),
-    ("pingfreq", "600"),
-    ("threshold", "1000000"),
-    ("commandrate", "1000000000"),
-    ("fakelag", "no"),
-    ("recvq", "1M"),
-    ("softsendq", "65536"),
-    ("hardsendq", "64M"),
-    ("localmax", "10000"),
-    ("globalmax", "10000"),
-    ("limit", "10000"),
-    ("maxchans", "50"),
-];
-
-/// Parses `key="value" key2="value2"` (values without quotes inside).
-fn parse_attrs(attrs: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = attrs.trim_start();
-    while !rest.is_empty() {
-        let (key, after) = rest
-            .split_once("=\"")
-            .unwrap_or_else(|| panic!("bad attributes {attrs:?} at {rest:?}"));
-        let (value, after) = after
-            .split_once('"')
-            .unwrap_or_else(|| panic!("unterminated value in {attrs:?}"));
-        out.push((key.trim().to_string(), value.to_string()));
-        rest = after.trim_start();
-    }
-    out
-}
-
 /// A `<connect name="...">` tag with the harness's defaults, `attrs` (`key="value" ...`)
 /// overriding or adding keys. A `deny` key drops the default `allow`.
 pub fn connect_tag(name: &str, attrs: &str) -> String {
-    let overrides = parse_attrs(attrs);
-    let denies = overrides.iter().any(|(k, _)| k == "deny");
-    let mut pairs: Vec<(String, String)> = vec![("name".into(), name.into())];
-    for (k, v) in CONNECT_DEFAULTS {
-        if denies && *k == "allow" {
-            continue;
-        }
-        let v = overrides
-            .iter()
-            .find(|(ok, _)| ok == k)
-            .map(|(_, ov)| ov.as_str())
-            .unwrap_or(v);
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    for (k, v) in &overrides {
-        if !pairs.iter().any(|(pk, _)| pk == k) {
-            pairs.push((k.clone(), v.clone()));
-        }
-    }
-    let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("<connect {}>", body.join(" "))
+    testkit::inspircd::connect_tag(launcher().install.dialect, name, attrs)
 }
 
 // ---------------------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------------------
-
-/// A proxy process of the test, killed by PID and reaped on drop.
-struct ProxyProcess {
-    child: Child,
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 enum Ready {
     Yes,
@@ -145,7 +81,7 @@ enum Ready {
 /// proxy, listening), or exits. `bind_error` tells a port clash in its output.
 fn wait_ready(
     what: &str,
-    proc_: &mut ProxyProcess,
+    proc_: &mut KillOnDrop,
     port: u16,
     token: &str,
     output: &dyn Fn() -> String,
@@ -153,7 +89,7 @@ fn wait_ready(
 ) -> Ready {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        if let Ok(Some(st)) = proc_.child.try_wait() {
+        if let Ok(Some(st)) = proc_.0.try_wait() {
             let out = output();
             if out.contains(bind_error) {
                 return Ready::PortTaken;
@@ -183,17 +119,6 @@ fn probe(port: u16) -> io::Result<String> {
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
     Ok(show(&out))
-}
-
-fn free_port_v4() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
-
-/// A port free on both IPv4 and IPv6 (Linux binds `[::]` dual-stack by default).
-fn free_port_dual() -> u16 {
-    let l = TcpListener::bind("[::]:0").expect("bind [::]:0");
-    l.local_addr().unwrap().port()
 }
 
 fn new_dir(server: &Server, kind: &str) -> PathBuf {
@@ -294,7 +219,7 @@ http {{
             let port = if self.dual_stack {
                 free_port_dual()
             } else {
-                free_port_v4()
+                free_port()
             };
             let token = format!("nginx-ready-{}", dir.display());
             fs::write(&conf_path, self.render(&dir, port, server.ws_port, &token)).unwrap();
@@ -313,7 +238,7 @@ http {{
                 .stderr(err)
                 .spawn()
                 .expect("spawn /usr/sbin/nginx (apt-get install nginx)");
-            let mut proc_ = ProxyProcess { child };
+            let mut proc_ = KillOnDrop(child);
             let output = || {
                 format!(
                     "{}{}",
@@ -347,7 +272,7 @@ http {{
 pub struct Nginx {
     pub port: u16,
     pub dir: PathBuf,
-    _proc: ProxyProcess,
+    _proc: KillOnDrop,
 }
 
 impl Nginx {
@@ -427,7 +352,7 @@ backend ircd
         let dir = new_dir(server, "haproxy");
         let conf_path = dir.join("haproxy.cfg");
         for _attempt in 0..5 {
-            let port = free_port_v4();
+            let port = free_port();
             let token = format!("haproxy-ready-{}", dir.display());
             fs::write(&conf_path, self.render(port, server.ws_port, &token)).unwrap();
             let out = fs::File::create(dir.join("stdout.txt")).unwrap();
@@ -442,7 +367,7 @@ backend ircd
                 .stderr(err)
                 .spawn()
                 .expect("spawn /usr/sbin/haproxy (apt-get install haproxy)");
-            let mut proc_ = ProxyProcess { child };
+            let mut proc_ = KillOnDrop(child);
             let output = || read_lossy(&dir.join("stdout.txt"));
             match wait_ready(
                 "haproxy",
@@ -470,7 +395,7 @@ backend ircd
 pub struct Haproxy {
     pub port: u16,
     pub dir: PathBuf,
-    _proc: ProxyProcess,
+    _proc: KillOnDrop,
 }
 
 impl Haproxy {
@@ -691,16 +616,6 @@ pub fn attempt_user_via(port: u16, src: Ipv4Addr, nick: &str) -> Attempt {
 // The server's log
 // ---------------------------------------------------------------------------------------
 
-/// The log lines that satisfy `pred`.
-pub fn log_lines(server: &Server, pred: impl Fn(&str) -> bool) -> Vec<String> {
-    server
-        .log()
-        .lines()
-        .filter(|l| pred(l))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Waits until at least `n` log lines satisfy `pred`; returns them.
 pub fn wait_log_count(
     server: &Server,
@@ -710,13 +625,13 @@ pub fn wait_log_count(
 ) -> Vec<String> {
     let deadline = Instant::now() + TIMEOUT;
     match poll_until(deadline, || {
-        let v = log_lines(server, &pred);
+        let v = server.log_lines(&pred);
         (v.len() >= n).then_some(v)
     }) {
         Some(v) => v,
         None => panic!(
             "timed out waiting for {n} log lines: {what}; found {:?}\nlog tail:\n{}",
-            log_lines(server, &pred),
+            server.log_lines(&pred),
             tail(&server.log(), 40)
         ),
     }

@@ -2,10 +2,8 @@
 //! with a self-signed certificate made by the test and a rustls client that trusts
 //! exactly that certificate.
 
-#[macro_use]
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn wss_chat(m: Module) {
     let server = Server::start(Conf::new(m).tls());
@@ -49,7 +47,7 @@ fn wss_chat(m: Module) {
         }
     }
 }
-both_modules!(wss_chat_ours, wss_chat_stock, wss_chat);
+both_modules!(wss_chat);
 
 /// The TLS user is marked secure by InspIRCd (WHOIS 671), i.e. the WebSocket hook sits
 /// above the TLS hook.
@@ -62,11 +60,7 @@ fn wss_user_is_secure(m: Module) {
     ws.send_line("WHOIS secure2");
     ws.expect("671 (secure connection)", |l| is_numeric(l, "671"));
 }
-both_modules!(
-    wss_user_is_secure_ours,
-    wss_user_is_secure_stock,
-    wss_user_is_secure
-);
+both_modules!(wss_user_is_secure);
 
 /// HTTP errors travel over TLS too (origin refused -> 403).
 fn wss_origin_refused(m: Module) {
@@ -84,8 +78,4 @@ fn wss_origin_refused(m: Module) {
         other => panic!("expected HTTP 403, got {other:?}"),
     }
 }
-both_modules!(
-    wss_origin_refused_ours,
-    wss_origin_refused_stock,
-    wss_origin_refused
-);
+both_modules!(wss_origin_refused);
