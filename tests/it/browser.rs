@@ -29,7 +29,6 @@
 //! a concrete event with a bounded deadline and a message saying what was awaited and
 //! what was seen.
 
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! IRC over WebSocket end to end: a WebSocket user and a plain TCP user in one channel,
 //! exact bytes both ways.
 
-
 use crate::common::*;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;

@@ -4,7 +4,6 @@
 //! makes Firefox report every server-initiated close as unclean (tests/browser.rs has
 //! the browsers; these tests use raw clients to see the TCP close itself).
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

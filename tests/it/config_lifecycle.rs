@@ -1,7 +1,6 @@
 //! Configuration over the server's life: startup refusals, REHASH (good and bad),
 //! UNLOADMODULE and LOADMODULE with users connected.
 
-
 use crate::common::*;
 
 const NEW_ORIGIN: &str = "https://new.example";

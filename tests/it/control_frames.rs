@@ -1,7 +1,6 @@
 //! Control frames, the closing handshake, and frame-level protocol errors, with raw
 //! bytes on the socket.
 
-
 use crate::common::*;
 use std::io::Write;
 

@@ -11,7 +11,6 @@
 //! Two tests (`idle_behind_nginx_*`) hold connections idle for over two minutes on
 //! purpose; the rest take seconds.
 
-
 use std::net::{Ipv4Addr, TcpStream};
 use std::sync::Barrier;
 use std::thread;
@@ -299,9 +298,7 @@ fn spoof_recipe_both_headers(m: Module) {
     assert_eq!(got, "127.0.0.9", "the forged headers must not win");
     if m == Module::Ours {
         // nginx's X-Real-IP and the forwarded list's rightmost untrusted address agree.
-        let warnings = server.log_lines(|l| {
-            l.contains("WARNING") && l.contains("127.0.0.9")
-        });
+        let warnings = server.log_lines(|l| l.contains("WARNING") && l.contains("127.0.0.9"));
         assert!(
             warnings.is_empty(),
             "no disagreement to warn about: {warnings:?}"

@@ -2,7 +2,6 @@
 //! WHOIS for opers, STATS counters, permissive-origin warning), on the real InspIRCd.
 //! None of these exist in the stock InspIRCd 3 module, so they run against ours only.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

@@ -1,7 +1,6 @@
 //! The HTTP upgrade: accepted requests, the stock module's HTTP errors, and the
 //! RFC 6455 strictness only this project's module has.
 
-
 use crate::common::*;
 
 /// Starts a server, sends `req` raw, returns the response (the server stays up).

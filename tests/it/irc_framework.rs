@@ -12,7 +12,6 @@
 //! tests/web/node_modules lacks the pinned packages, the test runs `npm ci` there first.
 //! Without Node the tests fail, saying so.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

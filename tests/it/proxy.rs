@@ -1,7 +1,6 @@
 //! `<websocket proxyranges>` and the X-Real-IP / X-Forwarded-For headers: the user's
 //! address as InspIRCd sees it (WHOIS numeric 378 and the 001 welcome mask).
 
-
 use crate::common::*;
 
 /// Registers a WebSocket user with extra request headers and returns the IP the server

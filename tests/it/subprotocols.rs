@@ -1,6 +1,5 @@
 //! Subprotocol negotiation and the text/binary frame mode it selects.
 
-
 use crate::common::*;
 use tungstenite::Message;
 

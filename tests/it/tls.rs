@@ -2,7 +2,6 @@
 //! with a self-signed certificate made by the test and a rustls client that trusts
 //! exactly that certificate.
 
-
 use crate::common::*;
 
 fn wss_chat(m: Module) {

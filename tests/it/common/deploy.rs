@@ -15,8 +15,8 @@ use super::*;
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Command, Stdio};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 

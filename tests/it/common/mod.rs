@@ -23,8 +23,8 @@ use tungstenite::{Message, WebSocket};
 pub use testkit::inspircd::{Conf, Link, WsModule};
 pub use testkit::wait::{poll_until, read_lossy, tail};
 pub use testkit::ws::{
-    encode_frame, find, parse_frame, Frame as RawFrame, MASK, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
-    OP_TEXT, SAMPLE_ACCEPT, SAMPLE_KEY,
+    encode_frame, find, parse_frame, Frame as RawFrame, MASK, OP_BINARY, OP_CLOSE, OP_CONT,
+    OP_PING, OP_PONG, OP_TEXT, SAMPLE_ACCEPT, SAMPLE_KEY,
 };
 
 /// nginx and HAProxy in front of the server, clients from chosen source addresses.
@@ -1260,5 +1260,3 @@ pub fn set_rcvbuf(stream: &TcpStream, bytes: i32) {
     };
     assert_eq!(r, 0, "setsockopt SO_RCVBUF");
 }
-
-

@@ -207,8 +207,7 @@ pub fn run(s: &Settings) -> bool {
                 if m.label == "ours" {
                     // Every request past maxhandshake is refused, and the memory it held
                     // is reused: a second round adds little over the first.
-                    let reused =
-                        m.second_round_kib <= m.past_limit_kib + m.past_limit_kib / 10;
+                    let reused = m.second_round_kib <= m.past_limit_kib + m.past_limit_kib / 10;
                     ok &= m.answered_431 == s.conns && reused;
                 }
             }

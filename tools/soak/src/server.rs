@@ -252,7 +252,10 @@ impl Server {
 
     /// Lines of /proc/PID/maps naming `needle`.
     pub fn mappings_of(&self, needle: &str) -> usize {
-        self.proc_file("maps").lines().filter(|l| l.contains(needle)).count()
+        self.proc_file("maps")
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// utime + stime in seconds.
@@ -307,7 +310,9 @@ impl Server {
 }
 
 pub fn cpu_seconds_of(stat: &str) -> f64 {
-    let Some(end) = stat.rfind(')') else { return 0.0 };
+    let Some(end) = stat.rfind(')') else {
+        return 0.0;
+    };
     let f: Vec<&str> = stat[end + 1..].split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
@@ -326,7 +331,14 @@ pub fn describe_exit(st: Option<ExitStatus>) -> String {
         None => "did not exit".into(),
         Some(st) => match (st.code(), st.signal()) {
             (Some(c), _) => format!("exit code {c}"),
-            (_, Some(s)) => format!("killed by signal {s}{}", if st.core_dumped() { " (core dumped)" } else { "" }),
+            (_, Some(s)) => format!(
+                "killed by signal {s}{}",
+                if st.core_dumped() {
+                    " (core dumped)"
+                } else {
+                    ""
+                }
+            ),
             _ => format!("{st}"),
         },
     }

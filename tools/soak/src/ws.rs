@@ -160,7 +160,12 @@ pub fn upgrade_request(port: u16, origin: &str, protocol: Option<&str>) -> Strin
 }
 
 /// An upgrade request with extra "Name: value" header lines.
-pub fn upgrade_request_with(port: u16, origin: &str, protocol: Option<&str>, extra: &[&str]) -> String {
+pub fn upgrade_request_with(
+    port: u16,
+    origin: &str,
+    protocol: Option<&str>,
+    extra: &[&str],
+) -> String {
     let mut s = format!(
         "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n"
@@ -195,7 +200,9 @@ pub fn check_101(head: &[u8]) -> Result<(), String> {
         })
     });
     if !ok {
-        return Err(format!("101 without the right Sec-WebSocket-Accept: {text:?}"));
+        return Err(format!(
+            "101 without the right Sec-WebSocket-Accept: {text:?}"
+        ));
     }
     Ok(())
 }
@@ -250,7 +257,10 @@ pub fn parse_privmsg(line: &str) -> Option<(&str, &str, &str)> {
 }
 
 pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -273,7 +283,8 @@ pub struct Irc {
 
 impl Irc {
     pub fn start(port: u16, nick: &str) -> Result<Irc, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect IRC: {e}"))?;
+        let stream =
+            TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect IRC: {e}"))?;
         stream.set_nodelay(true).ok();
         let mut c = Irc {
             nick: nick.to_string(),
@@ -324,7 +335,12 @@ impl Irc {
     }
 
     /// Waits for a line matching `pred`, answering server PINGs.
-    pub fn expect(&mut self, what: &str, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> Result<String, String> {
+    pub fn expect(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.read_line(deadline) {
@@ -360,17 +376,26 @@ impl Irc {
     }
 
     pub fn wait_welcome(&mut self, timeout: Duration) -> Result<(), String> {
-        self.expect("001", timeout, |l| command(l) == "001").map(|_| ())
+        self.expect("001", timeout, |l| command(l) == "001")
+            .map(|_| ())
     }
 
     pub fn oper(&mut self, timeout: Duration) -> Result<(), String> {
-        self.send(&format!("OPER {} {}", crate::server::OPER_NAME, crate::server::OPER_PASS))?;
-        self.expect("381 (you are now an IRC operator)", timeout, |l| command(l) == "381").map(|_| ())
+        self.send(&format!(
+            "OPER {} {}",
+            crate::server::OPER_NAME,
+            crate::server::OPER_PASS
+        ))?;
+        self.expect("381 (you are now an IRC operator)", timeout, |l| {
+            command(l) == "381"
+        })
+        .map(|_| ())
     }
 
     pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
         self.send(&format!("JOIN {chan}"))?;
-        self.expect(&format!("366 for {chan}"), timeout, |l| command(l) == "366").map(|_| ())
+        self.expect(&format!("366 for {chan}"), timeout, |l| command(l) == "366")
+            .map(|_| ())
     }
 
     /// Round trip: when it returns, the server has processed every earlier line.
@@ -402,13 +427,17 @@ pub struct Ws {
 
 impl Ws {
     pub fn connect(port: u16, name: &str) -> Result<Ws, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("[{name}] connect: {e}"))?;
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("[{name}] connect: {e}"))?;
         stream.set_nodelay(true).ok();
         Ok(Ws {
             name: name.to_string(),
             stream,
             buf: Vec::new(),
-            rng: Rng::new(name.bytes().fold(7u64, |h, b| h.wrapping_mul(31) ^ b as u64)),
+            rng: Rng::new(
+                name.bytes()
+                    .fold(7u64, |h, b| h.wrapping_mul(31) ^ b as u64),
+            ),
             seen: Vec::new(),
         })
     }
@@ -420,11 +449,24 @@ impl Ws {
     }
 
     /// Sends the upgrade request and reads the response head; returns the status code.
-    pub fn handshake(&mut self, port: u16, origin: &str, protocol: Option<&str>, timeout: Duration) -> Result<u16, String> {
+    pub fn handshake(
+        &mut self,
+        port: u16,
+        origin: &str,
+        protocol: Option<&str>,
+        timeout: Duration,
+    ) -> Result<u16, String> {
         self.handshake_with(port, origin, protocol, &[], timeout)
     }
 
-    pub fn handshake_with(&mut self, port: u16, origin: &str, protocol: Option<&str>, extra: &[&str], timeout: Duration) -> Result<u16, String> {
+    pub fn handshake_with(
+        &mut self,
+        port: u16,
+        origin: &str,
+        protocol: Option<&str>,
+        extra: &[&str],
+        timeout: Duration,
+    ) -> Result<u16, String> {
         let req = upgrade_request_with(port, origin, protocol, extra);
         self.send_raw(req.as_bytes())?;
         let deadline = Instant::now() + timeout;
@@ -444,18 +486,40 @@ impl Ws {
             }
             match self.fill(deadline) {
                 Got::Item(()) => {}
-                Got::Eof => return Err(format!("[{}] EOF before the response head: {:?}", self.name, String::from_utf8_lossy(&self.buf))),
-                Got::Timeout => return Err(format!("[{}] timed out waiting for the response head", self.name)),
+                Got::Eof => {
+                    return Err(format!(
+                        "[{}] EOF before the response head: {:?}",
+                        self.name,
+                        String::from_utf8_lossy(&self.buf)
+                    ))
+                }
+                Got::Timeout => {
+                    return Err(format!(
+                        "[{}] timed out waiting for the response head",
+                        self.name
+                    ))
+                }
             }
         }
     }
 
     /// Connects and upgrades with the soak origin; Err unless 101.
-    pub fn upgrade(port: u16, name: &str, protocol: Option<&str>, timeout: Duration) -> Result<Ws, String> {
+    pub fn upgrade(
+        port: u16,
+        name: &str,
+        protocol: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Ws, String> {
         Ws::upgrade_with(port, name, protocol, &[], timeout)
     }
 
-    pub fn upgrade_with(port: u16, name: &str, protocol: Option<&str>, extra: &[&str], timeout: Duration) -> Result<Ws, String> {
+    pub fn upgrade_with(
+        port: u16,
+        name: &str,
+        protocol: Option<&str>,
+        extra: &[&str],
+        timeout: Duration,
+    ) -> Result<Ws, String> {
         let mut c = Ws::connect(port, name)?;
         let st = c.handshake_with(port, ORIGIN, protocol, extra, timeout)?;
         if st != 101 {
@@ -518,7 +582,12 @@ impl Ws {
 
     /// Waits for a data frame whose text satisfies `pred`; answers IRC PINGs and
     /// WebSocket pings. A close frame or EOF is an error.
-    pub fn expect_line(&mut self, what: &str, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> Result<String, String> {
+    pub fn expect_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.read_frame(deadline) {
@@ -531,7 +600,9 @@ impl Ws {
                         self.send_line(&format!("PONG {t}"))?;
                     }
                 }
-                Got::Item(f) if f.opcode == OP_PING => self.send_frame(true, OP_PONG, &f.payload.clone())?,
+                Got::Item(f) if f.opcode == OP_PING => {
+                    self.send_frame(true, OP_PONG, &f.payload.clone())?
+                }
                 Got::Item(f) if f.opcode == OP_CLOSE => {
                     return Err(format!(
                         "[{}] close frame {:?} {:?} while waiting for {what}; last frames:\n{}",
@@ -542,8 +613,20 @@ impl Ws {
                     ))
                 }
                 Got::Item(_) => {}
-                Got::Eof => return Err(format!("[{}] EOF while waiting for {what}; last frames:\n{}", self.name, self.recent())),
-                Got::Timeout => return Err(format!("[{}] timed out ({timeout:?}) waiting for {what}; last frames:\n{}", self.name, self.recent())),
+                Got::Eof => {
+                    return Err(format!(
+                        "[{}] EOF while waiting for {what}; last frames:\n{}",
+                        self.name,
+                        self.recent()
+                    ))
+                }
+                Got::Timeout => {
+                    return Err(format!(
+                        "[{}] timed out ({timeout:?}) waiting for {what}; last frames:\n{}",
+                        self.name,
+                        self.recent()
+                    ))
+                }
             }
         }
     }
@@ -565,7 +648,12 @@ impl Ws {
                     self.send_frame(true, OP_PONG, &f.payload.clone())?;
                 }
                 Got::Item(f) if f.opcode == OP_CLOSE => {
-                    return Err(format!("[{}] close frame {:?} {:?}", self.name, f.close_code(), f.close_reason()))
+                    return Err(format!(
+                        "[{}] close frame {:?} {:?}",
+                        self.name,
+                        f.close_code(),
+                        f.close_reason()
+                    ))
                 }
                 Got::Item(f) if f.is_data() => {
                     let l = String::from_utf8_lossy(&f.payload).into_owned();
@@ -583,12 +671,14 @@ impl Ws {
     pub fn register(&mut self, nick: &str, timeout: Duration) -> Result<(), String> {
         self.send_line(&format!("NICK {nick}"))?;
         self.send_line("USER ws 0 * :soak web user")?;
-        self.expect_line("001", timeout, |l| command(l) == "001").map(|_| ())
+        self.expect_line("001", timeout, |l| command(l) == "001")
+            .map(|_| ())
     }
 
     pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
         self.send_line(&format!("JOIN {chan}"))?;
-        self.expect_line(&format!("366 for {chan}"), timeout, |l| command(l) == "366").map(|_| ())
+        self.expect_line(&format!("366 for {chan}"), timeout, |l| command(l) == "366")
+            .map(|_| ())
     }
 
     pub fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
@@ -615,17 +705,26 @@ impl Ws {
                 Got::Item(f) => v.push(f),
                 Got::Eof => {
                     if !self.buf.is_empty() {
-                        return Err(format!("[{}] EOF inside a frame ({} bytes buffered)", self.name, self.buf.len()));
+                        return Err(format!(
+                            "[{}] EOF inside a frame ({} bytes buffered)",
+                            self.name,
+                            self.buf.len()
+                        ));
                     }
                     return Ok(v);
                 }
-                Got::Timeout => {
-                    return Err(format!(
-                        "[{}] the server did not close the connection within {timeout:?}; frames: {}",
-                        self.name,
-                        v.iter().map(|f| format!("op{} {:?}", f.opcode, String::from_utf8_lossy(&f.payload))).collect::<Vec<_>>().join(", ")
-                    ))
-                }
+                Got::Timeout => return Err(format!(
+                    "[{}] the server did not close the connection within {timeout:?}; frames: {}",
+                    self.name,
+                    v.iter()
+                        .map(|f| format!(
+                            "op{} {:?}",
+                            f.opcode,
+                            String::from_utf8_lossy(&f.payload)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             }
         }
     }

@@ -51,7 +51,11 @@ pub fn describe_exit(st: Option<ExitStatus>) -> String {
             (Some(c), _) => format!("exit code {c}"),
             (_, Some(s)) => format!(
                 "killed by signal {s}{}",
-                if st.core_dumped() { " (core dumped)" } else { "" }
+                if st.core_dumped() {
+                    " (core dumped)"
+                } else {
+                    ""
+                }
             ),
             _ => format!("{st}"),
         },

@@ -51,7 +51,10 @@ impl Proc {
 
     /// Lines of /proc/PID/maps naming `needle` (e.g. a shared object still mapped).
     pub fn mappings_of(&self, needle: &str) -> usize {
-        self.file("maps").lines().filter(|l| l.contains(needle)).count()
+        self.file("maps")
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// (utime, stime) in seconds.

@@ -91,7 +91,8 @@ pub struct Header {
 impl Header {
     /// Header and payload, or `None` when that overflows `usize`.
     pub fn frame_len(&self) -> Option<usize> {
-        self.len.checked_add(usize::try_from(self.payload_len).ok()?)
+        self.len
+            .checked_add(usize::try_from(self.payload_len).ok()?)
     }
 }
 
@@ -219,7 +220,10 @@ mod tests {
     fn the_rfc_examples() {
         // RFC 6455 5.7: a masked "Hello" from a client, an unmasked one from a server.
         let masked = encode_frame(true, OP_TEXT, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
-        assert_eq!(masked, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        assert_eq!(
+            masked,
+            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
         let (f, _) = parse_frame(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]).unwrap();
         assert_eq!(f.payload, b"Hello");
         assert_eq!(encode_frame_byte(0xc1, b"", None), [0xc1, 0x00]);

@@ -217,7 +217,10 @@ pub(super) fn render(dialect: Dialect, conf: &Conf, dir: &Path, ports: Ports) ->
         s,
         r#"<server name="{server}" description="{description}" network="{network}"{sid}>
 <admin name="Admin" nick="admin" email="admin@{name}">"#,
-        server = conf.link.as_ref().map_or(name.as_str(), |l| l.name.as_str()),
+        server = conf
+            .link
+            .as_ref()
+            .map_or(name.as_str(), |l| l.name.as_str()),
         sid = conf
             .link
             .as_ref()
@@ -249,11 +252,7 @@ pub(super) fn render(dialect: Dialect, conf: &Conf, dir: &Path, ports: Ports) ->
     writeln!(s, r#"<channels users="100" opers="100">"#).unwrap();
     writeln!(s, "<performance {}>", conf.performance).unwrap();
     if conf.tls {
-        s.push_str(&dialect.tls_listener(
-            ports.wss,
-            &dir.join("cert.pem"),
-            &dir.join("key.pem"),
-        ));
+        s.push_str(&dialect.tls_listener(ports.wss, &dir.join("cert.pem"), &dir.join("key.pem")));
     }
     if let Some(link) = &conf.link {
         s.push_str(&dialect.link(

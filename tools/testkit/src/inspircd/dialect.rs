@@ -126,7 +126,14 @@ impl Dialect {
 
     /// A server link (spanningtree) listening on `port`, to `peer` at `peer_port` on
     /// 127.0.0.1, connected to every second if `autoconnect`.
-    pub fn link(self, port: u16, peer: &str, peer_port: u16, password: &str, autoconnect: bool) -> String {
+    pub fn link(
+        self,
+        port: u16,
+        peer: &str,
+        peer_port: u16,
+        password: &str,
+        autoconnect: bool,
+    ) -> String {
         match self {
             Dialect::V3 => {
                 let mut s = format!(

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use config::{render, Ports};
 
 use crate::ports::free_ports;
-use crate::procfs::Proc;
 use crate::process::{kill, terminate};
+use crate::procfs::Proc;
 use crate::wait::{poll_until, read_lossy, tail};
 
 /// An InspIRCd installation.
@@ -124,7 +124,10 @@ impl Launcher {
         self.stop = stop;
         self
     }
-    pub fn wrapper<S: Into<OsString>>(mut self, program_and_args: impl IntoIterator<Item = S>) -> Launcher {
+    pub fn wrapper<S: Into<OsString>>(
+        mut self,
+        program_and_args: impl IntoIterator<Item = S>,
+    ) -> Launcher {
         self.wrapper = program_and_args.into_iter().map(Into::into).collect();
         self
     }
@@ -222,7 +225,10 @@ impl Launcher {
                 Some(Startup::Exited(st)) => format!("inspircd exited during startup ({st})"),
                 None => {
                     self.end(&mut child);
-                    format!("inspircd did not report 'now running' within {:?}", self.startup)
+                    format!(
+                        "inspircd did not report 'now running' within {:?}",
+                        self.startup
+                    )
                 }
             };
             return Err(format!(
@@ -297,8 +303,8 @@ impl Launcher {
 fn make_module_dir(install: &Install, dir: &Path, module: Option<&WsModule>) -> Result<(), String> {
     let mdir = dir.join("modules");
     fs::create_dir_all(&mdir).map_err(|e| format!("{}: {e}", mdir.display()))?;
-    let entries =
-        fs::read_dir(&install.modules).map_err(|e| format!("{}: {e}", install.modules.display()))?;
+    let entries = fs::read_dir(&install.modules)
+        .map_err(|e| format!("{}: {e}", install.modules.display()))?;
     for e in entries {
         let e = e.map_err(|e| e.to_string())?;
         if e.file_name() == "m_websocket.so" {
@@ -402,7 +408,12 @@ impl Server {
 
     /// Waits at most `limit` for a log line that satisfies `pred`; returns it, or says
     /// what was awaited (`what`) with the log's tail.
-    pub fn wait_log(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> Result<String, String> {
+    pub fn wait_log(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + limit;
         poll_until(deadline, || {
             self.log().lines().find(|l| pred(l)).map(str::to_string)
@@ -423,8 +434,11 @@ impl Server {
             wss: self.wss_port,
             link: self.link_port,
         };
-        fs::write(&self.config_path, render(self.dialect, &conf, self.dir(), ports))
-            .expect("rewrite the configuration");
+        fs::write(
+            &self.config_path,
+            render(self.dialect, &conf, self.dir(), ports),
+        )
+        .expect("rewrite the configuration");
         self.conf = conf;
     }
 
