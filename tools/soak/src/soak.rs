@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::server::{self, Conf, Server};
+use crate::server::{self, Server};
 use crate::ws::*;
 
 #[derive(Clone, Debug)]
@@ -524,10 +524,10 @@ impl Engine {
                 let cut = 10 + (self.slots[i].rng.next() as usize % (req.len() - 20));
                 let at = Instant::now() + Duration::from_millis(self.slots[i].rng.range(0, 2000));
                 self.slots[i].end_at = Some(at);
-                self.queue(i, &req.as_bytes()[..cut]);
+                self.queue(i, &req[..cut]);
             } else {
                 self.set_phase(i, Phase::Handshake);
-                self.queue(i, req.as_bytes());
+                self.queue(i, &req);
             }
         }
         if flags & libc::EPOLLOUT != 0 {
@@ -1134,11 +1134,11 @@ fn mib(kib: u64) -> String {
 /// Waits until the server used no CPU for `quiet` (at most `limit`).
 fn settle(server: &Server, quiet: Duration, limit: Duration) {
     let deadline = Instant::now() + limit;
-    let mut last = server.cpu_seconds();
+    let mut last = server.proc().cpu_seconds();
     let mut since = Instant::now();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        let now = server.cpu_seconds();
+        let now = server.proc().cpu_seconds();
         if now != last {
             last = now;
             since = Instant::now();
@@ -1160,23 +1160,15 @@ pub fn run(s: &Settings) -> bool {
         println!("FAIL: RLIMIT_NOFILE {nofile} is too low for {} connections; run as root or raise `ulimit -Hn`", s.conns);
         return false;
     }
-    let mut conf = Conf::new();
     // InspIRCd 3 misses a FIN that arrives right behind a partial line (plain TCP too);
     // such sockets stay until a write fails or the registration timeout. A 20 s
     // keepalive and a 30 s registration timeout bound that (tools/soak/README.md).
-    conf.websocket = Some(format!("pinginterval=\"{}s\"", s.keepalive_secs));
-    conf.reg_timeout = s.reg_timeout_secs;
+    let mut conf = server::reg_timeout(server::conf(s.module.clone()), s.reg_timeout_secs)
+        .websocket(&format!("pinginterval=\"{}s\"", s.keepalive_secs));
     if std::env::var_os("SOAK_DEBUG").is_some() {
-        conf.log_level = "debug";
+        conf = conf.log("debug", false);
     }
-    let mut server = match Server::start(
-        "soak",
-        &s.module,
-        &conf,
-        None,
-        Duration::from_secs(30),
-        s.keep,
-    ) {
+    let mut server = match server::start("soak", conf, None, Duration::from_secs(30), s.keep) {
         Ok(sv) => sv,
         Err(e) => {
             println!("FAIL: {e}");
@@ -1218,12 +1210,12 @@ pub fn run(s: &Settings) -> bool {
         return false;
     }
     settle(&server, Duration::from_secs(1), Duration::from_secs(10));
-    let rss_initial = server.rss_kib();
-    let fd_initial = server.fd_count();
+    let rss_initial = server.proc().rss_kib();
+    let fd_initial = server.proc().fd_count();
     let mut track = RssTrack {
         max_sampled: rss_initial,
     };
-    let cpu0 = server.cpu_seconds();
+    let cpu0 = server.proc().cpu_seconds();
     let own0 = server::own_cpu_seconds();
 
     let mut eng = Engine::new(server.ws_port, s);
@@ -1233,9 +1225,9 @@ pub fn run(s: &Settings) -> bool {
     // One closure for the per-second checks of every stage.
     macro_rules! second {
         ($eng:expr, $label:expr) => {{
-            let rss = server.rss_kib();
+            let rss = server.proc().rss_kib();
             track.max_sampled = track.max_sampled.max(rss);
-            if !server.alive() {
+            if !server.is_alive() {
                 server_dead = true;
             }
             if last_report.elapsed() >= Duration::from_secs(10) {
@@ -1251,7 +1243,7 @@ pub fn run(s: &Settings) -> bool {
                     m.local_users,
                     m.ws_open,
                     mib(rss),
-                    server.fd_count(),
+                    server.proc().fd_count(),
                     $eng.counts.chats_sent,
                     $eng.counts.chats_received,
                     $eng.errors.total()
@@ -1278,7 +1270,7 @@ pub fn run(s: &Settings) -> bool {
                 eng.active, s.ramp_timeout
             ));
         }
-        rss_warm_peak = server.rss_kib();
+        rss_warm_peak = server.proc().rss_kib();
         eng.begin_drain();
         let done = eng.run(Instant::now() + Duration::from_secs(120), |e| {
             second!(e, "warm-up release");
@@ -1298,8 +1290,8 @@ pub fn run(s: &Settings) -> bool {
         m.ws_open == Some(0) && m.local_users == Some(1)
     });
     settle(&server, Duration::from_secs(2), Duration::from_secs(20));
-    let rss_start = server.rss_kib();
-    let fd_start = server.fd_count();
+    let rss_start = server.proc().rss_kib();
+    let fd_start = server.proc().fd_count();
     let warm_counts_connects = eng.counts.connects;
 
     // Ramp.
@@ -1314,7 +1306,7 @@ pub fn run(s: &Settings) -> bool {
     let full = wait_monitor(&mon, quick(&eng, 30), |m| {
         m.ws_open.unwrap_or(0) >= n as u64
     });
-    let rss_full = server.rss_kib();
+    let rss_full = server.proc().rss_kib();
     if !reached {
         failures.push(format!(
             "ramp: only {} of {n} connections registered and joined within {:?}",
@@ -1382,11 +1374,11 @@ pub fn run(s: &Settings) -> bool {
         }
     }
     settle(&server, Duration::from_secs(2), Duration::from_secs(30));
-    let rss_end = server.rss_kib();
+    let rss_end = server.proc().rss_kib();
     // VmHWM is updated lazily by the kernel; the sampled maximum can be a little higher.
-    let hwm = server.hwm_kib().max(track.max_sampled);
-    let fd_end = server.fd_count();
-    let cpu_server = server.cpu_seconds() - cpu0;
+    let hwm = server.proc().hwm_kib().max(track.max_sampled);
+    let fd_end = server.proc().fd_count();
+    let cpu_server = server.proc().cpu_seconds() - cpu0;
     let cpu_own = server::own_cpu_seconds() - own0;
     let mon_final = mon.lock().unwrap().clone();
 
@@ -1397,7 +1389,7 @@ pub fn run(s: &Settings) -> bool {
             "the plain IRC monitor lost its connection or timed out: {e}"
         ));
     }
-    let alive_at_end = server.alive();
+    let alive_at_end = server.is_alive();
     let exit = server.stop(Duration::from_secs(20));
     let output = server.output();
     let alarming = server::alarming_output(&output);
@@ -1516,7 +1508,7 @@ pub fn run(s: &Settings) -> bool {
         for f in &failures {
             println!("FAIL: {f}");
         }
-        println!("server files: {} (kept)", server.dir.display());
+        println!("server files: {} (kept)", server.dir().display());
         server.keep = true;
         println!("SOAK FAIL ({:.0} s)", t0.elapsed().as_secs_f64());
         false

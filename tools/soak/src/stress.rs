@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::server::{self, Conf, Server, Valgrind, ORIGIN, SERVER_NAME};
+use crate::server::{self, Server, Valgrind, WsModule, ORIGIN, SERVER_NAME};
 use crate::ws::*;
 
 pub struct Settings {
@@ -87,13 +87,14 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn start_server(
-    tag: &str,
-    module: &std::path::Path,
-    conf: &Conf,
-    keep: bool,
-) -> Result<Server, String> {
-    Server::start(tag, module, conf, None, Duration::from_secs(30), keep)
+fn start_server(tag: &str, module: &std::path::Path, keep: bool) -> Result<Server, String> {
+    server::start(
+        tag,
+        server::conf(module.to_path_buf()),
+        None,
+        Duration::from_secs(30),
+        keep,
+    )
 }
 
 /// Keeps the server's files when the scenario fails.
@@ -104,13 +105,13 @@ fn keep_on_failure<T>(server: &mut Server, r: Result<T, String>) -> Result<T, St
         return r.map_err(|e| {
             format!(
                 "{e}\n  server: {}\n  log tail:\n{}\n  server files kept in {}",
-                if server.alive() {
+                if server.is_alive() {
                     "alive".to_string()
                 } else {
-                    server::describe_exit(server.exit)
+                    server::describe_exit(server.exit_status())
                 },
                 server::tail(&log, 15),
-                server.dir.display()
+                server.dir().display()
             )
         });
     }
@@ -135,7 +136,7 @@ fn cycles(s: &Settings) -> Result<(), String> {
         "== (a) {} UNLOADMODULE/LOADMODULE cycles with WebSocket clients connected ==",
         s.cycles
     );
-    let mut server = start_server("cycles", &s.module, &Conf::new(), s.keep)?;
+    let mut server = start_server("cycles", &s.module, s.keep)?;
     let r = cycles_inner(s, &mut server);
     let r = keep_on_failure(&mut server, r);
     let exit = server.stop(Duration::from_secs(20));
@@ -214,7 +215,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         let unreg = Ws::upgrade(wsp, &format!("unreg{cycle}"), None, T)?;
         let mut half = Ws::connect(wsp, &format!("half{cycle}"))?;
         let req = upgrade_request(wsp, ORIGIN, None);
-        half.send_raw(&req.as_bytes()[..req.len() / 2])?;
+        half.send_raw(&req[..req.len() / 2])?;
         // Make sure the server has accepted all of them before the unload.
         oper.sync(&format!("pre{cycle}"), T)?;
 
@@ -286,7 +287,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
             .or_default() += 1;
         // While unloaded, the WebSocket port must not take anyone as a plain IRC client.
         let mut probe = Ws::connect(wsp, &format!("probe{cycle}"))?;
-        let _ = probe.send_raw(upgrade_request(wsp, ORIGIN, None).as_bytes());
+        let _ = probe.send_raw(&upgrade_request(wsp, ORIGIN, None));
         let _ = probe.send_raw(b"NICK sneaky\r\nUSER s 0 * :s\r\n");
         // InspIRCd itself refuses it: "ERROR :Closing link: ... (misconfigured hook)".
         match probe.bytes_until_eof(T) {
@@ -309,7 +310,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         }
         // The module is unmapped once culled; a round trip lets the cull run.
         oper.sync(&format!("unloaded{cycle}"), T)?;
-        let maps = server.mappings_of(&module_name);
+        let maps = server.proc().mappings_of(&module_name);
         if maps == 0 {
             *observations
                 .entry(format!(
@@ -333,23 +334,23 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         if command(&l) != "975" {
             return Err(format!("cycle {cycle}: LOADMODULE failed: {l}"));
         }
-        if server.mappings_of(&module_name) == 0 {
+        if server.proc().mappings_of(&module_name) == 0 {
             return Err(format!(
                 "cycle {cycle}: LOADMODULE succeeded but {module_name} is not mapped"
             ));
         }
         friend.sync(&format!("f{cycle}"), T)?;
         oper.sync(&format!("o{cycle}"), T)?;
-        if !server.alive() {
+        if !server.is_alive() {
             return Err(format!(
                 "cycle {cycle}: the server died: {}",
-                server::describe_exit(server.exit)
+                server::describe_exit(server.exit_status())
             ));
         }
         samples.push(CycleSample {
             cycle,
-            rss: server.rss_kib(),
-            fds: server.fd_count(),
+            rss: server.proc().rss_kib(),
+            fds: server.proc().fd_count(),
         });
         if cycle % 10 == 0 {
             let last = samples.last().unwrap();
@@ -580,7 +581,7 @@ fn rehash_under_load(s: &Settings) -> Result<(), String> {
         "== (b) {} REHASHes while WebSocket clients chat ==",
         s.rehashes
     );
-    let mut server = start_server("rehash", &s.module, &Conf::new(), s.keep)?;
+    let mut server = start_server("rehash", &s.module, s.keep)?;
     let r = rehash_inner(s, &mut server);
     let r = keep_on_failure(&mut server, r);
     let exit = server.stop(Duration::from_secs(20));
@@ -641,7 +642,8 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     for i in 1..=s.rehashes {
         let new_origin = format!("https://r{i}.example");
         let bad = i % 5 == 0;
-        let mut conf = Conf::new();
+        // The same configuration but for the origins and the <websocket> tag.
+        let mut conf = server.conf.clone();
         let origins: Vec<String> = if i % 2 == 0 {
             vec![new_origin.clone(), "https://*.spare.example".into()]
         } else {
@@ -657,7 +659,7 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
                 30 + i % 30
             )
         });
-        server.rewrite_config(&conf);
+        server.rewrite_config(conf);
         let lines = match rehash(&mut oper, &format!("rehash{i}")) {
             Ok(l) => l,
             Err(e) => {
@@ -729,7 +731,7 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
             failure = Some(e);
             break;
         }
-        if !server.alive() {
+        if !server.is_alive() {
             failure = Some(format!("rehash {i}: the server died"));
             break;
         }
@@ -790,7 +792,7 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
                 .join("\n")
         ));
     }
-    if !server.alive() {
+    if !server.is_alive() {
         return Err("the server died".into());
     }
     Ok(())
@@ -810,19 +812,16 @@ fn valgrind_log_path(tag: &str) -> PathBuf {
 /// The stock module under valgrind: start, UNLOADMODULE, LOADMODULE, DIE. What InspIRCd
 /// itself reports there is InspIRCd's.
 fn valgrind_baseline(s: &Settings) -> Result<VgReport, String> {
-    let stock = PathBuf::from(server::STOCK_MODULE_DIR).join("m_websocket.so");
     let vlog = valgrind_log_path("valgrind-stock");
     let vg = Valgrind {
         log: vlog.clone(),
         error_exitcode: VG_EXIT,
     };
-    let mut conf = Conf::new();
-    conf.extra_modules.push("sha1".into());
+    let conf = server::conf(WsModule::Stock);
     let t0 = Instant::now();
-    let mut server = Server::start(
+    let mut server = server::start(
         "valgrind-stock",
-        &stock,
-        &conf,
+        conf,
         Some(&vg),
         Duration::from_secs(180),
         s.keep,
@@ -877,12 +876,10 @@ fn valgrind(s: &Settings) -> Result<(), String> {
         error_exitcode: VG_EXIT,
     };
     let t0 = Instant::now();
-    let mut conf = Conf::new();
-    conf.reg_timeout = 300;
-    let mut server = Server::start(
+    let conf = server::reg_timeout(server::conf(s.valgrind_module.clone()), 300);
+    let mut server = server::start(
         "valgrind",
-        &s.valgrind_module,
-        &conf,
+        conf,
         Some(&vg),
         Duration::from_secs(180),
         s.keep,
@@ -1080,11 +1077,11 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     oper.send("LOADMODULE websocket")?;
     oper.expect("975", VT, |l| command(l) == "975")?;
     // REHASH to trusted proxies and a 2 s keepalive.
-    let mut conf = Conf::new();
+    // The configuration it started with (registration timeout 300 s), one more origin.
+    let mut conf = server.conf.clone();
     conf.origins.push("https://second.example".into());
-    conf.reg_timeout = 300;
     conf.websocket = Some(r#"proxyranges="127.0.0.0/8" pinginterval="2s""#.into());
-    server.rewrite_config(&conf);
+    server.rewrite_config(conf);
     let lines = rehash(&mut oper, "vg-rehash")?;
     if lines.iter().any(|l| l.contains("m_websocket")) {
         return Err(format!("rehash complaint: {lines:?}"));

@@ -1,4 +1,4 @@
-//! A minimal RFC 6455 client side (masked frames out, unmasked frames in), an xorshift
+//! The test kit's RFC 6455 client codec with soak's upgrade requests, an xorshift
 //! RNG, and blocking IRC / WebSocket clients with deadlines for the stress scenarios.
 
 use std::io::{self, Read, Write};
@@ -7,16 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::server::ORIGIN;
 
-pub const OP_CONT: u8 = 0;
-pub const OP_TEXT: u8 = 1;
-pub const OP_BINARY: u8 = 2;
-pub const OP_CLOSE: u8 = 8;
-pub const OP_PING: u8 = 9;
-pub const OP_PONG: u8 = 10;
-
-/// RFC 6455 section 1.3 sample key and its accept value.
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+pub use testkit::ws::{
+    close_payload, encode_frame, find, parse_frame, Frame, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING,
+    OP_PONG, OP_TEXT, SAMPLE_ACCEPT,
+};
 
 /// xorshift64*: deterministic per seed, good enough for scheduling.
 #[derive(Clone, Debug)]
@@ -49,113 +43,7 @@ impl Rng {
     }
 }
 
-/// A masked client frame.
-pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push((if fin { 0x80 } else { 0 }) | (opcode & 0x0f));
-    let mbit = if mask.is_some() { 0x80 } else { 0 };
-    let n = payload.len();
-    if n <= 125 {
-        out.push(mbit | n as u8);
-    } else if n <= 0xffff {
-        out.push(mbit | 126);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        out.push(mbit | 127);
-        out.extend_from_slice(&(n as u64).to_be_bytes());
-    }
-    match mask {
-        Some(m) => {
-            out.extend_from_slice(&m);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i & 3]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
-}
-
-pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
-    let mut p = code.to_be_bytes().to_vec();
-    p.extend_from_slice(reason.as_bytes());
-    p
-}
-
-#[derive(Clone, Debug)]
-pub struct Frame {
-    pub fin: bool,
-    pub rsv: u8,
-    pub opcode: u8,
-    pub masked: bool,
-    pub payload: Vec<u8>,
-}
-
-impl Frame {
-    pub fn close_code(&self) -> Option<u16> {
-        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
-    }
-    pub fn close_reason(&self) -> String {
-        String::from_utf8_lossy(self.payload.get(2..).unwrap_or_default()).into_owned()
-    }
-    pub fn is_data(&self) -> bool {
-        self.opcode == OP_TEXT || self.opcode == OP_BINARY
-    }
-}
-
-/// One server frame from the front of `b`: `Some((frame, used))`, None if incomplete.
-pub fn parse_frame(b: &[u8]) -> Option<(Frame, usize)> {
-    if b.len() < 2 {
-        return None;
-    }
-    let fin = b[0] & 0x80 != 0;
-    let rsv = (b[0] >> 4) & 7;
-    let opcode = b[0] & 0x0f;
-    let masked = b[1] & 0x80 != 0;
-    let mut len = (b[1] & 0x7f) as u64;
-    let mut pos = 2;
-    if len == 126 {
-        if b.len() < 4 {
-            return None;
-        }
-        len = u16::from_be_bytes([b[2], b[3]]) as u64;
-        pos = 4;
-    } else if len == 127 {
-        if b.len() < 10 {
-            return None;
-        }
-        len = u64::from_be_bytes(b[2..10].try_into().unwrap());
-        pos = 10;
-    }
-    let mut key = [0u8; 4];
-    if masked {
-        if b.len() < pos + 4 {
-            return None;
-        }
-        key.copy_from_slice(&b[pos..pos + 4]);
-        pos += 4;
-    }
-    let end = pos.checked_add(len as usize)?;
-    if b.len() < end {
-        return None;
-    }
-    let mut payload = b[pos..end].to_vec();
-    if masked {
-        for (i, x) in payload.iter_mut().enumerate() {
-            *x ^= key[i & 3];
-        }
-    }
-    Some((
-        Frame {
-            fin,
-            rsv,
-            opcode,
-            masked,
-            payload,
-        },
-        end,
-    ))
-}
-
-pub fn upgrade_request(port: u16, origin: &str, protocol: Option<&str>) -> String {
+pub fn upgrade_request(port: u16, origin: &str, protocol: Option<&str>) -> Vec<u8> {
     upgrade_request_with(port, origin, protocol, &[])
 }
 
@@ -165,24 +53,14 @@ pub fn upgrade_request_with(
     origin: &str,
     protocol: Option<&str>,
     extra: &[&str],
-) -> String {
-    let mut s = format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n"
-    );
-    if let Some(p) = protocol {
-        s.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-    }
-    for h in extra {
-        s.push_str(h);
-        s.push_str("\r\n");
-    }
-    s.push_str("\r\n");
-    s
-}
-
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+) -> Vec<u8> {
+    let protocol = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}"));
+    let lines: Vec<&str> = protocol
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect();
+    testkit::ws::upgrade_request(&format!("127.0.0.1:{port}"), origin, &lines)
 }
 
 /// Checks a response head: `Ok(())` for a 101 with the right accept value.
@@ -196,7 +74,7 @@ pub fn check_101(head: &[u8]) -> Result<(), String> {
     }
     let ok = text.lines().any(|l| {
         l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == ACCEPT
+            k.trim().eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == SAMPLE_ACCEPT
         })
     });
     if !ok {
@@ -468,7 +346,7 @@ impl Ws {
         timeout: Duration,
     ) -> Result<u16, String> {
         let req = upgrade_request_with(port, origin, protocol, extra);
-        self.send_raw(req.as_bytes())?;
+        self.send_raw(&req)?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(end) = find(&self.buf, b"\r\n\r\n") {
@@ -713,7 +591,8 @@ impl Ws {
                     }
                     return Ok(v);
                 }
-                Got::Timeout => return Err(format!(
+                Got::Timeout => {
+                    return Err(format!(
                     "[{}] the server did not close the connection within {timeout:?}; frames: {}",
                     self.name,
                     v.iter()
@@ -724,7 +603,8 @@ impl Ws {
                         ))
                         .collect::<Vec<_>>()
                         .join(", ")
-                )),
+                ))
+                }
             }
         }
     }

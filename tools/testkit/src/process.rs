@@ -7,12 +7,18 @@ use std::time::{Duration, Instant};
 /// Sends SIGTERM to the child's PID and waits at most `grace` for it to exit; then
 /// SIGKILL (to the same PID) and reaps it. Returns its exit status.
 pub fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    signal_then_kill(child, libc::SIGTERM, grace)
+}
+
+/// Sends `signal` to the child's PID and waits at most `grace` for it to exit; then
+/// SIGKILL (to the same PID) and reaps it. Returns its exit status.
+pub fn signal_then_kill(child: &mut Child, signal: i32, grace: Duration) -> Option<ExitStatus> {
     if let Ok(Some(st)) = child.try_wait() {
         return Some(st);
     }
     // SAFETY: kill(2) on the PID of our own child, which has not been reaped yet.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
+        libc::kill(child.id() as i32, signal);
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {

@@ -16,7 +16,6 @@ pub use config::{
 };
 pub use dialect::Dialect;
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -86,7 +85,8 @@ pub struct Launcher {
     pub stop: Stop,
     /// A program (and its arguments) the server runs under, e.g. valgrind; empty for
     /// none. It must exec the server in place, so that the child's PID is the server's.
-    pub wrapper: Vec<OsString>,
+    /// `{dir}` in an argument stands for the run's directory.
+    pub wrapper: Vec<String>,
     /// Keep the directory (configuration, logs) after the run.
     pub keep: bool,
 }
@@ -124,7 +124,7 @@ impl Launcher {
         self.stop = stop;
         self
     }
-    pub fn wrapper<S: Into<OsString>>(
+    pub fn wrapper<S: Into<String>>(
         mut self,
         program_and_args: impl IntoIterator<Item = S>,
     ) -> Launcher {
@@ -155,8 +155,10 @@ impl Launcher {
         let mut cmd = match self.wrapper.split_first() {
             None => Command::new(&self.install.binary),
             Some((program, args)) => {
+                let dir = dir.to_string_lossy();
                 let mut c = Command::new(program);
-                c.args(args).arg(&self.install.binary);
+                c.args(args.iter().map(|a| a.replace("{dir}", &dir)))
+                    .arg(&self.install.binary);
                 c
             }
         };
