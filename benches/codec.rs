@@ -32,6 +32,7 @@ use inspircd_websocket::frame::{apply_mask, Utf8Validator};
 use inspircd_websocket::handshake::{HandshakeScanner, HandshakeStatus, Peer, SocketKind};
 use inspircd_websocket::irc::{LineFramer, MessageMode};
 use inspircd_websocket::session::Session;
+use testkit::stats::median;
 use testkit::ws::{encode_frame, OP_TEXT};
 
 const MASK_SIZES: [usize; 5] = [16, 125, 1024, 16 * 1024, 64 * 1024];
@@ -371,16 +372,6 @@ fn calibrate(f: &mut dyn FnMut(), target: Duration) -> u64 {
             return ((target.as_nanos() as f64 / per) as u64).max(1);
         }
         iters *= 4;
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

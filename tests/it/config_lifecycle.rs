@@ -6,20 +6,7 @@ use crate::common::*;
 const NEW_ORIGIN: &str = "https://new.example";
 
 fn origin_status(server: &Server, origin: &str) -> u16 {
-    let r = http_exchange(
-        server.ws_port,
-        &request(
-            "GET / HTTP/1.1",
-            &[
-                "Host: 127.0.0.1",
-                "Upgrade: websocket",
-                "Connection: Upgrade",
-                &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
-                "Sec-WebSocket-Version: 13",
-                &format!("Origin: {origin}"),
-            ],
-        ),
-    );
+    let r = http_exchange(server.ws_port, &upgrade_request_from(Some(origin)));
     r.status
 }
 

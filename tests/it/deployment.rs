@@ -307,22 +307,42 @@ fn spoof_recipe_both_headers(m: Module) {
 }
 both_modules!(spoof_recipe_both_headers);
 
+/// `<websocket proxyheader>` for proxies that set only X-Forwarded-For.
+const PROXYHEADER_XFF: &str = r#"proxyheader="x-forwarded-for""#;
+
+/// The address of a client from 127.0.0.`from` through the proxy on `port` that sends
+/// a forged `header`.
+fn forged(port: u16, from: u8, nick: &str, header: (&str, &str)) -> String {
+    proxied_ip(port, ip(from), nick, &[header])
+}
+
+/// Through a proxy that leaves a client's X-Real-IP alone, with the default proxyheader
+/// (`any`, the stock rule: X-Real-IP if present), the forged X-Real-IP WINS with either
+/// module; ours logs the disagreement with the forwarded address.
+fn assert_forged_real_ip_wins(m: Module, server: &Server, port: u16) {
+    let got = forged(port, 9, "forger", ("X-Real-IP", FORGED_REAL_IP));
+    assert_eq!(
+        got, FORGED_REAL_IP,
+        "documented danger: the forged X-Real-IP wins"
+    );
+    if m == Module::Ours {
+        assert_disagreement_warned(server, FORGED_REAL_IP, "127.0.0.9");
+    }
+}
+
 /// (b) The old README recipe (nginx sets only X-Forwarded-For; a client's own X-Real-IP
 /// passes through) with `proxyheader="x-forwarded-for"`: the forged X-Real-IP is ignored
-/// and the disagreement logged.
-#[test]
-fn spoof_xff_recipe_proxyheader_xff_ours() {
-    let server = Server::start(behind_proxy(
-        Module::Ours,
-        r#"proxyheader="x-forwarded-for""#,
-    ));
+/// and the disagreement logged. Stock (the reference) has no proxyheader key (an
+/// unknown key is ignored) and reads X-Real-IP first, so with this recipe the client's
+/// forged X-Real-IP wins.
+fn spoof_xff_recipe_proxyheader_xff(m: Module) {
+    let server = Server::start(behind_proxy(m, PROXYHEADER_XFF));
     let nginx = NginxConf::new(RECIPE_XFF_ONLY).start(&server);
-    let got = proxied_ip(
-        nginx.port,
-        ip(9),
-        "forger",
-        &[("X-Real-IP", FORGED_REAL_IP)],
-    );
+    let got = forged(nginx.port, 9, "forger", ("X-Real-IP", FORGED_REAL_IP));
+    if m == Module::Stock {
+        assert_eq!(got, FORGED_REAL_IP, "stock takes the forged X-Real-IP");
+        return;
+    }
     assert_eq!(got, "127.0.0.9", "the forged X-Real-IP must be ignored");
     assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
     // A forged X-Forwarded-For too: nginx appends the real address, which is rightmost.
@@ -337,46 +357,17 @@ fn spoof_xff_recipe_proxyheader_xff_ours() {
     );
     assert_eq!(got, "127.0.0.21");
 }
+both_modules!(spoof_xff_recipe_proxyheader_xff);
 
-/// Stock (the reference): it has no proxyheader key (an unknown key is ignored) and
-/// reads X-Real-IP first, so with this recipe the client's forged X-Real-IP wins.
-#[test]
-fn spoof_xff_recipe_proxyheader_xff_stock() {
-    let server = Server::start(behind_proxy(
-        Module::Stock,
-        r#"proxyheader="x-forwarded-for""#,
-    ));
-    let nginx = NginxConf::new(RECIPE_XFF_ONLY).start(&server);
-    let got = proxied_ip(
-        nginx.port,
-        ip(9),
-        "forger",
-        &[("X-Real-IP", FORGED_REAL_IP)],
-    );
-    assert_eq!(got, FORGED_REAL_IP, "stock takes the forged X-Real-IP");
-}
-
-/// (c) The old README recipe with the default proxyheader (`any`, the stock rule:
-/// X-Real-IP if present): the client's forged X-Real-IP WINS, with either module. This is
-/// the danger the README must warn about: with a proxy that sets only X-Forwarded-For,
-/// set `proxyheader="x-forwarded-for"` (or have the proxy set X-Real-IP as well).
+/// (c) The old README recipe with the default proxyheader: the client's forged
+/// X-Real-IP WINS, with either module. This is the danger the README must warn about:
+/// with a proxy that sets only X-Forwarded-For, set `proxyheader="x-forwarded-for"` (or
+/// have the proxy set X-Real-IP as well).
 fn spoof_xff_recipe_default_forged_wins(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let nginx = NginxConf::new(RECIPE_XFF_ONLY).start(&server);
     assert_eq!(proxied_ip(nginx.port, ip(9), "honest", &[]), "127.0.0.9");
-    let got = proxied_ip(
-        nginx.port,
-        ip(9),
-        "forger",
-        &[("X-Real-IP", FORGED_REAL_IP)],
-    );
-    assert_eq!(
-        got, FORGED_REAL_IP,
-        "documented danger: the forged X-Real-IP wins"
-    );
-    if m == Module::Ours {
-        assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
-    }
+    assert_forged_real_ip_wins(m, &server, nginx.port);
 }
 both_modules!(spoof_xff_recipe_default_forged_wins);
 
@@ -386,12 +377,7 @@ both_modules!(spoof_xff_recipe_default_forged_wins);
 fn spoof_real_ip_recipe(m: Module) {
     let server = Server::start(behind_proxy(m, r#"proxyheader="x-real-ip""#));
     let nginx = NginxConf::new(RECIPE_REAL_IP_ONLY).start(&server);
-    let got = proxied_ip(
-        nginx.port,
-        ip(9),
-        "forger",
-        &[("X-Forwarded-For", FORGED_XFF)],
-    );
+    let got = forged(nginx.port, 9, "forger", ("X-Forwarded-For", FORGED_XFF));
     assert_eq!(got, "127.0.0.9", "the forged X-Forwarded-For must lose");
     if m == Module::Ours {
         assert_disagreement_warned(&server, FORGED_XFF, "127.0.0.9");
@@ -401,65 +387,30 @@ both_modules!(spoof_real_ip_recipe);
 
 /// (e) HAProxy's `option forwardfor` ADDS an X-Forwarded-For line after the client's own
 /// one; with `proxyheader="x-forwarded-for"` the lines are one list and the rightmost
-/// untrusted address (HAProxy's) wins.
-#[test]
-fn spoof_haproxy_forwardfor_ours() {
-    let server = Server::start(behind_proxy(
-        Module::Ours,
-        r#"proxyheader="x-forwarded-for""#,
-    ));
+/// untrusted address (HAProxy's) wins. Stock (the reference) reads only the FIRST
+/// X-Forwarded-For line, which is the client's own, so the forged address wins.
+fn spoof_haproxy_forwardfor(m: Module) {
+    let server = Server::start(behind_proxy(m, PROXYHEADER_XFF));
     let haproxy = HaproxyConf::default().start(&server);
     assert_eq!(proxied_ip(haproxy.port, ip(9), "honest", &[]), "127.0.0.9");
-    let got = proxied_ip(
-        haproxy.port,
-        ip(21),
-        "forger",
-        &[("X-Forwarded-For", FORGED_XFF)],
-    );
-    assert_eq!(
-        got, "127.0.0.21",
-        "the client's own X-Forwarded-For line must lose"
-    );
+    let got = forged(haproxy.port, 21, "forger", ("X-Forwarded-For", FORGED_XFF));
+    match m {
+        Module::Ours => assert_eq!(
+            got, "127.0.0.21",
+            "the client's own X-Forwarded-For line must lose"
+        ),
+        Module::Stock => assert_eq!(got, FORGED_XFF, "stock takes the first (forged) line"),
+    }
 }
-
-/// Stock (the reference): it reads only the FIRST X-Forwarded-For line, which is the
-/// client's own, so behind HAProxy's `option forwardfor` the forged address wins.
-#[test]
-fn spoof_haproxy_forwardfor_stock() {
-    let server = Server::start(behind_proxy(
-        Module::Stock,
-        r#"proxyheader="x-forwarded-for""#,
-    ));
-    let haproxy = HaproxyConf::default().start(&server);
-    assert_eq!(proxied_ip(haproxy.port, ip(9), "honest", &[]), "127.0.0.9");
-    let got = proxied_ip(
-        haproxy.port,
-        ip(21),
-        "forger",
-        &[("X-Forwarded-For", FORGED_XFF)],
-    );
-    assert_eq!(got, FORGED_XFF, "stock takes the first (forged) line");
-}
+both_modules!(spoof_haproxy_forwardfor);
 
 /// HAProxy's `option forwardfor` leaves X-Real-IP alone, so with the default proxyheader
-/// (`any`: X-Real-IP if present) a client's own X-Real-IP WINS, with either module: behind
-/// HAProxy, set `proxyheader="x-forwarded-for"` (or have HAProxy set X-Real-IP).
+/// a client's own X-Real-IP WINS, with either module: behind HAProxy, set
+/// `proxyheader="x-forwarded-for"` (or have HAProxy set X-Real-IP).
 fn spoof_haproxy_default_forged_real_ip_wins(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let haproxy = HaproxyConf::default().start(&server);
-    let got = proxied_ip(
-        haproxy.port,
-        ip(9),
-        "forger",
-        &[("X-Real-IP", FORGED_REAL_IP)],
-    );
-    assert_eq!(
-        got, FORGED_REAL_IP,
-        "documented danger: the forged X-Real-IP wins"
-    );
-    if m == Module::Ours {
-        assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
-    }
+    assert_forged_real_ip_wins(m, &server, haproxy.port);
 }
 both_modules!(spoof_haproxy_default_forged_real_ip_wins);
 
@@ -472,13 +423,21 @@ const ZLINE_REASON: &str = "dual-stack ban (deployment test)";
 /// nginx on `[::]:PORT ipv6only=off` passes `$remote_addr` = `::ffff:127.0.0.5` for an
 /// IPv4 client. This module makes it 127.0.0.5, so WHOIS and 001 show 127.0.0.5 and a
 /// Z-line on 127.0.0.5 disconnects and then refuses the user.
-#[test]
-fn dual_stack_zline_ours() {
-    let server = Server::start(behind_proxy(Module::Ours, ""));
+///
+/// Stock (the reference): the user gets `0::ffff:127.0.0.5` (InspIRCd prefixes a 0 to an
+/// address starting with ':'), and a Z-line on 127.0.0.5 misses it: the proxied user
+/// stays connected and a new one still gets in; only the direct user is disconnected.
+fn dual_stack_zline(m: Module) {
+    let server = Server::start(behind_proxy(m, ""));
     let nginx = NginxConf::new(RECIPE_REAL_IP_AND_XFF)
         .dual_stack()
         .start(&server);
-    assert_eq!(proxied_ip(nginx.port, ip(5), "five", &[]), "127.0.0.5");
+    // The address a user from 127.0.0.5 gets.
+    let five = match m {
+        Module::Ours => "127.0.0.5",
+        Module::Stock => "0::ffff:127.0.0.5",
+    };
+    assert_eq!(proxied_ip(nginx.port, ip(5), "five", &[]), five);
     let mut user = attempt_user_via(nginx.port, ip(5), "fiveagain").registered("fiveagain");
     let mut direct = irc_from(ip(5), server.irc_port, "fivedirect");
 
@@ -487,6 +446,16 @@ fn dual_stack_zline_ours() {
     oper.send(&format!("ZLINE 127.0.0.5 0 :{ZLINE_REASON}"));
     oper.sync("zlined");
 
+    if m == Module::Stock {
+        direct.expect_closed("the Z-line on 127.0.0.5 to disconnect the direct user");
+        user.sync("missed-by-the-zline");
+        assert_eq!(
+            proxied_ip(nginx.port, ip(5), "fivenew", &[]),
+            "0::ffff:127.0.0.5",
+            "stock admits a new proxied user from the Z-lined address"
+        );
+        return;
+    }
     let said = wait_closed(
         &mut user,
         "the Z-line on 127.0.0.5 to disconnect the proxied user",
@@ -504,36 +473,7 @@ fn dual_stack_zline_ours() {
     // Another address still gets in through the same listener.
     assert_eq!(proxied_ip(nginx.port, ip(6), "six", &[]), "127.0.0.6");
 }
-
-/// Stock (the reference): the user gets `0::ffff:127.0.0.5` (InspIRCd prefixes a 0 to an
-/// address starting with ':'), and a Z-line on 127.0.0.5 misses it: the proxied user
-/// stays connected and a new one still gets in; only the direct user is disconnected.
-#[test]
-fn dual_stack_zline_stock() {
-    let server = Server::start(behind_proxy(Module::Stock, ""));
-    let nginx = NginxConf::new(RECIPE_REAL_IP_AND_XFF)
-        .dual_stack()
-        .start(&server);
-    assert_eq!(
-        proxied_ip(nginx.port, ip(5), "five", &[]),
-        "0::ffff:127.0.0.5"
-    );
-    let mut user = attempt_user_via(nginx.port, ip(5), "fiveagain").registered("fiveagain");
-    let mut direct = irc_from(ip(5), server.irc_port, "fivedirect");
-
-    let mut oper = server.irc("oper");
-    oper.oper();
-    oper.send(&format!("ZLINE 127.0.0.5 0 :{ZLINE_REASON}"));
-    oper.sync("zlined");
-
-    direct.expect_closed("the Z-line on 127.0.0.5 to disconnect the direct user");
-    user.sync("missed-by-the-zline");
-    assert_eq!(
-        proxied_ip(nginx.port, ip(5), "fivenew", &[]),
-        "0::ffff:127.0.0.5",
-        "stock admits a new proxied user from the Z-lined address"
-    );
-}
+both_modules!(dual_stack_zline);
 
 // ---------------------------------------------------------------------------------------
 // 4. Cookies: large upgrade requests through nginx

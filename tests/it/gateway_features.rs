@@ -118,16 +118,7 @@ fn allowmissingorigin_accepts_clients_without_origin() {
 #[test]
 fn missing_origin_is_still_refused_by_default() {
     let server = Server::start(Conf::new(Module::Ours));
-    let request = request(
-        "GET / HTTP/1.1",
-        &[
-            "Host: 127.0.0.1",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
-            "Sec-WebSocket-Version: 13",
-        ],
-    );
+    let request = upgrade_request_from(None);
     let response = http_exchange(server.ws_port, &request);
     assert_eq!(response.status, 400);
 }
@@ -262,15 +253,7 @@ fn flood_of_empty_messages_meets_the_servers_flood_control(module: Module) {
     });
 }
 
-#[test]
-fn flood_of_empty_messages_meets_the_servers_flood_control_ours() {
-    flood_of_empty_messages_meets_the_servers_flood_control(Module::Ours);
-}
-
-#[test]
-fn flood_of_empty_messages_meets_the_servers_flood_control_stock() {
-    flood_of_empty_messages_meets_the_servers_flood_control(Module::Stock);
-}
+both_modules!(flood_of_empty_messages_meets_the_servers_flood_control);
 
 /// A client that sends QUIT and its close frame in one write (irc-framework does) keeps
 /// its quit message: the lines before the close frame run before the connection ends.

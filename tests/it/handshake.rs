@@ -91,20 +91,7 @@ fn origin_glob_case_insensitive(m: Module) {
         "http://exact.test.evil",
         "https://app.example.com.evil",
     ] {
-        let r = http_exchange(
-            server.ws_port,
-            &request(
-                "GET / HTTP/1.1",
-                &[
-                    "Host: 127.0.0.1",
-                    "Upgrade: websocket",
-                    "Connection: Upgrade",
-                    &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
-                    "Sec-WebSocket-Version: 13",
-                    &format!("Origin: {origin}"),
-                ],
-            ),
-        );
+        let r = http_exchange(server.ws_port, &upgrade_request_from(Some(origin)));
         assert_error_closed(&r, 403);
     }
 }
@@ -152,32 +139,13 @@ both_modules!(request_and_frames_in_one_write);
 // ---------------------------------------------------------------------------------------
 
 fn missing_origin_400(m: Module) {
-    let req = request(
-        "GET / HTTP/1.1",
-        &[
-            "Host: 127.0.0.1",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
-            "Sec-WebSocket-Version: 13",
-        ],
-    );
+    let req = upgrade_request_from(None);
     shared_error(m, Conf::new(m), &req, 400, &["origin"]);
 }
 both_modules!(missing_origin_400);
 
 fn origin_not_allowed_403(m: Module) {
-    let req = request(
-        "GET / HTTP/1.1",
-        &[
-            "Host: 127.0.0.1",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
-            "Sec-WebSocket-Version: 13",
-            "Origin: https://evil.example",
-        ],
-    );
+    let req = upgrade_request_from(Some("https://evil.example"));
     shared_error(m, Conf::new(m), &req, 403, &["origin"]);
 }
 both_modules!(origin_not_allowed_403);

@@ -128,6 +128,52 @@ fn new_dir(server: &Server, kind: &str) -> PathBuf {
     dir
 }
 
+/// Starts a proxy of the test (`what`: nginx or haproxy) in a directory of its own in
+/// the server's: writes its configuration (`render(dir, port, token)`) to `conf_file`,
+/// runs `command(dir, conf path)` with its output in stdout.txt, and waits until it
+/// answers on its port, trying other ports when one was taken. Its `logs` files
+/// together are its output for failure messages.
+fn start_proxy(
+    what: &str,
+    server: &Server,
+    conf_file: &str,
+    free: fn() -> u16,
+    render: &dyn Fn(&Path, u16, &str) -> String,
+    command: &dyn Fn(&Path, &Path) -> Command,
+    logs: &[&str],
+) -> (u16, PathBuf, KillOnDrop) {
+    let dir = new_dir(server, what);
+    let conf_path = dir.join(conf_file);
+    for _attempt in 0..5 {
+        let port = free();
+        let token = format!("{what}-ready-{}", dir.display());
+        fs::write(&conf_path, render(&dir, port, &token)).unwrap();
+        let out = fs::File::create(dir.join("stdout.txt")).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = command(&dir, &conf_path)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what} (apt-get install {what}): {e}"));
+        let mut proc_ = KillOnDrop(child);
+        let output = || logs.iter().map(|f| read_lossy(&dir.join(f))).collect();
+        match wait_ready(
+            what,
+            &mut proc_,
+            port,
+            &token,
+            &output,
+            "Address already in use",
+        ) {
+            Ready::Yes => return (port, dir, proc_),
+            Ready::PortTaken => continue,
+        }
+    }
+    panic!("{what}: could not bind a free port 5 times");
+}
+
 // ---------------------------------------------------------------------------------------
 // nginx
 // ---------------------------------------------------------------------------------------
@@ -213,58 +259,30 @@ http {{
 
     /// Starts nginx in front of `server`'s WebSocket port; returns once it answers.
     pub fn start(&self, server: &Server) -> Nginx {
-        let dir = new_dir(server, "nginx");
-        let conf_path = dir.join("nginx.conf");
-        for _attempt in 0..5 {
-            let port = if self.dual_stack {
-                free_port_dual()
-            } else {
-                free_port()
-            };
-            let token = format!("nginx-ready-{}", dir.display());
-            fs::write(&conf_path, self.render(&dir, port, server.ws_port, &token)).unwrap();
-            let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-            let err = out.try_clone().unwrap();
-            let child = Command::new(NGINX)
-                .arg("-p")
-                .arg(&dir)
-                .arg("-c")
-                .arg(&conf_path)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .expect("spawn /usr/sbin/nginx (apt-get install nginx)");
-            let mut proc_ = KillOnDrop(child);
-            let output = || {
-                format!(
-                    "{}{}",
-                    read_lossy(&dir.join("stdout.txt")),
-                    read_lossy(&dir.join("error.log"))
-                )
-            };
-            match wait_ready(
-                "nginx",
-                &mut proc_,
-                port,
-                &token,
-                &output,
-                "Address already in use",
-            ) {
-                Ready::Yes => {
-                    return Nginx {
-                        port,
-                        dir,
-                        _proc: proc_,
-                    }
-                }
-                Ready::PortTaken => continue,
-            }
+        let free = if self.dual_stack {
+            free_port_dual
+        } else {
+            free_port
+        };
+        let (port, dir, proc_) = start_proxy(
+            "nginx",
+            server,
+            "nginx.conf",
+            free,
+            &|dir, port, token| self.render(dir, port, server.ws_port, token),
+            &|dir, conf| {
+                let mut c = Command::new(NGINX);
+                c.arg("-p").arg(dir).arg("-c").arg(conf);
+                c.arg("-e").arg(dir.join("error.log"));
+                c
+            },
+            &["stdout.txt", "error.log"],
+        );
+        Nginx {
+            port,
+            dir,
+            _proc: proc_,
         }
-        panic!("nginx: could not bind a free port 5 times");
     }
 }
 
@@ -349,45 +367,24 @@ backend ircd
 
     /// Starts HAProxy in front of `server`'s WebSocket port; returns once it answers.
     pub fn start(&self, server: &Server) -> Haproxy {
-        let dir = new_dir(server, "haproxy");
-        let conf_path = dir.join("haproxy.cfg");
-        for _attempt in 0..5 {
-            let port = free_port();
-            let token = format!("haproxy-ready-{}", dir.display());
-            fs::write(&conf_path, self.render(port, server.ws_port, &token)).unwrap();
-            let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-            let err = out.try_clone().unwrap();
-            let child = Command::new(HAPROXY)
-                .arg("-db")
-                .arg("-f")
-                .arg(&conf_path)
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .expect("spawn /usr/sbin/haproxy (apt-get install haproxy)");
-            let mut proc_ = KillOnDrop(child);
-            let output = || read_lossy(&dir.join("stdout.txt"));
-            match wait_ready(
-                "haproxy",
-                &mut proc_,
-                port,
-                &token,
-                &output,
-                "Address already in use",
-            ) {
-                Ready::Yes => {
-                    return Haproxy {
-                        port,
-                        dir,
-                        _proc: proc_,
-                    }
-                }
-                Ready::PortTaken => continue,
-            }
+        let (port, dir, proc_) = start_proxy(
+            "haproxy",
+            server,
+            "haproxy.cfg",
+            free_port,
+            &|_, port, token| self.render(port, server.ws_port, token),
+            &|_, conf| {
+                let mut c = Command::new(HAPROXY);
+                c.arg("-db").arg("-f").arg(conf);
+                c
+            },
+            &["stdout.txt"],
+        );
+        Haproxy {
+            port,
+            dir,
+            _proc: proc_,
         }
-        panic!("haproxy: could not bind a free port 5 times");
     }
 }
 
@@ -675,43 +672,8 @@ pub fn within_one_hour(scenario: impl Fn()) {
 /// 101 the body by Content-Length (a proxy keeps its client's connection open after an
 /// upstream's error answer, where the server itself would close), or until the close.
 pub fn read_proxied_response(c: &mut RawConn) -> HttpResponse {
-    let deadline = Instant::now() + TIMEOUT;
-    let head_end = loop {
-        if let Some(p) = find(&c.buf, b"\r\n\r\n") {
-            break p;
-        }
-        if let Err(e) = c.fill(deadline) {
-            panic!(
-                "no complete HTTP response head through the proxy ({}); got {:?}",
-                match e {
-                    ReadEnd::Eof => "closed",
-                    ReadEnd::Timeout => "timed out",
-                },
-                show(&c.buf)
-            );
-        }
-    };
-    let head = show(&c.buf[..head_end]);
-    c.buf.drain(..head_end + 4);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap().to_string();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect();
-    let mut resp = HttpResponse {
-        status,
-        status_line,
-        headers,
-        body: Vec::new(),
-        closed: false,
-    };
-    if status == 101 {
+    let mut resp = c.read_head(" through the proxy");
+    if resp.status == 101 {
         return resp;
     }
     let want = resp

@@ -21,6 +21,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
 pub use testkit::inspircd::{Conf, Link, WsModule};
+pub use testkit::irc::take_line;
 pub use testkit::wait::{poll_until, read_lossy, tail};
 pub use testkit::ws::{
     encode_frame, find, parse_frame, Frame as RawFrame, MASK, OP_BINARY, OP_CLOSE, OP_CONT,
@@ -269,10 +270,6 @@ impl IrcClient {
         c
     }
 
-    pub fn wait_welcome(&mut self) {
-        self.expect("numeric 001", |l| is_numeric(l, "001"));
-    }
-
     pub fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\r\n").as_bytes());
     }
@@ -284,12 +281,7 @@ impl IrcClient {
     /// Next line (without CR LF) before `deadline`; `Ok(None)` on EOF.
     pub fn read_line(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, &'static str> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
+            if let Some(line) = take_line(&mut self.buf) {
                 self.seen.push(line.clone());
                 return Ok(Some(line));
             }
@@ -350,23 +342,6 @@ impl IrcClient {
             .map(|l| show(l))
             .collect::<Vec<_>>()
             .join("\n")
-    }
-
-    /// Round trip: everything the server did for earlier lines is done when this returns.
-    pub fn sync(&mut self, token: &str) {
-        self.send(&format!("PING :{token}"));
-        let want = format!(":{token}");
-        self.expect(&format!("PONG {token}"), |l| {
-            let s = show(l);
-            s.contains(" PONG ") && s.ends_with(&want)
-        });
-    }
-
-    pub fn join(&mut self, chan: &str) {
-        self.send(&format!("JOIN {chan}"));
-        self.expect(&format!("end of NAMES for {chan}"), |l| {
-            is_numeric(l, "366")
-        });
     }
 
     pub fn oper(&mut self) {
@@ -622,10 +597,6 @@ impl WsClient {
         self.send_line("USER ws 0 * :WebSocket user");
     }
 
-    pub fn wait_welcome(&mut self) {
-        self.expect("numeric 001", |l| is_numeric(l, "001"));
-    }
-
     /// WHOIS self and return the IP from numeric 378 ("is connecting from *@host IP").
     pub fn own_ip(&mut self) -> String {
         let nick = self.nick.clone();
@@ -738,21 +709,51 @@ impl WsClient {
         let n = self.seen.len();
         self.seen[n.saturating_sub(25)..].join("\n")
     }
+}
 
-    pub fn sync(&mut self, token: &str) {
-        self.send_line(&format!("PING :{token}"));
+/// What the plain and the WebSocket client share: an IRC line out, and a wait for a
+/// line in that satisfies a predicate (failing the test on EOF or timeout).
+pub trait IrcLines {
+    fn send_irc(&mut self, line: &str);
+    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool);
+
+    fn wait_welcome(&mut self) {
+        self.wait_line("numeric 001", &mut |l| is_numeric(l, "001"));
+    }
+
+    /// Round trip: everything the server did for earlier lines is done when this returns.
+    fn sync(&mut self, token: &str) {
+        self.send_irc(&format!("PING :{token}"));
         let want = format!(":{token}");
-        self.expect(&format!("PONG {token}"), |l| {
+        self.wait_line(&format!("PONG {token}"), &mut |l| {
             let s = show(l);
             s.contains(" PONG ") && s.ends_with(&want)
         });
     }
 
-    pub fn join(&mut self, chan: &str) {
-        self.send_line(&format!("JOIN {chan}"));
-        self.expect(&format!("end of NAMES for {chan}"), |l| {
+    fn join(&mut self, chan: &str) {
+        self.send_irc(&format!("JOIN {chan}"));
+        self.wait_line(&format!("end of NAMES for {chan}"), &mut |l| {
             is_numeric(l, "366")
         });
+    }
+}
+
+impl IrcLines for IrcClient {
+    fn send_irc(&mut self, line: &str) {
+        self.send(line);
+    }
+    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool) {
+        self.expect(what, pred);
+    }
+}
+
+impl IrcLines for WsClient {
+    fn send_irc(&mut self, line: &str) {
+        self.send_line(line);
+    }
+    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool) {
+        self.expect(what, pred);
     }
 }
 
@@ -969,21 +970,43 @@ impl RawConn {
     /// Reads an HTTP response head; for non-101 responses also reads the body until the
     /// server closes (or Content-Length is satisfied and then waits for the close).
     pub fn read_response(&mut self) -> HttpResponse {
+        let mut resp = self.read_head("");
+        if resp.status == 101 {
+            return resp;
+        }
+        // Body: everything until EOF (the server must close after an error).
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.fill(deadline) {
+                Ok(()) => {}
+                Err(ReadEnd::Eof) => {
+                    resp.closed = true;
+                    break;
+                }
+                Err(ReadEnd::Timeout) => break,
+            }
+        }
+        resp.body = std::mem::take(&mut self.buf);
+        resp
+    }
+
+    /// Reads an HTTP response head (status line and headers, no body); `via` says
+    /// where it came from in the failure message.
+    pub fn read_head(&mut self, via: &str) -> HttpResponse {
         let deadline = Instant::now() + TIMEOUT;
         let head_end = loop {
             if let Some(p) = find(&self.buf, b"\r\n\r\n") {
                 break p;
             }
-            match self.fill(deadline) {
-                Ok(()) => {}
-                Err(ReadEnd::Eof) => panic!(
-                    "connection closed before a complete HTTP response head; got {:?}",
+            if let Err(e) = self.fill(deadline) {
+                panic!(
+                    "no complete HTTP response head{via} ({}); got {:?}",
+                    match e {
+                        ReadEnd::Eof => "closed",
+                        ReadEnd::Timeout => "timed out",
+                    },
                     show(&self.buf)
-                ),
-                Err(ReadEnd::Timeout) => panic!(
-                    "timed out waiting for an HTTP response head; got {:?}",
-                    show(&self.buf)
-                ),
+                );
             }
         };
         let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ASCII response head");
@@ -1005,30 +1028,13 @@ impl RawConn {
                 (k.to_string(), v.trim().to_string())
             })
             .collect();
-        let mut resp = HttpResponse {
+        HttpResponse {
             status,
             status_line,
             headers,
             body: Vec::new(),
             closed: false,
-        };
-        if status == 101 {
-            return resp;
         }
-        // Body: everything until EOF (the server must close after an error).
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.fill(deadline) {
-                Ok(()) => {}
-                Err(ReadEnd::Eof) => {
-                    resp.closed = true;
-                    break;
-                }
-                Err(ReadEnd::Timeout) => break,
-            }
-        }
-        resp.body = std::mem::take(&mut self.buf);
-        resp
     }
 
     /// Next frame; `None` on EOF. Panics on timeout.
@@ -1138,6 +1144,23 @@ impl RawConn {
 /// `extra` header lines.
 pub fn upgrade_request(extra: &[&str]) -> Vec<u8> {
     testkit::ws::upgrade_request("127.0.0.1", ORIGIN, extra)
+}
+
+/// A valid upgrade request with `Origin: origin`, or without an Origin header.
+pub fn upgrade_request_from(origin: Option<&str>) -> Vec<u8> {
+    match origin {
+        Some(o) => testkit::ws::upgrade_request("127.0.0.1", o, &[]),
+        None => request(
+            "GET / HTTP/1.1",
+            &[
+                "Host: 127.0.0.1",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
+                "Sec-WebSocket-Version: 13",
+            ],
+        ),
+    }
 }
 
 /// Builds a request from explicit header lines (nothing added).

@@ -56,8 +56,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::inspircd::{Conf, Install, Launcher, Stop, WsModule};
+use testkit::irc::command;
 use testkit::process::{raise_nofile, signal_then_kill};
 use testkit::procfs::{clk_tck, Proc};
+use testkit::stats::median;
 use testkit::ws::{encode_frame_into, find, first_byte, parse_header, upgrade_request, OP_TEXT};
 
 // ---------------------------------------------------------------------------------
@@ -762,17 +764,6 @@ impl Drop for Pool {
     }
 }
 
-/// The command or numeric of a server line (":prefix CMD ...").
-fn command(line: &[u8]) -> &[u8] {
-    let mut it = line.split(|&b| b == b' ');
-    let first = it.next().unwrap_or_default();
-    if first.starts_with(b":") {
-        it.next().unwrap_or_default()
-    } else {
-        first
-    }
-}
-
 fn register(pool: &mut Pool, i: usize, nick: &str) {
     pool.send(i, format!("NICK {nick}").as_bytes());
     pool.send(i, format!("USER u{nick} 0 * :loadbench").as_bytes());
@@ -793,13 +784,46 @@ fn message(target: &str, seq: usize, len: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------------
 // Scenarios
 
+/// Opens `total` connections, at most `concurrency` of them not yet settled (a count
+/// the scenario keeps) at a time.
+struct Opener {
+    total: usize,
+    concurrency: usize,
+    started: usize,
+}
+
+impl Opener {
+    fn new(total: usize, concurrency: usize) -> Opener {
+        Opener {
+            total,
+            concurrency,
+            started: 0,
+        }
+    }
+
+    /// Opens more while fewer than `concurrency` of those started are unsettled;
+    /// `opened(slot, n)` for the n-th connection (from 0).
+    fn open_more(
+        &mut self,
+        pool: &mut Pool,
+        settled: usize,
+        mut opened: impl FnMut(usize, usize),
+    ) -> Result<(), String> {
+        while self.started < self.total && self.started - settled < self.concurrency {
+            let i = pool.connect().map_err(|e| format!("connect: {e}"))?;
+            opened(i, self.started);
+            self.started += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Opens `total` connections, `concurrency` at a time, and registers each (001) and,
 /// if `channel` gives one, joins it (366). The connections stay open.
 struct OpenAndRegister {
     prefix: String,
     total: usize,
-    concurrency: usize,
-    started: usize,
+    open: Opener,
     ready: usize,
     channel: Option<fn(usize) -> String>,
     index: HashMap<usize, usize>,
@@ -816,8 +840,7 @@ impl OpenAndRegister {
         OpenAndRegister {
             prefix: prefix.into(),
             total,
-            concurrency,
-            started: 0,
+            open: Opener::new(total, concurrency),
             ready: 0,
             channel,
             index: HashMap::new(),
@@ -826,17 +849,11 @@ impl OpenAndRegister {
     }
 
     fn start_more(&mut self, pool: &mut Pool) {
-        while self.started < self.total && self.started - self.ready < self.concurrency {
-            match pool.connect() {
-                Ok(i) => {
-                    self.index.insert(i, self.started);
-                    self.started += 1;
-                }
-                Err(e) => {
-                    self.failed = Some(format!("connect: {e}"));
-                    return;
-                }
-            }
+        let index = &mut self.index;
+        if let Err(e) = self.open.open_more(pool, self.ready, |i, n| {
+            index.insert(i, n);
+        }) {
+            self.failed = Some(e);
         }
     }
 }
@@ -875,8 +892,7 @@ impl Handler for OpenAndRegister {
 /// K × (connect, handshake, register, QUIT, server closes), C at a time.
 struct ConnectQuit {
     total: usize,
-    concurrency: usize,
-    started: usize,
+    open: Opener,
     finished: usize,
     round: usize,
     failed: Option<String>,
@@ -884,12 +900,8 @@ struct ConnectQuit {
 
 impl ConnectQuit {
     fn start_more(&mut self, pool: &mut Pool) {
-        while self.started < self.total && self.started - self.finished < self.concurrency {
-            if let Err(e) = pool.connect() {
-                self.failed = Some(format!("connect: {e}"));
-                return;
-            }
-            self.started += 1;
+        if let Err(e) = self.open.open_more(pool, self.finished, |_, _| {}) {
+            self.failed = Some(e);
         }
     }
 }
@@ -1125,8 +1137,7 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
         let mut h = ConnectQuit {
             total: w.connect_total,
-            concurrency: w.connect_concurrency,
-            started: 0,
+            open: Opener::new(w.connect_total, w.connect_concurrency),
             finished: 0,
             round,
             failed: None,
@@ -1213,19 +1224,6 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         return Err("the server died".into());
     }
     Ok(r)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Instructions per million, as the tables print them.

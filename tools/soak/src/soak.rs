@@ -1040,20 +1040,7 @@ fn monitor(port: u16, state: Arc<Mutex<MonState>>, stop: Arc<AtomicBool>) {
             c.send("LUSERS")?;
             let l = c.expect("265 (local users)", t, |l| command(l) == "265")?;
             let local = number_after(&l, "Current local users:");
-            c.send("STATS W")?;
-            let mut lines = Vec::new();
-            c.expect("219 (end of STATS W)", t, |l| {
-                if command(l) == "210" {
-                    lines.push(
-                        l.splitn(4, ' ')
-                            .nth(3)
-                            .unwrap_or_default()
-                            .trim_start_matches(':')
-                            .to_string(),
-                    );
-                }
-                command(l) == "219"
-            })?;
+            let lines = c.stats_w(t)?;
             let open = lines
                 .iter()
                 .find_map(|l| number_after(l, "WebSocket open connections:"));

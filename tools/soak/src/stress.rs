@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -97,6 +98,27 @@ fn start_server(tag: &str, module: &std::path::Path, keep: bool) -> Result<Serve
     )
 }
 
+/// Runs `inner` against a fresh server (its files kept if it fails), then stops the
+/// server with SIGTERM; fails if it crashed. Returns the stopped server and its exit.
+fn scenario(
+    tag: &str,
+    s: &Settings,
+    inner: fn(&Settings, &mut Server) -> Result<(), String>,
+) -> Result<(Server, Option<ExitStatus>), String> {
+    let mut server = start_server(tag, &s.module, s.keep)?;
+    let r = inner(s, &mut server);
+    let r = keep_on_failure(&mut server, r);
+    let exit = server.stop(Duration::from_secs(20));
+    r?;
+    if server::crashed(exit) {
+        return Err(format!(
+            "the server crashed on SIGTERM: {}",
+            server::describe_exit(exit)
+        ));
+    }
+    Ok((server, exit))
+}
+
 /// Keeps the server's files when the scenario fails.
 fn keep_on_failure<T>(server: &mut Server, r: Result<T, String>) -> Result<T, String> {
     if r.is_err() {
@@ -136,17 +158,7 @@ fn cycles(s: &Settings) -> Result<(), String> {
         "== (a) {} UNLOADMODULE/LOADMODULE cycles with WebSocket clients connected ==",
         s.cycles
     );
-    let mut server = start_server("cycles", &s.module, s.keep)?;
-    let r = cycles_inner(s, &mut server);
-    let r = keep_on_failure(&mut server, r);
-    let exit = server.stop(Duration::from_secs(20));
-    r?;
-    if server::crashed(exit) {
-        return Err(format!(
-            "the server crashed on SIGTERM: {}",
-            server::describe_exit(exit)
-        ));
-    }
+    let (server, exit) = scenario("cycles", s, cycles_inner)?;
     let alarming = server::alarming_output(&server.output());
     if !alarming.is_empty() {
         return Err(format!("alarming server output: {alarming:?}"));
@@ -370,20 +382,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     friend.expect("after's PRIVMSG", T, |l| {
         l.ends_with("PRIVMSG #room :after the cycles")
     })?;
-    oper.send("STATS W")?;
-    let mut stats = Vec::new();
-    oper.expect("219", T, |l| {
-        if command(l) == "210" {
-            stats.push(
-                l.splitn(4, ' ')
-                    .nth(3)
-                    .unwrap_or_default()
-                    .trim_start_matches(':')
-                    .to_string(),
-            );
-        }
-        command(l) == "219"
-    })?;
+    let stats = oper.stats_w(T)?;
     again.send_line("QUIT :done")?;
     let _ = again.frames_until_eof(T);
 
@@ -581,17 +580,7 @@ fn rehash_under_load(s: &Settings) -> Result<(), String> {
         "== (b) {} REHASHes while WebSocket clients chat ==",
         s.rehashes
     );
-    let mut server = start_server("rehash", &s.module, s.keep)?;
-    let r = rehash_inner(s, &mut server);
-    let r = keep_on_failure(&mut server, r);
-    let exit = server.stop(Duration::from_secs(20));
-    r?;
-    if server::crashed(exit) {
-        return Err(format!(
-            "the server crashed on SIGTERM: {}",
-            server::describe_exit(exit)
-        ));
-    }
+    scenario("rehash", s, rehash_inner)?;
     println!("  (b) PASS");
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::server::ORIGIN;
 
+use testkit::irc::take_line;
 pub use testkit::ws::{
     close_payload, encode_frame, find, parse_frame, Frame, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING,
     OP_PONG, OP_TEXT, SAMPLE_ACCEPT,
@@ -87,13 +88,8 @@ pub fn check_101(head: &[u8]) -> Result<(), String> {
 
 /// The command or numeric of a server line (":prefix CMD ...").
 pub fn command(line: &str) -> &str {
-    let mut it = line.split(' ');
-    let first = it.next().unwrap_or_default();
-    if first.starts_with(':') {
-        it.next().unwrap_or_default()
-    } else {
-        first
-    }
+    // A slice between ASCII spaces of a str is a str.
+    std::str::from_utf8(testkit::irc::command(line.as_bytes())).unwrap()
 }
 
 /// A chat payload whose filler can be checked by any receiver: "<nick> <seq> <filler>".
@@ -183,12 +179,7 @@ impl Irc {
 
     pub fn read_line(&mut self, deadline: Instant) -> Got<String> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
+            if let Some(line) = take_line(&mut self.buf) {
                 let s = String::from_utf8_lossy(&line).into_owned();
                 if self.seen.len() > 400 {
                     self.seen.drain(..200);
@@ -253,6 +244,25 @@ impl Irc {
         self.seen[n.saturating_sub(15)..].join("\n")
     }
 
+    /// The lines of `/STATS W` (the module's counters), without the numeric prefix.
+    pub fn stats_w(&mut self, timeout: Duration) -> Result<Vec<String>, String> {
+        self.send("STATS W")?;
+        let mut lines = Vec::new();
+        self.expect("219 (end of STATS W)", timeout, |l| {
+            if command(l) == "210" {
+                lines.push(
+                    l.splitn(4, ' ')
+                        .nth(3)
+                        .unwrap_or_default()
+                        .trim_start_matches(':')
+                        .to_string(),
+                );
+            }
+            command(l) == "219"
+        })?;
+        Ok(lines)
+    }
+
     pub fn wait_welcome(&mut self, timeout: Duration) -> Result<(), String> {
         self.expect("001", timeout, |l| command(l) == "001")
             .map(|_| ())
@@ -269,20 +279,34 @@ impl Irc {
         })
         .map(|_| ())
     }
+}
 
-    pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
-        self.send(&format!("JOIN {chan}"))?;
-        self.expect(&format!("366 for {chan}"), timeout, |l| command(l) == "366")
-            .map(|_| ())
+/// What the plain and the WebSocket client share: an IRC line out, and a wait for a
+/// line in that satisfies a predicate.
+pub trait IrcLines {
+    fn send_irc(&mut self, line: &str) -> Result<(), String>;
+    fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String, String>;
+
+    fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
+        self.send_irc(&format!("JOIN {chan}"))?;
+        self.wait_line(&format!("366 for {chan}"), timeout, &mut |l| {
+            command(l) == "366"
+        })
+        .map(|_| ())
     }
 
     /// Round trip: when it returns, the server has processed every earlier line.
     /// Returns the lines seen before the PONG.
-    pub fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
-        self.send(&format!("PING :{token}"))?;
+    fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
+        self.send_irc(&format!("PING :{token}"))?;
         let want = format!(":{token}");
         let mut before = Vec::new();
-        self.expect(&format!("PONG {token}"), timeout, |l| {
+        self.wait_line(&format!("PONG {token}"), timeout, &mut |l| {
             if command(l) == "PONG" && l.ends_with(&want) {
                 true
             } else {
@@ -291,6 +315,34 @@ impl Irc {
             }
         })?;
         Ok(before)
+    }
+}
+
+impl IrcLines for Irc {
+    fn send_irc(&mut self, line: &str) -> Result<(), String> {
+        self.send(line)
+    }
+    fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String, String> {
+        self.expect(what, timeout, pred)
+    }
+}
+
+impl IrcLines for Ws {
+    fn send_irc(&mut self, line: &str) -> Result<(), String> {
+        self.send_line(line)
+    }
+    fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String, String> {
+        self.expect_line(what, timeout, pred)
     }
 }
 
@@ -551,27 +603,6 @@ impl Ws {
         self.send_line("USER ws 0 * :soak web user")?;
         self.expect_line("001", timeout, |l| command(l) == "001")
             .map(|_| ())
-    }
-
-    pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
-        self.send_line(&format!("JOIN {chan}"))?;
-        self.expect_line(&format!("366 for {chan}"), timeout, |l| command(l) == "366")
-            .map(|_| ())
-    }
-
-    pub fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
-        self.send_line(&format!("PING :{token}"))?;
-        let want = format!(":{token}");
-        let mut before = Vec::new();
-        self.expect_line(&format!("PONG {token}"), timeout, |l| {
-            if command(l) == "PONG" && l.ends_with(&want) {
-                true
-            } else {
-                before.push(l.to_string());
-                false
-            }
-        })?;
-        Ok(before)
     }
 
     /// Reads every frame until EOF (or the timeout); returns them.

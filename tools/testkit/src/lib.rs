@@ -7,16 +7,20 @@
 //!   stopped by PID);
 //! - [`ws`]: the raw client side of RFC 6455 (masked frames out, server frames in,
 //!   upgrade requests), the one copy every client here uses;
+//! - [`irc`]: IRC lines as a client reads them;
 //! - [`procfs`]: a process's memory, descriptors and CPU time from /proc;
 //! - [`process`]: stopping children by PID, exit statuses, RLIMIT_NOFILE;
+//! - [`stats`]: the median of repeated measurements (the benches, loadbench);
 //! - [`wait`]: polling a file or process condition to a deadline, reading output;
 //! - [`ports`]: free loopback ports.
 //!
 //! It depends on no crate of the workspace, so that all of them can depend on it.
 
 pub mod inspircd;
+pub mod irc;
 pub mod ports;
 pub mod process;
 pub mod procfs;
+pub mod stats;
 pub mod wait;
 pub mod ws;
