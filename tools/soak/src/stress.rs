@@ -194,8 +194,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         for (k, p) in PROTOS.iter().enumerate() {
             let name = format!("w{k}c{cycle}");
             let mut c = Ws::upgrade(wsp, &name, *p, T)?;
-            c.send_line(&format!("NICK {name}"))?;
-            c.send_line("USER ws 0 * :cycle client")?;
+            c.start_register(&name, "cycle client")?;
             reg.push(c);
         }
         for c in &mut reg {
@@ -595,8 +594,7 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         let name = format!("chat{k}");
         let p = PROTOS[k % 3];
         let mut c = Ws::upgrade(wsp, &name, p, T)?;
-        c.send_line(&format!("NICK {name}"))?;
-        c.send_line("USER ws 0 * :chatter")?;
+        c.start_register(&name, "chatter")?;
         clients.push((c, p));
     }
     oper.wait_welcome(T)?;
@@ -976,8 +974,7 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     for (k, p) in PROTOS.iter().enumerate() {
         let name = format!("vg{k}");
         let mut c = Ws::upgrade(wsp, &name, *p, VT)?;
-        c.send_line(&format!("NICK {name}"))?;
-        c.send_line("USER ws 0 * :valgrind client")?;
+        c.start_register(&name, "valgrind client")?;
         w.push(c);
     }
     oper.wait_welcome(VT)?;

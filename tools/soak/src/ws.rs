@@ -147,12 +147,31 @@ pub enum Got<T> {
     Timeout,
 }
 
+/// The last lines or frames a client received, for failure messages (at most 400).
+#[derive(Default)]
+pub struct Seen(Vec<String>);
+
+impl Seen {
+    pub fn push(&mut self, s: String) {
+        if self.0.len() > 400 {
+            self.0.drain(..200);
+        }
+        self.0.push(s);
+    }
+
+    /// The last 15.
+    pub fn recent(&self) -> String {
+        let n = self.0.len();
+        self.0[n.saturating_sub(15)..].join("\n")
+    }
+}
+
 /// A plain IRC client.
 pub struct Irc {
     pub nick: String,
     stream: TcpStream,
     buf: Vec<u8>,
-    pub seen: Vec<String>,
+    pub seen: Seen,
 }
 
 impl Irc {
@@ -164,7 +183,7 @@ impl Irc {
             nick: nick.to_string(),
             stream,
             buf: Vec::new(),
-            seen: Vec::new(),
+            seen: Seen::default(),
         };
         c.send(&format!("NICK {nick}"))?;
         c.send("USER u 0 * :soak plain user")?;
@@ -181,9 +200,6 @@ impl Irc {
         loop {
             if let Some(line) = take_line(&mut self.buf) {
                 let s = String::from_utf8_lossy(&line).into_owned();
-                if self.seen.len() > 400 {
-                    self.seen.drain(..200);
-                }
                 self.seen.push(s.clone());
                 return Got::Item(s);
             }
@@ -240,8 +256,7 @@ impl Irc {
     }
 
     pub fn recent(&self) -> String {
-        let n = self.seen.len();
-        self.seen[n.saturating_sub(15)..].join("\n")
+        self.seen.recent()
     }
 
     /// The lines of `/STATS W` (the module's counters), without the numeric prefix.
@@ -352,7 +367,7 @@ pub struct Ws {
     pub stream: TcpStream,
     buf: Vec<u8>,
     rng: Rng,
-    pub seen: Vec<String>,
+    pub seen: Seen,
 }
 
 impl Ws {
@@ -368,7 +383,7 @@ impl Ws {
                 name.bytes()
                     .fold(7u64, |h, b| h.wrapping_mul(31) ^ b as u64),
             ),
-            seen: Vec::new(),
+            seen: Seen::default(),
         })
     }
 
@@ -483,9 +498,6 @@ impl Ws {
         loop {
             if let Some((f, used)) = parse_frame(&self.buf) {
                 self.buf.drain(..used);
-                if self.seen.len() > 400 {
-                    self.seen.drain(..200);
-                }
                 self.seen.push(match f.opcode {
                     OP_TEXT | OP_BINARY => String::from_utf8_lossy(&f.payload).into_owned(),
                     OP_CLOSE => format!("<close {:?} {:?}>", f.close_code(), f.close_reason()),
@@ -562,8 +574,7 @@ impl Ws {
     }
 
     pub fn recent(&self) -> String {
-        let n = self.seen.len();
-        self.seen[n.saturating_sub(15)..].join("\n")
+        self.seen.recent()
     }
 
     /// Reads for `d`, answering WebSocket and IRC pings; returns the WebSocket pings
@@ -598,9 +609,14 @@ impl Ws {
         }
     }
 
-    pub fn register(&mut self, nick: &str, timeout: Duration) -> Result<(), String> {
+    /// Sends NICK and USER (with `realname`) without waiting for 001.
+    pub fn start_register(&mut self, nick: &str, realname: &str) -> Result<(), String> {
         self.send_line(&format!("NICK {nick}"))?;
-        self.send_line("USER ws 0 * :soak web user")?;
+        self.send_line(&format!("USER ws 0 * :{realname}"))
+    }
+
+    pub fn register(&mut self, nick: &str, timeout: Duration) -> Result<(), String> {
+        self.start_register(nick, "soak web user")?;
         self.expect_line("001", timeout, |l| command(l) == "001")
             .map(|_| ())
     }
