@@ -153,16 +153,11 @@ both_modules!(origin_not_allowed_403);
 /// tungstenite sees the 403 as an HTTP error, not an upgrade.
 fn origin_not_allowed_tungstenite(m: Module) {
     let server = Server::start(Conf::new(m));
-    let e = WsClient::connect(
+    let r = WsClient::connect(
         server.ws_port,
         &WsOpts::default().origin(Some("https://evil.example")),
-    )
-    .err()
-    .expect("handshake must fail");
-    match e {
-        tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), 403),
-        other => panic!("expected HTTP 403, got {other:?}"),
-    }
+    );
+    assert_http_refusal(r, 403);
 }
 both_modules!(origin_not_allowed_tungstenite);
 

@@ -65,16 +65,11 @@ both_modules!(wss_user_is_secure);
 fn wss_origin_refused(m: Module) {
     let server = Server::start(Conf::new(m).tls());
     let cert = server.dir().join("cert.pem");
-    let e = WsClient::connect_tls(
+    let r = WsClient::connect_tls(
         server.wss_port,
         &WsOpts::default().origin(Some("https://evil.example")),
         &cert,
-    )
-    .err()
-    .expect("handshake must fail");
-    match e {
-        tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), 403),
-        other => panic!("expected HTTP 403, got {other:?}"),
-    }
+    );
+    assert_http_refusal(r, 403);
 }
 both_modules!(wss_origin_refused);

@@ -757,6 +757,14 @@ impl IrcLines for WsClient {
     }
 }
 
+/// Asserts that tungstenite's handshake failed with an HTTP answer of `status`.
+pub fn assert_http_refusal(r: Result<WsClient, tungstenite::Error>, status: u16) {
+    match r.err().expect("handshake must fail") {
+        tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), status),
+        other => panic!("expected HTTP {status}, got {other:?}"),
+    }
+}
+
 /// Asserts that a message is a text message with exactly `text`.
 pub fn assert_text(m: &Message, text: &str) {
     match m {
