@@ -33,7 +33,7 @@ STATICLIB := target/release/libinspircd_websocket.a
 SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 # Debian packages the build and the tests need (chromium and firefox-esr: the browser
-# tests; nginx and haproxy: tests/deployment.rs runs the module behind both).
+# tests; nginx and haproxy: tests/it/deployment.rs runs the module behind both).
 DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx haproxy
 
 RUN_IRC_PORT ?= 6667

@@ -1,7 +1,7 @@
 //! The closing handshake as RFC 6455 7.1.1 has it: after the server's close frame, TCP
 //! stays open until the client's close frame arrives (or `closetimeout` passes), while
 //! the IRC side of the quit happens at once. Closing at once, as the stock module does,
-//! makes Firefox report every server-initiated close as unclean (tests/browser.rs has
+//! makes Firefox report every server-initiated close as unclean (tests/it/browser.rs has
 //! the browsers; these tests use raw clients to see the TCP close itself).
 
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! address), and users that reach the proxy from distinct loopback addresses
 //! (127.0.0.2 and up), each a distinct "real user" as the proxy sees it.
 //!
-//! Each behaviour runs against this module (`_ours`) and the stock one (`_stock`) where
-//! it means something; a stock test asserts what the stock module really does (it is the
-//! reference we compare against), and says so.
+//! Each behaviour runs against this module (`::ours`, or a test named `_ours`) and the
+//! stock one (`::stock`, `_stock`) where it means something; a stock test asserts what
+//! the stock module really does (it is the reference we compare against), and says so.
 //!
 //! Waits are for concrete events (a line, a close, a log line) with bounded deadlines.
 //! Two tests (`idle_behind_nginx_*`) hold connections idle for over two minutes on
@@ -120,7 +120,7 @@ fn connectban_zline_lines(server: &Server, addr: &str) -> Vec<String> {
 /// The connections are made one after another (each handshake done before the next
 /// starts): connectban counts the proxy's address at every accept and takes the count
 /// back at the handshake, so `threshold` handshakes in flight at once through one proxy
-/// would still Z-line the proxy (see `connectban_proxy_class_*` for the configuration
+/// would still Z-line the proxy (see `connectban_proxy_class` for the configuration
 /// that prevents that).
 #[test]
 fn connectban_counts_real_addresses_ours() {

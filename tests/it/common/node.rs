@@ -1,5 +1,5 @@
 //! Node.js and the npm packages of tests/web, shared by the tests that run Node scripts
-//! (tests/irc_framework.rs, tests/browser.rs).
+//! (tests/it/irc_framework.rs, tests/it/browser.rs).
 //!
 //! The packages are pinned in tests/web/package.json and locked in
 //! tests/web/package-lock.json. [`ensure_node_modules`] runs `npm ci` there when
