@@ -5,7 +5,8 @@
 #   make run        install missing Debian packages, build, start a real InspIRCd with
 #                   the module and an example configuration in the foreground
 #   make test       install missing Debian packages, build, run every test (cargo test,
-#                   then the Autobahn conformance suite without compression groups)
+#                   the test kit's own tests, then the Autobahn conformance suite without
+#                   compression groups)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
 #                   one vs plain TCP in the same InspIRCd, in CPU seconds and then in
 #                   instructions under callgrind (about 10 minutes; 2 cores)
@@ -86,6 +87,7 @@ run: packages
 test: packages
 	$(MAKE) all
 	$(CARGO) test
+	$(CARGO) test -p testkit --lib
 	./conformance/run.sh --ci
 
 # Autobahn|Testsuite against an echo server on the session core (conformance/README.md).
