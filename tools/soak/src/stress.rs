@@ -146,6 +146,24 @@ fn keep_on_failure<T>(server: &mut Server, r: Result<T, String>) -> Result<T, St
 
 const PROTOS: [Option<&str>; 3] = [None, Some("text.ircv3.net"), Some("binary.ircv3.net")];
 
+/// A client per entry of [`PROTOS`] (the `k`th named `name(k)`), upgraded and with
+/// NICK and USER sent.
+fn one_per_protocol(
+    wsp: u16,
+    name: impl Fn(usize) -> String,
+    realname: &str,
+    timeout: Duration,
+) -> Result<Vec<Ws>, String> {
+    let mut clients = Vec::new();
+    for (k, p) in PROTOS.iter().enumerate() {
+        let name = name(k);
+        let mut c = Ws::upgrade(wsp, &name, *p, timeout)?;
+        c.start_register(&name, realname)?;
+        clients.push(c);
+    }
+    Ok(clients)
+}
+
 struct CycleSample {
     cycle: usize,
     rss: u64,
@@ -190,13 +208,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
 
     for cycle in 1..=s.cycles {
         // Registered clients, one per subprotocol, in #room with the plain user.
-        let mut reg: Vec<Ws> = Vec::new();
-        for (k, p) in PROTOS.iter().enumerate() {
-            let name = format!("w{k}c{cycle}");
-            let mut c = Ws::upgrade(wsp, &name, *p, T)?;
-            c.start_register(&name, "cycle client")?;
-            reg.push(c);
-        }
+        let mut reg = one_per_protocol(wsp, |k| format!("w{k}c{cycle}"), "cycle client", T)?;
         for c in &mut reg {
             c.expect_line("001", T, |l| command(l) == "001")?;
             c.join("#room", T)?;
@@ -970,13 +982,7 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     let wsp = server.ws_port;
     let mut oper = Irc::start(irc, "oper")?;
     let mut friend = Irc::start(irc, "friend")?;
-    let mut w: Vec<Ws> = Vec::new();
-    for (k, p) in PROTOS.iter().enumerate() {
-        let name = format!("vg{k}");
-        let mut c = Ws::upgrade(wsp, &name, *p, VT)?;
-        c.start_register(&name, "valgrind client")?;
-        w.push(c);
-    }
+    let mut w = one_per_protocol(wsp, |k| format!("vg{k}"), "valgrind client", VT)?;
     oper.wait_welcome(VT)?;
     friend.wait_welcome(VT)?;
     oper.oper(VT)?;
