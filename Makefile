@@ -5,7 +5,8 @@
 #   make run        install missing Debian packages, build, start a real InspIRCd with
 #                   the module and an example configuration in the foreground
 #   make test       install missing Debian packages, build, run every test (cargo test,
-#                   then the Autobahn conformance suite without compression groups)
+#                   the test kit's own tests, then the Autobahn conformance suite without
+#                   compression groups)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
 #                   one vs plain TCP in the same InspIRCd, in CPU seconds and then in
 #                   instructions under callgrind (about 10 minutes; 2 cores)
@@ -33,7 +34,7 @@ STATICLIB := target/release/libinspircd_websocket.a
 SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 # Debian packages the build and the tests need (chromium and firefox-esr: the browser
-# tests; nginx and haproxy: tests/deployment.rs runs the module behind both).
+# tests; nginx and haproxy: tests/it/deployment.rs runs the module behind both).
 DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx haproxy
 
 RUN_IRC_PORT ?= 6667
@@ -86,6 +87,7 @@ run: packages
 test: packages
 	$(MAKE) all
 	$(CARGO) test
+	$(CARGO) test -p testkit --lib
 	./conformance/run.sh --ci
 
 # Autobahn|Testsuite against an echo server on the session core (conformance/README.md).
@@ -100,8 +102,7 @@ conformance-ci:
 # Then the same phases again under callgrind: user-space instruction counts, which
 # repeat to within a few tenths of a percent (see tools/loadbench/README.md).
 LOADBENCH_ARGS ?=
-LOADBENCH = $(CARGO) run --release --manifest-path tools/loadbench/Cargo.toml \
-	--target-dir target/loadbench -- --module $(CURDIR)/$(MODULE)
+LOADBENCH = $(CARGO) run --release --locked -p loadbench -- --module $(CURDIR)/$(MODULE)
 .PHONY: bench
 bench: packages
 	$(MAKE) all
@@ -152,7 +153,7 @@ SOAK_CONNS ?= 5000
 SOAK_SECONDS ?= 120
 STRESS_CYCLES ?= 100
 STRESS_REHASHES ?= 100
-SOAK_TOOL = $(CARGO) run --release --locked --manifest-path tools/soak/Cargo.toml --target-dir target/soak --
+SOAK_TOOL = $(CARGO) run --release --locked -p soak --
 
 .PHONY: soak stress handshakes
 soak: packages

@@ -32,6 +32,8 @@ use inspircd_websocket::frame::{apply_mask, Utf8Validator};
 use inspircd_websocket::handshake::{HandshakeScanner, HandshakeStatus, Peer, SocketKind};
 use inspircd_websocket::irc::{LineFramer, MessageMode};
 use inspircd_websocket::session::Session;
+use testkit::stats::median;
+use testkit::ws::{encode_frame, OP_TEXT};
 
 const MASK_SIZES: [usize; 5] = [16, 125, 1024, 16 * 1024, 64 * 1024];
 const LINE_SIZES: [usize; 5] = [50, 100, 200, 350, 512];
@@ -164,25 +166,6 @@ fn send_queue(len: usize) -> (Vec<u8>, usize) {
     (out, lines)
 }
 
-/// A masked client frame (FIN, `opcode`) carrying `payload`.
-fn client_frame(opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
-}
-
 /// A read's worth of masked client text frames: IRC lines of 50..300 bytes.
 fn client_stream(len: usize) -> (Vec<u8>, usize) {
     let (queue, _) = send_queue(len);
@@ -194,7 +177,7 @@ fn client_stream(len: usize) -> (Vec<u8>, usize) {
             continue;
         }
         let key = [i as u8, 0x5a, (i >> 8) as u8, 0xc3];
-        out.extend(client_frame(0x1, line, key));
+        out.extend(encode_frame(true, OP_TEXT, line, Some(key)));
         frames += 1;
     }
     (out, frames)
@@ -389,16 +372,6 @@ fn calibrate(f: &mut dyn FnMut(), target: Duration) -> u64 {
             return ((target.as_nanos() as f64 / per) as u64).max(1);
         }
         iters *= 4;
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

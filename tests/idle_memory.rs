@@ -20,6 +20,7 @@ use inspircd_websocket::connection::Connection;
 use inspircd_websocket::counters::Counters;
 use inspircd_websocket::handshake::SocketKind;
 use inspircd_websocket::sink::ByteSink;
+use testkit::ws::{encode_frame, CHAT_EXAMPLE_REQUEST, OP_TEXT};
 
 /// Most bytes the Rust state of an idle, upgraded connection may keep on the heap.
 const IDLE_SESSION_HEAP_BUDGET: isize = 320;
@@ -64,11 +65,6 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-/// A browser's upgrade request.
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: irc.example.com\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n\r\n";
-
 fn config() -> Arc<Config> {
     let raw = RawConfig {
         origins: vec![RawTag {
@@ -80,13 +76,9 @@ fn config() -> Arc<Config> {
     Arc::new(Config::from_raw(&raw).expect("valid configuration"))
 }
 
-/// A masked client text frame (short payloads only).
+/// A masked client text frame.
 fn client_frame(payload: &[u8]) -> Vec<u8> {
-    const MASK: [u8; 4] = [1, 2, 3, 4];
-    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&MASK);
-    frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(b, m)| b ^ m));
-    frame
+    encode_frame(true, OP_TEXT, payload, Some([1, 2, 3, 4]))
 }
 
 /// Output the test does not look at (it lives outside the counted window).
@@ -106,7 +98,7 @@ fn idle_connection(config: &Arc<Config>, counters: &Rc<Counters>) -> Box<Connect
         peer,
         SocketKind::User,
     ));
-    let mut request = REQUEST.to_vec();
+    let mut request = CHAT_EXAMPLE_REQUEST.to_vec();
     let report = connection.receive(&mut request, 0, &mut Discard, &mut Discard);
     assert!(report.upgrade.is_some());
     let mut registration = [client_frame(b"NICK idle"), client_frame(b"USER u 0 * :r")].concat();

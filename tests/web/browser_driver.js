@@ -1,5 +1,5 @@
 'use strict';
-// One driver for both real browsers of tests/browser.rs, built on puppeteer-core:
+// One driver for both real browsers of tests/it/browser.rs, built on puppeteer-core:
 // Debian's Chromium over the DevTools protocol, Debian's Firefox ESR over WebDriver
 // BiDi. No browser is downloaded: the test names the executable.
 //

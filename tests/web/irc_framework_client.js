@@ -1,6 +1,6 @@
 'use strict';
 // An irc-framework client (the IRC library behind the KiwiIRC web client) on its
-// WebSocket transport, driven by tests/irc_framework.rs.
+// WebSocket transport, driven by tests/it/irc_framework.rs.
 //
 //   node irc_framework_client.js '<config JSON>'
 //

@@ -49,11 +49,18 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use testkit::inspircd::{Conf, Install, Launcher, Stop, WsModule};
+use testkit::irc::command;
+use testkit::process::{raise_nofile, signal_then_kill};
+use testkit::procfs::{clk_tck, Proc};
+use testkit::stats::median;
+use testkit::ws::{encode_frame_into, find, first_byte, parse_header, upgrade_request, OP_TEXT};
 
 // ---------------------------------------------------------------------------------
 // Settings
@@ -284,24 +291,32 @@ impl Kind {
     fn websocket(self) -> bool {
         self != Kind::Plain
     }
-    /// The m_websocket.so this kind loads (plain loads none, but its module directory
-    /// is the stock one).
-    fn module(self, s: &Settings) -> PathBuf {
-        match (self, &s.before) {
-            (Kind::Ours, _) => s.module.clone(),
-            (Kind::Before, Some(before)) => before.clone(),
-            _ => s.stock_dir.join("m_websocket.so"),
-        }
+    /// The server's configuration for this kind: all kinds the same but for the
+    /// websocket module (plain loads none). One class for everyone with the limits out
+    /// of the way; a sparse log; netbuffersize 65536, which InspIRCd 3.15 takes as out
+    /// of range and replaces with its default 10240.
+    fn conf(self, s: &Settings) -> Conf {
+        let conf = match (self, &s.before) {
+            (Kind::Ours, _) => Conf::new(s.module.clone()),
+            (Kind::Before, Some(before)) => Conf::new(before.clone()),
+            (Kind::Plain, _) => Conf::plain(),
+            _ => Conf::new(WsModule::Stock),
+        };
+        conf.server("bench.local", "loadbench", "Bench")
+            .origins(&["*"])
+            .log("sparse", false)
+            .connect_attrs(
+                r#"softsendq="1M" hardsendq="256M" localmax="100000" globalmax="100000" limit="100000""#,
+            )
+            .performance(r#"netbuffersize="65536" somaxconn="1024""#)
     }
 }
 
+/// A server of the test kit and the port this kind's clients use (the WebSocket port,
+/// or the plain IRC one for `plain`).
 struct Server {
-    child: Child,
-    pid: i32,
+    server: testkit::inspircd::Server,
     port: u16,
-    dir: PathBuf,
-    keep: bool,
-    stop_grace: Duration,
 }
 
 /// Where callgrind writes (its dumps add `.1`, `.2`, ...), in the server's directory.
@@ -309,168 +324,49 @@ const CALLGRIND_OUT: &str = "callgrind.out";
 /// vgdb's FIFOs live in the server's directory, so that they go with it.
 const VGDB_PREFIX: &str = "vgdb";
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
 impl Server {
     fn start(kind: Kind, s: &Settings, tag: &str) -> Result<Server, String> {
-        let dir = std::env::temp_dir().join(format!("loadbench-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let mdir = dir.join("modules");
-        fs::create_dir_all(&mdir).map_err(|e| format!("{}: {e}", mdir.display()))?;
-        // A private module directory: links to the stock modules, m_websocket.so
-        // pointing at the module under test.
-        for e in fs::read_dir(&s.stock_dir).map_err(|e| e.to_string())? {
-            let e = e.map_err(|e| e.to_string())?;
-            if e.file_name() == "m_websocket.so" {
-                continue;
-            }
-            std::os::unix::fs::symlink(e.path(), mdir.join(e.file_name()))
-                .map_err(|e| e.to_string())?;
-        }
-        std::os::unix::fs::symlink(kind.module(s), mdir.join("m_websocket.so"))
-            .map_err(|e| e.to_string())?;
-
-        for _attempt in 0..5 {
-            let port = free_port().map_err(|e| e.to_string())?;
-            let conf = config(kind, &dir, port);
-            let conf_path = dir.join("inspircd.conf");
-            fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-            let out = fs::File::create(dir.join("stdout.txt")).map_err(|e| e.to_string())?;
-            let err = out.try_clone().map_err(|e| e.to_string())?;
-            let mut cmd = if s.callgrind {
-                // valgrind execs the tool in place: the PID we get is the server's.
-                let mut c = Command::new(VALGRIND);
-                c.arg("--tool=callgrind")
-                    .arg(format!(
-                        "--callgrind-out-file={}",
-                        dir.join(CALLGRIND_OUT).display()
-                    ))
-                    .arg(format!("--vgdb-prefix={}", dir.join(VGDB_PREFIX).display()))
-                    // vgdb is how callgrind_control reaches the server; per-instruction
-                    // and per-line costs are not needed, and leaving them out keeps the
-                    // dumps small and quick. Uncompressed names make each dump
-                    // readable on its own by callgrind_annotate (with --keep).
-                    .args([
-                        "--vgdb=yes",
-                        "--dump-instr=no",
-                        "--dump-line=no",
-                        "--compress-strings=no",
-                    ])
-                    .arg(&s.inspircd);
-                c
-            } else {
-                Command::new(&s.inspircd)
-            };
-            let spawned = cmd
-                .arg("--nofork")
-                .arg("--runasroot")
-                .arg(format!("--config={}", conf_path.display()))
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn();
-            let mut child = spawned.map_err(|e| {
-                let program = cmd.get_program().to_string_lossy().into_owned();
-                format!("spawn {program}: {e}")
-            })?;
-            let pid = child.id() as i32;
-            let stop_grace = s.wait(STOP_GRACE);
-            let deadline = Instant::now() + s.wait(START_TIMEOUT);
-            loop {
-                // Under valgrind its "==PID==" banner comes first; the line is the same.
-                let text = fs::read_to_string(dir.join("stdout.txt")).unwrap_or_default();
-                if text.contains("InspIRCd is now running") {
-                    return Ok(Server {
-                        child,
-                        pid,
-                        port,
-                        dir,
-                        keep: s.keep,
-                        stop_grace,
-                    });
-                }
-                let exited = matches!(child.try_wait(), Ok(Some(_)));
-                if text.contains("failed to bind") || exited || Instant::now() > deadline {
-                    terminate(&mut child, pid, stop_grace);
-                    if text.contains("failed to bind") {
-                        break; // try another port
-                    }
-                    return Err(format!("inspircd ({}) did not start:\n{text}", kind.name()));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        Err("inspircd: could not bind a free port in 5 attempts".into())
-    }
-
-    fn proc_file(&self, name: &str) -> String {
-        fs::read_to_string(format!("/proc/{}/{name}", self.pid)).unwrap_or_default()
-    }
-
-    /// utime + stime in seconds.
-    fn cpu_seconds(&self) -> f64 {
-        let (user, system) = self.user_system_seconds();
-        user + system
-    }
-
-    /// (utime, stime) in seconds: a module runs in user time; system time is the
-    /// kernel's work for the sockets, which a module cannot change much.
-    fn user_system_seconds(&self) -> (f64, f64) {
-        let stat = self.proc_file("stat");
-        let Some(end) = stat.rfind(')') else {
-            return (0.0, 0.0);
+        let install = Install {
+            binary: s.inspircd.clone(),
+            modules: s.stock_dir.clone(),
+            ..Install::default()
         };
-        let f: Vec<&str> = stat[end + 1..].split_whitespace().collect();
-        // After the command: field 3 (state) is f[0]; utime is field 14, stime 15.
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        (ticks(11) as f64 / clk_tck(), ticks(12) as f64 / clk_tck())
-    }
-
-    fn status_kib(&self, key: &str) -> u64 {
-        self.proc_file("status")
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// (syscr, syscw) from /proc/PID/io: read- and write-family system calls so far.
-    fn syscalls(&self) -> (u64, u64) {
-        let io = self.proc_file("io");
-        let field = |key: &str| {
-            io.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
+        let mut launcher = Launcher::new(install)
+            .prefix(&format!("loadbench-{tag}-"))
+            .startup(s.wait(START_TIMEOUT))
+            .stop(Stop::Term(s.wait(STOP_GRACE)))
+            .keep(s.keep);
+        if s.callgrind {
+            // valgrind execs the tool in place: the PID we get is the server's. vgdb is
+            // how callgrind_control reaches the server; per-instruction and per-line
+            // costs are not needed, and leaving them out keeps the dumps small and
+            // quick. Uncompressed names make each dump readable on its own by
+            // callgrind_annotate (with --keep).
+            launcher = launcher.wrapper([
+                VALGRIND.to_string(),
+                "--tool=callgrind".into(),
+                format!("--callgrind-out-file={{dir}}/{CALLGRIND_OUT}"),
+                format!("--vgdb-prefix={{dir}}/{VGDB_PREFIX}"),
+                "--vgdb=yes".into(),
+                "--dump-instr=no".into(),
+                "--dump-line=no".into(),
+                "--compress-strings=no".into(),
+            ]);
+        }
+        // Under valgrind its "==PID==" banner comes first; "now running" is the same.
+        let server = launcher
+            .start(kind.conf(s))
+            .map_err(|e| format!("{} server: {e}", kind.name()))?;
+        let port = if kind.websocket() {
+            server.ws_port
+        } else {
+            server.irc_port
         };
-        (field("syscr:"), field("syscw:"))
+        Ok(Server { server, port })
     }
 
-    fn rss_kib(&self) -> u64 {
-        self.status_kib("VmRSS:")
-    }
-
-    fn hwm_kib(&self) -> u64 {
-        self.status_kib("VmHWM:")
-    }
-
-    /// Resets VmHWM to the current RSS (Linux: "5" > clear_refs).
-    fn reset_hwm(&self) {
-        let _ = fs::write(format!("/proc/{}/clear_refs", self.pid), "5");
+    fn proc(&self) -> Proc {
+        self.server.proc()
     }
 
     /// Waits (at most `limit`) until the server has used no CPU for 150 ms, so that
@@ -479,10 +375,10 @@ impl Server {
     /// (translating code), which also stops when the server idles in epoll_wait.
     fn settle(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let mut last = self.cpu_seconds();
+        let mut last = self.proc().cpu_seconds();
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(150));
-            let now = self.cpu_seconds();
+            let now = self.proc().cpu_seconds();
             if now == last {
                 return;
             }
@@ -496,10 +392,10 @@ impl Server {
         let out = Command::new(CALLGRIND_CONTROL)
             .arg(format!(
                 "--vgdb-prefix={}",
-                self.dir.join(VGDB_PREFIX).display()
+                self.server.dir().join(VGDB_PREFIX).display()
             ))
             .arg(format!("--dump={tag}"))
-            .arg(self.pid.to_string())
+            .arg(self.server.pid.to_string())
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("{CALLGRIND_CONTROL}: {e}"))?;
@@ -515,7 +411,7 @@ impl Server {
             if Instant::now() > deadline {
                 return Err(format!(
                     "{CALLGRIND_CONTROL} --dump={tag} {} wrote no dump: {}{}",
-                    self.pid,
+                    self.server.pid,
                     String::from_utf8_lossy(&out.stdout),
                     String::from_utf8_lossy(&out.stderr)
                 ));
@@ -526,8 +422,8 @@ impl Server {
 
     /// The Ir of the dump file in the server's directory whose header has `trigger`.
     fn find_callgrind_dump(&self, trigger: &str) -> Result<Option<u64>, String> {
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let dir = self.server.dir();
+        let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for e in entries.flatten() {
             let name = e.file_name();
             let is_dump = name
@@ -550,7 +446,7 @@ impl Server {
     }
 
     fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.server.is_alive()
     }
 }
 
@@ -563,67 +459,6 @@ fn callgrind_ir(dump: &str) -> Option<u64> {
         .position(|e| e == "Ir")?;
     let values = field("summary:").or_else(|| field("totals:"))?;
     values.split_whitespace().nth(column)?.parse().ok()
-}
-
-fn terminate(child: &mut Child, pid: i32, grace: Duration) {
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
-    }
-    // SAFETY: kill(2) on the PID of our own child, which has not been reaped yet.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill(); // SIGKILL to the same PID
-    let _ = child.wait();
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        terminate(&mut self.child, self.pid, self.stop_grace);
-        if !self.keep {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn config(kind: Kind, dir: &Path, port: u16) -> String {
-    let d = dir.display();
-    let hook = if kind.websocket() {
-        r#" hook="websocket""#
-    } else {
-        ""
-    };
-    let mut c = format!(
-        r#"<path configdir="{d}" datadir="{d}" logdir="{d}" moduledir="{d}/modules" runtimedir="{d}">
-<server name="bench.local" description="loadbench" network="Bench">
-<admin name="Admin" nick="admin" email="admin@bench.local">
-<pid file="{d}/inspircd.pid">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="sparse" target="{d}/ircd.log">
-<bind address="127.0.0.1" port="{port}" type="clients"{hook}>
-<connect name="main" allow="*" resolvehostnames="no" useident="no" timeout="60" pingfreq="600"
-         threshold="1000000" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="1M"
-         hardsendq="256M" localmax="100000" globalmax="100000" limit="100000" maxchans="50">
-<channels users="100" opers="100">
-<performance netbuffersize="65536" somaxconn="1024">
-"#
-    );
-    match kind {
-        Kind::Ours | Kind::Before => {
-            c.push_str("<module name=\"websocket\">\n<wsorigin allow=\"*\">\n")
-        }
-        Kind::Stock => c.push_str(
-            "<module name=\"sha1\">\n<module name=\"websocket\">\n<wsorigin allow=\"*\">\n",
-        ),
-        Kind::Plain => {}
-    }
-    c
 }
 
 // ---------------------------------------------------------------------------------
@@ -657,8 +492,6 @@ trait Handler {
     fn on_close(&mut self, _pool: &mut Pool, _i: usize) {}
     fn done(&self) -> bool;
 }
-
-const HANDSHAKE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 impl Pool {
     fn new(port: u16, ws: bool) -> io::Result<Pool> {
@@ -704,13 +537,8 @@ impl Pool {
             mask_seed: 0x9e37_79b9 ^ (i as u32).wrapping_mul(2_654_435_761),
         };
         if self.ws {
-            let req = format!(
-                "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: {HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n\
-                 Origin: http://bench.local\r\n\r\n",
-                self.port
-            );
-            c.tx.extend_from_slice(req.as_bytes());
+            let host = format!("127.0.0.1:{}", self.port);
+            c.tx.extend(upgrade_request(&host, "http://bench.local", &[]));
         } else {
             self.opened.push(i);
         }
@@ -727,21 +555,12 @@ impl Pool {
             return;
         };
         if ws {
-            // FIN + text, masked.
-            c.tx.push(0x81);
-            let n = line.len();
-            if n < 126 {
-                c.tx.push(0x80 | n as u8);
-            } else {
-                c.tx.push(0x80 | 126);
-                c.tx.extend_from_slice(&(n as u16).to_be_bytes());
-            }
+            // FIN + text, masked with a key of its own.
             c.mask_seed ^= c.mask_seed << 13;
             c.mask_seed ^= c.mask_seed >> 17;
             c.mask_seed ^= c.mask_seed << 5;
             let key = c.mask_seed.to_ne_bytes();
-            c.tx.extend_from_slice(&key);
-            c.tx.extend(line.iter().enumerate().map(|(k, b)| b ^ key[k & 3]));
+            encode_frame_into(&mut c.tx, first_byte(true, OP_TEXT), line, Some(key));
         } else {
             c.tx.extend_from_slice(line);
             c.tx.extend_from_slice(b"\r\n");
@@ -881,26 +700,16 @@ impl Pool {
             }
             let rest = &rx[pos..];
             if ws {
-                if rest.len() < 2 {
+                // Server frames are not masked: the payload is read in place.
+                let Some(header) = parse_header(rest) else {
                     break;
-                }
-                let opcode = rest[0] & 0x0f;
-                let (len, hdr) = match rest[1] & 0x7f {
-                    126 if rest.len() >= 4 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-                    127 if rest.len() >= 10 => {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(&rest[2..10]);
-                        (u64::from_be_bytes(b) as usize, 10)
-                    }
-                    126 | 127 => break,
-                    n => (n as usize, 2),
                 };
-                if rest.len() < hdr + len {
+                let Some(payload) = header.frame_len().and_then(|end| rest.get(header.len..end))
+                else {
                     break;
-                }
-                let payload = &rest[hdr..hdr + len];
-                pos += hdr + len;
-                match opcode {
+                };
+                pos += header.len + payload.len();
+                match header.opcode {
                     0x0..=0x2 => {
                         let line = payload.strip_suffix(b"\r\n").unwrap_or(payload);
                         if line.starts_with(b"PING ") {
@@ -955,21 +764,6 @@ impl Drop for Pool {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The command or numeric of a server line (":prefix CMD ...").
-fn command(line: &[u8]) -> &[u8] {
-    let mut it = line.split(|&b| b == b' ');
-    let first = it.next().unwrap_or_default();
-    if first.starts_with(b":") {
-        it.next().unwrap_or_default()
-    } else {
-        first
-    }
-}
-
 fn register(pool: &mut Pool, i: usize, nick: &str) {
     pool.send(i, format!("NICK {nick}").as_bytes());
     pool.send(i, format!("USER u{nick} 0 * :loadbench").as_bytes());
@@ -990,13 +784,46 @@ fn message(target: &str, seq: usize, len: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------------
 // Scenarios
 
+/// Opens `total` connections, at most `concurrency` of them not yet settled (a count
+/// the scenario keeps) at a time.
+struct Opener {
+    total: usize,
+    concurrency: usize,
+    started: usize,
+}
+
+impl Opener {
+    fn new(total: usize, concurrency: usize) -> Opener {
+        Opener {
+            total,
+            concurrency,
+            started: 0,
+        }
+    }
+
+    /// Opens more while fewer than `concurrency` of those started are unsettled;
+    /// `opened(slot, n)` for the n-th connection (from 0).
+    fn open_more(
+        &mut self,
+        pool: &mut Pool,
+        settled: usize,
+        mut opened: impl FnMut(usize, usize),
+    ) -> Result<(), String> {
+        while self.started < self.total && self.started - settled < self.concurrency {
+            let i = pool.connect().map_err(|e| format!("connect: {e}"))?;
+            opened(i, self.started);
+            self.started += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Opens `total` connections, `concurrency` at a time, and registers each (001) and,
 /// if `channel` gives one, joins it (366). The connections stay open.
 struct OpenAndRegister {
     prefix: String,
     total: usize,
-    concurrency: usize,
-    started: usize,
+    open: Opener,
     ready: usize,
     channel: Option<fn(usize) -> String>,
     index: HashMap<usize, usize>,
@@ -1013,8 +840,7 @@ impl OpenAndRegister {
         OpenAndRegister {
             prefix: prefix.into(),
             total,
-            concurrency,
-            started: 0,
+            open: Opener::new(total, concurrency),
             ready: 0,
             channel,
             index: HashMap::new(),
@@ -1023,17 +849,11 @@ impl OpenAndRegister {
     }
 
     fn start_more(&mut self, pool: &mut Pool) {
-        while self.started < self.total && self.started - self.ready < self.concurrency {
-            match pool.connect() {
-                Ok(i) => {
-                    self.index.insert(i, self.started);
-                    self.started += 1;
-                }
-                Err(e) => {
-                    self.failed = Some(format!("connect: {e}"));
-                    return;
-                }
-            }
+        let index = &mut self.index;
+        if let Err(e) = self.open.open_more(pool, self.ready, |i, n| {
+            index.insert(i, n);
+        }) {
+            self.failed = Some(e);
         }
     }
 }
@@ -1072,8 +892,7 @@ impl Handler for OpenAndRegister {
 /// K × (connect, handshake, register, QUIT, server closes), C at a time.
 struct ConnectQuit {
     total: usize,
-    concurrency: usize,
-    started: usize,
+    open: Opener,
     finished: usize,
     round: usize,
     failed: Option<String>,
@@ -1081,12 +900,8 @@ struct ConnectQuit {
 
 impl ConnectQuit {
     fn start_more(&mut self, pool: &mut Pool) {
-        while self.started < self.total && self.started - self.finished < self.concurrency {
-            if let Err(e) = pool.connect() {
-                self.failed = Some(format!("connect: {e}"));
-                return;
-            }
-            self.started += 1;
+        if let Err(e) = self.open.open_more(pool, self.finished, |_, _| {}) {
+            self.failed = Some(e);
         }
     }
 }
@@ -1222,7 +1037,7 @@ fn measure(
     f: impl FnOnce() -> Result<(), String>,
 ) -> Result<Sample, String> {
     server.settle(s.wait(SETTLE_LIMIT));
-    server.reset_hwm();
+    server.proc().reset_hwm();
     if s.callgrind {
         // Zeroes the counters; what it counted (startup, setup) is not wanted.
         server.callgrind_dump(&format!("{name}-start"))?;
@@ -1231,7 +1046,14 @@ fn measure(
         Some(dir) => {
             let _ = fs::create_dir_all(dir);
             let child = Command::new("perf")
-                .args(["record", "-g", "-q", "-p", &server.pid.to_string(), "-o"])
+                .args([
+                    "record",
+                    "-g",
+                    "-q",
+                    "-p",
+                    &server.server.pid.to_string(),
+                    "-o",
+                ])
                 .arg(dir.join(format!("{name}.data")))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -1243,26 +1065,18 @@ fn measure(
         }
         None => None,
     };
-    let (user0, system0) = server.user_system_seconds();
-    let w0 = server.syscalls().1;
+    let (user0, system0) = server.proc().user_system_seconds();
+    let w0 = server.proc().syscalls().1;
     let t0 = Instant::now();
     let result = f();
     let wall = t0.elapsed().as_secs_f64();
-    let (user1, system1) = server.user_system_seconds();
+    let (user1, system1) = server.proc().user_system_seconds();
     let user_cpu = user1 - user0;
     let cpu = user_cpu + system1 - system0;
-    let w1 = server.syscalls().1;
+    let w1 = server.proc().syscalls().1;
     if let Some(mut child) = recorder.take() {
-        // SAFETY: kill(2) on our own child's PID; perf writes its file on SIGINT.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGINT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !matches!(child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        // perf writes its file on SIGINT.
+        signal_then_kill(&mut child, libc::SIGINT, Duration::from_secs(20));
     }
     result?;
     let ir = if s.callgrind {
@@ -1277,7 +1091,7 @@ fn measure(
         cpu,
         user_cpu,
         wall,
-        hwm_mib: server.hwm_kib() as f64 / 1024.0,
+        hwm_mib: server.proc().hwm_kib() as f64 / 1024.0,
         syscw: w1.saturating_sub(w0) as f64,
         ir,
     })
@@ -1303,7 +1117,7 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
     // idle: RSS growth per registered idle connection, on a fresh server.
     if w.idle_conns > 0 {
         server.settle(s.wait(SETTLE_LIMIT));
-        let rss0 = server.rss_kib();
+        let rss0 = server.proc().rss_kib();
         r.idle_base_mib = rss0 as f64 / 1024.0;
         let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
         let mut h = OpenAndRegister::new(&format!("i{round}x"), w.idle_conns, 500, None);
@@ -1313,7 +1127,7 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
             return Err(format!("idle: {f}"));
         }
         server.settle(s.wait(SETTLE_LIMIT));
-        let rss1 = server.rss_kib();
+        let rss1 = server.proc().rss_kib();
         r.idle_kib_per_conn = (rss1 as f64 - rss0 as f64) / w.idle_conns as f64;
         pool.close_all();
     }
@@ -1323,8 +1137,7 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
         let mut h = ConnectQuit {
             total: w.connect_total,
-            concurrency: w.connect_concurrency,
-            started: 0,
+            open: Opener::new(w.connect_total, w.connect_concurrency),
             finished: 0,
             round,
             failed: None,
@@ -1413,19 +1226,6 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
     Ok(r)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Instructions per million, as the tables print them.
 const MEGA: f64 = 1e6;
 
@@ -1461,7 +1261,10 @@ fn main() {
         }
     };
     let w = s.work;
-    raise_fd_limit(w.idle_conns + w.fanout_receivers + 1000);
+    let want = (w.idle_conns + w.fanout_receivers + 1000) as u64;
+    if raise_nofile(want) < want {
+        eprintln!("loadbench: could not raise the open-file limit to {want}");
+    }
     let kinds = s.kinds();
     let kind_names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     let started = Instant::now();
@@ -1520,23 +1323,6 @@ fn main() {
     if failures > 0 {
         eprintln!("loadbench: {failures} server rounds failed");
         std::process::exit(1);
-    }
-}
-
-fn raise_fd_limit(want: usize) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && (lim.rlim_cur as usize) < want {
-            lim.rlim_cur = lim.rlim_max.max(want as libc::rlim_t);
-            lim.rlim_max = lim.rlim_max.max(want as libc::rlim_t);
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                eprintln!("loadbench: could not raise the open-file limit to {want}");
-            }
-        }
     }
 }
 

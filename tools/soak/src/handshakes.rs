@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::server::{self, Conf, Server};
+use crate::server::{self, Conf, Server, WsModule};
 
 pub struct Settings {
     pub module: PathBuf,
@@ -28,8 +28,6 @@ pub struct Settings {
     pub keep: bool,
 }
 
-/// The stock module of the same InspIRCd, for comparison.
-const STOCK_MODULE: &str = "/usr/lib/inspircd/modules/m_websocket.so";
 /// Bytes each client sends after its request is in flight, to take it past the default
 /// `maxhandshake` (40 KiB) when `fill` is near it.
 const PAST_LIMIT_BYTES: usize = 64 * 1024;
@@ -39,13 +37,8 @@ const READ_WAIT: Duration = Duration::from_secs(60);
 /// The start of an upgrade request padded with header lines to `fill` bytes, without
 /// the blank line that would end it.
 fn unfinished_request(fill: usize) -> Vec<u8> {
-    let mut r = format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Origin: {}\r\n",
-        server::ORIGIN
-    )
-    .into_bytes();
+    let mut r = testkit::ws::upgrade_request("127.0.0.1", server::ORIGIN, &[]);
+    r.truncate(r.len() - 2);
     while r.len() < fill {
         let n = (fill - r.len()).clamp(8, 4000);
         r.extend_from_slice(b"Cookie: c=");
@@ -139,24 +132,19 @@ fn go_past_the_limit(server: &Server, clients: &mut [TcpStream]) -> Result<usize
     Ok(answered_431)
 }
 
-fn measure(
-    label: &'static str,
-    module: &PathBuf,
-    conf: &Conf,
-    s: &Settings,
-) -> Result<Measured, String> {
-    let mut server = Server::start(label, module, conf, None, Duration::from_secs(20), s.keep)?;
-    let empty_kib = server.rss_kib();
+fn measure(label: &'static str, conf: Conf, s: &Settings) -> Result<Measured, String> {
+    let mut server = server::start(label, conf, None, Duration::from_secs(20), s.keep)?;
+    let empty_kib = server.proc().rss_kib();
     let request = unfinished_request(s.fill);
     let mut clients = send_requests(&server, s.conns, &request)?;
-    let in_flight_kib = server.rss_kib();
+    let in_flight_kib = server.proc().rss_kib();
     let answered_431 = go_past_the_limit(&server, &mut clients)?;
-    let past_limit_kib = server.rss_kib();
+    let past_limit_kib = server.proc().rss_kib();
     drop(clients);
     let second = send_requests(&server, s.conns, &request)?;
-    let second_round_kib = server.rss_kib();
+    let second_round_kib = server.proc().rss_kib();
     drop(second);
-    if !server.alive() {
+    if !server.is_alive() {
         return Err("the server died".into());
     }
     server.stop(Duration::from_secs(10));
@@ -172,26 +160,16 @@ fn measure(
 
 pub fn run(s: &Settings) -> bool {
     server::raise_nofile((s.conns as u64) * 4 + 1000);
-    let ours_conf = Conf {
-        reg_timeout: 600,
-        ..Conf::new()
-    };
-    let stock_conf = Conf {
-        reg_timeout: 600,
-        extra_modules: vec!["sha1".into()],
-        ..Conf::new()
-    };
+    let ours_conf = server::reg_timeout(server::conf(s.module.clone()), 600);
+    let stock_conf = server::reg_timeout(server::conf(WsModule::Stock), 600);
     let mut ok = true;
     println!(
         "{} connections, each with an unfinished upgrade request of {} bytes, then {} bytes more",
         s.conns, s.fill, PAST_LIMIT_BYTES
     );
     let per_conn = |kib: u64, base: u64| kib.saturating_sub(base) * 1024 / s.conns.max(1) as u64;
-    for (label, module, conf) in [
-        ("ours", s.module.clone(), &ours_conf),
-        ("stock", PathBuf::from(STOCK_MODULE), &stock_conf),
-    ] {
-        match measure(label, &module, conf, s) {
+    for (label, conf) in [("ours", ours_conf), ("stock", stock_conf)] {
+        match measure(label, conf, s) {
             Ok(m) => {
                 println!(
                     "{:5}: RSS {} KiB empty; in flight {} KiB ({} B per connection); past the limit {} KiB ({} B per connection, {} answered 431); a second round {} KiB",
@@ -207,8 +185,7 @@ pub fn run(s: &Settings) -> bool {
                 if m.label == "ours" {
                     // Every request past maxhandshake is refused, and the memory it held
                     // is reused: a second round adds little over the first.
-                    let reused =
-                        m.second_round_kib <= m.past_limit_kib + m.past_limit_kib / 10;
+                    let reused = m.second_round_kib <= m.past_limit_kib + m.past_limit_kib / 10;
                     ok &= m.answered_431 == s.conns && reused;
                 }
             }

@@ -42,10 +42,12 @@ fn main() {
     let mut warmup = true;
     let mut keep = false;
     while let Some(a) = args.next() {
-        let mut val = |n: &str| args.next().unwrap_or_else(|| {
-            eprintln!("{n} needs a value");
-            usage()
-        });
+        let mut val = |n: &str| {
+            args.next().unwrap_or_else(|| {
+                eprintln!("{n} needs a value");
+                usage()
+            })
+        };
         match a.as_str() {
             "--module" => module = PathBuf::from(val("--module")),
             "--valgrind-module" => vg_module = Some(PathBuf::from(val("--valgrind-module"))),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::server::{self, Conf, Server};
+use crate::server::{self, Server};
 use crate::ws::*;
 
 #[derive(Clone, Debug)]
@@ -310,7 +310,10 @@ impl Engine {
     }
 
     fn is_inflight(p: Phase) -> bool {
-        matches!(p, Phase::Connecting | Phase::Handshake | Phase::Register | Phase::Join)
+        matches!(
+            p,
+            Phase::Connecting | Phase::Handshake | Phase::Register | Phase::Join
+        )
     }
 
     fn set_phase(&mut self, i: usize, p: Phase) {
@@ -370,9 +373,11 @@ impl Engine {
             u64: (i as u64) | ((serial as u64) << 32),
         };
         // SAFETY: valid epoll fd and socket fd; ev is a valid epoll_event.
-        let rc = unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), &mut ev) };
+        let rc =
+            unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), &mut ev) };
         if rc < 0 {
-            self.errors.add("epoll_ctl failed", io::Error::last_os_error().to_string());
+            self.errors
+                .add("epoll_ctl failed", io::Error::last_os_error().to_string());
             return;
         }
         self.counts.connects += 1;
@@ -422,7 +427,13 @@ impl Engine {
         let s = &self.slots[i];
         self.errors.add(
             kind,
-            format!("{} ({:?}, {:?}, {}): {detail}", s.nick, s.phase, s.end, s.protocol.unwrap_or("none")),
+            format!(
+                "{} ({:?}, {:?}, {}): {detail}",
+                s.nick,
+                s.phase,
+                s.end,
+                s.protocol.unwrap_or("none")
+            ),
         );
         self.finish(i, false);
         // Back off after a failure instead of hammering a broken server.
@@ -488,7 +499,8 @@ impl Engine {
     fn on_event(&mut self, tag: u64, flags: u32, buf: &mut [u8]) {
         let i = (tag & 0xffff_ffff) as usize;
         let serial = (tag >> 32) as u32;
-        if i >= self.slots.len() || self.slots[i].serial != serial || self.slots[i].stream.is_none() {
+        if i >= self.slots.len() || self.slots[i].serial != serial || self.slots[i].stream.is_none()
+        {
             return; // stale
         }
         let flags = flags as i32;
@@ -512,10 +524,10 @@ impl Engine {
                 let cut = 10 + (self.slots[i].rng.next() as usize % (req.len() - 20));
                 let at = Instant::now() + Duration::from_millis(self.slots[i].rng.range(0, 2000));
                 self.slots[i].end_at = Some(at);
-                self.queue(i, &req.as_bytes()[..cut]);
+                self.queue(i, &req[..cut]);
             } else {
                 self.set_phase(i, Phase::Handshake);
-                self.queue(i, req.as_bytes());
+                self.queue(i, &req);
             }
         }
         if flags & libc::EPOLLOUT != 0 {
@@ -568,10 +580,16 @@ impl Engine {
                         None => "EOF".to_string(),
                     };
                     let kind = match phase {
-                        Phase::CloseWait | Phase::QuitWait | Phase::ProtoWait => "TCP close without the expected close frame",
+                        Phase::CloseWait | Phase::QuitWait | Phase::ProtoWait => {
+                            "TCP close without the expected close frame"
+                        }
                         _ => "unexpected TCP close by the server",
                     };
-                    self.fail(i, kind, format!("{what}; {} bytes buffered", self.slots[i].rx.len()));
+                    self.fail(
+                        i,
+                        kind,
+                        format!("{what}; {} bytes buffered", self.slots[i].rx.len()),
+                    );
                 }
             }
         }
@@ -588,14 +606,20 @@ impl Engine {
                 return;
             }
             Phase::Handshake => {
-                let Some(end) = find(&self.slots[i].rx, b"\r\n\r\n") else { return };
+                let Some(end) = find(&self.slots[i].rx, b"\r\n\r\n") else {
+                    return;
+                };
                 let head: Vec<u8> = self.slots[i].rx.drain(..end + 4).collect();
                 if let Err(e) = check_101(&head) {
                     self.fail(i, "handshake refused", e);
                     return;
                 }
                 self.counts.upgraded += 1;
-                *self.counts.by_protocol.entry(self.slots[i].protocol.unwrap_or("none")).or_default() += 1;
+                *self
+                    .counts
+                    .by_protocol
+                    .entry(self.slots[i].protocol.unwrap_or("none"))
+                    .or_default() += 1;
                 self.set_phase(i, Phase::Register);
                 let nick = self.slots[i].nick.clone();
                 self.send_line(i, &format!("NICK {nick}"));
@@ -621,7 +645,11 @@ impl Engine {
     /// Handles one server frame; false when the slot got closed.
     fn on_frame(&mut self, i: usize, f: Frame) -> bool {
         if f.masked || f.rsv != 0 {
-            self.fail(i, "invalid server frame", format!("masked={} rsv={}", f.masked, f.rsv));
+            self.fail(
+                i,
+                "invalid server frame",
+                format!("masked={} rsv={}", f.masked, f.rsv),
+            );
             return false;
         }
         match f.opcode {
@@ -630,7 +658,11 @@ impl Engine {
                 self.on_line(i, &line)
             }
             OP_TEXT | OP_BINARY | OP_CONT => {
-                self.fail(i, "fragmented server message", format!("opcode {} fin {}", f.opcode, f.fin));
+                self.fail(
+                    i,
+                    "fragmented server message",
+                    format!("opcode {} fin {}", f.opcode, f.fin),
+                );
                 false
             }
             OP_PING => {
@@ -638,22 +670,24 @@ impl Engine {
                 self.send_frame(i, true, OP_PONG, &f.payload);
                 true
             }
-            OP_PONG => {
-                match self.slots[i].ping_out.take() {
-                    Some((p, _)) if p == f.payload => {
-                        self.counts.ws_pongs += 1;
-                        true
-                    }
-                    other => {
-                        self.fail(
-                            i,
-                            "unexpected pong",
-                            format!("got {:?}, awaited {:?}", String::from_utf8_lossy(&f.payload), other.map(|o| String::from_utf8_lossy(&o.0).into_owned())),
-                        );
-                        false
-                    }
+            OP_PONG => match self.slots[i].ping_out.take() {
+                Some((p, _)) if p == f.payload => {
+                    self.counts.ws_pongs += 1;
+                    true
                 }
-            }
+                other => {
+                    self.fail(
+                        i,
+                        "unexpected pong",
+                        format!(
+                            "got {:?}, awaited {:?}",
+                            String::from_utf8_lossy(&f.payload),
+                            other.map(|o| String::from_utf8_lossy(&o.0).into_owned())
+                        ),
+                    );
+                    false
+                }
+            },
             OP_CLOSE => {
                 let code = f.close_code();
                 let reason = f.close_reason();
@@ -668,7 +702,11 @@ impl Engine {
                         true
                     }
                     Some(w) => {
-                        self.fail(i, "wrong close code", format!("awaited {w}, got {code:?} {reason:?}"));
+                        self.fail(
+                            i,
+                            "wrong close code",
+                            format!("awaited {w}, got {code:?} {reason:?}"),
+                        );
                         false
                     }
                     None => {
@@ -696,7 +734,10 @@ impl Engine {
                 return true;
             }
             // The server is closing us; the close frame that follows decides.
-            self.errors.add("ERROR line from the server", format!("{}: {line}", self.slots[i].nick));
+            self.errors.add(
+                "ERROR line from the server",
+                format!("{}: {line}", self.slots[i].nick),
+            );
             return true;
         }
         let cmd = command(line);
@@ -717,11 +758,16 @@ impl Engine {
                 s.next_ping = now + s.rng.duration(Duration::ZERO, p.1);
                 s.end_at = match self.stage {
                     Stage::Ramp => None,
-                    Stage::Churn => Some(now + s.rng.duration(self.settings.life.0, self.settings.life.1)),
-                    Stage::Drain => Some(now + s.rng.duration(Duration::ZERO, Duration::from_secs(2))),
+                    Stage::Churn => {
+                        Some(now + s.rng.duration(self.settings.life.0, self.settings.life.1))
+                    }
+                    Stage::Drain => {
+                        Some(now + s.rng.duration(Duration::ZERO, Duration::from_secs(2)))
+                    }
                 };
             }
-            "432" | "433" | "436" | "437" | "471" | "473" | "474" | "475" | "405" | "451" | "421" => {
+            "432" | "433" | "436" | "437" | "471" | "473" | "474" | "475" | "405" | "451"
+            | "421" => {
                 self.fail(i, "IRC error numeric", line.to_string());
                 return false;
             }
@@ -759,7 +805,10 @@ impl Engine {
             }
             End::HalfFrame => {
                 let m = self.slots[i].rng.mask();
-                let payload = format!("PRIVMSG #c{} :this frame is never finished, the socket closes first", self.slots[i].chan);
+                let payload = format!(
+                    "PRIVMSG #c{} :this frame is never finished, the socket closes first",
+                    self.slots[i].chan
+                );
                 let f = encode_frame(true, OP_TEXT, payload.as_bytes(), Some(m));
                 let cut = 1 + (self.slots[i].rng.next() as usize % (f.len() - 2));
                 self.queue(i, &f[..cut]);
@@ -804,7 +853,10 @@ impl Engine {
             match phase {
                 Phase::Idle => {
                     if let Some(at) = self.slots[i].reconnect_at {
-                        if at <= now && self.inflight < self.settings.inflight && self.stage != Stage::Drain {
+                        if at <= now
+                            && self.inflight < self.settings.inflight
+                            && self.stage != Stage::Drain
+                        {
                             self.start(i);
                         }
                     }
@@ -846,7 +898,11 @@ impl Engine {
                 _ => {
                     if now > self.slots[i].deadline {
                         let t = self.settings.phase_timeout;
-                        self.fail(i, "timeout", format!("no progress in {phase:?} within {t:?}"));
+                        self.fail(
+                            i,
+                            "timeout",
+                            format!("no progress in {phase:?} within {t:?}"),
+                        );
                     }
                 }
             }
@@ -875,7 +931,9 @@ impl Engine {
                 }
             }
             // SAFETY: events has room for its length in epoll_events.
-            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, 20) };
+            let n = unsafe {
+                libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, 20)
+            };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -931,7 +989,10 @@ impl Engine {
         for s in &self.slots {
             *h.entry(format!("{:?}", s.phase)).or_default() += 1;
         }
-        h.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        h.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -979,15 +1040,10 @@ fn monitor(port: u16, state: Arc<Mutex<MonState>>, stop: Arc<AtomicBool>) {
             c.send("LUSERS")?;
             let l = c.expect("265 (local users)", t, |l| command(l) == "265")?;
             let local = number_after(&l, "Current local users:");
-            c.send("STATS W")?;
-            let mut lines = Vec::new();
-            c.expect("219 (end of STATS W)", t, |l| {
-                if command(l) == "210" {
-                    lines.push(l.splitn(4, ' ').nth(3).unwrap_or_default().trim_start_matches(':').to_string());
-                }
-                command(l) == "219"
-            })?;
-            let open = lines.iter().find_map(|l| number_after(l, "WebSocket open connections:"));
+            let lines = c.stats_w(t)?;
+            let open = lines
+                .iter()
+                .find_map(|l| number_after(l, "WebSocket open connections:"));
             {
                 let mut s = state.lock().unwrap();
                 s.local_users = local;
@@ -1013,7 +1069,11 @@ fn monitor(port: u16, state: Arc<Mutex<MonState>>, stop: Arc<AtomicBool>) {
 }
 
 /// Waits until the monitor has polled at least `after` + 1 times and `pred` holds.
-fn wait_monitor(state: &Arc<Mutex<MonState>>, limit: Duration, pred: impl Fn(&MonState) -> bool) -> Option<MonState> {
+fn wait_monitor(
+    state: &Arc<Mutex<MonState>>,
+    limit: Duration,
+    pred: impl Fn(&MonState) -> bool,
+) -> Option<MonState> {
     let start_poll = state.lock().unwrap().polls;
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -1061,11 +1121,11 @@ fn mib(kib: u64) -> String {
 /// Waits until the server used no CPU for `quiet` (at most `limit`).
 fn settle(server: &Server, quiet: Duration, limit: Duration) {
     let deadline = Instant::now() + limit;
-    let mut last = server.cpu_seconds();
+    let mut last = server.proc().cpu_seconds();
     let mut since = Instant::now();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        let now = server.cpu_seconds();
+        let now = server.proc().cpu_seconds();
         if now != last {
             last = now;
             since = Instant::now();
@@ -1087,16 +1147,15 @@ pub fn run(s: &Settings) -> bool {
         println!("FAIL: RLIMIT_NOFILE {nofile} is too low for {} connections; run as root or raise `ulimit -Hn`", s.conns);
         return false;
     }
-    let mut conf = Conf::new();
     // InspIRCd 3 misses a FIN that arrives right behind a partial line (plain TCP too);
     // such sockets stay until a write fails or the registration timeout. A 20 s
     // keepalive and a 30 s registration timeout bound that (tools/soak/README.md).
-    conf.websocket = Some(format!("pinginterval=\"{}s\"", s.keepalive_secs));
-    conf.reg_timeout = s.reg_timeout_secs;
+    let mut conf = server::reg_timeout(server::conf(s.module.clone()), s.reg_timeout_secs)
+        .websocket(&format!("pinginterval=\"{}s\"", s.keepalive_secs));
     if std::env::var_os("SOAK_DEBUG").is_some() {
-        conf.log_level = "debug";
+        conf = conf.log("debug", false);
     }
-    let mut server = match Server::start("soak", &s.module, &conf, None, Duration::from_secs(30), s.keep) {
+    let mut server = match server::start("soak", conf, None, Duration::from_secs(30), s.keep) {
         Ok(sv) => sv,
         Err(e) => {
             println!("FAIL: {e}");
@@ -1109,7 +1168,13 @@ pub fn run(s: &Settings) -> bool {
         .find(|l| l.contains("max open sockets"))
         .unwrap_or_default()
         .to_string();
-    println!("soak: server PID {} on ws://127.0.0.1:{}/ ({}); module {}", server.pid, server.ws_port, max_sockets.trim(), s.module.display());
+    println!(
+        "soak: server PID {} on ws://127.0.0.1:{}/ ({}); module {}",
+        server.pid,
+        server.ws_port,
+        max_sockets.trim(),
+        s.module.display()
+    );
     println!(
         "soak: {} connections, churn {} s, {} channels, lifetime {:?}..{:?}, chat every {:?}..{:?}, ping every {:?}..{:?}",
         s.conns, s.seconds, s.channels, s.life.0, s.life.1, s.chat_every.0, s.chat_every.1, s.ping_every.0, s.ping_every.1
@@ -1123,16 +1188,21 @@ pub fn run(s: &Settings) -> bool {
     };
     let mut failures: Vec<String> = Vec::new();
     if wait_monitor(&mon, Duration::from_secs(30), |m| m.local_users.is_some()).is_none() {
-        println!("FAIL: the monitor could not register: {:?}", mon.lock().unwrap().error);
+        println!(
+            "FAIL: the monitor could not register: {:?}",
+            mon.lock().unwrap().error
+        );
         stop.store(true, Ordering::Relaxed);
         let _ = mon_thread.join();
         return false;
     }
     settle(&server, Duration::from_secs(1), Duration::from_secs(10));
-    let rss_initial = server.rss_kib();
-    let fd_initial = server.fd_count();
-    let mut track = RssTrack { max_sampled: rss_initial };
-    let cpu0 = server.cpu_seconds();
+    let rss_initial = server.proc().rss_kib();
+    let fd_initial = server.proc().fd_count();
+    let mut track = RssTrack {
+        max_sampled: rss_initial,
+    };
+    let cpu0 = server.proc().cpu_seconds();
     let own0 = server::own_cpu_seconds();
 
     let mut eng = Engine::new(server.ws_port, s);
@@ -1142,9 +1212,9 @@ pub fn run(s: &Settings) -> bool {
     // One closure for the per-second checks of every stage.
     macro_rules! second {
         ($eng:expr, $label:expr) => {{
-            let rss = server.rss_kib();
+            let rss = server.proc().rss_kib();
             track.max_sampled = track.max_sampled.max(rss);
-            if !server.alive() {
+            if !server.is_alive() {
                 server_dead = true;
             }
             if last_report.elapsed() >= Duration::from_secs(10) {
@@ -1160,7 +1230,7 @@ pub fn run(s: &Settings) -> bool {
                     m.local_users,
                     m.ws_open,
                     mib(rss),
-                    server.fd_count(),
+                    server.proc().fd_count(),
                     $eng.counts.chats_sent,
                     $eng.counts.chats_received,
                     $eng.errors.total()
@@ -1182,25 +1252,33 @@ pub fn run(s: &Settings) -> bool {
             server_dead || e.aborted() || e.active >= n
         });
         if !reached {
-            failures.push(format!("warm-up: only {} of {n} connections registered within {:?}", eng.active, s.ramp_timeout));
+            failures.push(format!(
+                "warm-up: only {} of {n} connections registered within {:?}",
+                eng.active, s.ramp_timeout
+            ));
         }
-        rss_warm_peak = server.rss_kib();
+        rss_warm_peak = server.proc().rss_kib();
         eng.begin_drain();
         let done = eng.run(Instant::now() + Duration::from_secs(120), |e| {
             second!(e, "warm-up release");
             server_dead || e.aborted() || e.all_idle()
         });
         if !done {
-            failures.push(format!("warm-up release incomplete: {}", eng.phase_histogram()));
+            failures.push(format!(
+                "warm-up release incomplete: {}",
+                eng.phase_histogram()
+            ));
         }
         eng.reset_for_next_round();
         warm_secs = w0.elapsed().as_secs_f64();
     }
     let quick = |e: &Engine, secs: u64| Duration::from_secs(if e.aborted() { 3 } else { secs });
-    let _ = wait_monitor(&mon, quick(&eng, 60), |m| m.ws_open == Some(0) && m.local_users == Some(1));
+    let _ = wait_monitor(&mon, quick(&eng, 60), |m| {
+        m.ws_open == Some(0) && m.local_users == Some(1)
+    });
     settle(&server, Duration::from_secs(2), Duration::from_secs(20));
-    let rss_start = server.rss_kib();
-    let fd_start = server.fd_count();
+    let rss_start = server.proc().rss_kib();
+    let fd_start = server.proc().fd_count();
     let warm_counts_connects = eng.counts.connects;
 
     // Ramp.
@@ -1212,10 +1290,15 @@ pub fn run(s: &Settings) -> bool {
         server_dead || e.aborted() || e.active >= n
     });
     let ramp_secs = ramp0.elapsed().as_secs_f64();
-    let full = wait_monitor(&mon, quick(&eng, 30), |m| m.ws_open.unwrap_or(0) >= n as u64);
-    let rss_full = server.rss_kib();
+    let full = wait_monitor(&mon, quick(&eng, 30), |m| {
+        m.ws_open.unwrap_or(0) >= n as u64
+    });
+    let rss_full = server.proc().rss_kib();
     if !reached {
-        failures.push(format!("ramp: only {} of {n} connections registered and joined within {:?}", eng.active, s.ramp_timeout));
+        failures.push(format!(
+            "ramp: only {} of {n} connections registered and joined within {:?}",
+            eng.active, s.ramp_timeout
+        ));
     }
     match &full {
         Some(m) => println!(
@@ -1278,20 +1361,22 @@ pub fn run(s: &Settings) -> bool {
         }
     }
     settle(&server, Duration::from_secs(2), Duration::from_secs(30));
-    let rss_end = server.rss_kib();
+    let rss_end = server.proc().rss_kib();
     // VmHWM is updated lazily by the kernel; the sampled maximum can be a little higher.
-    let hwm = server.hwm_kib().max(track.max_sampled);
-    let fd_end = server.fd_count();
-    let cpu_server = server.cpu_seconds() - cpu0;
+    let hwm = server.proc().hwm_kib().max(track.max_sampled);
+    let fd_end = server.proc().fd_count();
+    let cpu_server = server.proc().cpu_seconds() - cpu0;
     let cpu_own = server::own_cpu_seconds() - own0;
     let mon_final = mon.lock().unwrap().clone();
 
     stop.store(true, Ordering::Relaxed);
     let _ = mon_thread.join();
     if let Some(e) = &mon_final.error {
-        failures.push(format!("the plain IRC monitor lost its connection or timed out: {e}"));
+        failures.push(format!(
+            "the plain IRC monitor lost its connection or timed out: {e}"
+        ));
     }
-    let alive_at_end = server.alive();
+    let alive_at_end = server.is_alive();
     let exit = server.stop(Duration::from_secs(20));
     let output = server.output();
     let alarming = server::alarming_output(&output);
@@ -1303,10 +1388,26 @@ pub fn run(s: &Settings) -> bool {
     println!("connections: target {} concurrent; peak open (client side) {}; peak registered+joined {}; server peak: {} open WebSocket connections, {} local users",
         s.conns, eng.peak_open, eng.peak_active, mon_final.max_ws_open, mon_final.max_local_users);
     println!("time: warm-up {warm_secs:.1} s, ramp {ramp_secs:.1} s, churn {} s, total {:.1} s; active at churn end: {min_active_note}", s.seconds, t0.elapsed().as_secs_f64());
-    println!("operations (warm-up included; {} of the connects were the warm-up's):", warm_counts_connects);
-    println!("  TCP connects {}  upgrades (101) {}  registered (001) {}  joined (366) {}", c.connects, c.upgraded, c.registered, c.joined);
-    println!("  subprotocols: {}", c.by_protocol.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
-    println!("  chat sent {} (fragmented {})  chat received {}  other lines {}", c.chats_sent, c.chats_fragmented, c.chats_received, c.other_lines);
+    println!(
+        "operations (warm-up included; {} of the connects were the warm-up's):",
+        warm_counts_connects
+    );
+    println!(
+        "  TCP connects {}  upgrades (101) {}  registered (001) {}  joined (366) {}",
+        c.connects, c.upgraded, c.registered, c.joined
+    );
+    println!(
+        "  subprotocols: {}",
+        c.by_protocol
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  chat sent {} (fragmented {})  chat received {}  other lines {}",
+        c.chats_sent, c.chats_fragmented, c.chats_received, c.other_lines
+    );
     println!("  WebSocket pings {} / pongs {}  server keepalive pings {}  IRC PINGs answered {}  ERROR lines after QUIT {}", c.ws_pings, c.ws_pongs, c.server_pings, c.irc_pings, c.quit_error_lines);
     println!("  endings:");
     for (e, n) in &c.ends {
@@ -1329,7 +1430,8 @@ pub fn run(s: &Settings) -> bool {
         measured_conns,
         (rss_end as f64 - rss_start as f64) * 1024.0 / measured_conns.max(1) as f64
     );
-    let allowed = rss_start as f64 * (1.0 + s.rss_tolerance_pct / 100.0) + s.rss_tolerance_mib * 1024.0;
+    let allowed =
+        rss_start as f64 * (1.0 + s.rss_tolerance_pct / 100.0) + s.rss_tolerance_mib * 1024.0;
     println!("errors: {}", eng.errors.total());
     for (k, (n, samples)) in &eng.errors.by_kind {
         println!("  {n:>6}  {k}");
@@ -1340,10 +1442,16 @@ pub fn run(s: &Settings) -> bool {
 
     // ---- pass criteria ----
     if server_dead || !alive_at_end {
-        failures.push(format!("the server died during the run: {}", server::describe_exit(exit)));
+        failures.push(format!(
+            "the server died during the run: {}",
+            server::describe_exit(exit)
+        ));
     }
     if server::crashed(exit) {
-        failures.push(format!("the server crashed on SIGTERM: {}", server::describe_exit(exit)));
+        failures.push(format!(
+            "the server crashed on SIGTERM: {}",
+            server::describe_exit(exit)
+        ));
     }
     if !alarming.is_empty() {
         failures.push(format!("alarming server output: {alarming:?}"));
@@ -1358,13 +1466,24 @@ pub fn run(s: &Settings) -> bool {
         failures.push(format!("{} errors", eng.errors.total()));
     }
     if fd_end > fd_start {
-        failures.push(format!("the server holds {} more fds than at start", fd_end - fd_start));
+        failures.push(format!(
+            "the server holds {} more fds than at start",
+            fd_end - fd_start
+        ));
     }
     if (rss_end as f64) > allowed {
-        failures.push(format!("RSS at end {} exceeds start {} + {}% + {} MiB = {}", mib(rss_end), mib(rss_start), s.rss_tolerance_pct, s.rss_tolerance_mib, mib(allowed as u64)));
+        failures.push(format!(
+            "RSS at end {} exceeds start {} + {}% + {} MiB = {}",
+            mib(rss_end),
+            mib(rss_start),
+            s.rss_tolerance_pct,
+            s.rss_tolerance_mib,
+            mib(allowed as u64)
+        ));
     }
     if c.chats_received == 0 || c.ends.len() < 6 {
-        failures.push("the operation mix did not happen (no chat received or endings missing)".into());
+        failures
+            .push("the operation mix did not happen (no chat received or endings missing)".into());
     }
     println!();
     println!("pass criteria: no crash and clean SIGTERM exit; {} concurrent reached (client and server count); zero errors; after the drain 0 WebSocket connections and only the monitor left; fds end <= start; RSS end <= start x {:.2} + {} MiB = {}",
@@ -1376,7 +1495,7 @@ pub fn run(s: &Settings) -> bool {
         for f in &failures {
             println!("FAIL: {f}");
         }
-        println!("server files: {} (kept)", server.dir.display());
+        println!("server files: {} (kept)", server.dir().display());
         server.keep = true;
         println!("SOAK FAIL ({:.0} s)", t0.elapsed().as_secs_f64());
         false

@@ -12,11 +12,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::server::{self, Conf, Server, Valgrind, ORIGIN, SERVER_NAME};
+use crate::server::{self, Server, Valgrind, WsModule, ORIGIN, SERVER_NAME};
 use crate::ws::*;
 
 pub struct Settings {
@@ -39,7 +40,11 @@ pub fn run(s: &Settings) -> bool {
     if want("cycles") {
         let t = Instant::now();
         let ok = report("cycles", cycles(s));
-        results.push(("(a) UNLOADMODULE/LOADMODULE cycles", ok, t.elapsed().as_secs_f64()));
+        results.push((
+            "(a) UNLOADMODULE/LOADMODULE cycles",
+            ok,
+            t.elapsed().as_secs_f64(),
+        ));
     }
     if want("rehash") {
         let t = Instant::now();
@@ -54,10 +59,18 @@ pub fn run(s: &Settings) -> bool {
     println!();
     println!("== stress summary ==");
     for (name, ok, secs) in &results {
-        println!("  {:<40} {}  ({secs:.0} s)", name, if *ok { "PASS" } else { "FAIL" });
+        println!(
+            "  {:<40} {}  ({secs:.0} s)",
+            name,
+            if *ok { "PASS" } else { "FAIL" }
+        );
     }
     let all = results.iter().all(|r| r.1);
-    println!("STRESS {} ({:.0} s)", if all { "PASS" } else { "FAIL" }, t0.elapsed().as_secs_f64());
+    println!(
+        "STRESS {} ({:.0} s)",
+        if all { "PASS" } else { "FAIL" },
+        t0.elapsed().as_secs_f64()
+    );
     all
 }
 
@@ -75,8 +88,35 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn start_server(tag: &str, module: &std::path::Path, conf: &Conf, keep: bool) -> Result<Server, String> {
-    Server::start(tag, module, conf, None, Duration::from_secs(30), keep)
+fn start_server(tag: &str, module: &std::path::Path, keep: bool) -> Result<Server, String> {
+    server::start(
+        tag,
+        server::conf(module.to_path_buf()),
+        None,
+        Duration::from_secs(30),
+        keep,
+    )
+}
+
+/// Runs `inner` against a fresh server (its files kept if it fails), then stops the
+/// server with SIGTERM; fails if it crashed. Returns the stopped server and its exit.
+fn scenario(
+    tag: &str,
+    s: &Settings,
+    inner: fn(&Settings, &mut Server) -> Result<(), String>,
+) -> Result<(Server, Option<ExitStatus>), String> {
+    let mut server = start_server(tag, &s.module, s.keep)?;
+    let r = inner(s, &mut server);
+    let r = keep_on_failure(&mut server, r);
+    let exit = server.stop(Duration::from_secs(20));
+    r?;
+    if server::crashed(exit) {
+        return Err(format!(
+            "the server crashed on SIGTERM: {}",
+            server::describe_exit(exit)
+        ));
+    }
+    Ok((server, exit))
 }
 
 /// Keeps the server's files when the scenario fails.
@@ -87,9 +127,13 @@ fn keep_on_failure<T>(server: &mut Server, r: Result<T, String>) -> Result<T, St
         return r.map_err(|e| {
             format!(
                 "{e}\n  server: {}\n  log tail:\n{}\n  server files kept in {}",
-                if server.alive() { "alive".to_string() } else { server::describe_exit(server.exit) },
+                if server.is_alive() {
+                    "alive".to_string()
+                } else {
+                    server::describe_exit(server.exit_status())
+                },
                 server::tail(&log, 15),
-                server.dir.display()
+                server.dir().display()
             )
         });
     }
@@ -102,6 +146,24 @@ fn keep_on_failure<T>(server: &mut Server, r: Result<T, String>) -> Result<T, St
 
 const PROTOS: [Option<&str>; 3] = [None, Some("text.ircv3.net"), Some("binary.ircv3.net")];
 
+/// A client per entry of [`PROTOS`] (the `k`th named `name(k)`), upgraded and with
+/// NICK and USER sent.
+fn one_per_protocol(
+    wsp: u16,
+    name: impl Fn(usize) -> String,
+    realname: &str,
+    timeout: Duration,
+) -> Result<Vec<Ws>, String> {
+    let mut clients = Vec::new();
+    for (k, p) in PROTOS.iter().enumerate() {
+        let name = name(k);
+        let mut c = Ws::upgrade(wsp, &name, *p, timeout)?;
+        c.start_register(&name, realname)?;
+        clients.push(c);
+    }
+    Ok(clients)
+}
+
 struct CycleSample {
     cycle: usize,
     rss: u64,
@@ -110,15 +172,11 @@ struct CycleSample {
 
 fn cycles(s: &Settings) -> Result<(), String> {
     println!();
-    println!("== (a) {} UNLOADMODULE/LOADMODULE cycles with WebSocket clients connected ==", s.cycles);
-    let mut server = start_server("cycles", &s.module, &Conf::new(), s.keep)?;
-    let r = cycles_inner(s, &mut server);
-    let r = keep_on_failure(&mut server, r);
-    let exit = server.stop(Duration::from_secs(20));
-    r?;
-    if server::crashed(exit) {
-        return Err(format!("the server crashed on SIGTERM: {}", server::describe_exit(exit)));
-    }
+    println!(
+        "== (a) {} UNLOADMODULE/LOADMODULE cycles with WebSocket clients connected ==",
+        s.cycles
+    );
+    let (server, exit) = scenario("cycles", s, cycles_inner)?;
     let alarming = server::alarming_output(&server.output());
     if !alarming.is_empty() {
         return Err(format!("alarming server output: {alarming:?}"));
@@ -138,7 +196,11 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     oper.oper(T)?;
     friend.join("#room", T)?;
     let module_file = std::fs::canonicalize(&s.module).unwrap_or(s.module.clone());
-    let module_name = module_file.file_name().unwrap().to_string_lossy().into_owned();
+    let module_name = module_file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let mut samples: Vec<CycleSample> = Vec::new();
     let mut observations: BTreeMap<String, u64> = BTreeMap::new();
     let mut ws_closed = 0usize;
@@ -146,14 +208,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
 
     for cycle in 1..=s.cycles {
         // Registered clients, one per subprotocol, in #room with the plain user.
-        let mut reg: Vec<Ws> = Vec::new();
-        for (k, p) in PROTOS.iter().enumerate() {
-            let name = format!("w{k}c{cycle}");
-            let mut c = Ws::upgrade(wsp, &name, *p, T)?;
-            c.send_line(&format!("NICK {name}"))?;
-            c.send_line("USER ws 0 * :cycle client")?;
-            reg.push(c);
-        }
+        let mut reg = one_per_protocol(wsp, |k| format!("w{k}c{cycle}"), "cycle client", T)?;
         for c in &mut reg {
             c.expect_line("001", T, |l| command(l) == "001")?;
             c.join("#room", T)?;
@@ -161,7 +216,9 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         // Traffic both ways across the module.
         let text = chat_text(&reg[0].name.clone(), cycle as u64);
         reg[0].send_line(&format!("PRIVMSG #room :{text}"))?;
-        friend.expect(&format!("{}'s PRIVMSG", reg[0].name), T, |l| l.ends_with(&text))?;
+        friend.expect(&format!("{}'s PRIVMSG", reg[0].name), T, |l| {
+            l.ends_with(&text)
+        })?;
         let ftext = chat_text("friend", cycle as u64);
         friend.send(&format!("PRIVMSG #room :{ftext}"))?;
         for c in &mut reg {
@@ -181,12 +238,14 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         let unreg = Ws::upgrade(wsp, &format!("unreg{cycle}"), None, T)?;
         let mut half = Ws::connect(wsp, &format!("half{cycle}"))?;
         let req = upgrade_request(wsp, ORIGIN, None);
-        half.send_raw(&req.as_bytes()[..req.len() / 2])?;
+        half.send_raw(&req[..req.len() / 2])?;
         // Make sure the server has accepted all of them before the unload.
         oper.sync(&format!("pre{cycle}"), T)?;
 
         oper.send("UNLOADMODULE m_websocket.so")?;
-        let l = oper.expect("973/972 (module unloaded or not)", T, |l| matches!(command(l), "973" | "972"))?;
+        let l = oper.expect("973/972 (module unloaded or not)", T, |l| {
+            matches!(command(l), "973" | "972")
+        })?;
         if command(&l) != "973" {
             return Err(format!("cycle {cycle}: UNLOADMODULE refused: {l}"));
         }
@@ -195,11 +254,16 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         let mut all: Vec<Ws> = reg;
         all.push(unreg);
         for c in &mut all {
-            let frames = c.frames_until_eof(T).map_err(|e| format!("cycle {cycle}: {e}"))?;
+            let frames = c
+                .frames_until_eof(T)
+                .map_err(|e| format!("cycle {cycle}: {e}"))?;
             let last = frames
                 .last()
                 .ok_or_else(|| format!("cycle {cycle}: [{}] no close frame before EOF", c.name))?;
-            if last.opcode != OP_CLOSE || last.close_code() != Some(1001) || last.close_reason() != UNLOAD_REASON {
+            if last.opcode != OP_CLOSE
+                || last.close_code() != Some(1001)
+                || last.close_reason() != UNLOAD_REASON
+            {
                 return Err(format!(
                     "cycle {cycle}: [{}] last frame before EOF is op{} {:?} {:?}; want close 1001 {UNLOAD_REASON:?}",
                     c.name,
@@ -213,23 +277,40 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         // The plain user sees each registered one quit with the reason.
         while !quits_wanted.is_empty() {
             let l = friend.expect("QUIT of a WebSocket user", T, |l| command(l) == "QUIT")?;
-            let nick = l.trim_start_matches(':').split('!').next().unwrap_or_default().to_string();
+            let nick = l
+                .trim_start_matches(':')
+                .split('!')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             if !l.ends_with(&format!("QUIT :{UNLOAD_REASON}")) {
                 return Err(format!("cycle {cycle}: quit line {l:?}"));
             }
             quits_wanted.retain(|n| *n != nick);
         }
         // The half-way client: closed; what it got is recorded.
-        let got = half.bytes_until_eof(T).map_err(|e| format!("cycle {cycle}: {e}"))?;
+        let got = half
+            .bytes_until_eof(T)
+            .map_err(|e| format!("cycle {cycle}: {e}"))?;
         *observations
             .entry(format!(
                 "half-way client at unload: closed after {}",
-                if got.is_empty() { "no bytes".to_string() } else { format!("{:?}", String::from_utf8_lossy(&got).lines().next().unwrap_or_default()) }
+                if got.is_empty() {
+                    "no bytes".to_string()
+                } else {
+                    format!(
+                        "{:?}",
+                        String::from_utf8_lossy(&got)
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                    )
+                }
             ))
             .or_default() += 1;
         // While unloaded, the WebSocket port must not take anyone as a plain IRC client.
         let mut probe = Ws::connect(wsp, &format!("probe{cycle}"))?;
-        let _ = probe.send_raw(upgrade_request(wsp, ORIGIN, None).as_bytes());
+        let _ = probe.send_raw(&upgrade_request(wsp, ORIGIN, None));
         let _ = probe.send_raw(b"NICK sneaky\r\nUSER s 0 * :s\r\n");
         // InspIRCd itself refuses it: "ERROR :Closing link: ... (misconfigured hook)".
         match probe.bytes_until_eof(T) {
@@ -252,32 +333,47 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         }
         // The module is unmapped once culled; a round trip lets the cull run.
         oper.sync(&format!("unloaded{cycle}"), T)?;
-        let maps = server.mappings_of(&module_name);
+        let maps = server.proc().mappings_of(&module_name);
         if maps == 0 {
-            *observations.entry(format!("{module_name} unmapped from the server after UNLOADMODULE")).or_default() += 1;
+            *observations
+                .entry(format!(
+                    "{module_name} unmapped from the server after UNLOADMODULE"
+                ))
+                .or_default() += 1;
         } else {
-            *observations.entry(format!("{module_name} still mapped after UNLOADMODULE ({maps} mappings)")).or_default() += 1;
+            *observations
+                .entry(format!(
+                    "{module_name} still mapped after UNLOADMODULE ({maps} mappings)"
+                ))
+                .or_default() += 1;
             if cycle >= 3 {
                 return Err(format!("cycle {cycle}: {module_name} is still mapped ({maps} mappings) after UNLOADMODULE"));
             }
         }
         oper.send("LOADMODULE websocket")?;
-        let l = oper.expect("975/974 (module loaded or not)", T, |l| matches!(command(l), "975" | "974"))?;
+        let l = oper.expect("975/974 (module loaded or not)", T, |l| {
+            matches!(command(l), "975" | "974")
+        })?;
         if command(&l) != "975" {
             return Err(format!("cycle {cycle}: LOADMODULE failed: {l}"));
         }
-        if server.mappings_of(&module_name) == 0 {
-            return Err(format!("cycle {cycle}: LOADMODULE succeeded but {module_name} is not mapped"));
+        if server.proc().mappings_of(&module_name) == 0 {
+            return Err(format!(
+                "cycle {cycle}: LOADMODULE succeeded but {module_name} is not mapped"
+            ));
         }
         friend.sync(&format!("f{cycle}"), T)?;
         oper.sync(&format!("o{cycle}"), T)?;
-        if !server.alive() {
-            return Err(format!("cycle {cycle}: the server died: {}", server::describe_exit(server.exit)));
+        if !server.is_alive() {
+            return Err(format!(
+                "cycle {cycle}: the server died: {}",
+                server::describe_exit(server.exit_status())
+            ));
         }
         samples.push(CycleSample {
             cycle,
-            rss: server.rss_kib(),
-            fds: server.fd_count(),
+            rss: server.proc().rss_kib(),
+            fds: server.proc().fd_count(),
         });
         if cycle % 10 == 0 {
             let last = samples.last().unwrap();
@@ -294,15 +390,10 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     again.register("after", T)?;
     again.join("#room", T)?;
     again.send_line("PRIVMSG #room :after the cycles")?;
-    friend.expect("after's PRIVMSG", T, |l| l.ends_with("PRIVMSG #room :after the cycles"))?;
-    oper.send("STATS W")?;
-    let mut stats = Vec::new();
-    oper.expect("219", T, |l| {
-        if command(l) == "210" {
-            stats.push(l.splitn(4, ' ').nth(3).unwrap_or_default().trim_start_matches(':').to_string());
-        }
-        command(l) == "219"
+    friend.expect("after's PRIVMSG", T, |l| {
+        l.ends_with("PRIVMSG #room :after the cycles")
     })?;
+    let stats = oper.stats_w(T)?;
     again.send_line("QUIT :done")?;
     let _ = again.frames_until_eof(T);
 
@@ -314,13 +405,32 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     for (k, v) in &observations {
         println!("  observed: {k} ({v}x)");
     }
-    println!("  server RSS after cycle 1 {} | cycle {} {} | cycle {} {}; fds {} / {} / {}",
-        mib(first.rss), tenth.cycle, mib(tenth.rss), last.cycle, mib(last.rss), first.fds, tenth.fds, last.fds);
+    println!(
+        "  server RSS after cycle 1 {} | cycle {} {} | cycle {} {}; fds {} / {} / {}",
+        mib(first.rss),
+        tenth.cycle,
+        mib(tenth.rss),
+        last.cycle,
+        mib(last.rss),
+        first.fds,
+        tenth.fds,
+        last.fds
+    );
     let per_cycle = (last.rss as f64 - tenth.rss as f64) / (last.cycle - tenth.cycle).max(1) as f64;
-    println!("  RSS growth from cycle {} to {}: {:+.1} KiB per cycle", tenth.cycle, last.cycle, per_cycle);
-    println!("  STATS W after the cycles (counters of the last load): {}", stats.join(" | "));
+    println!(
+        "  RSS growth from cycle {} to {}: {:+.1} KiB per cycle",
+        tenth.cycle, last.cycle, per_cycle
+    );
+    println!(
+        "  STATS W after the cycles (counters of the last load): {}",
+        stats.join(" | ")
+    );
     if last.fds > first.fds {
-        return Err(format!("the server holds {} more fds after {} cycles than after the first", last.fds - first.fds, s.cycles));
+        return Err(format!(
+            "the server holds {} more fds after {} cycles than after the first",
+            last.fds - first.fds,
+            s.cycles
+        ));
     }
     // A leak of a few KiB per load (e.g. a static allocated on each dlopen) shows here.
     let allowed_kib = 2048.0 + tenth.rss as f64 * 0.05;
@@ -349,7 +459,15 @@ struct ClientResult {
     errors: Vec<String>,
 }
 
-fn chat_client(mut c: Ws, chan: usize, start: Arc<Barrier>, stop: Arc<AtomicBool>, done: Arc<Barrier>, drained: Arc<Barrier>, op: u8) -> ClientResult {
+fn chat_client(
+    mut c: Ws,
+    chan: usize,
+    start: Arc<Barrier>,
+    stop: Arc<AtomicBool>,
+    done: Arc<Barrier>,
+    drained: Arc<Barrier>,
+    op: u8,
+) -> ClientResult {
     let mut r = ClientResult {
         name: c.name.clone(),
         chan,
@@ -375,7 +493,11 @@ fn chat_client(mut c: Ws, chan: usize, start: Arc<Barrier>, stop: Arc<AtomicBool
                 c.send_frame(true, OP_PONG, &f.payload)?;
                 Ok(false)
             }
-            OP_CLOSE => Err(format!("close frame {:?} {:?}", f.close_code(), f.close_reason())),
+            OP_CLOSE => Err(format!(
+                "close frame {:?} {:?}",
+                f.close_code(),
+                f.close_reason()
+            )),
             _ => Ok(false),
         }
     };
@@ -436,7 +558,8 @@ fn chat_client(mut c: Ws, chan: usize, start: Arc<Barrier>, stop: Arc<AtomicBool
     }
     drained.wait();
     if let Some(e) = err {
-        r.errors.push(format!("[{}] {e}; last frames:\n{}", r.name, c.recent()));
+        r.errors
+            .push(format!("[{}] {e}; last frames:\n{}", r.name, c.recent()));
     }
     let _ = c.send_frame(true, OP_CLOSE, &close_payload(1000, "done"));
     r
@@ -464,15 +587,11 @@ fn rehash(oper: &mut Irc, token: &str) -> Result<Vec<String>, String> {
 
 fn rehash_under_load(s: &Settings) -> Result<(), String> {
     println!();
-    println!("== (b) {} REHASHes while WebSocket clients chat ==", s.rehashes);
-    let mut server = start_server("rehash", &s.module, &Conf::new(), s.keep)?;
-    let r = rehash_inner(s, &mut server);
-    let r = keep_on_failure(&mut server, r);
-    let exit = server.stop(Duration::from_secs(20));
-    r?;
-    if server::crashed(exit) {
-        return Err(format!("the server crashed on SIGTERM: {}", server::describe_exit(exit)));
-    }
+    println!(
+        "== (b) {} REHASHes while WebSocket clients chat ==",
+        s.rehashes
+    );
+    scenario("rehash", s, rehash_inner)?;
     println!("  (b) PASS");
     Ok(())
 }
@@ -487,8 +606,7 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         let name = format!("chat{k}");
         let p = PROTOS[k % 3];
         let mut c = Ws::upgrade(wsp, &name, p, T)?;
-        c.send_line(&format!("NICK {name}"))?;
-        c.send_line("USER ws 0 * :chatter")?;
+        c.start_register(&name, "chatter")?;
         clients.push((c, p));
     }
     oper.wait_welcome(T)?;
@@ -504,8 +622,14 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     let mut threads = Vec::new();
     for (k, (c, p)) in clients.into_iter().enumerate() {
         let (st, sp, dn, dr) = (start.clone(), stop.clone(), done.clone(), drained.clone());
-        let op = if p == Some("binary.ircv3.net") { OP_BINARY } else { OP_TEXT };
-        threads.push(std::thread::spawn(move || chat_client(c, k % CHANNELS, st, sp, dn, dr, op)));
+        let op = if p == Some("binary.ircv3.net") {
+            OP_BINARY
+        } else {
+            OP_TEXT
+        };
+        threads.push(std::thread::spawn(move || {
+            chat_client(c, k % CHANNELS, st, sp, dn, dr, op)
+        }));
     }
     start.wait();
     let t0 = Instant::now();
@@ -517,7 +641,8 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     for i in 1..=s.rehashes {
         let new_origin = format!("https://r{i}.example");
         let bad = i % 5 == 0;
-        let mut conf = Conf::new();
+        // The same configuration but for the origins and the <websocket> tag.
+        let mut conf = server.conf.clone();
         let origins: Vec<String> = if i % 2 == 0 {
             vec![new_origin.clone(), "https://*.spare.example".into()]
         } else {
@@ -527,9 +652,13 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         conf.websocket = Some(if bad {
             r#"defaultmode="bogus""#.to_string()
         } else {
-            format!(r#"pingburst="{}" pinginterval="{}s""#, 5 + i % 10, 30 + i % 30)
+            format!(
+                r#"pingburst="{}" pinginterval="{}s""#,
+                5 + i % 10,
+                30 + i % 30
+            )
         });
-        server.rewrite_config(&conf);
+        server.rewrite_config(conf);
         let lines = match rehash(&mut oper, &format!("rehash{i}")) {
             Ok(l) => l,
             Err(e) => {
@@ -537,16 +666,26 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
                 break;
             }
         };
-        let complaint = lines.iter().any(|l| l.to_ascii_lowercase().contains("websocket") && (l.contains("defaultmode") || l.to_ascii_lowercase().contains("error")));
+        let complaint = lines.iter().any(|l| {
+            l.to_ascii_lowercase().contains("websocket")
+                && (l.contains("defaultmode") || l.to_ascii_lowercase().contains("error"))
+        });
         if bad {
-            if !lines.iter().any(|l| l.contains("defaultmode") && l.contains("bogus")) {
-                failure = Some(format!("rehash {i}: the bad defaultmode was not reported: {lines:?}"));
+            if !lines
+                .iter()
+                .any(|l| l.contains("defaultmode") && l.contains("bogus"))
+            {
+                failure = Some(format!(
+                    "rehash {i}: the bad defaultmode was not reported: {lines:?}"
+                ));
                 break;
             }
             refused += 1;
         } else {
             if complaint {
-                failure = Some(format!("rehash {i}: the module complained about a good config: {lines:?}"));
+                failure = Some(format!(
+                    "rehash {i}: the module complained about a good config: {lines:?}"
+                ));
                 break;
             }
             applied += 1;
@@ -556,14 +695,34 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         let check = |origin: &str, want: u16| -> Result<(), String> {
             let st = origin_status(wsp, origin)?;
             if st != want {
-                return Err(format!("rehash {i} ({}): origin {origin} got {st}, want {want}", if bad { "refused" } else { "applied" }));
+                return Err(format!(
+                    "rehash {i} ({}): origin {origin} got {st}, want {want}",
+                    if bad { "refused" } else { "applied" }
+                ));
             }
             Ok(())
         };
         let r = (|| {
             check(&new_origin, if bad { 403 } else { 101 })?;
-            check(ORIGIN, if good.iter().any(|o| o == ORIGIN) { 101 } else { 403 })?;
-            check(&format!("https://r{}.example", i.saturating_sub(2)), if good.iter().any(|o| *o == format!("https://r{}.example", i.saturating_sub(2))) { 101 } else { 403 })?;
+            check(
+                ORIGIN,
+                if good.iter().any(|o| o == ORIGIN) {
+                    101
+                } else {
+                    403
+                },
+            )?;
+            check(
+                &format!("https://r{}.example", i.saturating_sub(2)),
+                if good
+                    .iter()
+                    .any(|o| *o == format!("https://r{}.example", i.saturating_sub(2)))
+                {
+                    101
+                } else {
+                    403
+                },
+            )?;
             Ok::<(), String>(())
         })();
         probes += 3;
@@ -571,7 +730,7 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
             failure = Some(e);
             break;
         }
-        if !server.alive() {
+        if !server.is_alive() {
             failure = Some(format!("rehash {i}: the server died"));
             break;
         }
@@ -581,13 +740,19 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     stop.store(true, Ordering::Relaxed);
     done.wait();
     drained.wait();
-    let results: Vec<ClientResult> = threads.into_iter().map(|t| t.join().expect("client thread")).collect();
+    let results: Vec<ClientResult> = threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .collect();
     if let Some(f) = failure {
         return Err(f);
     }
     // Every receiver got every message of every other member of its channel.
     let mut errors: Vec<String> = results.iter().flat_map(|r| r.errors.clone()).collect();
-    let sent: BTreeMap<&str, (usize, u64)> = results.iter().map(|r| (r.name.as_str(), (r.chan, r.sent))).collect();
+    let sent: BTreeMap<&str, (usize, u64)> = results
+        .iter()
+        .map(|r| (r.name.as_str(), (r.chan, r.sent)))
+        .collect();
     let mut total_sent = 0;
     let mut total_received = 0;
     for r in &results {
@@ -599,7 +764,10 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
             let got = r.received.get(*sender).copied().unwrap_or(0);
             total_received += got;
             if got != *n {
-                errors.push(format!("{} got {got} of {n} messages from {sender}", r.name));
+                errors.push(format!(
+                    "{} got {got} of {n} messages from {sender}",
+                    r.name
+                ));
             }
         }
     }
@@ -612,9 +780,18 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         errors.is_empty()
     );
     if !errors.is_empty() {
-        return Err(format!("{} client errors:\n{}", errors.len(), errors.iter().take(10).cloned().collect::<Vec<_>>().join("\n")));
+        return Err(format!(
+            "{} client errors:\n{}",
+            errors.len(),
+            errors
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
     }
-    if !server.alive() {
+    if !server.is_alive() {
         return Err("the server died".into());
     }
     Ok(())
@@ -634,16 +811,20 @@ fn valgrind_log_path(tag: &str) -> PathBuf {
 /// The stock module under valgrind: start, UNLOADMODULE, LOADMODULE, DIE. What InspIRCd
 /// itself reports there is InspIRCd's.
 fn valgrind_baseline(s: &Settings) -> Result<VgReport, String> {
-    let stock = PathBuf::from(server::STOCK_MODULE_DIR).join("m_websocket.so");
     let vlog = valgrind_log_path("valgrind-stock");
     let vg = Valgrind {
         log: vlog.clone(),
         error_exitcode: VG_EXIT,
     };
-    let mut conf = Conf::new();
-    conf.extra_modules.push("sha1".into());
+    let conf = server::conf(WsModule::Stock);
     let t0 = Instant::now();
-    let mut server = Server::start("valgrind-stock", &stock, &conf, Some(&vg), Duration::from_secs(180), s.keep)?;
+    let mut server = server::start(
+        "valgrind-stock",
+        conf,
+        Some(&vg),
+        Duration::from_secs(180),
+        s.keep,
+    )?;
     let r = (|| {
         let mut oper = Irc::start(server.irc_port, "oper")?;
         oper.wait_welcome(VT)?;
@@ -686,17 +867,27 @@ fn valgrind(s: &Settings) -> Result<(), String> {
     println!();
     println!("== (c) valgrind memcheck of the real server ==");
     let baseline = valgrind_baseline(s)?;
-    let known: std::collections::BTreeSet<String> = baseline.blocks.iter().map(|b| b.signature()).collect();
+    let known: std::collections::BTreeSet<String> =
+        baseline.blocks.iter().map(|b| b.signature()).collect();
     let vlog = valgrind_log_path("valgrind");
     let vg = Valgrind {
         log: vlog.clone(),
         error_exitcode: VG_EXIT,
     };
     let t0 = Instant::now();
-    let mut conf = Conf::new();
-    conf.reg_timeout = 300;
-    let mut server = Server::start("valgrind", &s.valgrind_module, &conf, Some(&vg), Duration::from_secs(180), s.keep)?;
-    println!("  this module under valgrind started in {:.1} s ({})", t0.elapsed().as_secs_f64(), s.valgrind_module.display());
+    let conf = server::reg_timeout(server::conf(s.valgrind_module.clone()), 300);
+    let mut server = server::start(
+        "valgrind",
+        conf,
+        Some(&vg),
+        Duration::from_secs(180),
+        s.keep,
+    )?;
+    println!(
+        "  this module under valgrind started in {:.1} s ({})",
+        t0.elapsed().as_secs_f64(),
+        s.valgrind_module.display()
+    );
     let r = valgrind_scenario(&mut server);
     let r = keep_on_failure(&mut server, r);
     if let Err(e) = r {
@@ -707,7 +898,10 @@ fn valgrind(s: &Settings) -> Result<(), String> {
     if exit.is_none() {
         server.keep = true;
         let _ = server.stop(Duration::from_secs(60));
-        return Err(format!("the server did not exit within 240 s of DIE; valgrind log {}", vlog.display()));
+        return Err(format!(
+            "the server did not exit within 240 s of DIE; valgrind log {}",
+            vlog.display()
+        ));
     }
     println!(
         "  scenario + exit in {:.1} s; exit status {} ({VG_EXIT} = valgrind counted errors, 1 = InspIRCd's DIE status)",
@@ -718,7 +912,10 @@ fn valgrind(s: &Settings) -> Result<(), String> {
     let v = parse_valgrind(&text);
     if !v.found_summary {
         server.keep = true;
-        return Err(format!("no ERROR SUMMARY in the valgrind log {}", vlog.display()));
+        return Err(format!(
+            "no ERROR SUMMARY in the valgrind log {}",
+            vlog.display()
+        ));
     }
     print_valgrind(&v);
     let mut problems = String::new();
@@ -726,23 +923,36 @@ fn valgrind(s: &Settings) -> Result<(), String> {
         let ours_bad = b.ours && (b.is_memory_error() || b.kind == "definitely lost");
         let new_core = !b.ours && b.is_memory_error() && !known.contains(&b.signature());
         if b.is_memory_error() && !b.ours && !new_core {
-            println!("    InspIRCd's own, also with the stock module: {}", b.signature());
+            println!(
+                "    InspIRCd's own, also with the stock module: {}",
+                b.signature()
+            );
         }
         if ours_bad || new_core {
             problems.push_str(&format!(
                 "\n--- {} ({}):\n{}\n",
                 b.signature(),
-                if b.ours { "stack through the module" } else { "not in the stock baseline" },
+                if b.ours {
+                    "stack through the module"
+                } else {
+                    "not in the stock baseline"
+                },
                 b.text
             ));
         }
     }
     if crate::server::crashed(exit) {
-        problems.push_str(&format!("\nthe server crashed: {}", server::describe_exit(exit)));
+        problems.push_str(&format!(
+            "\nthe server crashed: {}",
+            server::describe_exit(exit)
+        ));
     }
     if !problems.is_empty() {
         server.keep = true;
-        return Err(format!("valgrind found problems:{problems}\n  valgrind log kept: {}", vlog.display()));
+        return Err(format!(
+            "valgrind found problems:{problems}\n  valgrind log kept: {}",
+            vlog.display()
+        ));
     }
     if !s.keep {
         let _ = std::fs::remove_file(&vlog);
@@ -758,7 +968,11 @@ fn expect_close_then_eof(c: &mut Ws, want: u16, what: &str) -> Result<(), String
     let frames = c.frames_until_eof(VT)?;
     match frames.iter().rev().find(|f| f.opcode == OP_CLOSE) {
         Some(f) if f.close_code() == Some(want) => Ok(()),
-        Some(f) => Err(format!("{what}: close {:?} {:?}, want {want}", f.close_code(), f.close_reason())),
+        Some(f) => Err(format!(
+            "{what}: close {:?} {:?}, want {want}",
+            f.close_code(),
+            f.close_reason()
+        )),
         None => Err(format!("{what}: no close frame before EOF")),
     }
 }
@@ -768,14 +982,7 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     let wsp = server.ws_port;
     let mut oper = Irc::start(irc, "oper")?;
     let mut friend = Irc::start(irc, "friend")?;
-    let mut w: Vec<Ws> = Vec::new();
-    for (k, p) in PROTOS.iter().enumerate() {
-        let name = format!("vg{k}");
-        let mut c = Ws::upgrade(wsp, &name, *p, VT)?;
-        c.send_line(&format!("NICK {name}"))?;
-        c.send_line("USER ws 0 * :valgrind client")?;
-        w.push(c);
-    }
+    let mut w = one_per_protocol(wsp, |k| format!("vg{k}"), "valgrind client", VT)?;
     oper.wait_welcome(VT)?;
     friend.wait_welcome(VT)?;
     oper.oper(VT)?;
@@ -784,17 +991,25 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
         c.expect_line("001", VT, |l| command(l) == "001")?;
         c.join("#v", VT)?;
     }
-    println!("  3 WebSocket clients (none / text / binary subprotocol) and 2 plain users registered");
+    println!(
+        "  3 WebSocket clients (none / text / binary subprotocol) and 2 plain users registered"
+    );
     // Chat both ways, one fragmented message, pings of both kinds.
     w[0].send_line("PRIVMSG #v :hello from vg0")?;
-    friend.expect("vg0's message", VT, |l| l.ends_with("PRIVMSG #v :hello from vg0"))?;
+    friend.expect("vg0's message", VT, |l| {
+        l.ends_with("PRIVMSG #v :hello from vg0")
+    })?;
     w[1].send_frame(false, OP_TEXT, b"PRIVMSG #v :frag")?;
     w[1].send_frame(false, OP_CONT, b"mented ")?;
     w[1].send_frame(true, OP_CONT, b"message")?;
-    friend.expect("vg1's fragmented message", VT, |l| l.ends_with("PRIVMSG #v :fragmented message"))?;
+    friend.expect("vg1's fragmented message", VT, |l| {
+        l.ends_with("PRIVMSG #v :fragmented message")
+    })?;
     friend.send("PRIVMSG #v :hello from friend")?;
     for c in &mut w {
-        c.expect_line("friend's message", VT, |l| l.ends_with("PRIVMSG #v :hello from friend"))?;
+        c.expect_line("friend's message", VT, |l| {
+            l.ends_with("PRIVMSG #v :hello from friend")
+        })?;
     }
     w[2].send_frame(true, OP_PING, b"vg-ping")?;
     let deadline = Instant::now() + VT;
@@ -831,7 +1046,9 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
         big.send_frame(true, OP_TEXT, &vec![b'a'; 20000])?;
         expect_close_then_eof(&mut big, 1009, "oversized message")?;
     }
-    println!("  chat, fragmented message, pings, WHOIS, STATS W, 403, 501, half-sent request, 1009 done");
+    println!(
+        "  chat, fragmented message, pings, WHOIS, STATS W, 403, 501, half-sent request, 1009 done"
+    );
     // Endings: protocol error, clean close, QUIT.
     let mut c0 = w.remove(0);
     c0.send_raw(&encode_frame(true, OP_TEXT, b"PRIVMSG #v :unmasked", None))?;
@@ -852,11 +1069,11 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     oper.send("LOADMODULE websocket")?;
     oper.expect("975", VT, |l| command(l) == "975")?;
     // REHASH to trusted proxies and a 2 s keepalive.
-    let mut conf = Conf::new();
+    // The configuration it started with (registration timeout 300 s), one more origin.
+    let mut conf = server.conf.clone();
     conf.origins.push("https://second.example".into());
-    conf.reg_timeout = 300;
     conf.websocket = Some(r#"proxyranges="127.0.0.0/8" pinginterval="2s""#.into());
-    server.rewrite_config(&conf);
+    server.rewrite_config(conf);
     let lines = rehash(&mut oper, "vg-rehash")?;
     if lines.iter().any(|l| l.contains("m_websocket")) {
         return Err(format!("rehash complaint: {lines:?}"));
@@ -867,14 +1084,24 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
         let mut c = Ws::connect(wsp, "noproxyheader")?;
         let st = c.handshake(wsp, ORIGIN, None, VT)?;
         if st != 400 {
-            return Err(format!("no proxy header with proxyranges set: {st}, want 400"));
+            return Err(format!(
+                "no proxy header with proxyranges set: {st}, want 400"
+            ));
         }
     }
-    let mut px = Ws::upgrade_with(wsp, "vgpx", None, &["X-Forwarded-For: 203.0.113.7, 127.0.0.1"], VT)?;
+    let mut px = Ws::upgrade_with(
+        wsp,
+        "vgpx",
+        None,
+        &["X-Forwarded-For: 203.0.113.7, 127.0.0.1"],
+        VT,
+    )?;
     px.register("vgpx", VT)?;
     px.join("#v", VT)?;
     px.send_line("PRIVMSG #v :through a proxy")?;
-    let l = friend.expect("vgpx's message", VT, |l| l.ends_with("PRIVMSG #v :through a proxy"))?;
+    let l = friend.expect("vgpx's message", VT, |l| {
+        l.ends_with("PRIVMSG #v :through a proxy")
+    })?;
     if !l.starts_with(":vgpx!ws@203.0.113.7 ") {
         return Err(format!("the proxied client's address was not applied: {l}"));
     }
@@ -895,24 +1122,39 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
         _ => {
             return Err(format!(
                 "idle client: want a keepalive ping, then close 1001; got {:?}",
-                frames.iter().map(|f| (f.opcode, String::from_utf8_lossy(&f.payload).into_owned())).collect::<Vec<_>>()
+                frames
+                    .iter()
+                    .map(|f| (f.opcode, String::from_utf8_lossy(&f.payload).into_owned()))
+                    .collect::<Vec<_>>()
             ))
         }
     }
     println!("  trusted proxy (400 without header, X-Forwarded-For applied), keepalive (ping answered; unanswered -> 1001) done");
     // A client still connected when the server goes down.
-    let mut last = Ws::upgrade_with(wsp, "vglast", Some("text.ircv3.net"), &["X-Real-IP: 192.0.2.1"], VT)?;
+    let mut last = Ws::upgrade_with(
+        wsp,
+        "vglast",
+        Some("text.ircv3.net"),
+        &["X-Real-IP: 192.0.2.1"],
+        VT,
+    )?;
     last.register("vglast", VT)?;
     last.join("#v", VT)?;
     last.send_line("PRIVMSG #v :still here")?;
-    friend.expect("vglast's message", VT, |l| l.ends_with("PRIVMSG #v :still here"))?;
+    friend.expect("vglast's message", VT, |l| {
+        l.ends_with("PRIVMSG #v :still here")
+    })?;
     oper.send(&format!("DIE {SERVER_NAME}"))?;
     let frames = last.frames_until_eof(Duration::from_secs(180))?;
     println!(
         "  DIE with a WebSocket client connected; it got: {}",
         frames
             .iter()
-            .map(|f| if f.opcode == OP_CLOSE { format!("close {:?} {:?}", f.close_code(), f.close_reason()) } else { format!("{:?}", String::from_utf8_lossy(&f.payload)) })
+            .map(|f| if f.opcode == OP_CLOSE {
+                format!("close {:?} {:?}", f.close_code(), f.close_reason())
+            } else {
+                format!("{:?}", String::from_utf8_lossy(&f.payload))
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -954,7 +1196,16 @@ struct VgReport {
 
 /// A stack through the module: its file, its crate, the shim's namespace, the cxx
 /// bridge, Rust's core/alloc/std.
-const OURS: [&str; 8] = ["m_websocket", "inspircd_websocket", "wsgate", "cxxbridge", "rust::", "core::", "alloc::", "std::rt::"];
+const OURS: [&str; 8] = [
+    "m_websocket",
+    "inspircd_websocket",
+    "wsgate",
+    "cxxbridge",
+    "rust::",
+    "core::",
+    "alloc::",
+    "std::rt::",
+];
 
 fn parse_valgrind(text: &str) -> VgReport {
     let mut r = VgReport::default();
@@ -963,7 +1214,10 @@ fn parse_valgrind(text: &str) -> VgReport {
         .lines()
         .map(|l| {
             if l.starts_with("==") {
-                l.splitn(3, "==").nth(2).map(|x| x.strip_prefix(' ').unwrap_or(x)).unwrap_or("")
+                l.splitn(3, "==")
+                    .nth(2)
+                    .map(|x| x.strip_prefix(' ').unwrap_or(x))
+                    .unwrap_or("")
             } else {
                 l
             }
@@ -1048,13 +1302,26 @@ fn print_valgrind(v: &VgReport) {
         println!("  no error or leak records");
     }
     for ((kind, ours), (n, bytes)) in &by {
-        let bytes = if kind.contains("lost") { format!(", {bytes} bytes") } else { String::new() };
+        let bytes = if kind.contains("lost") {
+            format!(", {bytes} bytes")
+        } else {
+            String::new()
+        };
         println!(
             "  {kind}: {n} record(s){bytes} with a stack {}",
-            if *ours { "through the module (m_websocket/Rust/cxx)" } else { "in InspIRCd or libraries only" }
+            if *ours {
+                "through the module (m_websocket/Rust/cxx)"
+            } else {
+                "in InspIRCd or libraries only"
+            }
         );
     }
-    for b in v.blocks.iter().filter(|b| !b.ours && b.kind == "definitely lost").take(3) {
+    for b in v
+        .blocks
+        .iter()
+        .filter(|b| !b.ours && b.kind == "definitely lost")
+        .take(3)
+    {
         let first: Vec<&str> = b.text.lines().take(6).collect();
         println!("    InspIRCd's own: {}", first.join(" / "));
     }

@@ -1,4 +1,4 @@
-//! A minimal RFC 6455 client side (masked frames out, unmasked frames in), an xorshift
+//! The test kit's RFC 6455 client codec with soak's upgrade requests, an xorshift
 //! RNG, and blocking IRC / WebSocket clients with deadlines for the stress scenarios.
 
 use std::io::{self, Read, Write};
@@ -7,16 +7,11 @@ use std::time::{Duration, Instant};
 
 use crate::server::ORIGIN;
 
-pub const OP_CONT: u8 = 0;
-pub const OP_TEXT: u8 = 1;
-pub const OP_BINARY: u8 = 2;
-pub const OP_CLOSE: u8 = 8;
-pub const OP_PING: u8 = 9;
-pub const OP_PONG: u8 = 10;
-
-/// RFC 6455 section 1.3 sample key and its accept value.
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+use testkit::irc::take_line;
+pub use testkit::ws::{
+    close_payload, encode_frame, find, parse_frame, Frame, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING,
+    OP_PONG, OP_TEXT, SAMPLE_ACCEPT,
+};
 
 /// xorshift64*: deterministic per seed, good enough for scheduling.
 #[derive(Clone, Debug)]
@@ -49,135 +44,24 @@ impl Rng {
     }
 }
 
-/// A masked client frame.
-pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push((if fin { 0x80 } else { 0 }) | (opcode & 0x0f));
-    let mbit = if mask.is_some() { 0x80 } else { 0 };
-    let n = payload.len();
-    if n <= 125 {
-        out.push(mbit | n as u8);
-    } else if n <= 0xffff {
-        out.push(mbit | 126);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        out.push(mbit | 127);
-        out.extend_from_slice(&(n as u64).to_be_bytes());
-    }
-    match mask {
-        Some(m) => {
-            out.extend_from_slice(&m);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i & 3]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
-}
-
-pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
-    let mut p = code.to_be_bytes().to_vec();
-    p.extend_from_slice(reason.as_bytes());
-    p
-}
-
-#[derive(Clone, Debug)]
-pub struct Frame {
-    pub fin: bool,
-    pub rsv: u8,
-    pub opcode: u8,
-    pub masked: bool,
-    pub payload: Vec<u8>,
-}
-
-impl Frame {
-    pub fn close_code(&self) -> Option<u16> {
-        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
-    }
-    pub fn close_reason(&self) -> String {
-        String::from_utf8_lossy(self.payload.get(2..).unwrap_or_default()).into_owned()
-    }
-    pub fn is_data(&self) -> bool {
-        self.opcode == OP_TEXT || self.opcode == OP_BINARY
-    }
-}
-
-/// One server frame from the front of `b`: `Some((frame, used))`, None if incomplete.
-pub fn parse_frame(b: &[u8]) -> Option<(Frame, usize)> {
-    if b.len() < 2 {
-        return None;
-    }
-    let fin = b[0] & 0x80 != 0;
-    let rsv = (b[0] >> 4) & 7;
-    let opcode = b[0] & 0x0f;
-    let masked = b[1] & 0x80 != 0;
-    let mut len = (b[1] & 0x7f) as u64;
-    let mut pos = 2;
-    if len == 126 {
-        if b.len() < 4 {
-            return None;
-        }
-        len = u16::from_be_bytes([b[2], b[3]]) as u64;
-        pos = 4;
-    } else if len == 127 {
-        if b.len() < 10 {
-            return None;
-        }
-        len = u64::from_be_bytes(b[2..10].try_into().unwrap());
-        pos = 10;
-    }
-    let mut key = [0u8; 4];
-    if masked {
-        if b.len() < pos + 4 {
-            return None;
-        }
-        key.copy_from_slice(&b[pos..pos + 4]);
-        pos += 4;
-    }
-    let end = pos.checked_add(len as usize)?;
-    if b.len() < end {
-        return None;
-    }
-    let mut payload = b[pos..end].to_vec();
-    if masked {
-        for (i, x) in payload.iter_mut().enumerate() {
-            *x ^= key[i & 3];
-        }
-    }
-    Some((
-        Frame {
-            fin,
-            rsv,
-            opcode,
-            masked,
-            payload,
-        },
-        end,
-    ))
-}
-
-pub fn upgrade_request(port: u16, origin: &str, protocol: Option<&str>) -> String {
+pub fn upgrade_request(port: u16, origin: &str, protocol: Option<&str>) -> Vec<u8> {
     upgrade_request_with(port, origin, protocol, &[])
 }
 
 /// An upgrade request with extra "Name: value" header lines.
-pub fn upgrade_request_with(port: u16, origin: &str, protocol: Option<&str>, extra: &[&str]) -> String {
-    let mut s = format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n"
-    );
-    if let Some(p) = protocol {
-        s.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-    }
-    for h in extra {
-        s.push_str(h);
-        s.push_str("\r\n");
-    }
-    s.push_str("\r\n");
-    s
-}
-
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+pub fn upgrade_request_with(
+    port: u16,
+    origin: &str,
+    protocol: Option<&str>,
+    extra: &[&str],
+) -> Vec<u8> {
+    let protocol = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}"));
+    let lines: Vec<&str> = protocol
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect();
+    testkit::ws::upgrade_request(&format!("127.0.0.1:{port}"), origin, &lines)
 }
 
 /// Checks a response head: `Ok(())` for a 101 with the right accept value.
@@ -191,24 +75,21 @@ pub fn check_101(head: &[u8]) -> Result<(), String> {
     }
     let ok = text.lines().any(|l| {
         l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == ACCEPT
+            k.trim().eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == SAMPLE_ACCEPT
         })
     });
     if !ok {
-        return Err(format!("101 without the right Sec-WebSocket-Accept: {text:?}"));
+        return Err(format!(
+            "101 without the right Sec-WebSocket-Accept: {text:?}"
+        ));
     }
     Ok(())
 }
 
 /// The command or numeric of a server line (":prefix CMD ...").
 pub fn command(line: &str) -> &str {
-    let mut it = line.split(' ');
-    let first = it.next().unwrap_or_default();
-    if first.starts_with(':') {
-        it.next().unwrap_or_default()
-    } else {
-        first
-    }
+    // A slice between ASCII spaces of a str is a str.
+    std::str::from_utf8(testkit::irc::command(line.as_bytes())).unwrap()
 }
 
 /// A chat payload whose filler can be checked by any receiver: "<nick> <seq> <filler>".
@@ -250,7 +131,10 @@ pub fn parse_privmsg(line: &str) -> Option<(&str, &str, &str)> {
 }
 
 pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -263,23 +147,43 @@ pub enum Got<T> {
     Timeout,
 }
 
+/// The last lines or frames a client received, for failure messages (at most 400).
+#[derive(Default)]
+pub struct Seen(Vec<String>);
+
+impl Seen {
+    pub fn push(&mut self, s: String) {
+        if self.0.len() > 400 {
+            self.0.drain(..200);
+        }
+        self.0.push(s);
+    }
+
+    /// The last 15.
+    pub fn recent(&self) -> String {
+        let n = self.0.len();
+        self.0[n.saturating_sub(15)..].join("\n")
+    }
+}
+
 /// A plain IRC client.
 pub struct Irc {
     pub nick: String,
     stream: TcpStream,
     buf: Vec<u8>,
-    pub seen: Vec<String>,
+    pub seen: Seen,
 }
 
 impl Irc {
     pub fn start(port: u16, nick: &str) -> Result<Irc, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect IRC: {e}"))?;
+        let stream =
+            TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect IRC: {e}"))?;
         stream.set_nodelay(true).ok();
         let mut c = Irc {
             nick: nick.to_string(),
             stream,
             buf: Vec::new(),
-            seen: Vec::new(),
+            seen: Seen::default(),
         };
         c.send(&format!("NICK {nick}"))?;
         c.send("USER u 0 * :soak plain user")?;
@@ -294,16 +198,8 @@ impl Irc {
 
     pub fn read_line(&mut self, deadline: Instant) -> Got<String> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
+            if let Some(line) = take_line(&mut self.buf) {
                 let s = String::from_utf8_lossy(&line).into_owned();
-                if self.seen.len() > 400 {
-                    self.seen.drain(..200);
-                }
                 self.seen.push(s.clone());
                 return Got::Item(s);
             }
@@ -324,7 +220,12 @@ impl Irc {
     }
 
     /// Waits for a line matching `pred`, answering server PINGs.
-    pub fn expect(&mut self, what: &str, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> Result<String, String> {
+    pub fn expect(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.read_line(deadline) {
@@ -355,31 +256,72 @@ impl Irc {
     }
 
     pub fn recent(&self) -> String {
-        let n = self.seen.len();
-        self.seen[n.saturating_sub(15)..].join("\n")
+        self.seen.recent()
+    }
+
+    /// The lines of `/STATS W` (the module's counters), without the numeric prefix.
+    pub fn stats_w(&mut self, timeout: Duration) -> Result<Vec<String>, String> {
+        self.send("STATS W")?;
+        let mut lines = Vec::new();
+        self.expect("219 (end of STATS W)", timeout, |l| {
+            if command(l) == "210" {
+                lines.push(
+                    l.splitn(4, ' ')
+                        .nth(3)
+                        .unwrap_or_default()
+                        .trim_start_matches(':')
+                        .to_string(),
+                );
+            }
+            command(l) == "219"
+        })?;
+        Ok(lines)
     }
 
     pub fn wait_welcome(&mut self, timeout: Duration) -> Result<(), String> {
-        self.expect("001", timeout, |l| command(l) == "001").map(|_| ())
+        self.expect("001", timeout, |l| command(l) == "001")
+            .map(|_| ())
     }
 
     pub fn oper(&mut self, timeout: Duration) -> Result<(), String> {
-        self.send(&format!("OPER {} {}", crate::server::OPER_NAME, crate::server::OPER_PASS))?;
-        self.expect("381 (you are now an IRC operator)", timeout, |l| command(l) == "381").map(|_| ())
+        self.send(&format!(
+            "OPER {} {}",
+            crate::server::OPER_NAME,
+            crate::server::OPER_PASS
+        ))?;
+        self.expect("381 (you are now an IRC operator)", timeout, |l| {
+            command(l) == "381"
+        })
+        .map(|_| ())
     }
+}
 
-    pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
-        self.send(&format!("JOIN {chan}"))?;
-        self.expect(&format!("366 for {chan}"), timeout, |l| command(l) == "366").map(|_| ())
+/// What the plain and the WebSocket client share: an IRC line out, and a wait for a
+/// line in that satisfies a predicate.
+pub trait IrcLines {
+    fn send_irc(&mut self, line: &str) -> Result<(), String>;
+    fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String, String>;
+
+    fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
+        self.send_irc(&format!("JOIN {chan}"))?;
+        self.wait_line(&format!("366 for {chan}"), timeout, &mut |l| {
+            command(l) == "366"
+        })
+        .map(|_| ())
     }
 
     /// Round trip: when it returns, the server has processed every earlier line.
     /// Returns the lines seen before the PONG.
-    pub fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
-        self.send(&format!("PING :{token}"))?;
+    fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
+        self.send_irc(&format!("PING :{token}"))?;
         let want = format!(":{token}");
         let mut before = Vec::new();
-        self.expect(&format!("PONG {token}"), timeout, |l| {
+        self.wait_line(&format!("PONG {token}"), timeout, &mut |l| {
             if command(l) == "PONG" && l.ends_with(&want) {
                 true
             } else {
@@ -391,25 +333,57 @@ impl Irc {
     }
 }
 
+impl IrcLines for Irc {
+    fn send_irc(&mut self, line: &str) -> Result<(), String> {
+        self.send(line)
+    }
+    fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String, String> {
+        self.expect(what, timeout, pred)
+    }
+}
+
+impl IrcLines for Ws {
+    fn send_irc(&mut self, line: &str) -> Result<(), String> {
+        self.send_line(line)
+    }
+    fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String, String> {
+        self.expect_line(what, timeout, pred)
+    }
+}
+
 /// A raw WebSocket client on a blocking socket.
 pub struct Ws {
     pub name: String,
     pub stream: TcpStream,
     buf: Vec<u8>,
     rng: Rng,
-    pub seen: Vec<String>,
+    pub seen: Seen,
 }
 
 impl Ws {
     pub fn connect(port: u16, name: &str) -> Result<Ws, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("[{name}] connect: {e}"))?;
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("[{name}] connect: {e}"))?;
         stream.set_nodelay(true).ok();
         Ok(Ws {
             name: name.to_string(),
             stream,
             buf: Vec::new(),
-            rng: Rng::new(name.bytes().fold(7u64, |h, b| h.wrapping_mul(31) ^ b as u64)),
-            seen: Vec::new(),
+            rng: Rng::new(
+                name.bytes()
+                    .fold(7u64, |h, b| h.wrapping_mul(31) ^ b as u64),
+            ),
+            seen: Seen::default(),
         })
     }
 
@@ -420,13 +394,26 @@ impl Ws {
     }
 
     /// Sends the upgrade request and reads the response head; returns the status code.
-    pub fn handshake(&mut self, port: u16, origin: &str, protocol: Option<&str>, timeout: Duration) -> Result<u16, String> {
+    pub fn handshake(
+        &mut self,
+        port: u16,
+        origin: &str,
+        protocol: Option<&str>,
+        timeout: Duration,
+    ) -> Result<u16, String> {
         self.handshake_with(port, origin, protocol, &[], timeout)
     }
 
-    pub fn handshake_with(&mut self, port: u16, origin: &str, protocol: Option<&str>, extra: &[&str], timeout: Duration) -> Result<u16, String> {
+    pub fn handshake_with(
+        &mut self,
+        port: u16,
+        origin: &str,
+        protocol: Option<&str>,
+        extra: &[&str],
+        timeout: Duration,
+    ) -> Result<u16, String> {
         let req = upgrade_request_with(port, origin, protocol, extra);
-        self.send_raw(req.as_bytes())?;
+        self.send_raw(&req)?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(end) = find(&self.buf, b"\r\n\r\n") {
@@ -444,18 +431,40 @@ impl Ws {
             }
             match self.fill(deadline) {
                 Got::Item(()) => {}
-                Got::Eof => return Err(format!("[{}] EOF before the response head: {:?}", self.name, String::from_utf8_lossy(&self.buf))),
-                Got::Timeout => return Err(format!("[{}] timed out waiting for the response head", self.name)),
+                Got::Eof => {
+                    return Err(format!(
+                        "[{}] EOF before the response head: {:?}",
+                        self.name,
+                        String::from_utf8_lossy(&self.buf)
+                    ))
+                }
+                Got::Timeout => {
+                    return Err(format!(
+                        "[{}] timed out waiting for the response head",
+                        self.name
+                    ))
+                }
             }
         }
     }
 
     /// Connects and upgrades with the soak origin; Err unless 101.
-    pub fn upgrade(port: u16, name: &str, protocol: Option<&str>, timeout: Duration) -> Result<Ws, String> {
+    pub fn upgrade(
+        port: u16,
+        name: &str,
+        protocol: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Ws, String> {
         Ws::upgrade_with(port, name, protocol, &[], timeout)
     }
 
-    pub fn upgrade_with(port: u16, name: &str, protocol: Option<&str>, extra: &[&str], timeout: Duration) -> Result<Ws, String> {
+    pub fn upgrade_with(
+        port: u16,
+        name: &str,
+        protocol: Option<&str>,
+        extra: &[&str],
+        timeout: Duration,
+    ) -> Result<Ws, String> {
         let mut c = Ws::connect(port, name)?;
         let st = c.handshake_with(port, ORIGIN, protocol, extra, timeout)?;
         if st != 101 {
@@ -489,9 +498,6 @@ impl Ws {
         loop {
             if let Some((f, used)) = parse_frame(&self.buf) {
                 self.buf.drain(..used);
-                if self.seen.len() > 400 {
-                    self.seen.drain(..200);
-                }
                 self.seen.push(match f.opcode {
                     OP_TEXT | OP_BINARY => String::from_utf8_lossy(&f.payload).into_owned(),
                     OP_CLOSE => format!("<close {:?} {:?}>", f.close_code(), f.close_reason()),
@@ -518,7 +524,12 @@ impl Ws {
 
     /// Waits for a data frame whose text satisfies `pred`; answers IRC PINGs and
     /// WebSocket pings. A close frame or EOF is an error.
-    pub fn expect_line(&mut self, what: &str, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> Result<String, String> {
+    pub fn expect_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.read_frame(deadline) {
@@ -531,7 +542,9 @@ impl Ws {
                         self.send_line(&format!("PONG {t}"))?;
                     }
                 }
-                Got::Item(f) if f.opcode == OP_PING => self.send_frame(true, OP_PONG, &f.payload.clone())?,
+                Got::Item(f) if f.opcode == OP_PING => {
+                    self.send_frame(true, OP_PONG, &f.payload.clone())?
+                }
                 Got::Item(f) if f.opcode == OP_CLOSE => {
                     return Err(format!(
                         "[{}] close frame {:?} {:?} while waiting for {what}; last frames:\n{}",
@@ -542,15 +555,26 @@ impl Ws {
                     ))
                 }
                 Got::Item(_) => {}
-                Got::Eof => return Err(format!("[{}] EOF while waiting for {what}; last frames:\n{}", self.name, self.recent())),
-                Got::Timeout => return Err(format!("[{}] timed out ({timeout:?}) waiting for {what}; last frames:\n{}", self.name, self.recent())),
+                Got::Eof => {
+                    return Err(format!(
+                        "[{}] EOF while waiting for {what}; last frames:\n{}",
+                        self.name,
+                        self.recent()
+                    ))
+                }
+                Got::Timeout => {
+                    return Err(format!(
+                        "[{}] timed out ({timeout:?}) waiting for {what}; last frames:\n{}",
+                        self.name,
+                        self.recent()
+                    ))
+                }
             }
         }
     }
 
     pub fn recent(&self) -> String {
-        let n = self.seen.len();
-        self.seen[n.saturating_sub(15)..].join("\n")
+        self.seen.recent()
     }
 
     /// Reads for `d`, answering WebSocket and IRC pings; returns the WebSocket pings
@@ -565,7 +589,12 @@ impl Ws {
                     self.send_frame(true, OP_PONG, &f.payload.clone())?;
                 }
                 Got::Item(f) if f.opcode == OP_CLOSE => {
-                    return Err(format!("[{}] close frame {:?} {:?}", self.name, f.close_code(), f.close_reason()))
+                    return Err(format!(
+                        "[{}] close frame {:?} {:?}",
+                        self.name,
+                        f.close_code(),
+                        f.close_reason()
+                    ))
                 }
                 Got::Item(f) if f.is_data() => {
                     let l = String::from_utf8_lossy(&f.payload).into_owned();
@@ -580,30 +609,16 @@ impl Ws {
         }
     }
 
-    pub fn register(&mut self, nick: &str, timeout: Duration) -> Result<(), String> {
+    /// Sends NICK and USER (with `realname`) without waiting for 001.
+    pub fn start_register(&mut self, nick: &str, realname: &str) -> Result<(), String> {
         self.send_line(&format!("NICK {nick}"))?;
-        self.send_line("USER ws 0 * :soak web user")?;
-        self.expect_line("001", timeout, |l| command(l) == "001").map(|_| ())
+        self.send_line(&format!("USER ws 0 * :{realname}"))
     }
 
-    pub fn join(&mut self, chan: &str, timeout: Duration) -> Result<(), String> {
-        self.send_line(&format!("JOIN {chan}"))?;
-        self.expect_line(&format!("366 for {chan}"), timeout, |l| command(l) == "366").map(|_| ())
-    }
-
-    pub fn sync(&mut self, token: &str, timeout: Duration) -> Result<Vec<String>, String> {
-        self.send_line(&format!("PING :{token}"))?;
-        let want = format!(":{token}");
-        let mut before = Vec::new();
-        self.expect_line(&format!("PONG {token}"), timeout, |l| {
-            if command(l) == "PONG" && l.ends_with(&want) {
-                true
-            } else {
-                before.push(l.to_string());
-                false
-            }
-        })?;
-        Ok(before)
+    pub fn register(&mut self, nick: &str, timeout: Duration) -> Result<(), String> {
+        self.start_register(nick, "soak web user")?;
+        self.expect_line("001", timeout, |l| command(l) == "001")
+            .map(|_| ())
     }
 
     /// Reads every frame until EOF (or the timeout); returns them.
@@ -615,16 +630,27 @@ impl Ws {
                 Got::Item(f) => v.push(f),
                 Got::Eof => {
                     if !self.buf.is_empty() {
-                        return Err(format!("[{}] EOF inside a frame ({} bytes buffered)", self.name, self.buf.len()));
+                        return Err(format!(
+                            "[{}] EOF inside a frame ({} bytes buffered)",
+                            self.name,
+                            self.buf.len()
+                        ));
                     }
                     return Ok(v);
                 }
                 Got::Timeout => {
                     return Err(format!(
-                        "[{}] the server did not close the connection within {timeout:?}; frames: {}",
-                        self.name,
-                        v.iter().map(|f| format!("op{} {:?}", f.opcode, String::from_utf8_lossy(&f.payload))).collect::<Vec<_>>().join(", ")
-                    ))
+                    "[{}] the server did not close the connection within {timeout:?}; frames: {}",
+                    self.name,
+                    v.iter()
+                        .map(|f| format!(
+                            "op{} {:?}",
+                            f.opcode,
+                            String::from_utf8_lossy(&f.payload)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
                 }
             }
         }

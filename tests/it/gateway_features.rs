@@ -2,12 +2,9 @@
 //! WHOIS for opers, STATS counters, permissive-origin warning), on the real InspIRCd.
 //! None of these exist in the stock InspIRCd 3 module, so they run against ours only.
 
-#[macro_use]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// An idle WebSocket connection gets a ping frame after `pinginterval`; the stock
 /// module sends none, so proxies with idle timers drop its clients.
@@ -121,16 +118,7 @@ fn allowmissingorigin_accepts_clients_without_origin() {
 #[test]
 fn missing_origin_is_still_refused_by_default() {
     let server = Server::start(Conf::new(Module::Ours));
-    let request = request(
-        "GET / HTTP/1.1",
-        &[
-            "Host: 127.0.0.1",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
-            "Sec-WebSocket-Version: 13",
-        ],
-    );
+    let request = upgrade_request_from(None);
     let response = http_exchange(server.ws_port, &request);
     assert_eq!(response.status, 400);
 }
@@ -246,7 +234,7 @@ fn permissive_origin_is_loaded_with_a_warning() {
 /// line it is handed, and the module hands it one per empty message, so the server's
 /// own flood control ends the flood (the same with the stock module).
 fn flood_of_empty_messages_meets_the_servers_flood_control(module: Module) {
-    let server = Server::start(Conf::new(module).threshold("5"));
+    let server = Server::start(Conf::new(module).connect_attrs(r#"threshold="5""#));
     let mut watcher = server.irc("watcher");
     watcher.join("#flood");
     let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
@@ -265,15 +253,7 @@ fn flood_of_empty_messages_meets_the_servers_flood_control(module: Module) {
     });
 }
 
-#[test]
-fn flood_of_empty_messages_meets_the_servers_flood_control_ours() {
-    flood_of_empty_messages_meets_the_servers_flood_control(Module::Ours);
-}
-
-#[test]
-fn flood_of_empty_messages_meets_the_servers_flood_control_stock() {
-    flood_of_empty_messages_meets_the_servers_flood_control(Module::Stock);
-}
+both_modules!(flood_of_empty_messages_meets_the_servers_flood_control);
 
 /// A client that sends QUIT and its close frame in one write (irc-framework does) keeps
 /// its quit message: the lines before the close frame run before the connection ends.
@@ -348,8 +328,4 @@ fn whois_across_linked_servers(m: Module) {
         }
     }
 }
-both_modules!(
-    whois_across_linked_servers_ours,
-    whois_across_linked_servers_stock,
-    whois_across_linked_servers
-);
+both_modules!(whois_across_linked_servers);

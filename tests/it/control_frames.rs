@@ -1,10 +1,7 @@
 //! Control frames, the closing handshake, and frame-level protocol errors, with raw
 //! bytes on the socket.
 
-#[macro_use]
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::Write;
 
 fn upgraded(m: Module) -> (Server, RawConn) {
@@ -61,11 +58,7 @@ fn ping_gets_pong_with_same_payload(m: Module) {
         }
     );
 }
-both_modules!(
-    ping_gets_pong_ours,
-    ping_gets_pong_stock,
-    ping_gets_pong_with_same_payload
-);
+both_modules!(ping_gets_pong_with_same_payload);
 
 /// The same through tungstenite.
 fn ping_gets_pong_tungstenite(m: Module) {
@@ -78,11 +71,7 @@ fn ping_gets_pong_tungstenite(m: Module) {
         other => panic!("expected pong, got {other:?}"),
     }
 }
-both_modules!(
-    ping_gets_pong_tungstenite_ours,
-    ping_gets_pong_tungstenite_stock,
-    ping_gets_pong_tungstenite
-);
+both_modules!(ping_gets_pong_tungstenite);
 
 /// BAD_INPUT 37: ten pings back to back -> ten pongs in order. Stock kills the client
 /// at the second ping ("WebSocket: Ping/pong flood", see `second_ping_kills_stock`).
@@ -147,11 +136,7 @@ fn ping_flood_closes_1008(m: Module) {
     writer.join().unwrap();
     server.assert_alive();
 }
-both_modules!(
-    ping_flood_closes_1008_ours,
-    ping_flood_closes_1008_stock,
-    ping_flood_closes_1008
-);
+both_modules!(ping_flood_closes_1008);
 
 /// BAD_INPUT 38: an unsolicited pong is ignored.
 fn unsolicited_pong_ignored(m: Module) {
@@ -162,11 +147,7 @@ fn unsolicited_pong_ignored(m: Module) {
     assert_eq!(f.opcode, OP_TEXT, "{f:?}");
     assert!(show(&f.payload).starts_with(":test.example "), "{f:?}");
 }
-both_modules!(
-    unsolicited_pong_ignored_ours,
-    unsolicited_pong_ignored_stock,
-    unsolicited_pong_ignored
-);
+both_modules!(unsolicited_pong_ignored);
 
 // ---------------------------------------------------------------------------------------
 // Closing handshake
@@ -317,11 +298,7 @@ fn protocol_error(bytes: &[u8], codes: &[u16]) {
 fn unmasked_frame_closes_1002(m: Module) {
     protocol_error_with(m, &encode_frame(true, OP_TEXT, b"PING :x", None), &[1002]);
 }
-both_modules!(
-    unmasked_frame_closes_1002_ours,
-    unmasked_frame_closes_1002_stock,
-    unmasked_frame_closes_1002
-);
+both_modules!(unmasked_frame_closes_1002);
 
 /// BAD_INPUT 22: unmasked control frame.
 fn unmasked_ping_closes_1002(m: Module) {
@@ -331,11 +308,7 @@ fn unmasked_ping_closes_1002(m: Module) {
         &[1002],
     );
 }
-both_modules!(
-    unmasked_ping_closes_1002_ours,
-    unmasked_ping_closes_1002_stock,
-    unmasked_ping_closes_1002
-);
+both_modules!(unmasked_ping_closes_1002);
 
 /// BAD_INPUT 23.
 fn rsv_bits_close_1002(m: Module) {
@@ -345,11 +318,7 @@ fn rsv_bits_close_1002(m: Module) {
         protocol_error_with(m, &f, &[1002]);
     }
 }
-both_modules!(
-    rsv_bits_close_1002_ours,
-    rsv_bits_close_1002_stock,
-    rsv_bits_close_1002
-);
+both_modules!(rsv_bits_close_1002);
 
 /// BAD_INPUT 24.
 fn reserved_opcodes_close_1002(m: Module) {
@@ -357,11 +326,7 @@ fn reserved_opcodes_close_1002(m: Module) {
         protocol_error_with(m, &encode_frame(true, op, b"", Some(MASK)), &[1002]);
     }
 }
-both_modules!(
-    reserved_opcodes_close_1002_ours,
-    reserved_opcodes_close_1002_stock,
-    reserved_opcodes_close_1002
-);
+both_modules!(reserved_opcodes_close_1002);
 
 /// BAD_INPUT 25: control frame with 126 bytes.
 fn long_control_frame_closes_1002(m: Module) {
@@ -371,11 +336,7 @@ fn long_control_frame_closes_1002(m: Module) {
         &[1002],
     );
 }
-both_modules!(
-    long_control_frame_closes_1002_ours,
-    long_control_frame_closes_1002_stock,
-    long_control_frame_closes_1002
-);
+both_modules!(long_control_frame_closes_1002);
 
 /// BAD_INPUT 25: fragmented control frame.
 #[test]
@@ -495,11 +456,7 @@ fn length_top_bit_set_closes(m: Module) {
     b.extend_from_slice(&MASK);
     protocol_error_with(m, &b, &[1002, 1009]);
 }
-both_modules!(
-    length_top_bit_set_closes_ours,
-    length_top_bit_set_closes_stock,
-    length_top_bit_set_closes
-);
+both_modules!(length_top_bit_set_closes);
 
 /// BAD_INPUT 28: a header announcing 1 GiB -> close 1009 at once, without the payload
 /// ever being sent.
@@ -509,11 +466,7 @@ fn huge_length_closes_1009_before_payload(m: Module) {
     b.extend_from_slice(&MASK);
     protocol_error_with(m, &b, &[1009]);
 }
-both_modules!(
-    huge_length_closes_1009_before_payload_ours,
-    huge_length_closes_1009_before_payload_stock,
-    huge_length_closes_1009_before_payload
-);
+both_modules!(huge_length_closes_1009_before_payload);
 
 /// Writes `bytes` from a thread (the server may close before reading everything).
 fn write_in_background(c: &RawConn, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
@@ -568,11 +521,7 @@ fn single_frame_over_limit_closes_1009(m: Module) {
     writer.join().unwrap();
     still_serving(&mut server);
 }
-both_modules!(
-    single_frame_over_limit_closes_1009_ours,
-    single_frame_over_limit_closes_1009_stock,
-    single_frame_over_limit_closes_1009
-);
+both_modules!(single_frame_over_limit_closes_1009);
 
 // ---------------------------------------------------------------------------------------
 // Robustness (both modules)
@@ -610,11 +559,7 @@ fn truncated_frame_then_eof(m: Module) {
     });
     still_serving(&mut server);
 }
-both_modules!(
-    truncated_frame_then_eof_ours,
-    truncated_frame_then_eof_stock,
-    truncated_frame_then_eof
-);
+both_modules!(truncated_frame_then_eof);
 
 /// BAD_INPUT 45: random bytes after the upgrade, then 256 KiB of zero bytes (which end
 /// any frame the random bytes began and then form unmasked frames, a protocol error):
@@ -653,8 +598,4 @@ fn random_bytes_after_upgrade(m: Module) {
     }
     still_serving(&mut server);
 }
-both_modules!(
-    random_bytes_after_upgrade_ours,
-    random_bytes_after_upgrade_stock,
-    random_bytes_after_upgrade
-);
+both_modules!(random_bytes_after_upgrade);

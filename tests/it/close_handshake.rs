@@ -1,15 +1,12 @@
 //! The closing handshake as RFC 6455 7.1.1 has it: after the server's close frame, TCP
 //! stays open until the client's close frame arrives (or `closetimeout` passes), while
 //! the IRC side of the quit happens at once. Closing at once, as the stock module does,
-//! makes Firefox report every server-initiated close as unclean (tests/browser.rs has
+//! makes Firefox report every server-initiated close as unclean (tests/it/browser.rs has
 //! the browsers; these tests use raw clients to see the TCP close itself).
-
-#[macro_use]
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Asserts that the server keeps the connection open (no frame, no EOF) for `quiet`.
 /// An absence: it cannot fail because the machine is slow.

@@ -12,17 +12,13 @@
 //! tests/web/node_modules lacks the pinned packages, the test runs `npm ci` there first.
 //! Without Node the tests fail, saying so.
 
-#[allow(unused_macros)]
-mod common;
-
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use common::node::{ensure_node_modules, node_major, web_dir};
-use common::*;
+use crate::common::node::{ensure_node_modules, node_major, NodeScript};
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Upper bound for every wait on the Node client.
@@ -39,59 +35,39 @@ const QUIT_MESSAGE: &str = "kiwi leaving ✌";
 // ---------------------------------------------------------------------------------------
 
 struct NodeClient {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: Receiver<Value>,
+    node: NodeScript,
     seen: Vec<Value>,
     stderr_path: PathBuf,
 }
 
 impl NodeClient {
     fn spawn(config: Value, dir: &Path) -> NodeClient {
-        let mut cmd = Command::new("node");
-        if config["websocket"] == "native" && node_major() < 22 {
-            // Node 20 and 21 have the built-in WebSocket behind this flag.
-            cmd.arg("--experimental-websocket");
-        }
+        // Node 20 and 21 have the built-in WebSocket behind a flag.
+        let flags: &[&str] = if config["websocket"] == "native" && node_major() < 22 {
+            &["--experimental-websocket"]
+        } else {
+            &[]
+        };
         let stderr_path = dir.join("node-stderr.txt");
-        let mut child = cmd
-            .arg(web_dir().join("irc_framework_client.js"))
-            .arg(config.to_string())
-            .current_dir(web_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start node: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"event": "unparsed", "line": line}));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
+        // Closing stdin makes the script exit; it is killed by PID if still there 2 s on.
+        let node = NodeScript::spawn(
+            flags,
+            "irc_framework_client.js",
+            &config,
+            &stderr_path,
+            Duration::from_secs(2),
+        );
         NodeClient {
-            child,
-            stdin,
-            events: rx,
+            node,
             seen: Vec::new(),
             stderr_path,
         }
     }
 
     fn command(&mut self, cmd: Value) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{cmd}")
-            .and_then(|_| stdin.flush())
-            .unwrap_or_else(|e| {
-                panic!("writing to the node client failed ({e}){}", self.context())
-            });
+        if let Err(e) = self.node.send(&cmd) {
+            panic!("writing to the node client failed ({e}){}", self.context());
+        }
     }
 
     fn context(&self) -> String {
@@ -112,7 +88,7 @@ impl NodeClient {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
+            match self.node.lines.recv_timeout(left) {
                 Ok(v) => {
                     self.seen.push(v.clone());
                     if v["event"] == "error" || v["event"] == "unparsed" {
@@ -131,7 +107,7 @@ impl NodeClient {
                 ),
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "the node client exited ({:?}) while waiting for {what}{}",
-                    self.child.try_wait(),
+                    self.node.child.try_wait(),
                     self.context()
                 ),
             }
@@ -142,7 +118,7 @@ impl NodeClient {
     fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
+            if let Some(st) = self.node.child.try_wait().unwrap() {
                 return st.code();
             }
             if Instant::now() >= deadline {
@@ -153,19 +129,6 @@ impl NodeClient {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for NodeClient {
-    fn drop(&mut self) {
-        // Closing stdin makes the script exit; kill it by PID if it is still there.
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

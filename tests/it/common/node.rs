@@ -1,16 +1,20 @@
 //! Node.js and the npm packages of tests/web, shared by the tests that run Node scripts
-//! (tests/irc_framework.rs, tests/browser.rs).
+//! (tests/it/irc_framework.rs, tests/it/browser.rs).
 //!
 //! The packages are pinned in tests/web/package.json and locked in
 //! tests/web/package-lock.json. [`ensure_node_modules`] runs `npm ci` there when
 //! tests/web/node_modules lacks one of them or has another version.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use testkit::process::KillOnDrop;
+use testkit::wait::poll_until;
 
 /// Upper bound for `npm ci`.
 const NPM_WAIT: Duration = Duration::from_secs(300);
@@ -88,7 +92,7 @@ pub fn ensure_node_modules() {
     let dir = web_dir();
     let log_path = std::env::temp_dir().join(format!("wstest-npm-{}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new("npm")
+    let child = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(&dir)
         .stdin(Stdio::null())
@@ -102,7 +106,7 @@ pub fn ensure_node_modules() {
                 dir.display()
             )
         });
-    let guard = ChildGuard(&mut child);
+    let mut guard = KillOnDrop(child);
     let deadline = Instant::now() + NPM_WAIT;
     let status = loop {
         if let Some(st) = guard.0.try_wait().unwrap() {
@@ -134,14 +138,80 @@ pub fn ensure_node_modules() {
     }
 }
 
-/// Kills a child by its PID and reaps it when dropped (no-op if it has exited).
-struct ChildGuard<'a>(&'a mut Child);
+/// A Node.js script of tests/web run as the test's child, speaking JSON lines: its
+/// configuration as its one argument, commands on its stdin, events on its stdout (a
+/// line that is not JSON arrives as `{"event": "unparsed", "line": ...}`).
+///
+/// [`NodeScript::finish`] (and drop) closes its stdin, which the scripts take as the
+/// signal to end, and kills it by its PID if it has not exited within `quit_wait`.
+pub struct NodeScript {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    pub lines: Receiver<Value>,
+    quit_wait: Duration,
+}
 
-impl Drop for ChildGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
+impl NodeScript {
+    /// `node [node_args] tests/web/<script> <config>` in tests/web, its stderr into
+    /// `stderr`.
+    pub fn spawn(
+        node_args: &[&str],
+        script: &str,
+        config: &Value,
+        stderr: &Path,
+        quit_wait: Duration,
+    ) -> NodeScript {
+        let mut child = Command::new("node")
+            .args(node_args)
+            .arg(web_dir().join(script))
+            .arg(config.to_string())
+            .current_dir(web_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(stderr).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start node: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| json!({"event": "unparsed", "line": line}));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        NodeScript {
+            child,
+            stdin,
+            lines: rx,
+            quit_wait,
         }
-        let _ = self.0.wait();
+    }
+
+    /// Writes one command line.
+    pub fn send(&mut self, cmd: &Value) -> io::Result<()> {
+        let stdin = self.stdin.as_mut().expect("the script's stdin is open");
+        writeln!(stdin, "{cmd}").and_then(|_| stdin.flush())
+    }
+
+    /// Closes stdin, waits at most `quit_wait` for the exit, then kills by PID.
+    pub fn finish(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + self.quit_wait;
+        poll_until(deadline, || {
+            (!matches!(self.child.try_wait(), Ok(None))).then_some(())
+        });
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeScript {
+    fn drop(&mut self) {
+        self.finish();
     }
 }

@@ -1,10 +1,7 @@
 //! IRC over WebSocket end to end: a WebSocket user and a plain TCP user in one channel,
 //! exact bytes both ways.
 
-#[macro_use]
-mod common;
-
-use common::*;
+use crate::common::*;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
@@ -47,11 +44,7 @@ fn utf8_text_both_ways(m: Module) {
     let got = irc.expect("private PRIVMSG", |l| show(l).contains(" PRIVMSG plain "));
     assert_eq!(got, ":web!ws@127.0.0.1 PRIVMSG plain :direct ✉".as_bytes());
 }
-both_modules!(
-    utf8_text_both_ways_ours,
-    utf8_text_both_ways_stock,
-    utf8_text_both_ways
-);
+both_modules!(utf8_text_both_ways);
 
 /// Binary mode: raw non-UTF-8 bytes pass byte-exact in both directions.
 fn binary_mode_non_utf8_byte_exact(m: Module) {
@@ -76,11 +69,7 @@ fn binary_mode_non_utf8_byte_exact(m: Module) {
     want.extend_from_slice(b"bin \x80\x81 \xf5!");
     assert_eq!(got, want, "{:?}", show(&got));
 }
-both_modules!(
-    binary_mode_non_utf8_byte_exact_ours,
-    binary_mode_non_utf8_byte_exact_stock,
-    binary_mode_non_utf8_byte_exact
-);
+both_modules!(binary_mode_non_utf8_byte_exact);
 
 /// BAD_INPUT 42: text mode: invalid UTF-8 from a plain client arrives as U+FFFD.
 fn text_mode_replaces_invalid_utf8(m: Module) {
@@ -95,11 +84,7 @@ fn text_mode_replaces_invalid_utf8(m: Module) {
         &format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :caf\u{FFFD} x \u{FFFD} end"),
     );
 }
-both_modules!(
-    text_mode_replaces_invalid_utf8_ours,
-    text_mode_replaces_invalid_utf8_stock,
-    text_mode_replaces_invalid_utf8
-);
+both_modules!(text_mode_replaces_invalid_utf8);
 
 /// BAD_INPUT 42: non-UTF-8 from a binary WebSocket client reaches a text-mode WebSocket
 /// client as U+FFFD, never as invalid UTF-8 (tungstenite would fail on it).
@@ -131,11 +116,7 @@ fn binary_client_to_text_client(m: Module) {
         &format!(":binuser!ws@127.0.0.1 PRIVMSG {CHAN} :a\u{FFFD}b \u{FFFD} c"),
     );
 }
-both_modules!(
-    binary_client_to_text_client_ours,
-    binary_client_to_text_client_stock,
-    binary_client_to_text_client
-);
+both_modules!(binary_client_to_text_client);
 
 fn frame(data: &[u8], opcode: OpCode, fin: bool) -> Message {
     Message::Frame(Frame::message(data.to_vec(), opcode, fin))
@@ -166,11 +147,7 @@ fn fragmented_message_is_one_line(m: Module) {
     let got = irc.expect("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "));
     assert_eq!(show(&got), ":web!ws@127.0.0.1 PRIVMSG #chat :fragmented ✓");
 }
-both_modules!(
-    fragmented_message_is_one_line_ours,
-    fragmented_message_is_one_line_stock,
-    fragmented_message_is_one_line
-);
+both_modules!(fragmented_message_is_one_line);
 
 /// BAD_INPUT 26: a ping between fragments is answered and the message arrives intact.
 fn ping_between_fragments(m: Module) {
@@ -201,11 +178,7 @@ fn ping_between_fragments(m: Module) {
         }
     }
 }
-both_modules!(
-    ping_between_fragments_ours,
-    ping_between_fragments_stock,
-    ping_between_fragments
-);
+both_modules!(ping_between_fragments);
 
 /// 3000 messages written back to back arrive complete and in order.
 fn burst_of_3000_in_order(m: Module) {
@@ -226,11 +199,7 @@ fn burst_of_3000_in_order(m: Module) {
     }
     ws.sync("after-burst");
 }
-both_modules!(
-    burst_of_3000_in_order_ours,
-    burst_of_3000_in_order_stock,
-    burst_of_3000_in_order
-);
+both_modules!(burst_of_3000_in_order);
 
 /// BAD_INPUT 43: every server line is exactly one WebSocket message without CR/LF
 /// (checked on each message by `WsClient::expect`), in text and binary mode, including
@@ -260,11 +229,7 @@ fn one_line_one_message(m: Module) {
         assert!(show(&data).ends_with(&long));
     }
 }
-both_modules!(
-    one_line_one_message_ours,
-    one_line_one_message_stock,
-    one_line_one_message
-);
+both_modules!(one_line_one_message);
 
 /// BAD_INPUT 40: CR LF inside one message never splits it into two commands: the
 /// bytes are removed and the message stays one line (stock behaviour).
@@ -281,16 +246,12 @@ fn crlf_inside_message_is_one_command(m: Module) {
     irc.send("PRIVMSG #chat :after");
     ws.expect("PRIVMSG after", |l| show(l).ends_with(":after"));
 }
-both_modules!(
-    crlf_inside_message_is_one_command_ours,
-    crlf_inside_message_is_one_command_stock,
-    crlf_inside_message_is_one_command
-);
+both_modules!(crlf_inside_message_is_one_command);
 
 /// BAD_INPUT 44: a WebSocket client that stops reading is disconnected by InspIRCd's
 /// sendq limit; the module does not buffer around it.
 fn stalled_reader_hits_sendq(m: Module) {
-    let server = Server::start(Conf::new(m).hardsendq("262144"));
+    let server = Server::start(Conf::new(m).connect_attrs(r#"hardsendq="262144""#));
     let (mut irc, ws) = setup(&server, &WsOpts::default());
     set_rcvbuf(ws.ws.get_ref().tcp(), 16 * 1024);
     // The WebSocket user stops reading. Flood the channel until its quit shows up.
@@ -331,8 +292,4 @@ fn stalled_reader_hits_sendq(m: Module) {
     assert!(quit.contains("SendQ exceeded"), "{quit}");
     drop(ws);
 }
-both_modules!(
-    stalled_reader_hits_sendq_ours,
-    stalled_reader_hits_sendq_stock,
-    stalled_reader_hits_sendq
-);
+both_modules!(stalled_reader_hits_sendq);

@@ -14,7 +14,7 @@
 //!   in one channel; exact UTF-8 both ways, the subprotocol, 001; then one connection
 //!   leaves with QUIT, one with `ws.close(1000)`, and both must see code 1000 with
 //!   `wasClean`.
-//! - `*_close_kinds_*_{ours,stock}`: three connections, closed three ways (QUIT,
+//! - `*_close_kinds_*::{ours,stock}`: three connections, closed three ways (QUIT,
 //!   `ws.close(1000)`, UNLOADMODULE of the websocket module while open); the close event
 //!   each browser reports is compared with what is expected of our module, and with what
 //!   the stock module was measured to give (the reference).
@@ -29,21 +29,18 @@
 //! a concrete event with a bounded deadline and a message saying what was awaited and
 //! what was seen.
 
-#[allow(unused_macros)]
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::node::{ensure_node_modules, node_major, web_dir};
-use common::*;
+use crate::common::node::{ensure_node_modules, node_major, web_dir, NodeScript};
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Upper bound for every wait on the page (and for one command to the driver).
@@ -221,9 +218,7 @@ impl BrowserKind {
 /// the profile and the browser's TMPDIR are removed.
 struct Driver {
     kind: BrowserKind,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<Value>,
+    node: NodeScript,
     browser_pid: Option<i32>,
     next_id: u64,
     /// Holds the browser profile (`profile/`), its TMPDIR (`tmp/`) and the driver's
@@ -254,34 +249,18 @@ impl Driver {
             "url": url,
             "timeoutMs": LAUNCH_WAIT.as_millis() as u64,
         });
-        let stderr = std::fs::File::create(dir.path().join("driver-stderr.txt")).unwrap();
-        let mut child = Command::new("node")
-            .arg(web_dir().join("browser_driver.js"))
-            .arg(config.to_string())
-            .current_dir(web_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start node: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"event": "unparsed", "line": line}));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
+        // The end of stdin is the driver's quit: it closes the browser and exits; it
+        // is killed by PID if still there 15 s on.
+        let node = NodeScript::spawn(
+            &[],
+            "browser_driver.js",
+            &config,
+            &dir.path().join("driver-stderr.txt"),
+            Duration::from_secs(15),
+        );
         let mut driver = Driver {
             kind,
-            child,
-            stdin,
-            lines: rx,
+            node,
             browser_pid: None,
             next_id: 0,
             dir,
@@ -324,7 +303,7 @@ impl Driver {
     /// The driver's next line; fails on a "fatal" or unparsable one, on its exit, or
     /// after `limit`.
     fn next_line(&mut self, limit: Duration, what: &str) -> Value {
-        match self.lines.recv_timeout(limit) {
+        match self.node.lines.recv_timeout(limit) {
             Ok(v) if v["event"] == "fatal" || v["event"] == "unparsed" => panic!(
                 "[{}] the driver failed while waiting for {what}: {v}{}",
                 self.kind.name(),
@@ -339,7 +318,7 @@ impl Driver {
             Err(RecvTimeoutError::Disconnected) => panic!(
                 "[{}] the driver exited ({:?}) while waiting for {what}{}",
                 self.kind.name(),
-                self.child.try_wait(),
+                self.node.child.try_wait(),
                 self.context()
             ),
         }
@@ -351,8 +330,7 @@ impl Driver {
         self.next_id += 1;
         let id = self.next_id;
         let cmd = json!({"id": id, "cmd": "eval", "expr": js});
-        let stdin = self.stdin.as_mut().expect("driver stdin open");
-        if let Err(e) = writeln!(stdin, "{cmd}").and_then(|_| stdin.flush()) {
+        if let Err(e) = self.node.send(&cmd) {
             panic!(
                 "[{}] writing to the driver failed ({e}){}",
                 self.kind.name(),
@@ -381,14 +359,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The end of stdin is the driver's quit: it closes the browser and exits.
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // First the driver: it closes the browser.
+        self.node.finish();
         let Some(pgid) = self.browser_pid.filter(|&p| p > 1) else {
             return;
         };
@@ -1035,28 +1007,27 @@ fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str
     server.assert_alive();
 }
 
-/// One test per browser, transport and module: `<browser>_close_kinds_<transport>_<module>`.
-macro_rules! close_kinds_tests {
-    ($($name:ident: $kind:ident, $transport:ident, $module:ident;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                close_kinds(BrowserKind::$kind, Transport::$transport, Module::$module);
-            }
-        )*
-    };
-}
-
-close_kinds_tests! {
-    firefox_close_kinds_ws_ours: Firefox, Ws, Ours;
-    firefox_close_kinds_ws_stock: Firefox, Ws, Stock;
-    firefox_close_kinds_wss_ours: Firefox, Wss, Ours;
-    firefox_close_kinds_wss_stock: Firefox, Wss, Stock;
-    chromium_close_kinds_ws_ours: Chromium, Ws, Ours;
-    chromium_close_kinds_ws_stock: Chromium, Ws, Stock;
-    chromium_close_kinds_wss_ours: Chromium, Wss, Ours;
-    chromium_close_kinds_wss_stock: Chromium, Wss, Stock;
-}
+// One test per browser, transport and module: `<browser>_close_kinds_<transport>::<module>`.
+both_modules!(firefox_close_kinds_ws, |m| close_kinds(
+    BrowserKind::Firefox,
+    Transport::Ws,
+    m
+));
+both_modules!(firefox_close_kinds_wss, |m| close_kinds(
+    BrowserKind::Firefox,
+    Transport::Wss,
+    m
+));
+both_modules!(chromium_close_kinds_ws, |m| close_kinds(
+    BrowserKind::Chromium,
+    Transport::Ws,
+    m
+));
+both_modules!(chromium_close_kinds_wss, |m| close_kinds(
+    BrowserKind::Chromium,
+    Transport::Wss,
+    m
+));
 
 // ---------------------------------------------------------------------------------------
 // A site with large cookies

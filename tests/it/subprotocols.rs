@@ -1,9 +1,6 @@
 //! Subprotocol negotiation and the text/binary frame mode it selects.
 
-#[macro_use]
-mod common;
-
-use common::*;
+use crate::common::*;
 use tungstenite::Message;
 
 /// Upgrades with an optional raw `Sec-WebSocket-Protocol` value and returns the 101
@@ -61,11 +58,7 @@ fn binary_inspircd_org(m: Module) {
     let (_c, msg) = tungstenite_with(&server, "binary.inspircd.org");
     assert!(msg.is_binary(), "{msg:?}");
 }
-both_modules!(
-    binary_inspircd_org_ours,
-    binary_inspircd_org_stock,
-    binary_inspircd_org
-);
+both_modules!(binary_inspircd_org);
 
 fn text_inspircd_org(m: Module) {
     // defaultmode binary, so text frames can only come from the subprotocol.
@@ -76,11 +69,7 @@ fn text_inspircd_org(m: Module) {
     let (_c, msg) = tungstenite_with(&server, "text.inspircd.org");
     assert!(msg.is_text(), "{msg:?}");
 }
-both_modules!(
-    text_inspircd_org_ours,
-    text_inspircd_org_stock,
-    text_inspircd_org
-);
+both_modules!(text_inspircd_org);
 
 /// The first known name in the client's list wins.
 fn preference_order_inspircd_org(m: Module) {
@@ -92,11 +81,7 @@ fn preference_order_inspircd_org(m: Module) {
     assert_selected(&r, Some("binary.inspircd.org"));
     assert_eq!(op, OP_BINARY);
 }
-both_modules!(
-    preference_order_inspircd_org_ours,
-    preference_order_inspircd_org_stock,
-    preference_order_inspircd_org
-);
+both_modules!(preference_order_inspircd_org);
 
 /// BAD_INPUT 21: only unknown names -> defaultmode (text by default), nothing echoed.
 fn unknown_only_uses_default_text(m: Module) {
@@ -108,11 +93,7 @@ fn unknown_only_uses_default_text(m: Module) {
     assert_selected(&r, None);
     assert_eq!(op, OP_TEXT);
 }
-both_modules!(
-    unknown_only_uses_default_text_ours,
-    unknown_only_uses_default_text_stock,
-    unknown_only_uses_default_text
-);
+both_modules!(unknown_only_uses_default_text);
 
 fn defaultmode_binary(m: Module) {
     let server = Server::start(Conf::new(m).websocket(r#"defaultmode="binary""#));
@@ -123,11 +104,7 @@ fn defaultmode_binary(m: Module) {
     assert_selected(&r, None);
     assert_eq!(op, OP_BINARY);
 }
-both_modules!(
-    defaultmode_binary_ours,
-    defaultmode_binary_stock,
-    defaultmode_binary
-);
+both_modules!(defaultmode_binary);
 
 fn defaultmode_text(m: Module) {
     let server = Server::start(Conf::new(m).websocket(r#"defaultmode="text""#));
@@ -135,11 +112,7 @@ fn defaultmode_text(m: Module) {
     assert_selected(&r, None);
     assert_eq!(op, OP_TEXT);
 }
-both_modules!(
-    defaultmode_text_ours,
-    defaultmode_text_stock,
-    defaultmode_text
-);
+both_modules!(defaultmode_text);
 
 /// BAD_INPUT 21: reject mode refuses unknown-only lists but accepts a known name.
 fn defaultmode_reject(m: Module) {
@@ -153,11 +126,7 @@ fn defaultmode_reject(m: Module) {
     assert_selected(&r, Some("binary.inspircd.org"));
     assert_eq!(op, OP_BINARY);
 }
-both_modules!(
-    defaultmode_reject_ours,
-    defaultmode_reject_stock,
-    defaultmode_reject
-);
+both_modules!(defaultmode_reject);
 
 /// Deprecated sendastext="no" with no defaultmode means binary.
 fn sendastext_no_means_binary(m: Module) {
@@ -166,11 +135,7 @@ fn sendastext_no_means_binary(m: Module) {
     assert_selected(&r, None);
     assert_eq!(op, OP_BINARY);
 }
-both_modules!(
-    sendastext_no_means_binary_ours,
-    sendastext_no_means_binary_stock,
-    sendastext_no_means_binary
-);
+both_modules!(sendastext_no_means_binary);
 
 fn sendastext_yes_means_text(m: Module) {
     let server = Server::start(Conf::new(m).websocket(r#"sendastext="yes""#));
@@ -178,11 +143,7 @@ fn sendastext_yes_means_text(m: Module) {
     assert_selected(&r, None);
     assert_eq!(op, OP_TEXT);
 }
-both_modules!(
-    sendastext_yes_means_text_ours,
-    sendastext_yes_means_text_stock,
-    sendastext_yes_means_text
-);
+both_modules!(sendastext_yes_means_text);
 
 /// defaultmode wins over the deprecated key.
 fn defaultmode_overrides_sendastext(m: Module) {
@@ -190,11 +151,7 @@ fn defaultmode_overrides_sendastext(m: Module) {
     let (_r, op) = negotiate(&server, None);
     assert_eq!(op, OP_TEXT);
 }
-both_modules!(
-    defaultmode_overrides_sendastext_ours,
-    defaultmode_overrides_sendastext_stock,
-    defaultmode_overrides_sendastext
-);
+both_modules!(defaultmode_overrides_sendastext);
 
 // ---------------------------------------------------------------------------------------
 // The ircv3.net names: ours only. Debian's stock 3.15 does not know them (they came in

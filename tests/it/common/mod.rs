@@ -1,5 +1,5 @@
-//! Shared harness for the integration tests: a real `/usr/sbin/inspircd` per test,
-//! configured in a private temp dir with a private module directory, plus IRC, WebSocket
+//! Shared harness for the integration tests: a real InspIRCd per test (the test kit's
+//! launcher: a private temp dir with a private module directory), plus IRC, WebSocket
 //! (tungstenite), raw HTTP and raw frame clients.
 //!
 //! Nothing here sleeps to wait for state: every wait is for a concrete event (a line on
@@ -7,12 +7,10 @@
 //! test with a message saying what was awaited and what was seen instead.
 #![allow(dead_code)]
 
-use std::fmt::Write as _;
-use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +20,14 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+pub use testkit::inspircd::{Conf, Link, WsModule};
+pub use testkit::irc::take_line;
+pub use testkit::wait::{poll_until, read_lossy, tail};
+pub use testkit::ws::{
+    encode_frame, find, parse_frame, Frame as RawFrame, MASK, OP_BINARY, OP_CLOSE, OP_CONT,
+    OP_PING, OP_PONG, OP_TEXT, SAMPLE_ACCEPT, SAMPLE_KEY,
+};
+
 /// nginx and HAProxy in front of the server, clients from chosen source addresses.
 pub mod deploy;
 /// Node.js and the npm packages of tests/web (irc-framework, the browser driver).
@@ -30,13 +36,7 @@ pub mod node;
 /// Upper bound for every wait in the suite.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The origin allowed by the default `<wsorigin>`.
-pub const ORIGIN: &str = "https://good.example";
-/// A key from RFC 6455 section 1.3 and its accept value.
-pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-pub const SAMPLE_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-const INSPIRCD: &str = "/usr/sbin/inspircd";
-const STOCK_MODULE_DIR: &str = "/usr/lib/inspircd/modules";
+pub const ORIGIN: &str = testkit::inspircd::DEFAULT_ORIGIN;
 
 // ---------------------------------------------------------------------------------------
 // Module under test
@@ -46,7 +46,7 @@ const STOCK_MODULE_DIR: &str = "/usr/lib/inspircd/modules";
 pub enum Module {
     /// This project's module: `$WS_MODULE`, else `<crate>/m_websocket.so`.
     Ours,
-    /// Debian's InspIRCd 3.15 `m_websocket.so` (needs `m_sha1.so`).
+    /// The installation's stock `m_websocket.so` (InspIRCd 3's needs `m_sha1.so`).
     Stock,
 }
 
@@ -66,339 +66,46 @@ impl Module {
                 }
                 p
             }
-            Module::Stock => PathBuf::from(STOCK_MODULE_DIR).join("m_websocket.so"),
+            Module::Stock => launcher().install.stock_websocket(),
         }
     }
 }
 
-/// Two `#[test]` wrappers for a body taking a [`Module`].
-/// Use with `#[macro_use] mod common;`.
-#[allow(unused_macros)]
-macro_rules! both_modules {
-    ($ours:ident, $stock:ident, $body:path) => {
-        #[test]
-        fn $ours() {
-            $body(common::Module::Ours)
-        }
-        #[test]
-        fn $stock() {
-            $body(common::Module::Stock)
-        }
-    };
-}
-
-// ---------------------------------------------------------------------------------------
-// Server configuration
-// ---------------------------------------------------------------------------------------
-
-/// TLS material for a `wss` listener.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// What the test wants in the server configuration.
-#[derive(Clone, Debug)]
-pub struct Conf {
-    pub module: Module,
-    /// Attributes of the `<websocket ...>` tag; `None` for no tag.
-    pub websocket: Option<String>,
-    /// One `<wsorigin allow="...">` per entry.
-    pub origins: Vec<String>,
-    /// Free-form config text appended at the end (e.g. a `<wsorigin>` without allow).
-    pub extra: String,
-    /// Whether to load the websocket module at all.
-    pub load_module: bool,
-    /// Adds `ssl_gnutls` and a `wss` listener.
-    pub tls: bool,
-    /// `<connect hardsendq>`.
-    pub hardsendq: String,
-    /// `<connect threshold>`: flood penalty (seconds) before "Excess Flood".
-    pub threshold: String,
-    /// Links this server to another (m_spanningtree); see [`Server::start_linked`].
-    pub link: Option<Link>,
-    /// Replaces the default `<connect name="main" ...>` block when set (e.g. several
-    /// classes; see `deploy::connect_tag`).
-    pub connect: Option<String>,
-}
-
-/// A spanningtree link between two test servers on 127.0.0.1.
-#[derive(Clone, Debug)]
-pub struct Link {
-    /// This server's name and server ID.
-    pub name: String,
-    pub sid: String,
-    /// The other server's name.
-    pub peer: String,
-    /// The other server's `type="servers"` port, when this one connects to it.
-    pub connect_to: Option<u16>,
-}
-
-/// The password both ends of a test link use.
-const LINK_PASSWORD: &str = "linkpass";
-
-impl Conf {
-    pub fn new(module: Module) -> Conf {
-        Conf {
-            module,
-            websocket: None,
-            origins: vec![ORIGIN.to_string()],
-            extra: String::new(),
-            load_module: true,
-            tls: false,
-            hardsendq: "64M".to_string(),
-            threshold: "1000000".to_string(),
-            link: None,
-            connect: None,
+impl From<Module> for WsModule {
+    fn from(m: Module) -> WsModule {
+        match m {
+            Module::Ours => WsModule::File(m.path()),
+            Module::Stock => WsModule::Stock,
         }
     }
-    pub fn websocket(mut self, attrs: &str) -> Conf {
-        self.websocket = Some(attrs.to_string());
-        self
-    }
-    pub fn origins(mut self, origins: &[&str]) -> Conf {
-        self.origins = origins.iter().map(|s| s.to_string()).collect();
-        self
-    }
-    pub fn extra(mut self, text: &str) -> Conf {
-        self.extra.push_str(text);
-        self.extra.push('\n');
-        self
-    }
-    pub fn threshold(mut self, v: &str) -> Conf {
-        self.threshold = v.to_string();
-        self
-    }
-    pub fn hardsendq(mut self, v: &str) -> Conf {
-        self.hardsendq = v.to_string();
-        self
-    }
-    pub fn tls(mut self) -> Conf {
-        self.tls = true;
-        self
-    }
-    /// Replaces the default `<connect>` block with `text` (one or more tags).
-    pub fn connect(mut self, text: &str) -> Conf {
-        self.connect = Some(text.to_string());
-        self
-    }
-    /// Loads another InspIRCd module (`<module name="...">`, appended like `extra`).
-    pub fn module(self, name: &str) -> Conf {
-        self.extra(&format!("<module name=\"{name}\">"))
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Ports {
-    irc: u16,
-    ws: u16,
-    wss: u16,
-    /// `type="servers"` (used when the server is linked).
-    link: u16,
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
-
-fn free_ports() -> Ports {
-    // Hold all the listeners at once so the ports differ.
-    let held: Vec<TcpListener> = (0..4)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let port = |i: usize| held[i].local_addr().unwrap().port();
-    Ports {
-        irc: port(0),
-        ws: port(1),
-        wss: port(2),
-        link: port(3),
-    }
-}
-
-/// The harness's `<connect>` block: one class for everyone, limits out of the way.
-fn default_connect(conf: &Conf) -> String {
-    format!(
-        r#"<connect name="main" allow="*" resolvehostnames="no" useident="no" timeout="60" pingfreq="600"
-         threshold="{threshold}" commandrate="1000000000" fakelag="no" recvq="1M" softsendq="65536" hardsendq="{hardsendq}"
-         localmax="10000" globalmax="10000" limit="10000" maxchans="50">"#,
-        hardsendq = conf.hardsendq,
-        threshold = conf.threshold,
-    )
-}
-
-fn render_config(conf: &Conf, dir: &Path, ports: Ports) -> String {
-    let d = dir.display();
-    let mut s = String::new();
-    writeln!(
-        s,
-        r#"<path configdir="{d}" datadir="{d}" logdir="{d}" moduledir="{d}/modules" runtimedir="{d}">
-<server name="{name}" description="Test server" network="Test"{sid}>
-<admin name="Admin" nick="admin" email="admin@test.example">
-<pid file="{d}/inspircd.pid">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="debug" flush="1" target="{d}/ircd.log">
-<bind address="127.0.0.1" port="{irc}" type="clients">
-<bind address="127.0.0.1" port="{ws}" type="clients" hook="websocket">
-{connect}
-<class name="All" commands="*" privs="*" usermodes="*" chanmodes="*" snomasks="*">
-<type name="Admin" classes="All">
-<oper name="admin" password="secret" host="*@*" type="Admin">
-<channels users="100" opers="100">
-<performance netbuffersize="65534">"#,
-        // 65534 is the largest netbuffersize InspIRCd accepts (out of range falls back to
-        // 10240). With more data pending than one buffer, 3.15 reads one buffer per socket
-        // per second, so a bigger buffer keeps bursts fast.
-        name = conf.link.as_ref().map_or("test.example", |l| l.name.as_str()),
-        sid = conf
-            .link
-            .as_ref()
-            .map(|l| format!(r#" id="{}""#, l.sid))
-            .unwrap_or_default(),
-        irc = ports.irc,
-        ws = ports.ws,
-        connect = conf.connect.clone().unwrap_or_else(|| default_connect(conf)),
-    )
-    .unwrap();
-    if conf.tls {
-        writeln!(
-            s,
-            r#"<module name="ssl_gnutls">
-<sslprofile name="wss" provider="gnutls" certfile="{d}/cert.pem" keyfile="{d}/key.pem" dhfile="" requestclientcert="no">
-<bind address="127.0.0.1" port="{wss}" type="clients" hook="websocket" sslprofile="wss">"#,
-            wss = ports.wss
-        )
-        .unwrap();
-    }
-    if let Some(link) = &conf.link {
-        writeln!(
-            s,
-            r#"<module name="spanningtree">
-<bind address="127.0.0.1" port="{port}" type="servers">
-<link name="{peer}" ipaddr="127.0.0.1" port="{to}" allowmask="127.0.0.1/32" sendpass="{LINK_PASSWORD}" recvpass="{LINK_PASSWORD}">"#,
-            port = ports.link,
-            peer = link.peer,
-            to = link.connect_to.unwrap_or(ports.link),
-        )
-        .unwrap();
-        if link.connect_to.is_some() {
-            writeln!(s, r#"<autoconnect period="1s" server="{}">"#, link.peer).unwrap();
-        }
-    }
-    if conf.module == Module::Stock {
-        s.push_str("<module name=\"sha1\">\n");
-    }
-    if conf.load_module {
-        s.push_str("<module name=\"websocket\">\n");
-    }
-    if let Some(ws) = &conf.websocket {
-        writeln!(s, "<websocket {ws}>").unwrap();
-    }
-    for o in &conf.origins {
-        writeln!(s, "<wsorigin allow=\"{o}\">").unwrap();
-    }
-    s.push_str(&conf.extra);
-    s
-}
-
-fn make_module_dir(dir: &Path, module: Module) {
-    let mdir = dir.join("modules");
-    fs::create_dir_all(&mdir).unwrap();
-    for e in fs::read_dir(STOCK_MODULE_DIR).expect("read stock module dir") {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == "m_websocket.so" {
-            continue;
-        }
-        std::os::unix::fs::symlink(e.path(), mdir.join(&name)).unwrap();
-    }
-    std::os::unix::fs::symlink(module.path(), mdir.join("m_websocket.so")).unwrap();
-}
-
-fn make_tls_files(dir: &Path) {
-    let out = Command::new("/usr/bin/openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl req failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 // ---------------------------------------------------------------------------------------
 // The server process
 // ---------------------------------------------------------------------------------------
 
-pub struct Server {
-    pub conf: Conf,
-    pub dir: tempfile::TempDir,
-    pub irc_port: u16,
-    pub ws_port: u16,
-    pub wss_port: u16,
-    /// The `type="servers"` port (listening when the server is linked).
-    pub link_port: u16,
-    pub config_path: PathBuf,
-    child: Child,
+/// How every test's server runs: Debian 12's InspIRCd 3 (the kit's default
+/// installation), [`TIMEOUT`] to start, killed by its PID at the end of the test.
+pub fn launcher() -> testkit::inspircd::Launcher {
+    testkit::inspircd::Launcher::new(testkit::inspircd::Install::default())
+        .prefix("wstest-")
+        .startup(TIMEOUT)
 }
 
-enum Startup {
-    Running,
-    BindFailed,
-    Exited(ExitStatus),
+/// A server of the test kit, with the harness's clients and waits (which fail the test
+/// with a message instead of returning an error).
+pub struct Server(testkit::inspircd::Server);
+
+impl Deref for Server {
+    type Target = testkit::inspircd::Server;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-fn spawn(dir: &Path, config_path: &Path) -> Child {
-    let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-    let err = out.try_clone().unwrap();
-    Command::new(INSPIRCD)
-        .arg("--nofork")
-        .arg("--runasroot")
-        .arg(format!("--config={}", config_path.display()))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn /usr/sbin/inspircd")
-}
-
-fn read_lossy(p: &Path) -> String {
-    fs::read(p)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
-/// Polls a condition on a file-backed or process state until it holds or the deadline
-/// passes. The pause between polls only paces the polling; the wait ends on the event.
-fn poll_until<T>(deadline: Instant, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+impl DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -406,119 +113,15 @@ impl Server {
     /// Starts a server and waits until it reports that it is running with every
     /// listener bound. Retries on port clashes.
     pub fn start(conf: Conf) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("wstest-")
-            .tempdir()
-            .expect("temp dir");
-        make_module_dir(dir.path(), conf.module);
-        if conf.tls {
-            make_tls_files(dir.path());
-        }
-        let config_path = dir.path().join("inspircd.conf");
-        for _attempt in 0..5 {
-            let ports = free_ports();
-            fs::write(&config_path, render_config(&conf, dir.path(), ports)).unwrap();
-            let mut child = spawn(dir.path(), &config_path);
-            let stdout = dir.path().join("stdout.txt");
-            let deadline = Instant::now() + TIMEOUT;
-            let state = poll_until(deadline, || {
-                let out = read_lossy(&stdout);
-                if out.contains("failed to bind") {
-                    return Some(Startup::BindFailed);
-                }
-                if out.contains("InspIRCd is now running") {
-                    return Some(Startup::Running);
-                }
-                if let Ok(Some(st)) = child.try_wait() {
-                    return Some(Startup::Exited(st));
-                }
-                None
-            });
-            match state {
-                Some(Startup::Running) => {
-                    return Server {
-                        conf,
-                        irc_port: ports.irc,
-                        ws_port: ports.ws,
-                        wss_port: ports.wss,
-                        link_port: ports.link,
-                        config_path,
-                        child,
-                        dir,
-                    };
-                }
-                Some(Startup::BindFailed) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    continue;
-                }
-                Some(Startup::Exited(st)) => panic!(
-                    "inspircd exited during startup ({st}); output:\n{}\nlog tail:\n{}",
-                    read_lossy(&stdout),
-                    tail(&read_lossy(&dir.path().join("ircd.log")), 30)
-                ),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "inspircd did not report 'now running' within {TIMEOUT:?}; output:\n{}",
-                        read_lossy(&stdout)
-                    );
-                }
-            }
-        }
-        panic!("could not start inspircd: listeners failed to bind 5 times");
+        Server(launcher().start(conf).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// Runs a server that must refuse to start: waits for it to exit non-zero and
     /// returns its console output.
     pub fn start_expect_failure(conf: Conf) -> String {
-        let dir = tempfile::Builder::new()
-            .prefix("wstest-")
-            .tempdir()
-            .unwrap();
-        make_module_dir(dir.path(), conf.module);
-        let config_path = dir.path().join("inspircd.conf");
-        let ports = free_ports();
-        fs::write(&config_path, render_config(&conf, dir.path(), ports)).unwrap();
-        let mut child = spawn(dir.path(), &config_path);
-        let stdout = dir.path().join("stdout.txt");
-        let deadline = Instant::now() + TIMEOUT;
-        let st = poll_until(deadline, || {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(Ok(st));
-            }
-            if read_lossy(&stdout).contains("InspIRCd is now running") {
-                return Some(Err(()));
-            }
-            None
-        });
-        match st {
-            Some(Ok(st)) => {
-                let out = read_lossy(&stdout);
-                assert!(
-                    !st.success(),
-                    "inspircd exited successfully but should have refused the config; output:\n{out}"
-                );
-                out
-            }
-            Some(Err(())) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "inspircd started although the config must be refused; output:\n{}",
-                    read_lossy(&stdout)
-                );
-            }
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "inspircd neither exited nor started within {TIMEOUT:?}; output:\n{}",
-                    read_lossy(&stdout)
-                );
-            }
-        }
+        launcher()
+            .start_expect_failure(conf)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Two servers, `a.test` and `b.test`, linked by spanningtree on 127.0.0.1; `a`
@@ -571,49 +174,11 @@ impl Server {
         (a, b)
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Console output (stdout + stderr) so far.
-    pub fn output(&self) -> String {
-        read_lossy(&self.dir().join("stdout.txt"))
-    }
-
-    /// The debug log so far.
-    pub fn log(&self) -> String {
-        read_lossy(&self.dir().join("ircd.log"))
-    }
-
     /// Waits until a log line satisfies `pred`; returns that line.
     pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        match poll_until(deadline, || {
-            self.log().lines().find(|l| pred(l)).map(|l| l.to_string())
-        }) {
-            Some(l) => l,
-            None => panic!(
-                "timed out waiting for a log line: {what}\nlog tail:\n{}",
-                tail(&self.log(), 40)
-            ),
-        }
-    }
-
-    /// Rewrites the config file (same ports) with a new `Conf`, for REHASH tests.
-    pub fn rewrite_config(&mut self, conf: Conf) {
-        let ports = Ports {
-            irc: self.irc_port,
-            ws: self.ws_port,
-            wss: self.wss_port,
-            link: self.link_port,
-        };
-        fs::write(&self.config_path, render_config(&conf, self.dir(), ports)).unwrap();
-        self.conf = conf;
-    }
-
-    /// True while the process runs.
-    pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.0
+            .wait_log(what, TIMEOUT, pred)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn assert_alive(&mut self) {
@@ -655,18 +220,6 @@ impl Server {
     pub fn raw(&self) -> RawConn {
         RawConn::connect(self.ws_port)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -717,10 +270,6 @@ impl IrcClient {
         c
     }
 
-    pub fn wait_welcome(&mut self) {
-        self.expect("numeric 001", |l| is_numeric(l, "001"));
-    }
-
     pub fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\r\n").as_bytes());
     }
@@ -732,12 +281,7 @@ impl IrcClient {
     /// Next line (without CR LF) before `deadline`; `Ok(None)` on EOF.
     pub fn read_line(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, &'static str> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
+            if let Some(line) = take_line(&mut self.buf) {
                 self.seen.push(line.clone());
                 return Ok(Some(line));
             }
@@ -798,23 +342,6 @@ impl IrcClient {
             .map(|l| show(l))
             .collect::<Vec<_>>()
             .join("\n")
-    }
-
-    /// Round trip: everything the server did for earlier lines is done when this returns.
-    pub fn sync(&mut self, token: &str) {
-        self.send(&format!("PING :{token}"));
-        let want = format!(":{token}");
-        self.expect(&format!("PONG {token}"), |l| {
-            let s = show(l);
-            s.contains(" PONG ") && s.ends_with(&want)
-        });
-    }
-
-    pub fn join(&mut self, chan: &str) {
-        self.send(&format!("JOIN {chan}"));
-        self.expect(&format!("end of NAMES for {chan}"), |l| {
-            is_numeric(l, "366")
-        });
     }
 
     pub fn oper(&mut self) {
@@ -1070,10 +597,6 @@ impl WsClient {
         self.send_line("USER ws 0 * :WebSocket user");
     }
 
-    pub fn wait_welcome(&mut self) {
-        self.expect("numeric 001", |l| is_numeric(l, "001"));
-    }
-
     /// WHOIS self and return the IP from numeric 378 ("is connecting from *@host IP").
     pub fn own_ip(&mut self) -> String {
         let nick = self.nick.clone();
@@ -1186,21 +709,59 @@ impl WsClient {
         let n = self.seen.len();
         self.seen[n.saturating_sub(25)..].join("\n")
     }
+}
 
-    pub fn sync(&mut self, token: &str) {
-        self.send_line(&format!("PING :{token}"));
+/// What the plain and the WebSocket client share: an IRC line out, and a wait for a
+/// line in that satisfies a predicate (failing the test on EOF or timeout).
+pub trait IrcLines {
+    fn send_irc(&mut self, line: &str);
+    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool);
+
+    fn wait_welcome(&mut self) {
+        self.wait_line("numeric 001", &mut |l| is_numeric(l, "001"));
+    }
+
+    /// Round trip: everything the server did for earlier lines is done when this returns.
+    fn sync(&mut self, token: &str) {
+        self.send_irc(&format!("PING :{token}"));
         let want = format!(":{token}");
-        self.expect(&format!("PONG {token}"), |l| {
+        self.wait_line(&format!("PONG {token}"), &mut |l| {
             let s = show(l);
             s.contains(" PONG ") && s.ends_with(&want)
         });
     }
 
-    pub fn join(&mut self, chan: &str) {
-        self.send_line(&format!("JOIN {chan}"));
-        self.expect(&format!("end of NAMES for {chan}"), |l| {
+    fn join(&mut self, chan: &str) {
+        self.send_irc(&format!("JOIN {chan}"));
+        self.wait_line(&format!("end of NAMES for {chan}"), &mut |l| {
             is_numeric(l, "366")
         });
+    }
+}
+
+impl IrcLines for IrcClient {
+    fn send_irc(&mut self, line: &str) {
+        self.send(line);
+    }
+    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool) {
+        self.expect(what, pred);
+    }
+}
+
+impl IrcLines for WsClient {
+    fn send_irc(&mut self, line: &str) {
+        self.send_line(line);
+    }
+    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool) {
+        self.expect(what, pred);
+    }
+}
+
+/// Asserts that tungstenite's handshake failed with an HTTP answer of `status`.
+pub fn assert_http_refusal(r: Result<WsClient, tungstenite::Error>, status: u16) {
+    match r.err().expect("handshake must fail") {
+        tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), status),
+        other => panic!("expected HTTP {status}, got {other:?}"),
     }
 }
 
@@ -1337,60 +898,6 @@ impl HttpResponse {
     }
 }
 
-/// One parsed WebSocket frame as the server sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawFrame {
-    pub fin: bool,
-    pub rsv: u8,
-    pub opcode: u8,
-    pub masked: bool,
-    pub payload: Vec<u8>,
-}
-
-impl RawFrame {
-    pub fn close_code(&self) -> Option<u16> {
-        assert_eq!(self.opcode, 8, "not a close frame: {self:?}");
-        if self.payload.len() >= 2 {
-            Some(u16::from_be_bytes([self.payload[0], self.payload[1]]))
-        } else {
-            None
-        }
-    }
-}
-
-pub const OP_CONT: u8 = 0;
-pub const OP_TEXT: u8 = 1;
-pub const OP_BINARY: u8 = 2;
-pub const OP_CLOSE: u8 = 8;
-pub const OP_PING: u8 = 9;
-pub const OP_PONG: u8 = 10;
-
-/// Encodes a client frame; `mask` = None sends it unmasked (a protocol violation).
-pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![(if fin { 0x80 } else { 0 }) | (opcode & 0x0f)];
-    let mbit = if mask.is_some() { 0x80 } else { 0 };
-    let n = payload.len();
-    if n <= 125 {
-        out.push(mbit | n as u8);
-    } else if n <= 0xffff {
-        out.push(mbit | 126);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        out.push(mbit | 127);
-        out.extend_from_slice(&(n as u64).to_be_bytes());
-    }
-    match mask {
-        Some(m) => {
-            out.extend_from_slice(&m);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
-}
-
-pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
 /// A raw TCP connection to a WebSocket listener.
 ///
 /// Like a real client (RFC 6455 5.5.1), it answers the server's close frame with one
@@ -1471,21 +978,43 @@ impl RawConn {
     /// Reads an HTTP response head; for non-101 responses also reads the body until the
     /// server closes (or Content-Length is satisfied and then waits for the close).
     pub fn read_response(&mut self) -> HttpResponse {
+        let mut resp = self.read_head("");
+        if resp.status == 101 {
+            return resp;
+        }
+        // Body: everything until EOF (the server must close after an error).
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.fill(deadline) {
+                Ok(()) => {}
+                Err(ReadEnd::Eof) => {
+                    resp.closed = true;
+                    break;
+                }
+                Err(ReadEnd::Timeout) => break,
+            }
+        }
+        resp.body = std::mem::take(&mut self.buf);
+        resp
+    }
+
+    /// Reads an HTTP response head (status line and headers, no body); `via` says
+    /// where it came from in the failure message.
+    pub fn read_head(&mut self, via: &str) -> HttpResponse {
         let deadline = Instant::now() + TIMEOUT;
         let head_end = loop {
             if let Some(p) = find(&self.buf, b"\r\n\r\n") {
                 break p;
             }
-            match self.fill(deadline) {
-                Ok(()) => {}
-                Err(ReadEnd::Eof) => panic!(
-                    "connection closed before a complete HTTP response head; got {:?}",
+            if let Err(e) = self.fill(deadline) {
+                panic!(
+                    "no complete HTTP response head{via} ({}); got {:?}",
+                    match e {
+                        ReadEnd::Eof => "closed",
+                        ReadEnd::Timeout => "timed out",
+                    },
                     show(&self.buf)
-                ),
-                Err(ReadEnd::Timeout) => panic!(
-                    "timed out waiting for an HTTP response head; got {:?}",
-                    show(&self.buf)
-                ),
+                );
             }
         };
         let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ASCII response head");
@@ -1507,30 +1036,13 @@ impl RawConn {
                 (k.to_string(), v.trim().to_string())
             })
             .collect();
-        let mut resp = HttpResponse {
+        HttpResponse {
             status,
             status_line,
             headers,
             body: Vec::new(),
             closed: false,
-        };
-        if status == 101 {
-            return resp;
         }
-        // Body: everything until EOF (the server must close after an error).
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.fill(deadline) {
-                Ok(()) => {}
-                Err(ReadEnd::Eof) => {
-                    resp.closed = true;
-                    break;
-                }
-                Err(ReadEnd::Timeout) => break,
-            }
-        }
-        resp.body = std::mem::take(&mut self.buf);
-        resp
     }
 
     /// Next frame; `None` on EOF. Panics on timeout.
@@ -1636,79 +1148,27 @@ impl RawConn {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Parses one server frame from the front of `b`.
-pub fn parse_frame(b: &[u8]) -> Option<(RawFrame, usize)> {
-    if b.len() < 2 {
-        return None;
-    }
-    let fin = b[0] & 0x80 != 0;
-    let rsv = (b[0] >> 4) & 0x7;
-    let opcode = b[0] & 0x0f;
-    let masked = b[1] & 0x80 != 0;
-    let mut len = (b[1] & 0x7f) as u64;
-    let mut pos = 2;
-    if len == 126 {
-        if b.len() < 4 {
-            return None;
-        }
-        len = u16::from_be_bytes([b[2], b[3]]) as u64;
-        pos = 4;
-    } else if len == 127 {
-        if b.len() < 10 {
-            return None;
-        }
-        len = u64::from_be_bytes(b[2..10].try_into().unwrap());
-        pos = 10;
-    }
-    let mut key = [0u8; 4];
-    if masked {
-        if b.len() < pos + 4 {
-            return None;
-        }
-        key.copy_from_slice(&b[pos..pos + 4]);
-        pos += 4;
-    }
-    let end = pos + len as usize;
-    if b.len() < end {
-        return None;
-    }
-    let mut payload = b[pos..end].to_vec();
-    if masked {
-        for (i, x) in payload.iter_mut().enumerate() {
-            *x ^= key[i % 4];
-        }
-    }
-    Some((
-        RawFrame {
-            fin,
-            rsv,
-            opcode,
-            masked,
-            payload,
-        },
-        end,
-    ))
-}
-
 /// A valid upgrade request (Host, Upgrade, Connection, key, version 13, Origin) plus
 /// `extra` header lines.
 pub fn upgrade_request(extra: &[&str]) -> Vec<u8> {
-    let mut s = String::from(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-    );
-    s.push_str(&format!(
-        "Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n"
-    ));
-    for h in extra {
-        s.push_str(h);
-        s.push_str("\r\n");
+    testkit::ws::upgrade_request("127.0.0.1", ORIGIN, extra)
+}
+
+/// A valid upgrade request with `Origin: origin`, or without an Origin header.
+pub fn upgrade_request_from(origin: Option<&str>) -> Vec<u8> {
+    match origin {
+        Some(o) => testkit::ws::upgrade_request("127.0.0.1", o, &[]),
+        None => request(
+            "GET / HTTP/1.1",
+            &[
+                "Host: 127.0.0.1",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                &format!("Sec-WebSocket-Key: {SAMPLE_KEY}"),
+                "Sec-WebSocket-Version: 13",
+            ],
+        ),
     }
-    s.push_str("\r\n");
-    s.into_bytes()
 }
 
 /// Builds a request from explicit header lines (nothing added).
@@ -1830,8 +1290,4 @@ pub fn set_rcvbuf(stream: &TcpStream, bytes: i32) {
         )
     };
     assert_eq!(r, 0, "setsockopt SO_RCVBUF");
-}
-
-pub fn unused_port() -> u16 {
-    free_port()
 }

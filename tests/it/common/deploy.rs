@@ -13,10 +13,15 @@
 
 use super::*;
 
+use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
+
+use testkit::ports::{free_port, free_port_dual};
+use testkit::process::KillOnDrop;
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -57,84 +62,15 @@ pub fn real_addr(n: u32) -> Ipv4Addr {
 // <connect> classes
 // ---------------------------------------------------------------------------------------
 
-/// The harness's `<connect>` keys: no hostname lookups or ident, no flood limits,
-/// generous clone limits, a 60 s registration timeout and no IRC ping for 600 s.
-const CONNECT_DEFAULTS: &[(&str, &str)] = &[
-    ("allow", "*"),
-    ("resolvehostnames", "no"),
-    ("useident", "no"),
-    ("timeout", "60"),
-    ("pingfreq", "600"),
-    ("threshold", "1000000"),
-    ("commandrate", "1000000000"),
-    ("fakelag", "no"),
-    ("recvq", "1M"),
-    ("softsendq", "65536"),
-    ("hardsendq", "64M"),
-    ("localmax", "10000"),
-    ("globalmax", "10000"),
-    ("limit", "10000"),
-    ("maxchans", "50"),
-];
-
-/// Parses `key="value" key2="value2"` (values without quotes inside).
-fn parse_attrs(attrs: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = attrs.trim_start();
-    while !rest.is_empty() {
-        let (key, after) = rest
-            .split_once("=\"")
-            .unwrap_or_else(|| panic!("bad attributes {attrs:?} at {rest:?}"));
-        let (value, after) = after
-            .split_once('"')
-            .unwrap_or_else(|| panic!("unterminated value in {attrs:?}"));
-        out.push((key.trim().to_string(), value.to_string()));
-        rest = after.trim_start();
-    }
-    out
-}
-
 /// A `<connect name="...">` tag with the harness's defaults, `attrs` (`key="value" ...`)
 /// overriding or adding keys. A `deny` key drops the default `allow`.
 pub fn connect_tag(name: &str, attrs: &str) -> String {
-    let overrides = parse_attrs(attrs);
-    let denies = overrides.iter().any(|(k, _)| k == "deny");
-    let mut pairs: Vec<(String, String)> = vec![("name".into(), name.into())];
-    for (k, v) in CONNECT_DEFAULTS {
-        if denies && *k == "allow" {
-            continue;
-        }
-        let v = overrides
-            .iter()
-            .find(|(ok, _)| ok == k)
-            .map(|(_, ov)| ov.as_str())
-            .unwrap_or(v);
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    for (k, v) in &overrides {
-        if !pairs.iter().any(|(pk, _)| pk == k) {
-            pairs.push((k.clone(), v.clone()));
-        }
-    }
-    let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    format!("<connect {}>", body.join(" "))
+    testkit::inspircd::connect_tag(launcher().install.dialect, name, attrs)
 }
 
 // ---------------------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------------------
-
-/// A proxy process of the test, killed by PID and reaped on drop.
-struct ProxyProcess {
-    child: Child,
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 enum Ready {
     Yes,
@@ -145,7 +81,7 @@ enum Ready {
 /// proxy, listening), or exits. `bind_error` tells a port clash in its output.
 fn wait_ready(
     what: &str,
-    proc_: &mut ProxyProcess,
+    proc_: &mut KillOnDrop,
     port: u16,
     token: &str,
     output: &dyn Fn() -> String,
@@ -153,7 +89,7 @@ fn wait_ready(
 ) -> Ready {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        if let Ok(Some(st)) = proc_.child.try_wait() {
+        if let Ok(Some(st)) = proc_.0.try_wait() {
             let out = output();
             if out.contains(bind_error) {
                 return Ready::PortTaken;
@@ -185,22 +121,57 @@ fn probe(port: u16) -> io::Result<String> {
     Ok(show(&out))
 }
 
-fn free_port_v4() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
-
-/// A port free on both IPv4 and IPv6 (Linux binds `[::]` dual-stack by default).
-fn free_port_dual() -> u16 {
-    let l = TcpListener::bind("[::]:0").expect("bind [::]:0");
-    l.local_addr().unwrap().port()
-}
-
 fn new_dir(server: &Server, kind: &str) -> PathBuf {
     let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
     let dir = server.dir().join(format!("{kind}-{n}"));
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Starts a proxy of the test (`what`: nginx or haproxy) in a directory of its own in
+/// the server's: writes its configuration (`render(dir, port, token)`) to `conf_file`,
+/// runs `command(dir, conf path)` with its output in stdout.txt, and waits until it
+/// answers on its port, trying other ports when one was taken. Its `logs` files
+/// together are its output for failure messages.
+fn start_proxy(
+    what: &str,
+    server: &Server,
+    conf_file: &str,
+    free: fn() -> u16,
+    render: &dyn Fn(&Path, u16, &str) -> String,
+    command: &dyn Fn(&Path, &Path) -> Command,
+    logs: &[&str],
+) -> (u16, PathBuf, KillOnDrop) {
+    let dir = new_dir(server, what);
+    let conf_path = dir.join(conf_file);
+    for _attempt in 0..5 {
+        let port = free();
+        let token = format!("{what}-ready-{}", dir.display());
+        fs::write(&conf_path, render(&dir, port, &token)).unwrap();
+        let out = fs::File::create(dir.join("stdout.txt")).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = command(&dir, &conf_path)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what} (apt-get install {what}): {e}"));
+        let mut proc_ = KillOnDrop(child);
+        let output = || logs.iter().map(|f| read_lossy(&dir.join(f))).collect();
+        match wait_ready(
+            what,
+            &mut proc_,
+            port,
+            &token,
+            &output,
+            "Address already in use",
+        ) {
+            Ready::Yes => return (port, dir, proc_),
+            Ready::PortTaken => continue,
+        }
+    }
+    panic!("{what}: could not bind a free port 5 times");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -288,58 +259,30 @@ http {{
 
     /// Starts nginx in front of `server`'s WebSocket port; returns once it answers.
     pub fn start(&self, server: &Server) -> Nginx {
-        let dir = new_dir(server, "nginx");
-        let conf_path = dir.join("nginx.conf");
-        for _attempt in 0..5 {
-            let port = if self.dual_stack {
-                free_port_dual()
-            } else {
-                free_port_v4()
-            };
-            let token = format!("nginx-ready-{}", dir.display());
-            fs::write(&conf_path, self.render(&dir, port, server.ws_port, &token)).unwrap();
-            let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-            let err = out.try_clone().unwrap();
-            let child = Command::new(NGINX)
-                .arg("-p")
-                .arg(&dir)
-                .arg("-c")
-                .arg(&conf_path)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .expect("spawn /usr/sbin/nginx (apt-get install nginx)");
-            let mut proc_ = ProxyProcess { child };
-            let output = || {
-                format!(
-                    "{}{}",
-                    read_lossy(&dir.join("stdout.txt")),
-                    read_lossy(&dir.join("error.log"))
-                )
-            };
-            match wait_ready(
-                "nginx",
-                &mut proc_,
-                port,
-                &token,
-                &output,
-                "Address already in use",
-            ) {
-                Ready::Yes => {
-                    return Nginx {
-                        port,
-                        dir,
-                        _proc: proc_,
-                    }
-                }
-                Ready::PortTaken => continue,
-            }
+        let free = if self.dual_stack {
+            free_port_dual
+        } else {
+            free_port
+        };
+        let (port, dir, proc_) = start_proxy(
+            "nginx",
+            server,
+            "nginx.conf",
+            free,
+            &|dir, port, token| self.render(dir, port, server.ws_port, token),
+            &|dir, conf| {
+                let mut c = Command::new(NGINX);
+                c.arg("-p").arg(dir).arg("-c").arg(conf);
+                c.arg("-e").arg(dir.join("error.log"));
+                c
+            },
+            &["stdout.txt", "error.log"],
+        );
+        Nginx {
+            port,
+            dir,
+            _proc: proc_,
         }
-        panic!("nginx: could not bind a free port 5 times");
     }
 }
 
@@ -347,7 +290,7 @@ http {{
 pub struct Nginx {
     pub port: u16,
     pub dir: PathBuf,
-    _proc: ProxyProcess,
+    _proc: KillOnDrop,
 }
 
 impl Nginx {
@@ -424,45 +367,24 @@ backend ircd
 
     /// Starts HAProxy in front of `server`'s WebSocket port; returns once it answers.
     pub fn start(&self, server: &Server) -> Haproxy {
-        let dir = new_dir(server, "haproxy");
-        let conf_path = dir.join("haproxy.cfg");
-        for _attempt in 0..5 {
-            let port = free_port_v4();
-            let token = format!("haproxy-ready-{}", dir.display());
-            fs::write(&conf_path, self.render(port, server.ws_port, &token)).unwrap();
-            let out = fs::File::create(dir.join("stdout.txt")).unwrap();
-            let err = out.try_clone().unwrap();
-            let child = Command::new(HAPROXY)
-                .arg("-db")
-                .arg("-f")
-                .arg(&conf_path)
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .expect("spawn /usr/sbin/haproxy (apt-get install haproxy)");
-            let mut proc_ = ProxyProcess { child };
-            let output = || read_lossy(&dir.join("stdout.txt"));
-            match wait_ready(
-                "haproxy",
-                &mut proc_,
-                port,
-                &token,
-                &output,
-                "Address already in use",
-            ) {
-                Ready::Yes => {
-                    return Haproxy {
-                        port,
-                        dir,
-                        _proc: proc_,
-                    }
-                }
-                Ready::PortTaken => continue,
-            }
+        let (port, dir, proc_) = start_proxy(
+            "haproxy",
+            server,
+            "haproxy.cfg",
+            free_port,
+            &|_, port, token| self.render(port, server.ws_port, token),
+            &|_, conf| {
+                let mut c = Command::new(HAPROXY);
+                c.arg("-db").arg("-f").arg(conf);
+                c
+            },
+            &["stdout.txt"],
+        );
+        Haproxy {
+            port,
+            dir,
+            _proc: proc_,
         }
-        panic!("haproxy: could not bind a free port 5 times");
     }
 }
 
@@ -470,7 +392,7 @@ backend ircd
 pub struct Haproxy {
     pub port: u16,
     pub dir: PathBuf,
-    _proc: ProxyProcess,
+    _proc: KillOnDrop,
 }
 
 impl Haproxy {
@@ -691,16 +613,6 @@ pub fn attempt_user_via(port: u16, src: Ipv4Addr, nick: &str) -> Attempt {
 // The server's log
 // ---------------------------------------------------------------------------------------
 
-/// The log lines that satisfy `pred`.
-pub fn log_lines(server: &Server, pred: impl Fn(&str) -> bool) -> Vec<String> {
-    server
-        .log()
-        .lines()
-        .filter(|l| pred(l))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Waits until at least `n` log lines satisfy `pred`; returns them.
 pub fn wait_log_count(
     server: &Server,
@@ -710,13 +622,13 @@ pub fn wait_log_count(
 ) -> Vec<String> {
     let deadline = Instant::now() + TIMEOUT;
     match poll_until(deadline, || {
-        let v = log_lines(server, &pred);
+        let v = server.log_lines(&pred);
         (v.len() >= n).then_some(v)
     }) {
         Some(v) => v,
         None => panic!(
             "timed out waiting for {n} log lines: {what}; found {:?}\nlog tail:\n{}",
-            log_lines(server, &pred),
+            server.log_lines(&pred),
             tail(&server.log(), 40)
         ),
     }
@@ -760,43 +672,8 @@ pub fn within_one_hour(scenario: impl Fn()) {
 /// 101 the body by Content-Length (a proxy keeps its client's connection open after an
 /// upstream's error answer, where the server itself would close), or until the close.
 pub fn read_proxied_response(c: &mut RawConn) -> HttpResponse {
-    let deadline = Instant::now() + TIMEOUT;
-    let head_end = loop {
-        if let Some(p) = find(&c.buf, b"\r\n\r\n") {
-            break p;
-        }
-        if let Err(e) = c.fill(deadline) {
-            panic!(
-                "no complete HTTP response head through the proxy ({}); got {:?}",
-                match e {
-                    ReadEnd::Eof => "closed",
-                    ReadEnd::Timeout => "timed out",
-                },
-                show(&c.buf)
-            );
-        }
-    };
-    let head = show(&c.buf[..head_end]);
-    c.buf.drain(..head_end + 4);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap().to_string();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect();
-    let mut resp = HttpResponse {
-        status,
-        status_line,
-        headers,
-        body: Vec::new(),
-        closed: false,
-    };
-    if status == 101 {
+    let mut resp = c.read_head(" through the proxy");
+    if resp.status == 101 {
         return resp;
     }
     let want = resp

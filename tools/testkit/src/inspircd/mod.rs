@@ -1,0 +1,495 @@
+//! A real InspIRCd per run: a private temp dir with a private module directory (links
+//! to the installation's stock modules, `m_websocket.so` the module under test), a
+//! generated configuration on free 127.0.0.1 ports, the server started as a child in
+//! the foreground and waited for ("now running"), stopped by its PID on drop.
+//!
+//! [`Install`] names the server binary, the stock module directory and the
+//! configuration [`Dialect`]; [`Launcher`] how a run starts and stops it (a wrapper
+//! such as valgrind, the startup deadline, SIGKILL or SIGTERM at the end, whether the
+//! directory is kept); [`Conf`] what the configuration says.
+
+mod config;
+mod dialect;
+
+pub use config::{
+    connect_tag, Conf, Link, WsModule, DEFAULT_ORIGIN, LINK_PASSWORD, OPER_NAME, OPER_PASS,
+};
+pub use dialect::Dialect;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use config::{render, Ports};
+
+use crate::ports::free_ports;
+use crate::process::{kill, terminate};
+use crate::procfs::Proc;
+use crate::wait::{poll_until, read_lossy, tail};
+
+/// An InspIRCd installation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Install {
+    /// The server binary.
+    pub binary: PathBuf,
+    /// The stock modules (`m_*.so`).
+    pub modules: PathBuf,
+    pub dialect: Dialect,
+}
+
+impl Default for Install {
+    /// Debian 12's InspIRCd 3.15.
+    fn default() -> Install {
+        Install {
+            binary: "/usr/sbin/inspircd".into(),
+            modules: "/usr/lib/inspircd/modules".into(),
+            dialect: Dialect::V3,
+        }
+    }
+}
+
+impl Install {
+    /// The stock `m_websocket.so`.
+    pub fn stock_websocket(&self) -> PathBuf {
+        self.modules.join("m_websocket.so")
+    }
+}
+
+/// How the server of a run is stopped when its [`Server`] is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGKILL at once.
+    Kill,
+    /// SIGTERM, then SIGKILL after the grace period.
+    Term(Duration),
+}
+
+impl Stop {
+    fn apply(self, child: &mut Child) -> Option<ExitStatus> {
+        match self {
+            Stop::Kill => kill(child),
+            Stop::Term(grace) => terminate(child, grace),
+        }
+    }
+}
+
+/// How runs start and end.
+#[derive(Clone, Debug)]
+pub struct Launcher {
+    pub install: Install,
+    /// The temp dir's name prefix.
+    pub prefix: String,
+    /// How long the server may take to say it is running.
+    pub startup: Duration,
+    pub stop: Stop,
+    /// A program (and its arguments) the server runs under, e.g. valgrind; empty for
+    /// none. It must exec the server in place, so that the child's PID is the server's.
+    /// `{dir}` in an argument stands for the run's directory.
+    pub wrapper: Vec<String>,
+    /// Keep the directory (configuration, logs) after the run.
+    pub keep: bool,
+}
+
+/// Tries with other ports when a listener's port was taken meanwhile.
+const BIND_ATTEMPTS: usize = 5;
+
+enum Startup {
+    Running,
+    BindFailed,
+    Exited(ExitStatus),
+}
+
+impl Launcher {
+    /// 10 s to start, SIGKILL at the end, no wrapper, the directory removed.
+    pub fn new(install: Install) -> Launcher {
+        Launcher {
+            install,
+            prefix: "inspircd-".into(),
+            startup: Duration::from_secs(10),
+            stop: Stop::Kill,
+            wrapper: Vec::new(),
+            keep: false,
+        }
+    }
+    pub fn prefix(mut self, prefix: &str) -> Launcher {
+        self.prefix = prefix.into();
+        self
+    }
+    pub fn startup(mut self, limit: Duration) -> Launcher {
+        self.startup = limit;
+        self
+    }
+    pub fn stop(mut self, stop: Stop) -> Launcher {
+        self.stop = stop;
+        self
+    }
+    pub fn wrapper<S: Into<String>>(
+        mut self,
+        program_and_args: impl IntoIterator<Item = S>,
+    ) -> Launcher {
+        self.wrapper = program_and_args.into_iter().map(Into::into).collect();
+        self
+    }
+    pub fn keep(mut self, keep: bool) -> Launcher {
+        self.keep = keep;
+        self
+    }
+
+    /// The run's directory with its module directory (and TLS files if wanted).
+    fn prepare(&self, conf: &Conf) -> Result<tempfile::TempDir, String> {
+        let dir = tempfile::Builder::new()
+            .prefix(&self.prefix)
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        make_module_dir(&self.install, dir.path(), conf.websocket_module.as_ref())?;
+        if conf.tls {
+            make_tls_files(dir.path())?;
+        }
+        Ok(dir)
+    }
+
+    fn spawn(&self, dir: &Path, config: &Path) -> Result<Child, String> {
+        let out = fs::File::create(dir.join("stdout.txt")).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = match self.wrapper.split_first() {
+            None => Command::new(&self.install.binary),
+            Some((program, args)) => {
+                let dir = dir.to_string_lossy();
+                let mut c = Command::new(program);
+                c.args(args.iter().map(|a| a.replace("{dir}", &dir)))
+                    .arg(&self.install.binary);
+                c
+            }
+        };
+        cmd.args(self.install.dialect.args(config))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", cmd.get_program().to_string_lossy()))
+    }
+
+    fn end(&self, child: &mut Child) {
+        self.stop.apply(child);
+    }
+
+    /// Starts a server and waits until it reports that it is running with every
+    /// listener bound (retrying with other ports when one was taken).
+    pub fn start(&self, conf: Conf) -> Result<Server, String> {
+        let dir = self.prepare(&conf)?;
+        let dialect = self.install.dialect;
+        let config_path = dir.path().join("inspircd.conf");
+        let stdout = dir.path().join("stdout.txt");
+        for _attempt in 0..BIND_ATTEMPTS {
+            let [irc, ws, wss, link] = free_ports::<4>();
+            let ports = Ports { irc, ws, wss, link };
+            fs::write(&config_path, render(dialect, &conf, dir.path(), ports))
+                .map_err(|e| format!("{}: {e}", config_path.display()))?;
+            let mut child = self.spawn(dir.path(), &config_path)?;
+            let deadline = Instant::now() + self.startup;
+            let state = poll_until(deadline, || {
+                let out = read_lossy(&stdout);
+                if out.contains(dialect.bind_failure()) {
+                    return Some(Startup::BindFailed);
+                }
+                if out.contains(dialect.running_banner()) {
+                    return Some(Startup::Running);
+                }
+                if let Ok(Some(st)) = child.try_wait() {
+                    return Some(Startup::Exited(st));
+                }
+                None
+            });
+            let failure = match state {
+                Some(Startup::Running) => {
+                    return Ok(Server {
+                        pid: child.id() as i32,
+                        child,
+                        exit: None,
+                        conf,
+                        irc_port: irc,
+                        ws_port: ws,
+                        wss_port: wss,
+                        link_port: link,
+                        config_path,
+                        dir,
+                        dialect,
+                        stop: self.stop,
+                        keep: self.keep,
+                    });
+                }
+                Some(Startup::BindFailed) => {
+                    self.end(&mut child);
+                    continue;
+                }
+                Some(Startup::Exited(st)) => format!("inspircd exited during startup ({st})"),
+                None => {
+                    self.end(&mut child);
+                    format!(
+                        "inspircd did not report 'now running' within {:?}",
+                        self.startup
+                    )
+                }
+            };
+            return Err(format!(
+                "{failure}; output:\n{}\nlog tail:\n{}{}",
+                read_lossy(&stdout),
+                tail(&read_lossy(&dir.path().join("ircd.log")), 30),
+                self.kept(dir)
+            ));
+        }
+        Err(format!(
+            "could not start inspircd: listeners failed to bind {BIND_ATTEMPTS} times{}",
+            self.kept(dir)
+        ))
+    }
+
+    /// With `keep`, keeps the directory and says where it is.
+    fn kept(&self, mut dir: tempfile::TempDir) -> String {
+        if !self.keep {
+            return String::new();
+        }
+        dir.disable_cleanup(true);
+        format!("\n(files in {})", dir.path().display())
+    }
+
+    /// Runs a server that must refuse to start: waits for it to exit unsuccessfully and
+    /// returns its console output. An `Err` says what happened instead.
+    pub fn start_expect_failure(&self, conf: Conf) -> Result<String, String> {
+        let dir = self.prepare(&conf)?;
+        let dialect = self.install.dialect;
+        let config_path = dir.path().join("inspircd.conf");
+        let [irc, ws, wss, link] = free_ports::<4>();
+        let ports = Ports { irc, ws, wss, link };
+        fs::write(&config_path, render(dialect, &conf, dir.path(), ports))
+            .map_err(|e| format!("{}: {e}", config_path.display()))?;
+        let mut child = self.spawn(dir.path(), &config_path)?;
+        let stdout = dir.path().join("stdout.txt");
+        let deadline = Instant::now() + self.startup;
+        let st = poll_until(deadline, || {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(Ok(st));
+            }
+            if read_lossy(&stdout).contains(dialect.running_banner()) {
+                return Some(Err(()));
+            }
+            None
+        });
+        let out = read_lossy(&stdout);
+        match st {
+            Some(Ok(st)) if !st.success() => Ok(out),
+            Some(Ok(_)) => Err(format!(
+                "inspircd exited successfully but should have refused the config; output:\n{out}"
+            )),
+            Some(Err(())) => {
+                self.end(&mut child);
+                Err(format!(
+                    "inspircd started although the config must be refused; output:\n{out}"
+                ))
+            }
+            None => {
+                self.end(&mut child);
+                Err(format!(
+                    "inspircd neither exited nor started within {:?}; output:\n{out}",
+                    self.startup
+                ))
+            }
+        }
+    }
+}
+
+/// A private module directory: a link to each stock module, `m_websocket.so` the one
+/// under test (the stock one unless another is given).
+fn make_module_dir(install: &Install, dir: &Path, module: Option<&WsModule>) -> Result<(), String> {
+    let mdir = dir.join("modules");
+    fs::create_dir_all(&mdir).map_err(|e| format!("{}: {e}", mdir.display()))?;
+    let entries = fs::read_dir(&install.modules)
+        .map_err(|e| format!("{}: {e}", install.modules.display()))?;
+    for e in entries {
+        let e = e.map_err(|e| e.to_string())?;
+        if e.file_name() == "m_websocket.so" {
+            continue;
+        }
+        std::os::unix::fs::symlink(e.path(), mdir.join(e.file_name()))
+            .map_err(|e| e.to_string())?;
+    }
+    let websocket = match module {
+        Some(WsModule::File(p)) => p.clone(),
+        Some(WsModule::Stock) | None => install.stock_websocket(),
+    };
+    std::os::unix::fs::symlink(&websocket, mdir.join("m_websocket.so"))
+        .map_err(|e| format!("link {}: {e}", websocket.display()))
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1: `dir/cert.pem`, `dir/key.pem`.
+fn make_tls_files(dir: &Path) -> Result<(), String> {
+    let out = Command::new("/usr/bin/openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .map_err(|e| format!("run openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// A running server; stopped by its PID (as its [`Launcher`] says) when dropped.
+pub struct Server {
+    /// What the configuration file says now.
+    pub conf: Conf,
+    pub pid: i32,
+    pub irc_port: u16,
+    /// The WebSocket port (bound when a websocket module is loaded).
+    pub ws_port: u16,
+    /// The TLS WebSocket port (bound with [`Conf::tls`]).
+    pub wss_port: u16,
+    /// The `type="servers"` port (bound when the server is linked).
+    pub link_port: u16,
+    pub config_path: PathBuf,
+    /// Keep the directory after the run.
+    pub keep: bool,
+    dir: tempfile::TempDir,
+    child: Child,
+    exit: Option<ExitStatus>,
+    dialect: Dialect,
+    stop: Stop,
+}
+
+impl Server {
+    /// The run's directory (configuration, console output, log, module directory).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The TLS listener's certificate (with [`Conf::tls`]).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir().join("cert.pem")
+    }
+
+    /// Console output (stdout and stderr) so far.
+    pub fn output(&self) -> String {
+        read_lossy(&self.dir().join("stdout.txt"))
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        read_lossy(&self.dir().join("ircd.log"))
+    }
+
+    /// The log lines that satisfy `pred`.
+    pub fn log_lines(&self, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| pred(l))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits at most `limit` for a log line that satisfies `pred`; returns it, or says
+    /// what was awaited (`what`) with the log's tail.
+    pub fn wait_log(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        poll_until(deadline, || {
+            self.log().lines().find(|l| pred(l)).map(str::to_string)
+        })
+        .ok_or_else(|| {
+            format!(
+                "timed out waiting for a log line: {what}\nlog tail:\n{}",
+                tail(&self.log(), 40)
+            )
+        })
+    }
+
+    /// Rewrites the configuration file (same ports) for a REHASH.
+    pub fn rewrite_config(&mut self, conf: Conf) {
+        let ports = Ports {
+            irc: self.irc_port,
+            ws: self.ws_port,
+            wss: self.wss_port,
+            link: self.link_port,
+        };
+        fs::write(
+            &self.config_path,
+            render(self.dialect, &conf, self.dir(), ports),
+        )
+        .expect("rewrite the configuration");
+        self.conf = conf;
+    }
+
+    /// The process, for /proc readings.
+    pub fn proc(&self) -> Proc {
+        Proc(self.pid)
+    }
+
+    /// True while the process runs (its exit status is kept once it has ended).
+    pub fn is_alive(&mut self) -> bool {
+        if self.exit.is_some() {
+            return false;
+        }
+        match self.child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(st)) => {
+                self.exit = Some(st);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The exit status, once the process has ended and been seen to.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.exit
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; the exit status.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = terminate(&mut self.child, grace);
+        }
+        self.exit
+    }
+
+    /// Waits at most `limit` for the server to exit on its own (after DIE, say).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        poll_until(deadline, || (!self.is_alive()).then_some(()))?;
+        self.exit
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            self.stop.apply(&mut self.child);
+        }
+        self.dir.disable_cleanup(self.keep);
+    }
+}

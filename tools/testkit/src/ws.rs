@@ -1,0 +1,231 @@
+//! The client side of RFC 6455, written by hand (independently of the module's own
+//! codec): masked client frames out, server frames in, and upgrade requests.
+
+/// Opcodes (RFC 6455 5.2).
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xa;
+
+/// The masking key of the clients that do not choose one per frame.
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// The key from RFC 6455 section 1.3 and its accept value.
+pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub const SAMPLE_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// A browser-like upgrade request (Origin `https://chat.example.com`, Host
+/// `irc.example.com`, [`SAMPLE_KEY`]), as the core's unit tests and the counting
+/// allocator test feed it to a connection.
+pub const CHAT_EXAMPLE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: irc.example.com\r\n\
+Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n\r\n";
+
+/// Appends a client frame to `out`: `first_byte` (FIN, RSV and opcode) as given, the
+/// shortest length encoding, the payload masked with `mask`, or unmasked with `None`
+/// (a protocol violation a test may want).
+pub fn encode_frame_into(out: &mut Vec<u8>, first_byte: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+    out.reserve(payload.len() + 14);
+    out.push(first_byte);
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n <= 125 => out.push(mask_bit | n as u8),
+        n if n <= 0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(m) => {
+            out.extend_from_slice(&m);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+}
+
+/// A client frame from its first byte (FIN, RSV and opcode as given); see
+/// [`encode_frame_into`].
+pub fn encode_frame_byte(first_byte: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame_into(&mut out, first_byte, payload, mask);
+    out
+}
+
+/// A client frame: FIN if `fin`, no RSV bits, `opcode`; see [`encode_frame_into`].
+pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    encode_frame_byte(first_byte(fin, opcode), payload, mask)
+}
+
+/// The first byte of a frame without RSV bits.
+pub fn first_byte(fin: bool, opcode: u8) -> u8 {
+    (if fin { 0x80 } else { 0 }) | (opcode & 0x0f)
+}
+
+/// A close frame's payload: the code, then the reason.
+pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason.as_bytes());
+    p
+}
+
+/// A frame header as it arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    /// The masking key, if the frame was masked (a server must not mask).
+    pub mask: Option<[u8; 4]>,
+    /// Bytes of the header, the masking key included.
+    pub len: usize,
+    pub payload_len: u64,
+}
+
+impl Header {
+    /// Header and payload, or `None` when that overflows `usize`.
+    pub fn frame_len(&self) -> Option<usize> {
+        self.len
+            .checked_add(usize::try_from(self.payload_len).ok()?)
+    }
+}
+
+/// Decodes the frame header at the front of `b`; `None` while it is incomplete.
+pub fn parse_header(b: &[u8]) -> Option<Header> {
+    if b.len() < 2 {
+        return None;
+    }
+    let mut payload_len = (b[1] & 0x7f) as u64;
+    let mut len = 2;
+    if payload_len == 126 {
+        payload_len = u16::from_be_bytes(b.get(2..4)?.try_into().unwrap()) as u64;
+        len = 4;
+    } else if payload_len == 127 {
+        payload_len = u64::from_be_bytes(b.get(2..10)?.try_into().unwrap());
+        len = 10;
+    }
+    let mask = if b[1] & 0x80 != 0 {
+        let key: [u8; 4] = b.get(len..len + 4)?.try_into().unwrap();
+        len += 4;
+        Some(key)
+    } else {
+        None
+    };
+    Some(Header {
+        fin: b[0] & 0x80 != 0,
+        rsv: (b[0] >> 4) & 0x7,
+        opcode: b[0] & 0x0f,
+        mask,
+        len,
+        payload_len,
+    })
+}
+
+/// One frame as the server sent it (a masked one unmasked, `masked` telling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// The code of a close frame (`None` without one). Panics on any other frame.
+    pub fn close_code(&self) -> Option<u16> {
+        assert_eq!(self.opcode, OP_CLOSE, "not a close frame: {self:?}");
+        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+
+    /// The reason of a close frame, lossily decoded.
+    pub fn close_reason(&self) -> String {
+        String::from_utf8_lossy(self.payload.get(2..).unwrap_or_default()).into_owned()
+    }
+
+    /// A text or binary frame.
+    pub fn is_data(&self) -> bool {
+        self.opcode == OP_TEXT || self.opcode == OP_BINARY
+    }
+}
+
+/// Decodes one frame from the front of `b`: `Some((frame, bytes used))`, `None` while
+/// it is incomplete.
+pub fn parse_frame(b: &[u8]) -> Option<(Frame, usize)> {
+    let h = parse_header(b)?;
+    let end = h.frame_len()?;
+    let mut payload = b.get(h.len..end)?.to_vec();
+    if let Some(key) = h.mask {
+        for (i, x) in payload.iter_mut().enumerate() {
+            *x ^= key[i % 4];
+        }
+    }
+    let frame = Frame {
+        fin: h.fin,
+        rsv: h.rsv,
+        opcode: h.opcode,
+        masked: h.mask.is_some(),
+        payload,
+    };
+    Some((frame, end))
+}
+
+/// An upgrade request for `/`: Host, Upgrade, Connection, [`SAMPLE_KEY`], version 13,
+/// Origin, then the `extra` header lines ("Name: value") in order.
+pub fn upgrade_request(host: &str, origin: &str, extra: &[&str]) -> Vec<u8> {
+    let mut s = format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n"
+    );
+    for h in extra {
+        s.push_str(h);
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    s.into_bytes()
+}
+
+/// Where `needle` first stands in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_at_every_length_encoding() {
+        for len in [0, 1, 125, 126, 0xffff, 0x10000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            for mask in [None, Some(MASK)] {
+                let bytes = encode_frame(len % 2 == 0, OP_BINARY, &payload, mask);
+                let (f, used) = parse_frame(&bytes).expect("a whole frame");
+                assert_eq!(used, bytes.len());
+                assert_eq!(f.payload, payload);
+                assert_eq!((f.fin, f.rsv, f.opcode), (len % 2 == 0, 0, OP_BINARY));
+                assert_eq!(f.masked, mask.is_some());
+                assert!(parse_frame(&bytes[..bytes.len() - 1]).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn the_rfc_examples() {
+        // RFC 6455 5.7: a masked "Hello" from a client, an unmasked one from a server.
+        let masked = encode_frame(true, OP_TEXT, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+        assert_eq!(
+            masked,
+            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
+        let (f, _) = parse_frame(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]).unwrap();
+        assert_eq!(f.payload, b"Hello");
+        assert_eq!(encode_frame_byte(0xc1, b"", None), [0xc1, 0x00]);
+    }
+}
