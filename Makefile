@@ -1,12 +1,14 @@
-# m_websocket for InspIRCd 3: a Rust protocol core behind a thin C++ shim.
+# m_websocket for InspIRCd 3 and 4: a Rust protocol core behind a thin C++ shim.
 #
-#   make            build m_websocket.so
+#   make            build m_websocket.so (INSPIRCD=4: target/inspircd4/m_websocket.so,
+#                   for Debian 13's InspIRCd 4.7, unpacked under target/inspircd4 first)
 #   make install    install it (DESTDIR, MODULEDIR)
 #   make run        install missing Debian packages, build, start a real InspIRCd with
 #                   the module and an example configuration in the foreground
-#   make test       install missing Debian packages, build, run every test (cargo test,
-#                   the test kit's own tests, then the Autobahn conformance suite without
-#                   compression groups)
+#   make test       install missing Debian packages, build for both servers, run every
+#                   test (cargo test with InspIRCd 3, the integration suite again with
+#                   InspIRCd 4, the test kit's own tests, then the Autobahn conformance
+#                   suite without compression groups)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
 #                   one vs plain TCP in the same InspIRCd, in CPU seconds and then in
 #                   instructions under callgrind (about 10 minutes; 2 cores)
@@ -16,26 +18,51 @@
 #   make conformance-ci  the same without the compression groups 12-13 (--ci)
 #   make clean
 #
-# Packagers: INSPIRCD_INCLUDE_DIR points at the InspIRCd 3 headers (default
-# /usr/include/inspircd); MODULEDIR defaults to the INSPIRCD_MODULE_PATH those headers
-# were configured with.
+# Packagers: INSPIRCD_INCLUDE_DIR points at the InspIRCd 3 or 4 headers (default
+# /usr/include/inspircd; their config.h says which); for InspIRCd 4 also
+# INSPIRCD_FMT_DIR at the {fmt} headers of the same InspIRCd source (vendor/fmt).
+# MODULEDIR defaults to the INSPIRCD_MODULE_PATH those headers were configured with. A
+# module is built per InspIRCd minor version (the ABI number comes from the headers).
+#
+# INSPIRCD=4 builds, runs and tests with Debian 13's InspIRCd 4.7 unpacked under
+# target/inspircd4 by tools/inspircd4/fetch.sh (needs mmdebstrap), without touching the
+# host's packages; its build has its own cargo target directory.
 
+INSPIRCD ?= 3
+INSPIRCD4_DIR := $(CURDIR)/target/inspircd4
+INSPIRCD4_READY := $(INSPIRCD4_DIR)/ready
+ifeq ($(INSPIRCD),4)
+INSPIRCD_INCLUDE_DIR ?= $(INSPIRCD4_DIR)/root/usr/include/inspircd
+INSPIRCD_FMT_DIR ?= $(INSPIRCD4_DIR)/fmt
+CARGO_TARGET_DIR ?= $(INSPIRCD4_DIR)/build
+MODULE := target/inspircd4/m_websocket.so
+SYMBOLS_MODULE := target/inspircd4/m_websocket-symbols.so
+SERVER_READY := $(INSPIRCD4_READY)
+else ifeq ($(INSPIRCD),3)
 INSPIRCD_INCLUDE_DIR ?= /usr/include/inspircd
-export INSPIRCD_INCLUDE_DIR
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+MODULE := m_websocket.so
+# For valgrind (make stress, make memprofile): not stripped, so that stacks are named.
+SYMBOLS_MODULE := target/m_websocket-symbols.so
+SERVER_READY :=
+else
+$(error INSPIRCD=$(INSPIRCD): say INSPIRCD=3 or INSPIRCD=4)
+endif
+export INSPIRCD_INCLUDE_DIR INSPIRCD_FMT_DIR CARGO_TARGET_DIR
 MODULEDIR ?= $(shell sed -n 's/^\#define INSPIRCD_MODULE_PATH "\(.*\)"/\1/p' $(INSPIRCD_INCLUDE_DIR)/config.h 2>/dev/null)
 DESTDIR ?=
 CARGO ?= cargo
 CXX ?= g++
 INSTALL ?= install
 
-MODULE := m_websocket.so
-STATICLIB := target/release/libinspircd_websocket.a
+STATICLIB := $(CARGO_TARGET_DIR)/release/libinspircd_websocket.a
 # The system libraries the Rust standard library needs (cargo --print native-static-libs).
 SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 # Debian packages the build and the tests need (chromium and firefox-esr: the browser
-# tests; nginx and haproxy: tests/it/deployment.rs runs the module behind both).
-DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx haproxy
+# tests; nginx and haproxy: tests/it/deployment.rs runs the module behind both;
+# mmdebstrap: Debian 13's InspIRCd 4 for INSPIRCD=4 and make test).
+DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx haproxy mmdebstrap
 
 RUN_IRC_PORT ?= 6667
 RUN_WS_PORT ?= 8080
@@ -45,8 +72,12 @@ RUN_PAGE_PORT ?= 8000
 
 all: $(MODULE)
 
-$(STATICLIB): FORCE
+$(STATICLIB): FORCE $(SERVER_READY)
 	$(CARGO) build --release --lib
+
+# Debian 13's InspIRCd 4.7: server, headers and {fmt}, fetched once.
+$(INSPIRCD4_READY):
+	tools/inspircd4/fetch.sh $(INSPIRCD4_DIR)
 
 # Only the three symbols InspIRCd looks up are exported (cpp/exports.map).
 LINK_MODULE = $(CXX) -shared -Wl,-u,inspircd_module_init $(STATICLIB) \
@@ -55,16 +86,13 @@ LINK_MODULE = $(CXX) -shared -Wl,-u,inspircd_module_init $(STATICLIB) \
 $(MODULE): $(STATICLIB) cpp/exports.map
 	$(LINK_MODULE) -s -o $@
 
-# For valgrind (make stress, make memprofile): the same, not stripped, so that stacks
-# are named.
-SYMBOLS_MODULE := target/m_websocket-symbols.so
 $(SYMBOLS_MODULE): $(STATICLIB) cpp/exports.map
 	$(LINK_MODULE) -o $@
 
 install: $(MODULE)
 	@test -n "$(MODULEDIR)" || { echo "MODULEDIR is unknown: set MODULEDIR=/path/to/inspircd/modules" >&2; exit 1; }
 	$(INSTALL) -d $(DESTDIR)$(MODULEDIR)
-	$(INSTALL) -m 0644 $(MODULE) $(DESTDIR)$(MODULEDIR)/$(MODULE)
+	$(INSTALL) -m 0644 $(MODULE) $(DESTDIR)$(MODULEDIR)/m_websocket.so
 
 # Installs the Debian packages when missing (as root), or says how.
 packages:

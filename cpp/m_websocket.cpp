@@ -1,7 +1,8 @@
 /*
- * m_websocket: WebSocket (RFC 6455) client connections for InspIRCd 3.
+ * m_websocket: WebSocket (RFC 6455) client connections for InspIRCd 3 and 4.
  *
- * Glue between InspIRCd and the Rust protocol core; see include/m_websocket.h.
+ * Glue between InspIRCd and the Rust protocol core; see include/m_websocket.h. What
+ * differs between the two InspIRCd versions is in include/compat.h.
  */
 
 #include "m_websocket.h"
@@ -50,7 +51,7 @@ namespace
 	bool WithAddress(irc::sockets::sockaddrs& sa, const rust::Vec<uint8_t>& address)
 	{
 		const in_port_t port = htons(sa.port());
-		memset(&sa, 0, sizeof(sa));
+		sa = irc::sockets::sockaddrs();
 		if (address.size() == sizeof(sa.in4.sin_addr))
 		{
 			sa.in4.sin_family = AF_INET;
@@ -100,7 +101,7 @@ class LingeringClose : public EventHandler
 	 */
 	bool ReadAvailable()
 	{
-		char* const buffer = ServerInstance->GetReadBuffer();
+		char* const buffer = &*ServerInstance->GetReadBuffer();
 		const size_t size = ServerInstance->Config->NetBufferSize;
 		for (;;)
 		{
@@ -120,17 +121,17 @@ class LingeringClose : public EventHandler
 		return session->linger_expired(NowMs());
 	}
 
-	void OnEventHandlerRead() CXX11_OVERRIDE
+	void OnEventHandlerRead() override
 	{
 		if (ReadAvailable())
 			provider->EndLinger(this);
 	}
 
-	void OnEventHandlerWrite() CXX11_OVERRIDE
+	void OnEventHandlerWrite() override
 	{
 	}
 
-	void OnEventHandlerError(int errornum) CXX11_OVERRIDE
+	void OnEventHandlerError(int errornum) override
 	{
 		provider->EndLinger(this);
 	}
@@ -140,18 +141,25 @@ WebSocketHookProvider::WebSocketHookProvider(Module* mod)
 	: IOHookProvider(mod, "websocket", IOHookProvider::IOH_UNKNOWN, true)
 	, module(new_module())
 	, webircevprov(mod, "event/webirc")
-	, origin("websocket-origin", ExtensionItem::EXT_USER, mod)
-	, realhost("websocket-realhost", ExtensionItem::EXT_USER, mod)
-	, realip("websocket-realip", ExtensionItem::EXT_USER, mod)
+	, origin(mod, "websocket-origin")
+	, realhost(mod, "websocket-realhost")
+	, realip(mod, "websocket-realip")
 {
 }
 
-void WebSocketHookProvider::OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* client, irc::sockets::sockaddrs* server)
+#if WSGATE_INSPIRCD4
+void WebSocketHookProvider::OnAccept(StreamSocket* sock, const irc::sockets::sockaddrs& client, const irc::sockets::sockaddrs& server)
+#else
+void WebSocketHookProvider::OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* clientptr, irc::sockets::sockaddrs* server)
+#endif
 {
+#if !WSGATE_INSPIRCD4
+	const irc::sockets::sockaddrs& client = *clientptr;
+#endif
 	const SocketKind kind = sock->type == StreamSocket::SS_USER ? SocketKind::User : SocketKind::Server;
 	try
 	{
-		new WebSocketHook(this, sock, module->new_session(AddressBytes(*client), kind));
+		new WebSocketHook(compat::Self(this), sock, module->new_session(AddressBytes(client), kind));
 	}
 	catch (const rust::Error& error)
 	{
@@ -239,18 +247,20 @@ void WebSocketHookProvider::FinishLingering()
 	lingering.clear();
 }
 
-WebSocketHook::WebSocketHook(IOHookProvider* prov, StreamSocket* sock, rust::Box<WsSession> newsession)
+WebSocketHook::WebSocketHook(const compat::ProviderRef& prov, StreamSocket* sock, rust::Box<WsSession> newsession)
 	: IOHookMiddle(prov)
 	, session(std::move(newsession))
+#if WSGATE_INSPIRCD4
+	, socket(sock)
+#endif
 {
 	sock->AddIOHook(this);
 }
 
 void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason)
 {
-	ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "Closing connection from %s: %s",
-		sock->type == StreamSocket::SS_USER ? static_cast<UserIOHandler*>(sock)->user->GetFullRealHost().c_str() : "server link",
-		reason.c_str());
+	const std::string from = sock->type == StreamSocket::SS_USER ? compat::RealMask(static_cast<UserIOHandler*>(sock)->user) : "server link";
+	compat::Log("Closing connection from " + from + ": " + reason);
 	sock->DoWrite();
 	sock->SetError(reason);
 }
@@ -263,9 +273,9 @@ bool WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
 	WebSocketHookProvider* const provider = Provider();
 	LocalUser* const user = static_cast<UserIOHandler*>(sock)->user;
 	if (upgrade.has_origin)
-		provider->origin.set(user, ToStd(upgrade.origin));
+		provider->origin.Set(user, ToStd(upgrade.origin));
 	if (!upgrade.proxy_warning.empty())
-		ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "WARNING: %s", ToStd(upgrade.proxy_warning).c_str());
+		compat::Log("WARNING: " + ToStd(upgrade.proxy_warning));
 	if (upgrade.real_ip.empty())
 		return true;
 
@@ -273,16 +283,19 @@ bool WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
 	if (!WithAddress(realsa, upgrade.real_ip) || realsa == user->client_sa)
 		return true;
 
-	ServerInstance->Logs->Log(MODNAME, LOG_DEBUG, "Real address of %s from a trusted proxy: %s",
-		user->GetIPString().c_str(), realsa.addr().c_str());
-	provider->realhost.set(user, user->GetRealHost());
-	provider->realip.set(user, user->GetIPString());
+	compat::Debug("Real address of " + compat::Address(user) + " from a trusted proxy: " + realsa.addr());
+	provider->realhost.Set(user, user->GetRealHost());
+	provider->realip.Set(user, compat::Address(user));
+#if WSGATE_INSPIRCD4
+	provider->webircevprov.Call(&WebIRC::EventListener::OnWebIRCAuth, user, nullptr);
+#else
 	FOREACH_MOD_CUSTOM(provider->webircevprov, WebIRC::EventListener, OnWebIRCAuth, (user, NULL));
-	user->SetClientIP(realsa);
+#endif
+	compat::ChangeAddress(user, realsa);
 	return !user->quitting;
 }
 
-int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq)
+compat::IOResult WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq)
 {
 	std::string& recvq = GetRecvQ();
 	if (recvq.empty())
@@ -299,6 +312,12 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 		std::string().swap(recvq);
 	}
 	const bool replied = provider->QueueOutput(GetSendQ());
+#if WSGATE_INSPIRCD4
+	// The server's ping timer wants to hear from the client between two of its pings:
+	// any frame will do.
+	if (result.heard && sock->type == StreamSocket::SS_USER)
+		static_cast<UserIOHandler*>(sock)->user->lastping = 1;
+#endif
 
 	// Before the lines run (even those that came with a close), so that they run
 	// with the user's real address.
@@ -324,7 +343,7 @@ int WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq
 	return result.action == ReadAction::Deliver ? 1 : 0;
 }
 
-int WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq)
+compat::IOResult WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq)
 {
 	StreamSocket::SendQueue& mysendq = GetSendQ();
 	WebSocketHookProvider* const provider = Provider();
@@ -347,6 +366,19 @@ void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 		Provider()->Linger(sock, session);
 }
 
+#if WSGATE_INSPIRCD4
+bool WebSocketHook::Ping()
+{
+	WebSocketHookProvider* const provider = Provider();
+	if (!session->server_ping(provider->output))
+		return false;
+	// Unlike the stock module's, written at once rather than with the next lines.
+	provider->QueueOutput(GetSendQ());
+	SocketEngine::ChangeEventMask(socket, FD_ADD_TRIAL_WRITE);
+	return true;
+}
+#endif
+
 void WebSocketHook::RequestClose(ServerClose why, const std::string& quitmessage)
 {
 	session->request_close(why, Bytes(quitmessage));
@@ -359,16 +391,18 @@ void WebSocketHook::Keepalive(LocalUser* user)
 		user->eh.DoWrite();
 	if (!reason.empty())
 	{
-		ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "Closing connection from %s: %s",
-			user->GetFullRealHost().c_str(), ToStd(reason).c_str());
-		ServerInstance->Users->QuitUser(user, ToStd(reason));
+		compat::Log("Closing connection from " + compat::RealMask(user) + ": " + ToStd(reason));
+		compat::Users().QuitUser(user, ToStd(reason));
 	}
 }
 
 }
 
-/** The STATS letter for the module's counters; no stock InspIRCd 3 module uses it. */
+/** The STATS letter for the module's counters; no stock InspIRCd 3 or 4 module uses it. */
 static const char STATS_LETTER = 'W';
+
+/** What MODULES and the module list show. */
+static const char DESCRIPTION[] = "Provides WebSocket (RFC 6455) client connections; a drop-in replacement for the stock websocket module with a Rust protocol core";
 
 /** Once a second: polls every WebSocket user's keepalive and the lingering sockets'
  * timeouts; the core decides.
@@ -386,10 +420,14 @@ class KeepaliveTimer : public Timer
 	{
 	}
 
-	bool Tick(time_t now) CXX11_OVERRIDE
+#if WSGATE_INSPIRCD4
+	bool Tick() override
+#else
+	bool Tick(time_t) override
+#endif
 	{
 		hookprov.ExpireLingering();
-		const UserManager::LocalList& users = ServerInstance->Users->GetLocalUsers();
+		const UserManager::LocalList& users = compat::Users().GetLocalUsers();
 		for (UserManager::LocalList::const_iterator i = users.begin(); i != users.end(); )
 		{
 			// Quitting a user removes it from the list: step first.
@@ -409,7 +447,7 @@ class ModuleWebSocket
 	, public Stats::EventListener
 	, public Whois::EventListener
 {
-	reference<wsgate::WebSocketHookProvider> hookprov;
+	compat::ProviderHandle<wsgate::WebSocketHookProvider> hookprov;
 
 	KeepaliveTimer keepalive;
 
@@ -421,48 +459,58 @@ class ModuleWebSocket
 		return static_cast<wsgate::WebSocketHook*>(luser->eh.GetModHook(this));
 	}
 
-	static void AddTagItems(wsgate::ConfigBuilder& builder, ConfigTag* tag)
+	static void AddTagItems(wsgate::ConfigBuilder& builder, const compat::Tag& tag)
 	{
-		const ConfigItems& items = tag->getItems();
-		for (ConfigItems::const_iterator i = items.begin(); i != items.end(); ++i)
-			builder.add_item(Bytes(i->first), Bytes(i->second));
+		for (const auto& [key, value] : compat::Items(tag))
+			builder.add_item(Bytes(key), Bytes(value));
 	}
 
  public:
 	ModuleWebSocket()
+#if WSGATE_INSPIRCD4
+		: Module(VF_NONE, DESCRIPTION)
+		, Stats::EventListener(this)
+#else
 		: Stats::EventListener(this)
+#endif
 		, Whois::EventListener(this)
-		, hookprov(new wsgate::WebSocketHookProvider(this))
+		, hookprov(compat::NewProvider<wsgate::WebSocketHookProvider>(this))
 		, keepalive(this, *hookprov)
 	{
 	}
 
-	CullResult cull() CXX11_OVERRIDE
+#if WSGATE_INSPIRCD4
+	Cullable::Result Cull() override
+#else
+	CullResult cull() override
+#endif
 	{
 		// Unloading: no socket may outlive the module's code.
 		hookprov->FinishLingering();
+#if WSGATE_INSPIRCD4
+		return Module::Cull();
+#else
 		return Module::cull();
+#endif
 	}
 
-	void init() CXX11_OVERRIDE
+	void init() override
 	{
 		ServerInstance->Timers.AddTimer(&keepalive);
 	}
 
-	void ReadConfig(ConfigStatus& status) CXX11_OVERRIDE
+	void ReadConfig(ConfigStatus& status) override
 	{
 		rust::Box<wsgate::ConfigBuilder> builder = wsgate::new_config_builder();
-
-
-		ConfigTagList origins = ServerInstance->Config->ConfTags("wsorigin");
-		for (ConfigIter i = origins.first; i != origins.second; ++i)
+		builder->set_server_version(WSGATE_INSPIRCD4 ? 4 : 3);
+		compat::ForEachTag("wsorigin", [&builder](const compat::Tag& tag)
 		{
-			builder->begin_origin_tag(Bytes(i->second->getTagLocation()));
-			AddTagItems(*builder, i->second);
-		}
+			builder->begin_origin_tag(Bytes(compat::Location(tag)));
+			AddTagItems(*builder, tag);
+		});
 
-		ConfigTag* tag = ServerInstance->Config->ConfValue("websocket");
-		builder->begin_websocket_tag(Bytes(tag->getTagLocation()));
+		const compat::Tag tag = ServerInstance->Config->ConfValue("websocket");
+		builder->begin_websocket_tag(Bytes(compat::Location(tag)));
 		AddTagItems(*builder, tag);
 
 		rust::Vec<rust::String> warnings;
@@ -473,20 +521,20 @@ class ModuleWebSocket
 		catch (const rust::Error& error)
 		{
 			// The old configuration stays in force.
-			throw ModuleException(error.what());
+			throw compat::Exception(this, error.what());
 		}
-		for (rust::Vec<rust::String>::iterator i = warnings.begin(); i != warnings.end(); ++i)
-			ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "WARNING: %s", ToStd(*i).c_str());
+		for (const rust::String& warning : warnings)
+			compat::Log("WARNING: " + ToStd(warning));
 	}
 
-	void OnUserQuit(User* user, const std::string& message, const std::string& oper_message) CXX11_OVERRIDE
+	void OnUserQuit(User* user, const std::string& message, const std::string& oper_message) override
 	{
 		wsgate::WebSocketHook* const hook = HookOf(user);
 		if (hook)
 			hook->RequestClose(wsgate::ServerClose::Quit, message);
 	}
 
-	void OnUserDisconnect(LocalUser* user) CXX11_OVERRIDE
+	void OnUserDisconnect(LocalUser* user) override
 	{
 		// Also reached by users quitting before registration (OnUserQuit is not).
 		wsgate::WebSocketHook* const hook = HookOf(user);
@@ -494,9 +542,9 @@ class ModuleWebSocket
 			hook->RequestClose(wsgate::ServerClose::Quit, "");
 	}
 
-	void OnCleanup(ExtensionItem::ExtensibleType type, Extensible* item) CXX11_OVERRIDE
+	void OnCleanup(compat::ExtensibleKind type, Extensible* item) override
 	{
-		if (type != ExtensionItem::EXT_USER)
+		if (type != compat::USER_EXTENSIBLE)
 			return;
 
 		User* const user = static_cast<User*>(item);
@@ -505,29 +553,28 @@ class ModuleWebSocket
 			return;
 
 		hook->RequestClose(wsgate::ServerClose::Unload, "");
-		ServerInstance->Users->QuitUser(user, ToStd(wsgate::unload_quit_message()));
+		compat::Users().QuitUser(user, ToStd(wsgate::unload_quit_message()));
 	}
 
-	ModResult OnStats(Stats::Context& stats) CXX11_OVERRIDE
+	ModResult OnStats(Stats::Context& stats) override
 	{
 		if (stats.GetSymbol() != STATS_LETTER)
 			return MOD_RES_PASSTHRU;
 
-		const rust::Vec<rust::String> lines = hookprov->module->stats();
-		for (rust::Vec<rust::String>::const_iterator i = lines.begin(); i != lines.end(); ++i)
-			stats.AddRow(RPL_STATS, ToStd(*i));
+		for (const rust::String& line : hookprov->module->stats())
+			stats.AddRow(RPL_STATS, ToStd(line));
 		return MOD_RES_DENY;
 	}
 
-	void OnWhois(Whois::Context& whois) CXX11_OVERRIDE
+	void OnWhois(Whois::Context& whois) override
 	{
 		if (!whois.GetSource()->HasPrivPermission("users/auspex"))
 			return;
 
 		User* const target = whois.GetTarget();
-		const std::string* const origin = hookprov->origin.get(target);
-		const std::string* realhost = hookprov->realhost.get(target);
-		const std::string* realip = hookprov->realip.get(target);
+		const std::string* const origin = hookprov->origin.Get(target);
+		const std::string* const realhost = hookprov->realhost.Get(target);
+		const std::string* const realip = hookprov->realip.Get(target);
 		// Users on other servers are known by the synced items alone (as in InspIRCd
 		// 4); local ones also by their hook (a native client, not proxied, has no item).
 		if (!origin && !realhost && !realip && !HookOf(target))
@@ -540,10 +587,12 @@ class ModuleWebSocket
 		whois.SendLine(RPL_WHOISGATEWAY, ToStd(line.host), ToStd(line.ip), ToStd(line.text));
 	}
 
-	Version GetVersion() CXX11_OVERRIDE
+#if !WSGATE_INSPIRCD4
+	Version GetVersion() override
 	{
-		return Version("Provides WebSocket (RFC 6455) client connections; a drop-in replacement for the stock websocket module with a Rust protocol core");
+		return Version(DESCRIPTION);
 	}
+#endif
 };
 
 MODULE_INIT(ModuleWebSocket)

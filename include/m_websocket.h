@@ -1,15 +1,14 @@
 /*
- * m_websocket: WebSocket (RFC 6455) client connections for InspIRCd 3.
+ * m_websocket: WebSocket (RFC 6455) client connections for InspIRCd 3 and 4.
  *
  * The C++ side is glue: it reads configuration tags as raw strings, moves bytes between
- * InspIRCd's queues and a Rust session (src/ffi.rs), and acts on what the session
+ * InspIRCd's queues and a Rust session (src/ffi/), and acts on what the session
  * reports (set the real IP, close, log). It never parses.
  */
 
 #pragma once
 
-#include "inspircd.h"
-#include "iohook.h"
+#include "compat.h"
 
 #include "rust/cxx.h"
 #include "inspircd-websocket/src/ffi/mod.rs.h"
@@ -46,16 +45,20 @@ namespace wsgate
 		/** What other modules and linked servers see about WebSocket users: the synced
 		 * extension items of InspIRCd 4's stock module (WHOIS numeric 350 reads them).
 		 */
-		StringExtItem origin;
-		StringExtItem realhost;
-		StringExtItem realip;
+		compat::SyncedString origin;
+		compat::SyncedString realhost;
+		compat::SyncedString realip;
 
 		/** Sockets closed by the server that wait for the client's close frame. */
 		std::set<LingeringClose*> lingering;
 
 		WebSocketHookProvider(Module* mod);
-		void OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* client, irc::sockets::sockaddrs* server) CXX11_OVERRIDE;
-		void OnConnect(StreamSocket* sock) CXX11_OVERRIDE;
+#if WSGATE_INSPIRCD4
+		void OnAccept(StreamSocket* sock, const irc::sockets::sockaddrs& client, const irc::sockets::sockaddrs& server) override;
+#else
+		void OnAccept(StreamSocket* sock, irc::sockets::sockaddrs* client, irc::sockets::sockaddrs* server) override;
+#endif
+		void OnConnect(StreamSocket* sock) override;
 
 		/** Takes over a closing socket's file descriptor, so that StreamSocket::Close()
 		 * neither shuts it down nor closes it, and waits for the client's close frame.
@@ -79,9 +82,14 @@ namespace wsgate
 	{
 		rust::Box<WsSession> session;
 
+#if WSGATE_INSPIRCD4
+		/** The hooked socket, which Ping() must schedule a write on. */
+		StreamSocket* const socket;
+#endif
+
 		WebSocketHookProvider* Provider() const
 		{
-			return static_cast<WebSocketHookProvider*>(&*prov);
+			return static_cast<WebSocketHookProvider*>(compat::Raw(prov));
 		}
 
 		/** Logs the reason, writes what is queued, then fails the socket with it. */
@@ -94,11 +102,18 @@ namespace wsgate
 		bool OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade);
 
 	 public:
-		WebSocketHook(IOHookProvider* prov, StreamSocket* sock, rust::Box<WsSession> newsession);
+		WebSocketHook(const compat::ProviderRef& prov, StreamSocket* sock, rust::Box<WsSession> newsession);
 
-		int OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq) CXX11_OVERRIDE;
-		int OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq) CXX11_OVERRIDE;
-		void OnStreamSocketClose(StreamSocket* sock) CXX11_OVERRIDE;
+		compat::IOResult OnStreamSocketRead(StreamSocket* sock, std::string& destrecvq) override;
+		compat::IOResult OnStreamSocketWrite(StreamSocket* sock, StreamSocket::SendQueue& uppersendq) override;
+		void OnStreamSocketClose(StreamSocket* sock) override;
+
+#if WSGATE_INSPIRCD4
+		/** InspIRCd 4's ping timer (every `<connect pingfreq>`): a ping frame, written at
+		 * once, instead of an IRC PING (`nativeping`).
+		 */
+		bool Ping() override;
+#endif
 
 		/** Queues a close frame after the lines already queued (QUIT, unload). */
 		void RequestClose(ServerClose why, const std::string& quitmessage);

@@ -95,6 +95,11 @@ impl Connection {
         true
     }
 
+    /// [`Session::server_ping`].
+    pub fn server_ping(&mut self, out: &mut impl ByteSink) -> bool {
+        self.session.server_ping(out)
+    }
+
     /// [`Session::request_close`].
     pub fn request_close(&mut self, why: ServerClose, quit_message: &str) {
         self.session.request_close(why, quit_message);

@@ -72,6 +72,7 @@ fn config() -> Arc<Config> {
             items: vec![("allow".into(), "https://*.example.com".into())],
         }],
         websocket: None,
+        ..RawConfig::default()
     };
     Arc::new(Config::from_raw(&raw).expect("valid configuration"))
 }

@@ -23,8 +23,9 @@ pub enum Kind {
 }
 
 /// An InspIRCd major version, whose stock module defines the keys it knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ServerVersion {
+    #[default]
     V3,
     V4,
 }
@@ -50,6 +51,16 @@ pub struct Key {
     pub range: RangeInclusive<u64>,
     /// The versions whose configuration may have the key.
     pub servers: &'static [ServerVersion],
+}
+
+impl Key {
+    /// The default on `server`.
+    pub fn default_on(&self, server: ServerVersion) -> &'static str {
+        match server {
+            ServerVersion::V3 => self.default_v3,
+            ServerVersion::V4 => self.default_v4,
+        }
+    }
 }
 
 /// `<websocket>`'s tag name.

@@ -17,7 +17,7 @@ pub use error::ConfigError;
 
 use crate::origin::{is_permissive_pattern, OriginAllowList};
 use crate::proxy::{ProxyHeader, ProxyRanges};
-use keys::{WEBSOCKET, WEBSOCKET_KEYS, WSORIGIN, WSORIGIN_KEYS};
+use keys::{ServerVersion, WEBSOCKET, WEBSOCKET_KEYS, WSORIGIN, WSORIGIN_KEYS};
 use reader::TagReader;
 
 /// One configuration tag as the shim read it: every key/value pair, and where it is.
@@ -29,13 +29,14 @@ pub struct RawTag {
     pub items: Vec<(String, String)>,
 }
 
-/// All tags the module reads.
+/// All tags the module reads, and the server they were read on (whose defaults apply).
 #[derive(Clone, Debug, Default)]
 pub struct RawConfig {
     /// Every `<wsorigin>` tag in file order.
     pub origins: Vec<RawTag>,
     /// The first `<websocket>` tag, if any.
     pub websocket: Option<RawTag>,
+    pub server: ServerVersion,
 }
 
 /// What to do when the client requests no known subprotocol (`<websocket:defaultmode>`).
@@ -130,7 +131,8 @@ impl Default for Limits {
     /// The defaults of [`keys`].
     fn default() -> Limits {
         #[allow(clippy::expect_used)]
-        Limits::read(&TagReader::empty(WEBSOCKET)).expect("the key table's defaults are valid")
+        Limits::read(&TagReader::empty(WEBSOCKET, ServerVersion::V3))
+            .expect("the key table's defaults are valid")
     }
 }
 
@@ -164,8 +166,10 @@ impl Config {
         let mut warnings = Vec::new();
         let origins = read_origins(&raw.origins, &mut warnings)?;
         let reader = match &raw.websocket {
-            Some(tag) => TagReader::new(WEBSOCKET, tag, &WEBSOCKET_KEYS, &mut warnings)?,
-            None => TagReader::empty(WEBSOCKET),
+            Some(tag) => {
+                TagReader::new(WEBSOCKET, tag, &WEBSOCKET_KEYS, raw.server, &mut warnings)?
+            }
+            None => TagReader::empty(WEBSOCKET, raw.server),
         };
         let mut config = Config::read(origins, &reader, &mut warnings)?;
         config.warnings = warnings;
@@ -242,8 +246,12 @@ impl Config {
     /// default ([`keys`]).
     pub fn with_allow_list(origins: OriginAllowList) -> Config {
         #[allow(clippy::expect_used)]
-        Config::read(origins, &TagReader::empty(WEBSOCKET), &mut Vec::new())
-            .expect("the key table's defaults are valid")
+        Config::read(
+            origins,
+            &TagReader::empty(WEBSOCKET, ServerVersion::V3),
+            &mut Vec::new(),
+        )
+        .expect("the key table's defaults are valid")
     }
 }
 
@@ -257,7 +265,7 @@ fn read_origins(
     }
     let mut patterns = Vec::with_capacity(tags.len());
     for tag in tags {
-        let reader = TagReader::new(WSORIGIN, tag, &WSORIGIN_KEYS, warnings)?;
+        let reader = TagReader::new(WSORIGIN, tag, &WSORIGIN_KEYS, ServerVersion::V3, warnings)?;
         let allow = match reader.get(&keys::ALLOW) {
             Some(allow) if !allow.trim().is_empty() => allow,
             _ => {

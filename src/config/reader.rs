@@ -1,19 +1,20 @@
 //! Reading one tag's values through the key table.
 
 use super::error::ConfigError;
-use super::keys::{Key, Kind};
+use super::keys::{Key, Kind, ServerVersion};
 use super::values::{
     parse_bool, parse_duration, parse_size, range_text, BOOLEAN_VALUES, DURATION_SYNTAX,
 };
 use super::RawTag;
 
 /// The items of one tag with keys lower-cased, duplicates refused and unknown keys
-/// reported as warnings. A key the tag does not set reads as its default (InspIRCd
-/// 3's), through the same parser.
+/// reported as warnings. A key the tag does not set reads as its default on the server
+/// version the tag was read on, through the same parser.
 pub(super) struct TagReader<'a> {
     tag: &'static str,
     location: &'a str,
     items: Vec<(String, &'a str)>,
+    server: ServerVersion,
 }
 
 impl<'a> TagReader<'a> {
@@ -22,6 +23,7 @@ impl<'a> TagReader<'a> {
         tag: &'static str,
         raw: &'a RawTag,
         known: &[&Key],
+        server: ServerVersion,
         warnings: &mut Vec<String>,
     ) -> Result<TagReader<'a>, ConfigError> {
         let mut items: Vec<(String, &'a str)> = Vec::with_capacity(raw.items.len());
@@ -46,15 +48,17 @@ impl<'a> TagReader<'a> {
             tag,
             location: &raw.location,
             items,
+            server,
         })
     }
 
     /// A reader of a tag that sets nothing: every key reads as its default.
-    pub(super) fn empty(tag: &'static str) -> TagReader<'static> {
+    pub(super) fn empty(tag: &'static str, server: ServerVersion) -> TagReader<'static> {
         TagReader {
             tag,
             location: "(defaults)",
             items: Vec::new(),
+            server,
         }
     }
 
@@ -72,7 +76,7 @@ impl<'a> TagReader<'a> {
 
     /// The value as written, or the default.
     fn value(&self, key: &Key) -> &'a str {
-        self.get(key).unwrap_or(key.default_v3)
+        self.get(key).unwrap_or(key.default_on(self.server))
     }
 
     fn invalid_value(&self, key: &Key, value: &str, accepted: String) -> ConfigError {

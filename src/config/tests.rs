@@ -21,6 +21,7 @@ fn raw(websocket: Option<&[(&str, &str)]>) -> RawConfig {
     RawConfig {
         origins: vec![tag(ORIGIN_LOC, &[("allow", "https://*.example.com")])],
         websocket: websocket.map(|items| tag(LOC, items)),
+        ..RawConfig::default()
     }
 }
 
@@ -127,6 +128,7 @@ fn wsorigin_without_allow_is_an_error_naming_its_location() {
                 tag("/etc/inspircd/ws.conf:3", items),
             ],
             websocket: None,
+            ..RawConfig::default()
         };
         let message = Config::from_raw(&cfg).unwrap_err().to_string();
         assert_eq!(
@@ -144,6 +146,7 @@ fn several_wsorigin_tags_are_all_allowed() {
             tag(LOC, &[("ALLOW", "https://b.example")]),
         ],
         websocket: None,
+        ..RawConfig::default()
     };
     let c = Config::from_raw(&cfg).unwrap();
     assert!(c.origins.allows(b"https://a.example"));
@@ -160,6 +163,7 @@ fn permissive_origin_patterns_warn_with_location() {
             tag(LOC, &[("allow", "https://irc.example")]),
         ],
         websocket: None,
+        ..RawConfig::default()
     };
     let c = Config::from_raw(&cfg).unwrap();
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
@@ -179,6 +183,7 @@ fn unknown_wsorigin_key_warns() {
             &[("allow", "https://a.example"), ("deny", "x")],
         )],
         websocket: None,
+        ..RawConfig::default()
     };
     let c = Config::from_raw(&cfg).unwrap();
     assert_eq!(
@@ -667,4 +672,26 @@ fn the_docs_document_exactly_the_table_keys() {
         "modules.conf.example's <wsorigin> paragraph"
     );
     assert_eq!(ALLOW.tag, "wsorigin");
+}
+
+/// InspIRCd 4's stock module admits upgrades without an Origin by default; on 4 this
+/// module keeps that default, and InspIRCd 3's refusal on 3.
+#[test]
+fn defaults_follow_the_server_version() {
+    let on = |server, items: &[(&str, &str)]| {
+        Config::from_raw(&RawConfig {
+            server,
+            ..raw(Some(items))
+        })
+        .unwrap()
+        .allow_missing_origin
+    };
+    assert!(!on(ServerVersion::V3, &[]));
+    assert!(on(ServerVersion::V4, &[]));
+    assert!(!on(ServerVersion::V4, &[("allowmissingorigin", "no")]));
+    let without_tag = RawConfig {
+        server: ServerVersion::V4,
+        ..raw(None)
+    };
+    assert!(Config::from_raw(&without_tag).unwrap().allow_missing_origin);
 }

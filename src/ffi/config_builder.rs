@@ -1,5 +1,6 @@
 //! The raw `<wsorigin>` and `<websocket>` tags, as the shim reads them.
 
+use crate::config::keys::ServerVersion;
 use crate::config::{RawConfig, RawTag};
 
 /// Collects every key/value pair of the tags, with their locations, for
@@ -34,6 +35,14 @@ impl ConfigBuilder {
             items: Vec::new(),
         });
         self.filling_websocket = true;
+    }
+
+    pub(super) fn set_server_version(&mut self, major: u32) {
+        self.raw.server = if major >= 4 {
+            ServerVersion::V4
+        } else {
+            ServerVersion::V3
+        };
     }
 
     pub(super) fn add_item(&mut self, key: &[u8], value: &[u8]) {

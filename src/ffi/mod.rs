@@ -59,6 +59,9 @@ mod bridge {
     struct ReadResult {
         consumed: usize,
         action: ReadAction,
+        /// Frames came from the client after the upgrade: it is alive (InspIRCd 4's ping
+        /// timer counts that as the answer to its ping).
+        heard: bool,
         /// Set on the read that completed the handshake.
         upgrade: UpgradeResult,
         /// Why the connection closes (for the log and the quit message).
@@ -109,6 +112,8 @@ mod bridge {
         fn begin_websocket_tag(self: &mut ConfigBuilder, location: &[u8]);
         /// Adds a key/value pair to the tag begun last.
         fn add_item(self: &mut ConfigBuilder, key: &[u8], value: &[u8]);
+        /// The server's major version (3 or 4), whose defaults apply.
+        fn set_server_version(self: &mut ConfigBuilder, major: u32);
 
         /// The configuration in force and the counters.
         type WsModule;
@@ -137,6 +142,9 @@ mod bridge {
         /// One write round: `out` is replaced by the frames of the server's queued lines,
         /// then a requested close frame. False before the upgrade: the queue must wait.
         fn send(self: &mut WsSession, queue: &SendQueue, out: Pin<&mut CxxString>) -> bool;
+        /// InspIRCd 4's ping timer: writes a ping frame into `out` and returns true with
+        /// `nativeping`; false otherwise (the server then sends an IRC PING).
+        fn server_ping(self: &mut WsSession, out: Pin<&mut CxxString>) -> bool;
         /// Asks for a close frame after the lines already queued.
         fn request_close(self: &mut WsSession, why: ServerClose, quit_message: &[u8]);
         /// Called about once a second: may write a keepalive ping, or a close frame for

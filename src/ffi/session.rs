@@ -58,6 +58,7 @@ impl WsSession {
         let failed = ReadResult {
             consumed: input.len(),
             action: ReadAction::Close,
+            heard: false,
             upgrade: UpgradeResult::default(),
             reason: "WebSocket: internal error".to_owned(),
         };
@@ -66,6 +67,7 @@ impl WsSession {
             let report = connection.receive(input, now_ms, &mut lines, &mut out);
             ReadResult {
                 consumed: report.consumed,
+                heard: report.heard,
                 action: match (&report.ending, report.messages) {
                     (Some(_), 0) => ReadAction::Close,
                     (Some(_), _) => ReadAction::DeliverThenClose,
@@ -89,6 +91,11 @@ impl WsSession {
         self.guarded(true, |connection| {
             connection.send(elements, bytes, &mut out)
         })
+    }
+
+    pub(super) fn server_ping(&mut self, out: Pin<&mut CxxString>) -> bool {
+        let mut out = output::fresh(out);
+        self.guarded(false, |connection| connection.server_ping(&mut out))
     }
 
     pub(super) fn request_close(&mut self, why: ServerClose, quit_message: &[u8]) {

@@ -148,6 +148,8 @@ pub struct ReadReport {
     pub upgrade: Option<Upgrade>,
     /// Set when the connection must now be closed.
     pub ending: Option<Ending>,
+    /// Frames were read from the client on the open connection.
+    pub heard: bool,
 }
 
 /// One WebSocket connection.
@@ -280,6 +282,7 @@ impl Session {
         };
         let start = report.consumed;
         let rest = input.get_mut(start..).unwrap_or_default();
+        report.heard = !rest.is_empty();
         if !rest.is_empty() {
             if let Some(keepalive) = open.keepalive.as_mut() {
                 keepalive.heard(now_ms);
@@ -366,6 +369,23 @@ impl Session {
                 Some(Ending::Failed(error))
             }
         }
+    }
+
+    /// The server's own ping of the client (InspIRCd 4's ping timer, every `<connect
+    /// pingfreq>`): with `nativeping`, writes a ping frame and returns true, so that the
+    /// server sends no IRC PING; false otherwise (also before the upgrade).
+    pub fn server_ping(&mut self, out: &mut impl ByteSink) -> bool {
+        let State::Open(open) = &mut self.state else {
+            return false;
+        };
+        if !self.config.native_ping {
+            return false;
+        }
+        if let Some(keepalive) = open.keepalive.as_mut() {
+            keepalive.sent();
+        }
+        write_frame(OpCode::Ping, KEEPALIVE_PING_PAYLOAD, out);
+        true
     }
 
     /// Asks for a close frame (on QUIT or unload), with the quit message as its reason

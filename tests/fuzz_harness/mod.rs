@@ -138,6 +138,7 @@ fn configs() -> &'static [Arc<Config>; 4] {
         let raw = |websocket: Option<RawTag>| RawConfig {
             origins: origins.clone(),
             websocket,
+            ..RawConfig::default()
         };
         let build = |raw: RawConfig| Arc::new(Config::from_raw(&raw).expect("fuzz config"));
         [
