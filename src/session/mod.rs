@@ -282,7 +282,6 @@ impl Session {
         };
         let start = report.consumed;
         let rest = input.get_mut(start..).unwrap_or_default();
-        report.heard = !rest.is_empty();
         if !rest.is_empty() {
             if let Some(keepalive) = open.keepalive.as_mut() {
                 keepalive.heard(now_ms);
@@ -298,6 +297,9 @@ impl Session {
             }
         }
         report.messages = read.messages;
+        // Only bytes of frames count: a partial frame header left from an earlier call
+        // is not news.
+        report.heard = read.consumed > 0;
         report.consumed = start + read.consumed;
         if let Some(end) = read.end {
             report.ending = Some(match end {
