@@ -881,13 +881,13 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
     oper.oper();
 
     // What a client that knows both names offers. Ours picks the first (the IRCv3
-    // name); Debian's stock 3.15 knows only the second (the ircv3.net names came in
-    // 3.18), and Chromium fails a connection whose offered subprotocols the server
-    // ignores.
+    // name), as stock does on InspIRCd 4; Debian's stock 3.15 knows only the second
+    // (the ircv3.net names came in 3.18), and Chromium fails a connection whose offered
+    // subprotocols the server ignores.
     let offered = ["text.ircv3.net", "text.inspircd.org"];
-    let selected = match module {
-        Module::Ours => "text.ircv3.net",
-        Module::Stock => "text.inspircd.org",
+    let selected = match (module, dialect()) {
+        (Module::Stock, Dialect::V3) => "text.inspircd.org",
+        _ => "text.ircv3.net",
     };
     let users = [("q", "webq"), ("c", "webc"), ("u", "webu")];
     for (id, nick) in users {

@@ -165,6 +165,33 @@ fn startup_refused_bad_defaultmode(m: Module) {
 }
 both_modules!(startup_refused_bad_defaultmode);
 
+/// InspIRCd 4 takes a `const char*` exception or log text as a {fmt} format string,
+/// and a `{` in one aborted the server: a value with braces must come back as written,
+/// at startup and on a rehash (the server keeps running).
+fn braces_in_a_bad_value_are_reported_as_written(m: Module) {
+    const BRACES: &str = "{}{0}{:>9999999}";
+    refused(
+        m,
+        Conf::new(m).websocket(&format!(r#"defaultmode="{BRACES}""#)),
+        &["defaultmode", BRACES],
+    );
+
+    let mut server = Server::start(Conf::new(m));
+    let mut oper = server.irc("oper");
+    oper.oper();
+    server.rewrite_config(Conf::new(m).websocket(&format!(r#"defaultmode="{BRACES}""#)));
+    let lines = rehash(&mut oper);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("NOTICE") && l.contains(BRACES)),
+        "the oper was not told the value as written: {lines:?}"
+    );
+    server.assert_alive();
+    assert_eq!(origin_status(&server, ORIGIN), 101);
+}
+both_modules!(braces_in_a_bad_value_are_reported_as_written);
+
 /// Stock accepts any string as a range (it falls back to glob matching).
 #[test]
 fn startup_refused_bad_proxyranges_ours() {

@@ -715,8 +715,14 @@ fn idle_behind_nginx_stock() {
 // 6. Clone limits: checked at accept against the proxy's address
 // ---------------------------------------------------------------------------------------
 
-const CLONES_LOCAL: &str =
-    "No more connections allowed from your host via this connect class (local)";
+/// InspIRCd's quit message for a user over `<connect localmax>` (its own wording per
+/// version).
+fn clones_local() -> &'static str {
+    match dialect() {
+        Dialect::V3 => "No more connections allowed from your host via this connect class (local)",
+        Dialect::V4 => "No more local connections allowed from your host via this connect class.",
+    }
+}
 
 /// The documented configuration: a class for the proxy's own address before the class
 /// for everyone (whose limits then apply to each real address).
@@ -735,7 +741,8 @@ fn proxy_class_connect() -> String {
 /// proxy's connections look while their handshakes are still on the way, and waits until
 /// InspIRCd has accepted them.
 fn handshakes_in_flight(server: &Server, n: usize) -> Vec<TcpStream> {
-    let before = accepted_on_ws(server);
+    let needle = dialect().accepted_log(&format!("127.0.0.1:{}", server.ws_port));
+    let before = server.log_lines(|l| l.contains(&needle)).len();
     let conns: Vec<TcpStream> = (0..n)
         .map(|_| TcpStream::connect(("127.0.0.1", server.ws_port)).unwrap())
         .collect();
@@ -743,22 +750,9 @@ fn handshakes_in_flight(server: &Server, n: usize) -> Vec<TcpStream> {
         server,
         &format!("{n} more accepted connections on the WebSocket port"),
         before + n,
-        |l| {
-            l.contains(&format!(
-                "Accepting connection on socket 127.0.0.1:{} ",
-                server.ws_port
-            ))
-        },
+        |l| l.contains(&needle),
     );
     conns
-}
-
-fn accepted_on_ws(server: &Server) -> usize {
-    let needle = format!(
-        "Accepting connection on socket 127.0.0.1:{} ",
-        server.ws_port
-    );
-    server.log_lines(|l| l.contains(&needle)).len()
 }
 
 /// With the proxy class: ten bursts of 30 concurrent users from distinct addresses all
@@ -792,7 +786,7 @@ fn clone_limits_proxy_class(m: Module) {
     let _two = attempt_user_via(nginx.port, same, "same2").registered("second from one address");
     let third = attempt_user_via(nginx.port, same, "same3");
     third.assert_refused(&format!("the third user from {same} (localmax 2)"));
-    let line = wait_quit(&server, CLONES_LOCAL);
+    let line = wait_quit(&server, clones_local());
     eprintln!(
         "third user from one address: {line}; the client saw: {}",
         third.describe()
@@ -801,7 +795,7 @@ fn clone_limits_proxy_class(m: Module) {
         // This module sends the 101 before it applies the real address, so the client
         // gets InspIRCd's ERROR with the reason; stock's client gets nginx's 502.
         assert!(
-            third.text().contains(CLONES_LOCAL),
+            third.text().contains(clones_local()),
             "the client was not told the reason: {}",
             third.describe()
         );
@@ -825,7 +819,7 @@ fn clone_limits_without_proxy_class(m: Module) {
     let in_flight = handshakes_in_flight(&server, 2);
     let lost = attempt_user_via(nginx.port, ip(20), "lost");
     lost.assert_refused("a user while two handshakes are in flight through the proxy");
-    let line = wait_quit(&server, CLONES_LOCAL);
+    let line = wait_quit(&server, clones_local());
     eprintln!(
         "without the proxy class: {}; the client saw: {}",
         line,
@@ -833,7 +827,7 @@ fn clone_limits_without_proxy_class(m: Module) {
     );
     drop(in_flight);
     wait_log_count(&server, "the two idle connections' quits", 2, |l| {
-        l.contains("QuitUser:") && !l.contains(CLONES_LOCAL)
+        l.contains("QuitUser:") && !l.contains(clones_local())
     });
     attempt_user_via(nginx.port, ip(20), "back").registered("a user once nothing is in flight");
 }

@@ -105,8 +105,8 @@ fn nativeping_no_sends_no_keepalive_ping() {
     }
 }
 
-/// Native apps and bots send no Origin: refused by default (stock behaviour), accepted
-/// with `allowmissingorigin="yes"`.
+/// Native apps and bots send no Origin: accepted with `allowmissingorigin="yes"` (the
+/// default on InspIRCd 4, not on 3).
 #[test]
 fn allowmissingorigin_accepts_clients_without_origin() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"allowmissingorigin="yes""#));
@@ -115,13 +115,27 @@ fn allowmissingorigin_accepts_clients_without_origin() {
     client.register("bot");
 }
 
-#[test]
-fn missing_origin_is_still_refused_by_default() {
-    let server = Server::start(Conf::new(Module::Ours));
-    let request = upgrade_request_from(None);
-    let response = http_exchange(server.ws_port, &request);
-    assert_eq!(response.status, 400);
+/// Without `allowmissingorigin`, each server's stock default: InspIRCd 3's module
+/// always refused a request without Origin (400); InspIRCd 4's accepts it unless told
+/// `allowmissingorigin="no"`.
+fn missing_origin_follows_the_servers_default(m: Module) {
+    let server = Server::start(Conf::new(m));
+    let response = http_exchange(server.ws_port, &upgrade_request_from(None));
+    let expected = match dialect() {
+        Dialect::V3 => 400,
+        Dialect::V4 => 101,
+    };
+    assert_eq!(response.status, expected, "{response:?}");
 }
+both_modules!(missing_origin_follows_the_servers_default);
+
+/// `allowmissingorigin="no"` refuses it on every server.
+fn allowmissingorigin_no_refuses_clients_without_origin(m: Module) {
+    let server = Server::start(Conf::new(m).websocket(r#"allowmissingorigin="no""#));
+    let response = http_exchange(server.ws_port, &upgrade_request_from(None));
+    assert_eq!(response.status, 400, "{response:?}");
+}
+both_modules!(allowmissingorigin_no_refuses_clients_without_origin);
 
 #[test]
 fn whois_shows_opers_the_websocket_origin() {
@@ -291,7 +305,7 @@ fn quit_and_close_frame_in_one_write_keep_the_quit_message() {
 /// WHOIS 350 comes from the synced extension items (InspIRCd 4's names
 /// `websocket-origin`, `websocket-realhost`, `websocket-realip`), so an oper on either
 /// of two linked servers sees it for a proxied WebSocket user of one of them. The stock
-/// InspIRCd 3 module shows no 350 at all.
+/// InspIRCd 3 module shows no 350 at all; stock 4's does, as ours.
 fn whois_across_linked_servers(m: Module) {
     let conf = || Conf::new(m).websocket(r#"proxyranges="127.0.0.1""#);
     let (a, b) = Server::start_linked(conf(), conf());
@@ -315,8 +329,11 @@ fn whois_across_linked_servers(m: Module) {
             .iter()
             .filter(|l| is_numeric(l.as_bytes(), "350"))
             .collect();
-        match m {
-            Module::Ours => assert_eq!(
+        match (m, dialect()) {
+            (Module::Stock, Dialect::V3) => {
+                assert!(gateway.is_empty(), "WHOIS on {server}: {lines:#?}")
+            }
+            _ => assert_eq!(
                 gateway,
                 [&format!(
                     ":{server} 350 {} farweb 127.0.0.1 127.0.0.1 :is connected from the {ORIGIN} WebSocket origin",
@@ -324,7 +341,6 @@ fn whois_across_linked_servers(m: Module) {
                 )],
                 "WHOIS on {server}: {lines:#?}"
             ),
-            Module::Stock => assert!(gateway.is_empty(), "WHOIS on {server}: {lines:#?}"),
         }
     }
 }

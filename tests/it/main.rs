@@ -45,6 +45,7 @@ mod deployment;
 mod gateway_features;
 mod handshake;
 mod irc_framework;
+mod ping_timer;
 mod proxy;
 mod subprotocols;
 mod tls;

@@ -154,9 +154,27 @@ fn defaultmode_overrides_sendastext(m: Module) {
 both_modules!(defaultmode_overrides_sendastext);
 
 // ---------------------------------------------------------------------------------------
-// The ircv3.net names: ours only. Debian's stock 3.15 does not know them (they came in
-// 3.18): it echoes nothing and applies defaultmode.
+// The ircv3.net names: ours on every server. Debian's stock 3.15 does not know them (they
+// came in 3.18): it echoes nothing and applies defaultmode; stock 4.7 knows them.
 // ---------------------------------------------------------------------------------------
+
+/// What stock does with an ircv3.net name depends on the server: the one expectation
+/// here that follows the InspIRCd version, not the module.
+#[test]
+fn ircv3_net_names_stock() {
+    let server = Server::start(Conf::new(Module::Stock).websocket(r#"defaultmode="text""#));
+    let (r, op) = negotiate(&server, Some("binary.ircv3.net"));
+    match dialect() {
+        Dialect::V3 => {
+            assert_selected(&r, None);
+            assert_eq!(op, OP_TEXT);
+        }
+        Dialect::V4 => {
+            assert_selected(&r, Some("binary.ircv3.net"));
+            assert_eq!(op, OP_BINARY);
+        }
+    }
+}
 
 #[test]
 fn binary_ircv3_net_ours() {

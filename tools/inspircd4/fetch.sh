@@ -4,7 +4,9 @@
 # --variant=extract: no chroot, no maintainer scripts), the {fmt} headers the v4
 # headers include taken from the same Debian source package (vendor/fmt), and
 # DIR/inspircd, a wrapper that runs trixie's server with trixie's own loader and
-# libraries. Idempotent: a finished DIR is left as it is.
+# libraries. Debian 13's libc6-dbg comes too: valgrind (make stress, loadbench
+# --callgrind) refuses to run a program through a loader whose symbols it cannot find.
+# Idempotent: a DIR finished by this version of the script is left as it is.
 #
 # Usage: tools/inspircd4/fetch.sh [DIR]      (default: target/inspircd4)
 # Needs: mmdebstrap (apt-get install mmdebstrap), network access to deb.debian.org.
@@ -15,7 +17,9 @@ dir=$(cd "$dir" && pwd)
 suite=trixie
 mirror=http://deb.debian.org/debian
 
-if [ -e "$dir/ready" ]; then
+libdir="$dir/root/usr/lib/x86_64-linux-gnu"
+
+if [ -e "$dir/ready" ] && [ "$dir/ready" -nt "$0" ]; then
 	exit 0
 fi
 command -v mmdebstrap >/dev/null || {
@@ -24,8 +28,15 @@ command -v mmdebstrap >/dev/null || {
 }
 
 rm -rf "$dir/root" "$dir/fmt" "$dir/apt"
-echo "Unpacking Debian $suite's inspircd and inspircd-dev into $dir/root"
-mmdebstrap --quiet --variant=extract --include=inspircd,inspircd-dev "$suite" "$dir/root" "$mirror"
+echo "Unpacking Debian $suite's inspircd, inspircd-dev and libc6-dbg into $dir/root"
+mmdebstrap --quiet --variant=extract --include=inspircd,inspircd-dev,libc6-dbg "$suite" "$dir/root" "$mirror"
+
+# valgrind looks for a library's detached symbols under the name its .gnu_debuglink
+# gives (the build ID's tail) in a .debug directory beside it.
+mkdir -p "$libdir/.debug"
+for debug in "$dir"/root/usr/lib/debug/.build-id/*/*.debug; do
+	ln -sf "$debug" "$libdir/.debug/${debug##*/}"
+done
 
 # The source package, through a private apt state (the host's sources stay as they are).
 apt="$dir/apt"
@@ -42,7 +53,6 @@ mkdir -p "$dir/fmt/fmt"
 tar -xf "$orig" -C "$dir/fmt/fmt" --strip-components=3 --wildcards '*/vendor/fmt/*.h'
 rm -rf "$apt"
 
-libdir="$dir/root/usr/lib/x86_64-linux-gnu"
 cat > "$dir/inspircd" <<WRAPPER
 #!/bin/sh
 # Debian $suite's InspIRCd $version, run with its own loader and libraries.

@@ -20,7 +20,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-pub use testkit::inspircd::{Conf, Link, WsModule};
+pub use testkit::inspircd::{Conf, Dialect, Link, WsModule};
 pub use testkit::irc::take_line;
 pub use testkit::wait::{poll_until, read_lossy, tail};
 pub use testkit::ws::{
@@ -44,7 +44,9 @@ pub const ORIGIN: &str = testkit::inspircd::DEFAULT_ORIGIN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Module {
-    /// This project's module: `$WS_MODULE`, else `<crate>/m_websocket.so`.
+    /// This project's module: `$WS_MODULE`, else the one `make` built for the server
+    /// under test (`<crate>/m_websocket.so`, `make INSPIRCD=4`'s
+    /// `<crate>/target/inspircd4/m_websocket.so`).
     Ours,
     /// The installation's stock `m_websocket.so` (InspIRCd 3's needs `m_sha1.so`).
     Stock,
@@ -54,13 +56,22 @@ impl Module {
     pub fn path(self) -> PathBuf {
         match self {
             Module::Ours => {
+                let built = match dialect() {
+                    Dialect::V3 => "m_websocket.so",
+                    Dialect::V4 => "target/inspircd4/m_websocket.so",
+                };
                 let p = match std::env::var_os("WS_MODULE") {
                     Some(p) => PathBuf::from(p),
-                    None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/m_websocket.so")),
+                    None => Path::new(env!("CARGO_MANIFEST_DIR")).join(built),
                 };
                 if !p.exists() {
                     panic!(
-                        "m_websocket.so not built: run `make` first (looked for {})",
+                        "m_websocket.so not built: run `make{}` first (looked for {})",
+                        if dialect() == Dialect::V4 {
+                            " INSPIRCD=4"
+                        } else {
+                            ""
+                        },
                         p.display()
                     );
                 }
@@ -84,10 +95,46 @@ impl From<Module> for WsModule {
 // The server process
 // ---------------------------------------------------------------------------------------
 
-/// How every test's server runs: Debian 12's InspIRCd 3 (the kit's default
-/// installation), [`TIMEOUT`] to start, killed by its PID at the end of the test.
+/// The server every test runs: `INSPIRCD=3` (or unset) Debian 12's InspIRCd 3,
+/// `INSPIRCD=4` Debian 13's InspIRCd 4 (`make test` runs the suite with each).
+pub fn install() -> testkit::inspircd::Install {
+    testkit::inspircd::Install::from_env().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Which InspIRCd the suite runs against, for the few expectations where InspIRCd
+/// itself differs between versions.
+pub fn dialect() -> Dialect {
+    install().dialect
+}
+
+/// The WHOIS numeric that tells the user's address (its own WHOIS shows it): InspIRCd 3
+/// sends 378 `:is connecting from *@host IP`, InspIRCd 4 338 `user@host IP :is
+/// connecting from`.
+pub fn connecting_from_numeric() -> &'static str {
+    match dialect() {
+        Dialect::V3 => "378",
+        Dialect::V4 => "338",
+    }
+}
+
+/// The address in a [`connecting_from_numeric`] line.
+pub fn connecting_from_address(line: &str) -> String {
+    let address = match dialect() {
+        Dialect::V3 => line.rsplit(' ').next(),
+        Dialect::V4 => line
+            .split(" :")
+            .next()
+            .and_then(|params| params.rsplit(' ').next()),
+    };
+    address
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string()
+}
+
+/// How every test's server runs: [`install`], [`TIMEOUT`] to start, killed by its PID
+/// at the end of the test.
 pub fn launcher() -> testkit::inspircd::Launcher {
-    testkit::inspircd::Launcher::new(testkit::inspircd::Install::default())
+    testkit::inspircd::Launcher::new(install())
         .prefix("wstest-")
         .startup(TIMEOUT)
 }
@@ -597,14 +644,15 @@ impl WsClient {
         self.send_line("USER ws 0 * :WebSocket user");
     }
 
-    /// WHOIS self and return the IP from numeric 378 ("is connecting from *@host IP").
+    /// WHOIS self and return the address InspIRCd has for the user.
     pub fn own_ip(&mut self) -> String {
         let nick = self.nick.clone();
         self.send_line(&format!("WHOIS {nick}"));
-        let m = self.expect("numeric 378", |l| is_numeric(l, "378"));
+        let numeric = connecting_from_numeric();
+        let m = self.expect(&format!("numeric {numeric}"), |l| is_numeric(l, numeric));
         let line = show(&m.into_data());
         self.expect("end of WHOIS", |l| is_numeric(l, "318"));
-        line.rsplit(' ').next().unwrap().to_string()
+        connecting_from_address(&line)
     }
 
     /// Sends one IRC line as one text message (no CR LF).

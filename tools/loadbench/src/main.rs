@@ -1,6 +1,8 @@
-//! loadbench: the same /usr/sbin/inspircd with (A) this m_websocket.so, (B) the stock
-//! m_websocket.so + m_sha1.so, (C) plain TCP clients only, alternated A B C A B C ...
-//! for several rounds, measuring the server's CPU time, wall time and memory under:
+//! loadbench: one InspIRCd binary (Debian 12's InspIRCd 3, or with `INSPIRCD=4` Debian
+//! 13's InspIRCd 4 unpacked by tools/inspircd4/fetch.sh) with (A) this m_websocket.so,
+//! (B) that server's stock m_websocket.so + m_sha1.so, (C) plain TCP clients only,
+//! alternated A B C A B C ... for several rounds, measuring the server's CPU time, wall
+//! time and memory under:
 //!
 //! - idle: RSS growth per registered, idle connection (N connections);
 //! - connect: K × (TCP connect, WebSocket handshake, NICK/USER, 001, QUIT, close),
@@ -74,8 +76,9 @@ const OPTIONS: &str =
   --rounds N        rounds of every kind (default 5; 3 with --quick, 1 with --callgrind)
   --quick           small workloads: a smoke run
   --callgrind       count the server's instructions under valgrind instead of timing it
-  --inspircd PATH   the server (default /usr/sbin/inspircd)
-  --stock-dir DIR   the stock modules (default /usr/lib/inspircd/modules)
+  --inspircd PATH   the server (default /usr/sbin/inspircd; with INSPIRCD=4 in the
+                    environment, Debian 13's InspIRCd 4 from make INSPIRCD=4)
+  --stock-dir DIR   the stock modules (default: the server's)
   --keep            keep the servers' directories (configs, logs, callgrind dumps)
   --perf DIR        record every measured phase with perf record -g";
 
@@ -162,8 +165,9 @@ struct Settings {
     module: PathBuf,
     /// `--before PATH`: another build of this module, measured as the kind "before".
     before: Option<PathBuf>,
-    stock_dir: PathBuf,
-    inspircd: PathBuf,
+    /// The server and its stock modules: `INSPIRCD` (3 or 4) chooses, `--inspircd` and
+    /// `--stock-dir` override.
+    install: Install,
     rounds: usize,
     keep: bool,
     work: Workload,
@@ -178,8 +182,7 @@ impl Settings {
         let mut s = Settings {
             module: PathBuf::from("m_websocket.so"),
             before: None,
-            stock_dir: PathBuf::from("/usr/lib/inspircd/modules"),
-            inspircd: PathBuf::from("/usr/sbin/inspircd"),
+            install: Install::from_env()?,
             rounds: DEFAULT_ROUNDS,
             keep: false,
             work: FULL_WORKLOAD,
@@ -194,8 +197,8 @@ impl Settings {
             match a.as_str() {
                 "--module" => s.module = PathBuf::from(value("--module")?),
                 "--before" => s.before = Some(PathBuf::from(value("--before")?)),
-                "--stock-dir" => s.stock_dir = PathBuf::from(value("--stock-dir")?),
-                "--inspircd" => s.inspircd = PathBuf::from(value("--inspircd")?),
+                "--stock-dir" => s.install.modules = PathBuf::from(value("--stock-dir")?),
+                "--inspircd" => s.install.binary = PathBuf::from(value("--inspircd")?),
                 "--rounds" => {
                     rounds = Some(
                         value("--rounds")?
@@ -238,9 +241,9 @@ impl Settings {
             );
         }
         for p in [
-            &s.inspircd,
-            &s.stock_dir.join("m_websocket.so"),
-            &s.stock_dir.join("m_sha1.so"),
+            &s.install.binary,
+            &s.install.stock_websocket(),
+            &s.install.modules.join("m_sha1.so"),
         ] {
             if !p.exists() {
                 return Err(format!("{} is missing", p.display()));
@@ -326,12 +329,7 @@ const VGDB_PREFIX: &str = "vgdb";
 
 impl Server {
     fn start(kind: Kind, s: &Settings, tag: &str) -> Result<Server, String> {
-        let install = Install {
-            binary: s.inspircd.clone(),
-            modules: s.stock_dir.clone(),
-            ..Install::default()
-        };
-        let mut launcher = Launcher::new(install)
+        let mut launcher = Launcher::new(s.install.clone())
             .prefix(&format!("loadbench-{tag}-"))
             .startup(s.wait(START_TIMEOUT))
             .stop(Stop::Term(s.wait(STOP_GRACE)))
@@ -1432,7 +1430,7 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
         if s.callgrind { " --callgrind" } else { "" },
         rounds.join(" / ")
     );
-    let _ = writeln!(t.out, "ours = {}, stock = Debian's m_websocket.so + m_sha1.so, plain = TCP clients, no WebSocket module; same /usr/sbin/inspircd", s.module.display());
+    let _ = writeln!(t.out, "ours = {}, stock = Debian's m_websocket.so + m_sha1.so, plain = TCP clients, no WebSocket module; same {}", s.module.display(), s.install.binary.display());
     if let Some(before) = &s.before {
         let _ = writeln!(t.out, "before = {}", before.display());
     }

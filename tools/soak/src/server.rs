@@ -58,7 +58,7 @@ pub fn start(
     startup: Duration,
     keep: bool,
 ) -> Result<Server, String> {
-    let mut launcher = Launcher::new(Install::default())
+    let mut launcher = Launcher::new(Install::from_env()?)
         .prefix(&format!("soak-{tag}-"))
         .startup(startup)
         .stop(Stop::Term(Duration::from_secs(10)))

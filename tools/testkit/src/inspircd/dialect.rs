@@ -12,6 +12,9 @@ pub enum Dialect {
     /// InspIRCd 3 (Debian 12's 3.15).
     #[default]
     V3,
+    /// InspIRCd 4 (Debian 13's 4.7). Its configuration still reads every key these
+    /// configurations use (it warns about none); only the TLS profile differs.
+    V4,
 }
 
 /// The `<connect>` keys every class gets unless told otherwise: no hostname lookups or
@@ -40,7 +43,7 @@ impl Dialect {
     /// with this configuration file.
     pub fn args(self, config: &Path) -> Vec<OsString> {
         match self {
-            Dialect::V3 => {
+            Dialect::V3 | Dialect::V4 => {
                 let mut config_arg = OsString::from("--config=");
                 config_arg.push(config);
                 vec!["--nofork".into(), "--runasroot".into(), config_arg]
@@ -51,21 +54,30 @@ impl Dialect {
     /// What the console says once every listener is up.
     pub fn running_banner(self) -> &'static str {
         match self {
-            Dialect::V3 => "InspIRCd is now running",
+            Dialect::V3 | Dialect::V4 => "InspIRCd is now running",
         }
     }
 
     /// What the console says when a listener's port is taken.
     pub fn bind_failure(self) -> &'static str {
         match self {
-            Dialect::V3 => "failed to bind",
+            Dialect::V3 | Dialect::V4 => "failed to bind",
+        }
+    }
+
+    /// What the debug log says when a listener on `address` (`ip:port`) accepts a
+    /// connection.
+    pub fn accepted_log(self, address: &str) -> String {
+        match self {
+            Dialect::V3 => format!("Accepting connection on socket {address} "),
+            Dialect::V4 => format!("Accepted connection to {address} "),
         }
     }
 
     /// The modules the stock websocket module needs loaded before it.
     pub fn stock_websocket_needs(self) -> &'static [&'static str] {
         match self {
-            Dialect::V3 => &["sha1"],
+            Dialect::V3 | Dialect::V4 => &["sha1"],
         }
     }
 
@@ -74,7 +86,7 @@ impl Dialect {
     pub fn paths(self, dir: &Path) -> String {
         let d = dir.display();
         match self {
-            Dialect::V3 => format!(
+            Dialect::V3 | Dialect::V4 => format!(
                 "<path configdir=\"{d}\" datadir=\"{d}\" logdir=\"{d}\" moduledir=\"{d}/modules\" runtimedir=\"{d}\">\n\
                  <pid file=\"{d}/inspircd.pid\">\n"
             ),
@@ -85,7 +97,7 @@ impl Dialect {
     /// `flush`.
     pub fn log(self, file: &Path, level: &str, flush: bool) -> String {
         match self {
-            Dialect::V3 => format!(
+            Dialect::V3 | Dialect::V4 => format!(
                 "<log method=\"file\" type=\"* -USERINPUT -USEROUTPUT\" level=\"{level}\"{} target=\"{}\">\n",
                 if flush { " flush=\"1\"" } else { "" },
                 file.display()
@@ -96,14 +108,14 @@ impl Dialect {
     /// The `<connect>` keys of every class unless overridden.
     pub fn connect_defaults(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Dialect::V3 => V3_CONNECT_DEFAULTS,
+            Dialect::V3 | Dialect::V4 => V3_CONNECT_DEFAULTS,
         }
     }
 
     /// An operator account with every privilege.
     pub fn oper(self, name: &str, password: &str) -> String {
         match self {
-            Dialect::V3 => format!(
+            Dialect::V3 | Dialect::V4 => format!(
                 "<class name=\"All\" commands=\"*\" privs=\"*\" usermodes=\"*\" chanmodes=\"*\" snomasks=\"*\">\n\
                  <type name=\"Admin\" classes=\"All\">\n\
                  <oper name=\"{name}\" password=\"{password}\" host=\"*@*\" type=\"Admin\">\n"
@@ -113,15 +125,18 @@ impl Dialect {
 
     /// A TLS WebSocket listener on `port` with `cert` and `key` (PEM files).
     pub fn tls_listener(self, port: u16, cert: &Path, key: &Path) -> String {
-        match self {
-            Dialect::V3 => format!(
-                "<module name=\"ssl_gnutls\">\n\
-                 <sslprofile name=\"wss\" provider=\"gnutls\" certfile=\"{}\" keyfile=\"{}\" dhfile=\"\" requestclientcert=\"no\">\n\
-                 <bind address=\"127.0.0.1\" port=\"{port}\" type=\"clients\" hook=\"websocket\" sslprofile=\"wss\">\n",
-                cert.display(),
-                key.display()
-            ),
-        }
+        // InspIRCd 3 loads DH parameters unless `dhfile` is empty; 4 has no such key.
+        let dhfile = match self {
+            Dialect::V3 => " dhfile=\"\"",
+            Dialect::V4 => "",
+        };
+        format!(
+            "<module name=\"ssl_gnutls\">\n\
+             <sslprofile name=\"wss\" provider=\"gnutls\" certfile=\"{}\" keyfile=\"{}\"{dhfile} requestclientcert=\"no\">\n\
+             <bind address=\"127.0.0.1\" port=\"{port}\" type=\"clients\" hook=\"websocket\" sslprofile=\"wss\">\n",
+            cert.display(),
+            key.display()
+        )
     }
 
     /// A server link (spanningtree) listening on `port`, to `peer` at `peer_port` on
@@ -135,7 +150,7 @@ impl Dialect {
         autoconnect: bool,
     ) -> String {
         match self {
-            Dialect::V3 => {
+            Dialect::V3 | Dialect::V4 => {
                 let mut s = format!(
                     "<module name=\"spanningtree\">\n\
                      <bind address=\"127.0.0.1\" port=\"{port}\" type=\"servers\">\n\

@@ -33,6 +33,10 @@ use crate::wait::{poll_until, read_lossy, tail};
 pub struct Install {
     /// The server binary.
     pub binary: PathBuf,
+    /// What the binary is run through, in front of it on the command line: empty to run
+    /// it directly; for Debian 13's server on a Debian 12 host, Debian 13's own dynamic
+    /// loader and library path (a wrapper script would hide the server from valgrind).
+    pub loader: Vec<String>,
     /// The stock modules (`m_*.so`).
     pub modules: PathBuf,
     pub dialect: Dialect,
@@ -43,13 +47,68 @@ impl Default for Install {
     fn default() -> Install {
         Install {
             binary: "/usr/sbin/inspircd".into(),
+            loader: Vec::new(),
             modules: "/usr/lib/inspircd/modules".into(),
             dialect: Dialect::V3,
         }
     }
 }
 
+/// Where [`Install::debian13`] looks when `INSPIRCD4_DIR` is not set: what
+/// `tools/inspircd4/fetch.sh` (run by `make INSPIRCD=4`) unpacks.
+pub const DEFAULT_INSPIRCD4_DIR: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/inspircd4");
+
 impl Install {
+    /// Debian 13's InspIRCd 4.7 unpacked in `dir` by `tools/inspircd4/fetch.sh`, run
+    /// with Debian 13's own loader and libraries (as its `dir/inspircd` wrapper does).
+    pub fn debian13(dir: &Path) -> Install {
+        let libdir = dir.join("root/usr/lib/x86_64-linux-gnu");
+        Install {
+            binary: dir.join("root/usr/sbin/inspircd"),
+            loader: vec![
+                libdir
+                    .join("ld-linux-x86-64.so.2")
+                    .to_string_lossy()
+                    .into_owned(),
+                "--library-path".into(),
+                libdir.to_string_lossy().into_owned(),
+            ],
+            modules: dir.join("root/usr/lib/inspircd/modules"),
+            dialect: Dialect::V4,
+        }
+    }
+
+    /// The server `INSPIRCD` names: `3` (or unset) for Debian 12's InspIRCd 3, `4` for
+    /// Debian 13's InspIRCd 4 in `INSPIRCD4_DIR` (default [`DEFAULT_INSPIRCD4_DIR`]).
+    pub fn from_env() -> Result<Install, String> {
+        match std::env::var("INSPIRCD").as_deref() {
+            Err(_) | Ok("") | Ok("3") => Ok(Install::default()),
+            Ok("4") => {
+                let dir = std::env::var_os("INSPIRCD4_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_INSPIRCD4_DIR));
+                let install = Install::debian13(&dir);
+                if !install.binary.exists() {
+                    return Err(format!(
+                        "InspIRCd 4 not found at {}: run `make INSPIRCD=4` (tools/inspircd4/fetch.sh) first",
+                        install.binary.display()
+                    ));
+                }
+                Ok(install)
+            }
+            Ok(other) => Err(format!("INSPIRCD={other}: say INSPIRCD=3 or INSPIRCD=4")),
+        }
+    }
+
+    /// The command line that runs the server, without its arguments: the loader, if
+    /// any, then the binary.
+    pub fn command_line(&self) -> Vec<String> {
+        let mut line = self.loader.clone();
+        line.push(self.binary.to_string_lossy().into_owned());
+        line
+    }
+
     /// The stock `m_websocket.so`.
     pub fn stock_websocket(&self) -> PathBuf {
         self.modules.join("m_websocket.so")
@@ -152,17 +211,13 @@ impl Launcher {
     fn spawn(&self, dir: &Path, config: &Path) -> Result<Child, String> {
         let out = fs::File::create(dir.join("stdout.txt")).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = match self.wrapper.split_first() {
-            None => Command::new(&self.install.binary),
-            Some((program, args)) => {
-                let dir = dir.to_string_lossy();
-                let mut c = Command::new(program);
-                c.args(args.iter().map(|a| a.replace("{dir}", &dir)))
-                    .arg(&self.install.binary);
-                c
-            }
-        };
-        cmd.args(self.install.dialect.args(config))
+        let dir_text = dir.to_string_lossy();
+        let wrapper = self.wrapper.iter().map(|a| a.replace("{dir}", &dir_text));
+        let line: Vec<String> = wrapper.chain(self.install.command_line()).collect();
+        let (program, args) = line.split_first().ok_or("no server binary to run")?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .args(self.install.dialect.args(config))
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out)
