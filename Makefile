@@ -38,6 +38,7 @@ CARGO_TARGET_DIR ?= $(INSPIRCD4_DIR)/build
 MODULE := target/inspircd4/m_websocket.so
 SYMBOLS_MODULE := target/inspircd4/m_websocket-symbols.so
 SERVER_READY := $(INSPIRCD4_READY)
+RUN_SERVER := INSPIRCD_BINARY=$(INSPIRCD4_DIR)/inspircd STOCK_MODULES=$(INSPIRCD4_DIR)/root/usr/lib/inspircd/modules
 else ifeq ($(INSPIRCD),3)
 INSPIRCD_INCLUDE_DIR ?= /usr/include/inspircd
 CARGO_TARGET_DIR ?= $(CURDIR)/target
@@ -45,10 +46,16 @@ MODULE := m_websocket.so
 # For valgrind (make stress, make memprofile): not stripped, so that stacks are named.
 SYMBOLS_MODULE := target/m_websocket-symbols.so
 SERVER_READY :=
+RUN_SERVER :=
 else
 $(error INSPIRCD=$(INSPIRCD): say INSPIRCD=3 or INSPIRCD=4)
 endif
-export INSPIRCD_INCLUDE_DIR INSPIRCD_FMT_DIR CARGO_TARGET_DIR
+# What build.rs reads; set for the module's build only (not exported, so that a sub-make
+# for the other server starts from its own defaults).
+BUILD_ENV = INSPIRCD_INCLUDE_DIR=$(INSPIRCD_INCLUDE_DIR) INSPIRCD_FMT_DIR=$(INSPIRCD_FMT_DIR) CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
+# INSPIRCD also tells the test tools (the integration tests, soak, loadbench) which
+# server to run.
+export INSPIRCD
 MODULEDIR ?= $(shell sed -n 's/^\#define INSPIRCD_MODULE_PATH "\(.*\)"/\1/p' $(INSPIRCD_INCLUDE_DIR)/config.h 2>/dev/null)
 DESTDIR ?=
 CARGO ?= cargo
@@ -73,10 +80,10 @@ RUN_PAGE_PORT ?= 8000
 all: $(MODULE)
 
 $(STATICLIB): FORCE $(SERVER_READY)
-	$(CARGO) build --release --lib
+	$(BUILD_ENV) $(CARGO) build --release --lib
 
 # Debian 13's InspIRCd 4.7: server, headers and {fmt}, fetched once.
-$(INSPIRCD4_READY):
+$(INSPIRCD4_READY): tools/inspircd4/fetch.sh
 	tools/inspircd4/fetch.sh $(INSPIRCD4_DIR)
 
 # Only the three symbols InspIRCd looks up are exported (cpp/exports.map).
@@ -110,11 +117,14 @@ packages:
 
 run: packages
 	$(MAKE) all
-	./example/run.sh $(RUN_IRC_PORT) $(RUN_WS_PORT) $(RUN_PAGE_PORT)
+	$(RUN_SERVER) WS_MODULE=$(CURDIR)/$(MODULE) ./example/run.sh $(RUN_IRC_PORT) $(RUN_WS_PORT) $(RUN_PAGE_PORT)
 
+# The integration suite (tests/it) runs once per server; the rest does not touch one.
 test: packages
-	$(MAKE) all
-	$(CARGO) test
+	$(MAKE) all INSPIRCD=3
+	$(MAKE) all INSPIRCD=4
+	INSPIRCD=3 $(CARGO) test
+	INSPIRCD=4 $(CARGO) test --test it
 	$(CARGO) test -p testkit --lib
 	./conformance/run.sh --ci
 

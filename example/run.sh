@@ -1,22 +1,29 @@
 #!/bin/sh
-# Starts the real /usr/sbin/inspircd in the foreground with the freshly built
-# m_websocket.so and the example configuration (used by `make run`), and serves
-# example/ (the chat page example/chat.html) on http://127.0.0.1:PAGE_PORT/ while it runs.
+# Starts a real InspIRCd in the foreground with the freshly built m_websocket.so and
+# the example configuration (used by `make run`), and serves example/ (the chat page
+# example/chat.html) on http://127.0.0.1:PAGE_PORT/ while it runs.
 # Usage: example/run.sh IRC_PORT WS_PORT PAGE_PORT
+# Environment (set by `make run INSPIRCD=4` for Debian 13's InspIRCd 4):
+#   INSPIRCD_BINARY  the server (default /usr/sbin/inspircd, Debian 12's InspIRCd 3)
+#   STOCK_MODULES    its stock modules (default /usr/lib/inspircd/modules)
+#   WS_MODULE        the module to run (default m_websocket.so at the top of the tree)
 set -eu
 irc_port=${1:-6667}
 ws_port=${2:-8080}
 page_port=${3:-8000}
 top=$(cd "$(dirname "$0")/.." && pwd)
+inspircd=${INSPIRCD_BINARY:-/usr/sbin/inspircd}
+stock_modules=${STOCK_MODULES:-/usr/lib/inspircd/modules}
+module=${WS_MODULE:-$top/m_websocket.so}
 state=$(mktemp -d /tmp/m_websocket-run.XXXXXX)
 modules="$state/modules"
 mkdir -p "$modules"
 
 # A private module directory: the stock modules, with our m_websocket.so instead of the stock one.
-for m in /usr/lib/inspircd/modules/*.so; do
+for m in "$stock_modules"/*.so; do
 	[ "$(basename "$m")" = m_websocket.so ] || ln -s "$m" "$modules/"
 done
-ln -s "$top/m_websocket.so" "$modules/m_websocket.so"
+ln -s "$module" "$modules/m_websocket.so"
 
 sed -e "s|@MODULEDIR@|$modules|g" -e "s|@STATEDIR@|$state|g" -e "s|@CONFDIR@|$state|g" \
     -e "s|@IRC_PORT@|$irc_port|g" -e "s|@WS_PORT@|$ws_port|g" -e "s|@PAGE_PORT@|$page_port|g" \
@@ -53,7 +60,7 @@ cat <<MSG
 MSG
 if [ -n "$http_pid" ]; then
 	# Not exec: this shell stays to stop the page server when InspIRCd exits.
-	/usr/sbin/inspircd --nofork --runasroot --config="$state/inspircd.conf"
+	"$inspircd" --nofork --runasroot --config="$state/inspircd.conf"
 else
-	exec /usr/sbin/inspircd --nofork --runasroot --config="$state/inspircd.conf"
+	exec "$inspircd" --nofork --runasroot --config="$state/inspircd.conf"
 fi
