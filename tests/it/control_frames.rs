@@ -370,6 +370,20 @@ fn invalid_utf8_text_closes_1007_ours() {
     );
 }
 
+/// Documents what `invalid_utf8_text_closes_1007_ours` fixes: stock does not check UTF-8
+/// and runs the text message as a line (PING answered, connection open).
+#[test]
+fn invalid_utf8_text_taken_stock() {
+    let (mut server, mut c) = upgraded(Module::Stock);
+    c.register("careless");
+    c.send_frame(true, OP_TEXT, b"PING :\xff\xfe");
+    let reply = c.expect_frame("the PONG", |f| {
+        f.opcode == OP_CLOSE || show(&f.payload).contains("PONG")
+    });
+    assert_eq!(reply.opcode, OP_TEXT, "{reply:?}");
+    server.assert_alive();
+}
+
 /// BAD_INPUT 31: invalid UTF-8 in the first fragment -> close 1007 at once, before the
 /// message is finished (the rest is never sent).
 #[test]
