@@ -10,8 +10,9 @@
 //! allowed and limits raised to the top of their configurable ranges (16 MiB messages,
 //! 1,000,000 fragments, a 1000-ping burst), and each complete message is echoed with
 //! its type and exact payload through [`Session::receive_messages`]; the IRC line
-//! delivery of [`Session::receive`] is not used. The I/O is plain blocking std::net,
-//! one thread per connection.
+//! delivery of [`Session::receive`] is not used. permessage-deflate is accepted whenever
+//! a client offers it (the module's negotiation and defaults otherwise), and echoes are
+//! compressed then. The I/O is plain blocking std::net, one thread per connection.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -19,6 +20,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use inspircd_websocket::compression::Compressor;
 use inspircd_websocket::config::Config;
 use inspircd_websocket::frame::{write_frame, OpCode};
 use inspircd_websocket::handshake::SocketKind;
@@ -50,6 +52,9 @@ struct Echo<'a> {
     out: &'a Output,
     opcode: OpCode,
     payload: Vec<u8>,
+    /// Set once the upgrade negotiated compression (a message that arrived with the
+    /// request itself is echoed uncompressed, which RFC 7692 allows).
+    compressor: Option<Compressor>,
 }
 
 impl MessageSink for Echo<'_> {
@@ -63,7 +68,11 @@ impl MessageSink for Echo<'_> {
     }
 
     fn end(&mut self) {
-        write_frame(self.opcode, &self.payload, &mut *self.out.borrow_mut());
+        let out = &mut *self.out.borrow_mut();
+        match self.compressor.as_mut() {
+            Some(compressor) => compressor.write_message(self.opcode, &self.payload, out),
+            None => write_frame(self.opcode, &self.payload, out),
+        }
         self.payload.clear();
     }
 }
@@ -76,18 +85,21 @@ fn config() -> Config {
     config.limits.max_message_bytes = 16 * 1024 * 1024;
     config.limits.max_fragments = 1_000_000;
     config.limits.ping_burst = 1000;
+    config.compression.enabled = true;
     config
 }
 
 fn serve(mut stream: TcpStream, config: Arc<Config>, start: Instant) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?.ip();
+    let compression = config.compression;
     let mut session = Session::new(config, Some(peer), SocketKind::User);
     let out = Output::default();
     let mut echo = Echo {
         out: &out,
         opcode: OpCode::Binary,
         payload: Vec::new(),
+        compressor: None,
     };
     // Bytes received and not yet consumed by the session, then room for the next read.
     let mut input = Vec::with_capacity(READ_SIZE);
@@ -103,6 +115,9 @@ fn serve(mut stream: TcpStream, config: Arc<Config>, start: Instant) -> io::Resu
         let report =
             session.receive_messages(&mut input, now_ms, &mut echo, &mut ProtocolOut(&out));
         input.drain(..report.consumed);
+        if let Some(agreed) = report.upgrade.as_ref().and_then(|u| u.compression) {
+            echo.compressor = Some(Compressor::new(&compression, &agreed));
+        }
         let mut bytes = out.borrow_mut();
         stream.write_all(&bytes)?;
         bytes.clear();

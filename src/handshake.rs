@@ -15,6 +15,7 @@ use base64::Engine as _;
 use memchr::memmem::Finder;
 use sha1::{Digest, Sha1};
 
+use crate::compression::{negotiate, Agreed};
 use crate::config::{Config, DefaultMode};
 use crate::irc::MessageMode;
 use crate::proxy::{HeaderConflict, ProxyError, ProxyHeaders};
@@ -252,6 +253,8 @@ pub struct Accepted {
     pub header_conflict: Option<HeaderConflict>,
     /// The Origin header, if sent (for WHOIS).
     pub origin: Option<String>,
+    /// permessage-deflate, when configured and offered.
+    pub compression: Option<Agreed>,
 }
 
 /// Result of looking at the bytes received so far.
@@ -521,16 +524,26 @@ fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<Accepted, Rej
         return Err(RejectReason::UnsupportedVersion);
     }
 
+    let compression = if config.compression.enabled {
+        negotiate(
+            values(parsed, "sec-websocket-extensions"),
+            &config.compression,
+        )
+    } else {
+        None
+    };
+
     // Echo the client's own spelling: browsers compare it byte for byte.
     let echoed = chosen.map(|(_, token)| token);
     Ok(Accepted {
-        response: switching_protocols(key, echoed),
+        response: switching_protocols(key, echoed, compression.as_ref()),
         request_len: request.len(),
         mode,
         subprotocol: chosen.map(|(p, _)| p),
         real_ip: real_address.map(|a| a.ip),
         header_conflict: real_address.and_then(|a| a.conflict),
         origin: origin.map(|o| String::from_utf8_lossy(o).into_owned()),
+        compression,
     })
 }
 
@@ -548,7 +561,11 @@ pub fn accept_key(key: &[u8]) -> [u8; ACCEPT_LEN] {
     accept
 }
 
-fn switching_protocols(key: &[u8], protocol: Option<&[u8]>) -> Vec<u8> {
+fn switching_protocols(
+    key: &[u8],
+    protocol: Option<&[u8]>,
+    compression: Option<&Agreed>,
+) -> Vec<u8> {
     let mut response = Vec::with_capacity(160);
     response.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -559,6 +576,11 @@ fn switching_protocols(key: &[u8], protocol: Option<&[u8]>) -> Vec<u8> {
     if let Some(protocol) = protocol {
         response.extend_from_slice(b"Sec-WebSocket-Protocol: ");
         response.extend_from_slice(protocol);
+        response.extend_from_slice(b"\r\n");
+    }
+    if let Some(agreed) = compression {
+        response.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        response.extend_from_slice(agreed.response().as_bytes());
         response.extend_from_slice(b"\r\n");
     }
     response.extend_from_slice(b"\r\n");

@@ -26,6 +26,7 @@
 //! - [`origin`]: the `<wsorigin allow>` list.
 //! - [`proxy`]: `proxyranges` and the real address from X-Real-IP / X-Forwarded-For.
 //! - [`handshake`]: the HTTP/1.1 upgrade request, to a 101 or an HTTP error.
+//! - [`compression`]: permessage-deflate (RFC 7692), when configured.
 //! - [`frame`]: RFC 6455 headers, masking, UTF-8 checks, close payloads, writing frames.
 //! - [`protocol_error`]: every way a client can break the protocol, with its close code.
 //! - [`session`]: one connection's state machine ([`session`]'s `reader`: its frames).
@@ -34,6 +35,7 @@
 //! - [`connection`]: a session as the module keeps it, with its counters.
 //! - [`sink`]: where output bytes go (a `Vec<u8>` in tests, a `std::string` in the module).
 
+pub mod compression;
 pub mod config;
 pub mod connection;
 pub mod counters;

@@ -57,15 +57,26 @@ pub enum ProtocolError {
     /// The client said nothing for `pinginterval` after a keepalive ping.
     #[error("no answer to a keepalive ping")]
     NoKeepaliveAnswer,
+    /// RSV1 on a control frame or a continuation frame: only a message's first frame
+    /// says it is compressed (RFC 7692 6.1).
+    #[error("compression bit on a control or continuation frame")]
+    MisplacedCompressionBit,
+    /// A compressed message that is not raw deflate data.
+    #[error("invalid compressed data")]
+    BadCompressedData,
+    /// The server could not get memory to decompress a message.
+    #[error("no memory to decompress a message")]
+    NoInflateMemory,
 }
 
 impl ProtocolError {
     /// The code of the close frame the server sends for it.
     pub fn close_code(self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::InvalidPayload
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::BadCompressedData => CloseCode::InvalidPayload,
+            ProtocolError::NoInflateMemory => CloseCode::InternalError,
             // No message is that long: a length that cannot be real is "too big", as
             // any length past the limit is.
             ProtocolError::LengthTopBit | ProtocolError::MessageTooBig => CloseCode::TooBig,
@@ -80,7 +91,8 @@ impl ProtocolError {
             | ProtocolError::ControlFragmented
             | ProtocolError::NothingToContinue
             | ProtocolError::MessageUnfinished
-            | ProtocolError::InvalidCloseCode => CloseCode::ProtocolError,
+            | ProtocolError::InvalidCloseCode
+            | ProtocolError::MisplacedCompressionBit => CloseCode::ProtocolError,
         }
     }
 }

@@ -134,8 +134,21 @@ pub const PING_BURST: Key = key("pingburst", Kind::Count, "10", 1..=1000);
 /// is never limited with the defaults. 1 second to 1 hour.
 pub const PING_RATE: Key = key("pingrate", Kind::Duration, "1s", 1..=3600);
 
+/// Accept permessage-deflate (RFC 7692) when a client offers it. Off by default: each
+/// compressing connection keeps a zlib stream ([`crate::compression`]).
+pub const COMPRESSION: Key = key("compression", Kind::Boolean, "no", NO_RANGE);
+/// zlib's compression level: 1 (fastest) to 9 (smallest).
+pub const COMPRESSION_LEVEL: Key = key("compressionlevel", Kind::Count, "6", 1..=9);
+/// The server's LZ77 window in bits, 9 to 15: what each message may refer back to,
+/// and with the memory level what a connection keeps.
+pub const COMPRESSION_WINDOW: Key = key("compressionwindow", Kind::Count, "11", 9..=15);
+/// zlib's memory level, 1 to 9: the size of its match-finding tables.
+pub const COMPRESSION_MEMORY: Key = key("compressionmemory", Kind::Count, "1", 1..=9);
+/// Messages shorter than this many bytes are sent uncompressed. 0 to 64 KiB.
+pub const COMPRESSION_MIN_SIZE: Key = key("compressionminsize", Kind::Size, "16", 0..=64 * 1024);
+
 /// Every key of `<websocket>`.
-pub const WEBSOCKET_KEYS: [&Key; 14] = [
+pub const WEBSOCKET_KEYS: [&Key; 19] = [
     &DEFAULT_MODE,
     &SEND_AS_TEXT,
     &PROXY_RANGES,
@@ -150,6 +163,11 @@ pub const WEBSOCKET_KEYS: [&Key; 14] = [
     &MAX_FRAGMENTS,
     &PING_BURST,
     &PING_RATE,
+    &COMPRESSION,
+    &COMPRESSION_LEVEL,
+    &COMPRESSION_WINDOW,
+    &COMPRESSION_MEMORY,
+    &COMPRESSION_MIN_SIZE,
 ];
 
 /// A web page's origin allowed to connect (required, at least one tag).

@@ -113,6 +113,10 @@ impl Bounded for u32 {
     const MAX: u32 = u32::MAX;
 }
 
+impl Bounded for u8 {
+    const MAX: u8 = u8::MAX;
+}
+
 impl Limits {
     fn read(reader: &TagReader<'_>) -> Result<Limits, ConfigError> {
         Ok(Limits {
@@ -156,6 +160,8 @@ pub struct Config {
     /// [`keys::PING_INTERVAL`] in milliseconds: time without receiving or sending
     /// before a keepalive ping.
     pub ping_interval_ms: u64,
+    /// permessage-deflate ([`keys::COMPRESSION`] and the keys after it).
+    pub compression: crate::compression::Settings,
     /// Non-fatal remarks for the log (unknown keys, deprecated keys, permissive origins).
     pub warnings: Vec<String>,
 }
@@ -225,6 +231,13 @@ impl Config {
             limits: Limits::read(reader)?,
             native_ping: reader.boolean(&keys::NATIVE_PING)?,
             ping_interval_ms: reader.duration_ms(&keys::PING_INTERVAL)?,
+            compression: crate::compression::Settings {
+                enabled: reader.boolean(&keys::COMPRESSION)?,
+                level: narrow(reader.number(&keys::COMPRESSION_LEVEL)?),
+                window_bits: narrow(reader.number(&keys::COMPRESSION_WINDOW)?),
+                mem_level: narrow(reader.number(&keys::COMPRESSION_MEMORY)?),
+                min_size: narrow(reader.number(&keys::COMPRESSION_MIN_SIZE)?),
+            },
             warnings: Vec::new(),
         })
     }

@@ -701,3 +701,22 @@ fn defaults_follow_the_server_version() {
     };
     assert!(Config::from_raw(&without_tag).unwrap().allow_missing_origin);
 }
+
+/// `compression::Settings::default()` (what embedders get) says what the key table says.
+#[test]
+fn compression_settings_default_to_the_key_table() {
+    assert_eq!(
+        Config::with_origins(&["https://x"]).compression,
+        crate::compression::Settings::default()
+    );
+    let c = load(&[
+        ("compression", "yes"),
+        ("compressionwindow", "9"),
+        ("compressionminsize", "1K"),
+    ])
+    .unwrap();
+    assert!(c.compression.enabled);
+    assert_eq!(c.compression.window_bits, 9);
+    assert_eq!(c.compression.min_size, 1024);
+    assert!(error(&[("compressionwindow", "8")]).contains("compressionwindow"));
+}

@@ -25,6 +25,11 @@ impl OpCode {
         matches!(self, OpCode::Close | OpCode::Ping | OpCode::Pong)
     }
 
+    /// Text or binary: the opcodes that start a message.
+    pub fn is_data_start(self) -> bool {
+        matches!(self, OpCode::Text | OpCode::Binary)
+    }
+
     /// The opcode for the 4-bit wire value `n`, or `None` for the reserved values
     /// 3-7 and 11-15 (and anything above 15).
     pub fn from_u8(n: u8) -> Option<OpCode> {

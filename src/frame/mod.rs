@@ -14,4 +14,4 @@ pub use close::{encode_close_payload, is_valid_close_code, parse_close_payload, 
 pub use header::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 pub use mask::apply_mask;
 pub use utf8::Utf8Validator;
-pub use writer::{write_close_frame, write_frame};
+pub use writer::{write_close_frame, write_frame, write_frame_with_rsv, RSV1};

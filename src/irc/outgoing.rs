@@ -4,6 +4,7 @@
 //! possibly with the last line still incomplete. Every complete line becomes exactly
 //! one unmasked WebSocket message in a single FIN frame, with no CR or LF in it, so a
 //! client never sees two commands in one message or one command in two.
+use crate::compression::Compressor;
 use crate::frame::{write_frame, OpCode, MAX_HEADER_LEN};
 use crate::sink::ByteSink;
 
@@ -45,7 +46,19 @@ impl LineFramer {
     /// not valid UTF-8 is sent with each invalid sequence replaced by U+FFFD. See
     /// [`MAX_PENDING_LINE_BYTES`] for overlong lines.
     pub fn frame_lines(&mut self, input: &[u8], mode: MessageMode, out: &mut impl ByteSink) {
-        self.frame_lines_limited(input, mode, out, MAX_PENDING_LINE_BYTES);
+        self.frame_lines_limited(input, mode, None, out, MAX_PENDING_LINE_BYTES);
+    }
+
+    /// [`LineFramer::frame_lines`], each message through `compressor` when the
+    /// connection negotiated permessage-deflate.
+    pub fn frame_lines_with(
+        &mut self,
+        input: &[u8],
+        mode: MessageMode,
+        compressor: Option<&mut Compressor>,
+        out: &mut impl ByteSink,
+    ) {
+        self.frame_lines_limited(input, mode, compressor, out, MAX_PENDING_LINE_BYTES);
     }
 
     /// About how many bytes of frames `line_bytes` bytes of IRC lines become: up to
@@ -66,6 +79,7 @@ impl LineFramer {
         &mut self,
         mut input: &[u8],
         mode: MessageMode,
+        mut compressor: Option<&mut Compressor>,
         out: &mut impl ByteSink,
         limit: usize,
     ) {
@@ -78,7 +92,7 @@ impl LineFramer {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let scan = scan_line(line);
                 if !scan.has_lf {
-                    emit_scanned(line, scan, mode, out);
+                    emit_scanned(line, scan, mode, compressor, out);
                     return;
                 }
             }
@@ -93,10 +107,15 @@ impl LineFramer {
                 Some(nl) => {
                     let (line, rest) = input.split_at(nl);
                     if self.pending.is_empty() {
-                        emit_line(line, mode, out);
+                        emit_line(line, mode, compressor.as_deref_mut(), out);
                     } else {
                         self.pending.extend_from_slice(line);
-                        emit_line(&std::mem::take(&mut self.pending), mode, out);
+                        emit_line(
+                            &std::mem::take(&mut self.pending),
+                            mode,
+                            compressor.as_deref_mut(),
+                            out,
+                        );
                     }
                     input = &rest[1..];
                 }
@@ -108,10 +127,15 @@ impl LineFramer {
                     // More than `room` bytes without a newline: flush at the bound.
                     let (head, rest) = input.split_at(room);
                     if self.pending.is_empty() {
-                        emit_line(head, mode, out);
+                        emit_line(head, mode, compressor.as_deref_mut(), out);
                     } else {
                         self.pending.extend_from_slice(head);
-                        emit_line(&std::mem::take(&mut self.pending), mode, out);
+                        emit_line(
+                            &std::mem::take(&mut self.pending),
+                            mode,
+                            compressor.as_deref_mut(),
+                            out,
+                        );
                     }
                     input = rest;
                 }
@@ -122,15 +146,26 @@ impl LineFramer {
 
 /// Sends `line` (without its `\n`) as one message: CRs removed, empty lines dropped,
 /// made valid UTF-8 in text mode.
-fn emit_line(line: &[u8], mode: MessageMode, out: &mut impl ByteSink) {
+fn emit_line(
+    line: &[u8],
+    mode: MessageMode,
+    compressor: Option<&mut Compressor>,
+    out: &mut impl ByteSink,
+) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    emit_scanned(line, scan_line(line), mode, out);
+    emit_scanned(line, scan_line(line), mode, compressor, out);
 }
 
 /// [`emit_line`] of a line without its CR LF, which `scan` describes. One pass tells
 /// whether a CR is left inside and whether the line is pure ASCII (most IRC lines):
 /// such a line is valid UTF-8 without asking simdutf8.
-fn emit_scanned(line: &[u8], scan: LineScan, mode: MessageMode, out: &mut impl ByteSink) {
+fn emit_scanned(
+    line: &[u8],
+    scan: LineScan,
+    mode: MessageMode,
+    compressor: Option<&mut Compressor>,
+    out: &mut impl ByteSink,
+) {
     // A CR inside a line is rare (servers do not send one): the copy without it is
     // allocated then rather than kept in every connection.
     let without_cr: Vec<u8>;
@@ -144,15 +179,29 @@ fn emit_scanned(line: &[u8], scan: LineScan, mode: MessageMode, out: &mut impl B
         return;
     }
     match mode {
-        MessageMode::Binary => write_frame(OpCode::Binary, payload, out),
+        MessageMode::Binary => write_message(OpCode::Binary, payload, compressor, out),
         MessageMode::Text => {
             if scan.ascii || simdutf8::basic::from_utf8(payload).is_ok() {
-                write_frame(OpCode::Text, payload, out);
+                write_message(OpCode::Text, payload, compressor, out);
             } else {
                 let fixed = String::from_utf8_lossy(payload);
-                write_frame(OpCode::Text, fixed.as_bytes(), out);
+                write_message(OpCode::Text, fixed.as_bytes(), compressor, out);
             }
         }
+    }
+}
+
+/// One message, compressed if the connection negotiated it.
+#[inline]
+fn write_message(
+    opcode: OpCode,
+    payload: &[u8],
+    compressor: Option<&mut Compressor>,
+    out: &mut impl ByteSink,
+) {
+    match compressor {
+        Some(compressor) => compressor.write_message(opcode, payload, out),
+        None => write_frame(opcode, payload, out),
     }
 }
 
@@ -304,7 +353,7 @@ mod tests {
         let mut framer = LineFramer::default();
         let mut out = Vec::new();
         for c in chunks {
-            framer.frame_lines_limited(c, mode, &mut out, limit);
+            framer.frame_lines_limited(c, mode, None, &mut out, limit);
         }
         (out, framer)
     }

@@ -14,6 +14,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::compression::{Agreed, Compressor};
 use crate::config::{Config, Limits};
 use crate::frame::{write_close_frame, write_frame, CloseCode, OpCode};
 use crate::handshake::{
@@ -76,6 +77,9 @@ struct OpenState {
     mode: MessageMode,
     /// Keepalive pings to idle clients (`nativeping`), if enabled.
     keepalive: Option<Keepalive>,
+    /// permessage-deflate for the server's messages, if negotiated (boxed: most
+    /// connections do without).
+    compressor: Option<Box<Compressor>>,
 }
 
 /// The connection was upgraded.
@@ -88,6 +92,8 @@ pub struct Upgrade {
     /// A warning for the log: the proxy sent both real-IP headers and they disagree.
     pub proxy_warning: Option<String>,
     pub origin: Option<String>,
+    /// permessage-deflate, if negotiated.
+    pub compression: Option<Agreed>,
 }
 
 /// Why the connection ends. The caller sends what was written to the output sink,
@@ -253,9 +259,14 @@ impl Session {
                         proxy_warning,
                         real_ip: accepted.real_ip,
                         origin: accepted.origin,
+                        compression: accepted.compression,
                     });
+                    let compressed = accepted.compression.is_some();
                     self.state = State::Open(OpenState {
-                        reader: FrameReader::new(&self.config.limits, now_ms),
+                        reader: FrameReader::new(&self.config.limits, now_ms, compressed),
+                        compressor: accepted.compression.map(|agreed| {
+                            Box::new(Compressor::new(&self.config.compression, &agreed))
+                        }),
                         mode: accepted.mode,
                         keepalive: self
                             .config
@@ -345,7 +356,8 @@ impl Session {
                 if let Some(keepalive) = open.keepalive.as_mut() {
                     keepalive.sent();
                 }
-                self.framer.frame_lines(upper, open.mode, out);
+                self.framer
+                    .frame_lines_with(upper, open.mode, open.compressor.as_deref_mut(), out);
                 true
             }
             State::Closing(_) | State::Closed => true,

@@ -7,10 +7,11 @@
 //! a frame cut off by the end of the input for the next call, so the result does not
 //! depend on how the bytes were split.
 
+use crate::compression::{InflateStop, PooledInflater};
 use crate::config::Limits;
 use crate::frame::{
     apply_mask, parse_close_payload, write_close_frame, write_frame, FrameHeader, OpCode,
-    Utf8Validator,
+    Utf8Validator, RSV1,
 };
 use crate::protocol_error::ProtocolError;
 use crate::sink::ByteSink;
@@ -39,8 +40,17 @@ pub trait MessageSink {
     fn expect(&mut self, _frame_bytes: usize) {}
 }
 
-/// RSV bits a client may set: none, as no extension is negotiated.
+/// RSV bits a client may set without permessage-deflate: none.
 const NO_EXTENSION_RSV: u8 = 0;
+
+/// How far a compressed message's own length may pass `maxmessage`: deflate data that
+/// does not shrink grows by a few bytes per block. Beyond it the message could not
+/// inflate to within the limit (and bytes that inflate to nothing are bounded too).
+fn compressed_limit(max_message_bytes: u64) -> u64 {
+    max_message_bytes
+        .saturating_add(max_message_bytes / 64)
+        .saturating_add(64)
+}
 
 /// The reading state of an open connection.
 #[derive(Debug)]
@@ -54,6 +64,8 @@ pub(super) struct FrameReader {
     /// frame: most idle connections never see one.
     control: Vec<u8>,
     pings: PingBudget,
+    /// permessage-deflate was negotiated: a message's first frame may set RSV1.
+    compressed: bool,
 }
 
 #[derive(Debug)]
@@ -78,6 +90,10 @@ struct IncomingMessage {
     len: u64,
     /// Frames so far, against `maxfragments`.
     fragments: usize,
+    /// A compressed message: its inflater, and its compressed length so far (`len`
+    /// counts the inflated bytes).
+    inflater: Option<PooledInflater>,
+    compressed_len: u64,
 }
 
 /// A token bucket for client pings: `ping_burst` pings at once, one more every
@@ -148,12 +164,13 @@ enum FrameDone {
 }
 
 impl FrameReader {
-    pub(super) fn new(limits: &Limits, now_ms: u64) -> FrameReader {
+    pub(super) fn new(limits: &Limits, now_ms: u64, compressed: bool) -> FrameReader {
         FrameReader {
             frame: None,
             message: None,
             control: Vec::new(),
             pings: PingBudget::new(limits, now_ms),
+            compressed,
         }
     }
 
@@ -189,8 +206,13 @@ impl FrameReader {
                 Some(frame) => frame,
                 None => {
                     let available = input.get(read.consumed..).unwrap_or_default();
+                    let allowed_rsv = if self.compressed {
+                        RSV1
+                    } else {
+                        NO_EXTENSION_RSV
+                    };
                     let Some((header, header_len)) =
-                        FrameHeader::parse(available, true, NO_EXTENSION_RSV)?
+                        FrameHeader::parse(available, true, allowed_rsv)?
                     else {
                         return Ok(());
                     };
@@ -209,7 +231,7 @@ impl FrameReader {
             let (chunk, _) = available.split_at_mut(take);
             let offset = usize::try_from(frame.received % 4).unwrap_or(0);
             apply_mask(chunk, frame.header.mask.unwrap_or_default(), offset);
-            self.take_payload(&frame.header, chunk, messages)?;
+            self.take_payload(&frame.header, chunk, limits, messages)?;
             read.consumed += take;
             frame.received += take as u64;
             if frame.remaining() > 0 {
@@ -236,7 +258,11 @@ impl FrameReader {
         limits: &Limits,
         messages: &mut impl MessageSink,
     ) -> Result<(), ProtocolError> {
+        let compressed = header.rsv & RSV1 != 0;
         match header.opcode {
+            _ if compressed && !header.opcode.is_data_start() => {
+                return Err(ProtocolError::MisplacedCompressionBit)
+            }
             OpCode::Ping | OpCode::Pong | OpCode::Close => {
                 self.control.clear();
                 return Ok(());
@@ -249,13 +275,17 @@ impl FrameReader {
                 if self.message.is_some() {
                     return Err(ProtocolError::MessageUnfinished);
                 }
-                if header.payload_len > limits.max_message_bytes {
-                    return Err(ProtocolError::MessageTooBig);
-                }
+                let inflater = if compressed {
+                    Some(PooledInflater::take().ok_or(ProtocolError::NoInflateMemory)?)
+                } else {
+                    None
+                };
                 self.message = Some(IncomingMessage {
                     utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
                     len: 0,
                     fragments: 0,
+                    inflater,
+                    compressed_len: 0,
                 });
                 messages.begin(header.opcode);
             }
@@ -267,9 +297,18 @@ impl FrameReader {
         if message.fragments as u64 > limits.max_fragments {
             return Err(ProtocolError::TooManyFragments);
         }
-        message.len = message.len.saturating_add(header.payload_len);
-        if message.len > limits.max_message_bytes {
-            return Err(ProtocolError::MessageTooBig);
+        // What arrives is bounded before any of it is read; a compressed message's
+        // inflated length is checked as it inflates.
+        if message.inflater.is_some() {
+            message.compressed_len = message.compressed_len.saturating_add(header.payload_len);
+            if message.compressed_len > compressed_limit(limits.max_message_bytes) {
+                return Err(ProtocolError::MessageTooBig);
+            }
+        } else {
+            message.len = message.len.saturating_add(header.payload_len);
+            if message.len > limits.max_message_bytes {
+                return Err(ProtocolError::MessageTooBig);
+            }
         }
         Ok(())
     }
@@ -279,6 +318,7 @@ impl FrameReader {
         &mut self,
         header: &FrameHeader,
         chunk: &[u8],
+        limits: &Limits,
         messages: &mut impl MessageSink,
     ) -> Result<(), ProtocolError> {
         if header.opcode.is_control() {
@@ -288,11 +328,26 @@ impl FrameReader {
         let Some(message) = self.message.as_mut() else {
             return Ok(());
         };
-        if let Some(utf8) = message.utf8.as_mut() {
-            utf8.feed(chunk)?;
+        let IncomingMessage {
+            utf8,
+            inflater,
+            len,
+            ..
+        } = message;
+        match inflater {
+            Some(inflater) => inflater
+                .inflate(chunk, |piece| {
+                    take_inflated(piece, len, utf8, limits, messages)
+                })
+                .map_err(inflate_error),
+            None => {
+                if let Some(utf8) = utf8.as_mut() {
+                    utf8.feed(chunk)?;
+                }
+                messages.payload(chunk);
+                Ok(())
+            }
         }
-        messages.payload(chunk);
-        Ok(())
     }
 
     /// Acts on a frame whose payload is complete.
@@ -309,9 +364,20 @@ impl FrameReader {
                 if !header.fin {
                     return Ok(FrameDone::Continue);
                 }
-                let Some(message) = self.message.take() else {
+                let Some(mut message) = self.message.take() else {
                     return Ok(FrameDone::Continue);
                 };
+                let IncomingMessage {
+                    utf8,
+                    len,
+                    inflater,
+                    ..
+                } = &mut message;
+                if let Some(inflater) = inflater.as_mut() {
+                    inflater
+                        .finish(|piece| take_inflated(piece, len, utf8, limits, messages))
+                        .map_err(inflate_error)?;
+                }
                 if let Some(mut utf8) = message.utf8 {
                     utf8.finish()?;
                 }
@@ -337,5 +403,32 @@ impl FrameReader {
                 }
             },
         }
+    }
+}
+
+/// A piece of an inflated message: counted against `maxmessage`, checked as UTF-8 for
+/// text, handed to the sink.
+fn take_inflated(
+    piece: &[u8],
+    len: &mut u64,
+    utf8: &mut Option<Utf8Validator>,
+    limits: &Limits,
+    messages: &mut impl MessageSink,
+) -> Result<(), ProtocolError> {
+    *len = len.saturating_add(piece.len() as u64);
+    if *len > limits.max_message_bytes {
+        return Err(ProtocolError::MessageTooBig);
+    }
+    if let Some(utf8) = utf8.as_mut() {
+        utf8.feed(piece)?;
+    }
+    messages.payload(piece);
+    Ok(())
+}
+
+fn inflate_error(stop: InflateStop<ProtocolError>) -> ProtocolError {
+    match stop {
+        InflateStop::Corrupt => ProtocolError::BadCompressedData,
+        InflateStop::Refused(error) => error,
     }
 }

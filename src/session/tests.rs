@@ -27,18 +27,25 @@ fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
 #[derive(Debug, PartialEq, Eq)]
 struct ServerFrame {
     fin: bool,
+    rsv1: bool,
     opcode: u8,
     payload: Vec<u8>,
 }
 
 /// Decodes unmasked server frames; panics on anything malformed or left over.
-fn server_frames(mut bytes: &[u8]) -> Vec<ServerFrame> {
+fn server_frames(bytes: &[u8]) -> Vec<ServerFrame> {
+    server_frames_allowing(bytes, 0)
+}
+
+/// [`server_frames`] where the RSV bits in `allowed_rsv` (as in the first byte) may be
+/// set; `rsv1` tells.
+fn server_frames_allowing(mut bytes: &[u8], allowed_rsv: u8) -> Vec<ServerFrame> {
     let mut frames = Vec::new();
     while !bytes.is_empty() {
         let b0 = bytes[0];
         let b1 = bytes[1];
         assert_eq!(b1 & 0x80, 0, "server frames are never masked");
-        assert_eq!(b0 & 0x70, 0, "no RSV bits");
+        assert_eq!(b0 & 0x70 & !allowed_rsv, 0, "no RSV bits but those allowed");
         let (len, start) = match b1 & 0x7f {
             126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
             127 => (
@@ -49,6 +56,7 @@ fn server_frames(mut bytes: &[u8]) -> Vec<ServerFrame> {
         };
         frames.push(ServerFrame {
             fin: b0 & 0x80 != 0,
+            rsv1: b0 & 0x40 != 0,
             opcode: b0 & 0x0f,
             payload: bytes[start..start + len].to_vec(),
         });
@@ -235,6 +243,7 @@ fn row_26_ping_between_fragments_is_answered_and_message_assembled() {
     assert_eq!(
         h.sent_frames(),
         vec![ServerFrame {
+            rsv1: false,
             fin: true,
             opcode: PONG,
             payload: b"keepalive".to_vec()
@@ -276,7 +285,9 @@ fn row_28_length_beyond_the_limit_closes_1009_from_the_header_alone() {
     bytes.extend_from_slice(&MASK);
     h.feed(&bytes);
     h.assert_failed_with(1009);
-    assert!(h.lines.is_empty());
+    // What reached the receive queue is at most the limit, and no line ended.
+    assert!(h.lines.len() <= 16 * 1024, "{}", h.lines.len());
+    assert!(!h.lines.contains(&b'\n'));
 }
 
 #[test]
@@ -397,6 +408,7 @@ fn empty_close_is_answered_with_an_empty_close() {
     assert_eq!(
         h.sent_frames(),
         vec![ServerFrame {
+            rsv1: false,
             fin: true,
             opcode: CLOSE,
             payload: Vec::new()
@@ -546,6 +558,7 @@ fn binary_subprotocol_frames_lines_as_binary() {
     assert_eq!(
         server_frames(&out),
         vec![ServerFrame {
+            rsv1: false,
             fin: true,
             opcode: BINARY,
             payload: b"PRIVMSG a :\xff".to_vec()
@@ -650,6 +663,7 @@ fn idle_client_gets_a_keepalive_ping_then_a_1001_close_if_silent() {
     assert_eq!(
         server_frames(&out),
         vec![ServerFrame {
+            rsv1: false,
             fin: true,
             opcode: PING,
             payload: b"keepalive".to_vec()
@@ -814,4 +828,210 @@ fn no_close_is_awaited_after_the_clients_own_close_or_an_http_error() {
     h.feed(b"GET / HTTP/1.0\r\n\r\n");
     assert!(h.ending.is_some());
     assert!(!h.session.awaits_close_reply());
+}
+
+// ---------------------------------------------------------------------------------------
+// permessage-deflate (RFC 7692)
+// ---------------------------------------------------------------------------------------
+
+use crate::compression::zlib::{Deflater, Inflater};
+
+const RSV1_BIT: u8 = 0x40;
+
+fn deflate_config() -> Config {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.compression.enabled = true;
+    config
+}
+
+/// The test client's request, offering permessage-deflate as browsers do.
+fn deflate_request() -> Vec<u8> {
+    let head = REQUEST
+        .strip_suffix(b"\r\n")
+        .expect("request ends with a blank line");
+    let mut request = head.to_vec();
+    request.extend_from_slice(
+        b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+    );
+    request
+}
+
+fn open_deflate() -> Harness {
+    let mut h = Harness::with_config(deflate_config());
+    h.feed(&deflate_request());
+    let response = String::from_utf8_lossy(&h.out).into_owned();
+    assert!(
+        response.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+        ),
+        "{response}"
+    );
+    assert_eq!(
+        h.upgrade
+            .as_ref()
+            .and_then(|u| u.compression)
+            .map(|a| a.server_window_bits),
+        Some(11)
+    );
+    h.out.clear();
+    h
+}
+
+/// `payload` compressed as one client message (without the sync tail).
+fn compressed(payload: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let mut deflater = Deflater::new(6, 15, 8).expect("deflater");
+    assert!(deflater.compress_message(payload, &mut wire));
+    wire
+}
+
+#[test]
+fn compression_is_not_negotiated_unless_configured() {
+    let mut h = Harness::new();
+    h.feed(&deflate_request());
+    assert!(!String::from_utf8_lossy(&h.out).contains("Extensions"));
+    assert_eq!(h.upgrade.as_ref().map(|u| u.compression), Some(None));
+}
+
+#[test]
+fn compression_is_not_answered_without_an_offer() {
+    let mut h = Harness::with_config(deflate_config());
+    h.feed(REQUEST);
+    assert!(!String::from_utf8_lossy(&h.out).contains("Extensions"));
+}
+
+#[test]
+fn a_compressed_client_message_becomes_its_line() {
+    let mut h = open_deflate();
+    h.feed(&frame_with(
+        0x80 | RSV1_BIT | TEXT,
+        true,
+        &compressed(b"PRIVMSG #a :hello hello hello"),
+    ));
+    assert_eq!(h.lines(), "PRIVMSG #a :hello hello hello\r\n");
+    // Uncompressed messages still work on the same connection.
+    h.feed(&frame(TEXT, true, b"PING :x"));
+    assert_eq!(h.lines(), "PRIVMSG #a :hello hello hello\r\nPING :x\r\n");
+}
+
+#[test]
+fn a_fragmented_compressed_message_is_inflated_across_its_frames() {
+    let mut h = open_deflate();
+    let data = compressed(b"PRIVMSG #a :split across three frames");
+    let (a, rest) = data.split_at(3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    h.feed(&frame_with(RSV1_BIT | TEXT, true, a));
+    h.feed(&frame(CONTINUATION, false, b));
+    h.feed(&frame(CONTINUATION, true, c));
+    assert_eq!(h.lines(), "PRIVMSG #a :split across three frames\r\n");
+}
+
+#[test]
+fn rsv1_on_a_continuation_or_control_frame_closes_1002() {
+    let mut h = open_deflate();
+    h.feed(&frame_with(RSV1_BIT | TEXT, true, &compressed(b"PING")));
+    h.feed(&frame_with(0x80 | RSV1_BIT | CONTINUATION, true, b""));
+    h.assert_failed_with(1002);
+    let mut h = open_deflate();
+    h.feed(&frame_with(0x80 | RSV1_BIT | PING, true, b""));
+    h.assert_failed_with(1002);
+}
+
+#[test]
+fn rsv1_without_negotiation_closes_1002() {
+    let mut h = Harness::open_with(deflate_config());
+    h.feed(&frame_with(
+        0x80 | RSV1_BIT | TEXT,
+        true,
+        &compressed(b"PING :x"),
+    ));
+    h.assert_failed_with(1002);
+}
+
+#[test]
+fn corrupt_compressed_data_closes_1007() {
+    let mut h = open_deflate();
+    h.feed(&frame_with(0x80 | RSV1_BIT | TEXT, true, &[0xff; 16]));
+    h.assert_failed_with(1007);
+}
+
+#[test]
+fn invalid_utf8_inside_compressed_text_closes_1007() {
+    let mut h = open_deflate();
+    h.feed(&frame_with(
+        0x80 | RSV1_BIT | TEXT,
+        true,
+        &compressed(b"PRIVMSG #a :\xff\xfe"),
+    ));
+    h.assert_failed_with(1007);
+}
+
+#[test]
+fn a_decompression_bomb_closes_1009_having_inflated_no_more_than_the_limit() {
+    let mut config = deflate_config();
+    config.limits.max_message_bytes = 16 * 1024;
+    let mut h = Harness::with_config(config);
+    h.feed(&deflate_request());
+    h.out.clear();
+    // 8 MiB of one byte compress to a few KiB.
+    let bomb = compressed(&vec![b'a'; 8 << 20]);
+    assert!(bomb.len() < 16 * 1024, "{}", bomb.len());
+    h.feed(&frame_with(0x80 | RSV1_BIT | BINARY, true, &bomb));
+    h.assert_failed_with(1009);
+    // What reached the receive queue is at most the limit, and no line ended.
+    assert!(h.lines.len() <= 16 * 1024, "{}", h.lines.len());
+    assert!(!h.lines.contains(&b'\n'));
+}
+
+#[test]
+fn a_compressed_frame_far_longer_than_the_limit_closes_1009_from_its_header() {
+    let mut config = deflate_config();
+    config.limits.max_message_bytes = 1024;
+    let mut h = Harness::with_config(config);
+    h.feed(&deflate_request());
+    h.out.clear();
+    // The header alone: 1 MiB announced, nothing sent.
+    let mut header = vec![0x80 | RSV1_BIT | BINARY, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 20).to_be_bytes());
+    header.extend_from_slice(&MASK);
+    h.feed(&header);
+    h.assert_failed_with(1009);
+}
+
+#[test]
+fn server_lines_are_compressed_with_context_takeover() {
+    let mut h = open_deflate();
+    let line = b":nick!user@host.example.com PRIVMSG #channel :hello there\r\n";
+    for _ in 0..3 {
+        assert!(h.session.send(line, &mut h.out));
+    }
+    let frames = server_frames_allowing(&h.out, RSV1_BIT);
+    assert_eq!(frames.len(), 3);
+    assert!(frames.iter().all(|f| f.rsv1 && f.fin && f.opcode == TEXT));
+    // The second refers back to the first.
+    assert!(
+        frames[1].payload.len() < frames[0].payload.len() / 2,
+        "{frames:?}"
+    );
+    let mut inflater = Inflater::new().expect("inflater");
+    for f in &frames {
+        let mut text = Vec::new();
+        let mut take = |p: &[u8]| {
+            text.extend_from_slice(p);
+            Ok::<(), ()>(())
+        };
+        inflater.inflate(&f.payload, &mut take).expect("inflates");
+        inflater.finish_message(&mut take).expect("inflates");
+        assert_eq!(text, &line[..line.len() - 2]);
+    }
+}
+
+#[test]
+fn short_server_lines_are_sent_uncompressed() {
+    let mut h = open_deflate();
+    assert!(h.session.send(b"PING :a\r\n", &mut h.out));
+    let frames = server_frames_allowing(&h.out, RSV1_BIT);
+    assert_eq!(frames.len(), 1);
+    assert!(!frames[0].rsv1);
+    assert_eq!(frames[0].payload, b"PING :a");
 }
