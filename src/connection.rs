@@ -67,7 +67,8 @@ impl Connection {
         let report = self.session.receive(input, now_ms, lines, out);
         if let Some(upgrade) = &report.upgrade {
             self.upgraded = true;
-            self.counters.upgraded(upgrade.subprotocol);
+            self.counters
+                .upgraded(upgrade.subprotocol, upgrade.compression.is_some());
         }
         if let Some(ending) = &report.ending {
             self.counters.ended(ending);

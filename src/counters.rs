@@ -20,6 +20,8 @@ pub struct Counters {
     protocol_closes: RefCell<BTreeMap<u16, u64>>,
     /// Close frames clients sent, by code (`None`: no code).
     client_closes: RefCell<BTreeMap<Option<u16>, u64>>,
+    /// Upgrades that negotiated permessage-deflate.
+    compressed: Cell<u64>,
     /// Connections upgraded and not yet gone.
     open: Cell<u64>,
     /// Sockets waiting for the client's close frame now ([`crate::linger`]).
@@ -63,8 +65,11 @@ fn bump<K: Ord>(map: &RefCell<BTreeMap<K, u64>>, key: K) {
 
 impl Counters {
     /// A connection completed its handshake.
-    pub fn upgraded(&self, subprotocol: Option<Subprotocol>) {
+    pub fn upgraded(&self, subprotocol: Option<Subprotocol>, compressed: bool) {
         bump(&self.accepted, subprotocol.map(Subprotocol::name));
+        if compressed {
+            increment(&self.compressed);
+        }
         self.open.set(self.open.get() + 1);
     }
 
@@ -119,6 +124,12 @@ impl Counters {
             let name = protocol.unwrap_or("none (defaultmode)");
             lines.push(format!("accepted {name}: {count}"));
         }
+        if self.compressed.get() > 0 {
+            lines.push(format!(
+                "accepted with permessage-deflate: {}",
+                self.compressed.get()
+            ));
+        }
         for (key, count) in self.refused.borrow().iter() {
             let reason = key.reason();
             lines.push(format!(
@@ -165,9 +176,9 @@ mod tests {
     #[test]
     fn report_counts_each_kind_of_event() {
         let counters = Counters::default();
-        counters.upgraded(Some(Subprotocol::TextIrcv3));
-        counters.upgraded(Some(Subprotocol::TextIrcv3));
-        counters.upgraded(None);
+        counters.upgraded(Some(Subprotocol::TextIrcv3), true);
+        counters.upgraded(Some(Subprotocol::TextIrcv3), false);
+        counters.upgraded(None, false);
         counters.gone();
         counters.ended(&Ending::Rejected(RejectReason::OriginNotAllowed));
         counters.ended(&Ending::Failed(ProtocolError::Unmasked));
@@ -178,6 +189,7 @@ mod tests {
             vec![
                 "accepted none (defaultmode): 1",
                 "accepted text.ircv3.net: 2",
+                "accepted with permessage-deflate: 1",
                 "refused 403 (HTTP request from a non-whitelisted origin): 1",
                 "closed by server with 1002: 1",
                 "closed by client without a code: 1",

@@ -25,6 +25,11 @@ use testkit::ws::{encode_frame, CHAT_EXAMPLE_REQUEST, OP_TEXT};
 /// Most bytes the Rust state of an idle, upgraded connection may keep on the heap.
 const IDLE_SESSION_HEAP_BUDGET: isize = 320;
 
+/// The same with permessage-deflate at the default settings (window 11 bits, memory
+/// level 1): zlib's compressor, about 2^(11+2) + 2^(1+9) bytes plus its 5.9 KB state,
+/// made at the first message worth compressing (the welcome).
+const COMPRESSING_SESSION_HEAP_BUDGET: isize = 16 * 1024;
+
 /// Counts this thread's live heap bytes (tests run on threads of their own).
 struct CountingAllocator;
 
@@ -66,12 +71,16 @@ unsafe impl GlobalAlloc for CountingAllocator {
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn config() -> Arc<Config> {
+    config_with(None)
+}
+
+fn config_with(websocket: Option<RawTag>) -> Arc<Config> {
     let raw = RawConfig {
         origins: vec![RawTag {
             location: "test.conf:1".into(),
             items: vec![("allow".into(), "https://*.example.com".into())],
         }],
-        websocket: None,
+        websocket,
         ..RawConfig::default()
     };
     Arc::new(Config::from_raw(&raw).expect("valid configuration"))
@@ -92,6 +101,15 @@ impl ByteSink for Discard {
 /// A connection that has upgraded, registered and received the server's welcome, boxed
 /// as the bridge boxes it.
 fn idle_connection(config: &Arc<Config>, counters: &Rc<Counters>) -> Box<Connection> {
+    idle_connection_after(config, counters, CHAT_EXAMPLE_REQUEST)
+}
+
+/// [`idle_connection`] upgraded by `request`.
+fn idle_connection_after(
+    config: &Arc<Config>,
+    counters: &Rc<Counters>,
+    request: &[u8],
+) -> Box<Connection> {
     let peer: Option<IpAddr> = Some("192.0.2.7".parse().unwrap());
     let mut connection = Box::new(Connection::new(
         Arc::clone(config),
@@ -99,7 +117,7 @@ fn idle_connection(config: &Arc<Config>, counters: &Rc<Counters>) -> Box<Connect
         peer,
         SocketKind::User,
     ));
-    let mut request = CHAT_EXAMPLE_REQUEST.to_vec();
+    let mut request = request.to_vec();
     let report = connection.receive(&mut request, 0, &mut Discard, &mut Discard);
     assert!(report.upgrade.is_some());
     let mut registration = [client_frame(b"NICK idle"), client_frame(b"USER u 0 * :r")].concat();
@@ -133,6 +151,46 @@ fn an_idle_connection_keeps_little_on_the_heap() {
     assert!(
         kept <= IDLE_SESSION_HEAP_BUDGET,
         "an idle connection keeps {kept} bytes, over the budget of {IDLE_SESSION_HEAP_BUDGET}"
+    );
+    assert_eq!(left, 0, "a closed connection frees everything");
+}
+
+#[test]
+fn an_idle_compressing_connection_keeps_its_compressor_within_budget() {
+    let config = config_with(Some(RawTag {
+        location: "test.conf:2".into(),
+        items: vec![("compression".into(), "yes".into())],
+    }));
+    let counters = Rc::new(Counters::default());
+    let head = CHAT_EXAMPLE_REQUEST
+        .strip_suffix(b"\r\n")
+        .expect("blank line");
+    let request = [
+        head,
+        b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+    ]
+    .concat();
+    drop(idle_connection_after(&config, &counters, &request));
+
+    let before = live_bytes();
+    let connection = idle_connection_after(&config, &counters, &request);
+    let kept = live_bytes() - before;
+    drop(connection);
+    let left = live_bytes() - before;
+    let plain = {
+        let before = live_bytes();
+        let connection = idle_connection(&config, &counters);
+        let kept = live_bytes() - before;
+        drop(connection);
+        kept
+    };
+    eprintln!(
+        "an idle compressing connection keeps {kept} bytes of Rust heap ({} over an uncompressed one)",
+        kept - plain
+    );
+    assert!(
+        kept <= COMPRESSING_SESSION_HEAP_BUDGET,
+        "an idle compressing connection keeps {kept} bytes, over the budget of {COMPRESSING_SESSION_HEAP_BUDGET}"
     );
     assert_eq!(left, 0, "a closed connection frees everything");
 }

@@ -39,6 +39,7 @@ mod common;
 mod browser;
 mod chat;
 mod close_handshake;
+mod compression;
 mod config_lifecycle;
 mod control_frames;
 mod deployment;
