@@ -8,14 +8,14 @@
 #   make test       install missing Debian packages, build for both servers, run every
 #                   test (cargo test with InspIRCd 3, the integration suite again with
 #                   InspIRCd 4, the test kit's own tests, then the Autobahn conformance
-#                   suite without compression groups)
+#                   suite, compression groups included)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
 #                   one vs plain TCP in the same InspIRCd, in CPU seconds and then in
 #                   instructions under callgrind (about 10 minutes; 2 cores)
 #   make memprofile heap per idle connection by allocation site (valgrind massif)
 #   make fuzz       run each fuzz target in fuzz/ for FUZZ_SECONDS (default 60)
 #   make conformance     Autobahn|Testsuite against the session core (conformance/run.sh --all)
-#   make conformance-ci  the same without the compression groups 12-13 (--ci)
+#   make conformance-ci  the same (--ci, the name make test uses)
 #   make clean
 #
 # Packagers: INSPIRCD_INCLUDE_DIR points at the InspIRCd 3 or 4 headers (default
