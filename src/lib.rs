@@ -1,4 +1,4 @@
-//! The protocol core of a drop-in replacement for InspIRCd 3's `websocket` module.
+//! The protocol core of a drop-in replacement for InspIRCd 3 and 4's `websocket` module.
 //!
 //! The core does no I/O, reads no clock and knows nothing of InspIRCd; the C++ shim in
 //! `cpp/` moves bytes between InspIRCd's queues and a [`session::Session`] through the
