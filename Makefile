@@ -145,6 +145,7 @@ LOADBENCH = $(CARGO) run --release --locked -p loadbench -- --module $(CURDIR)/$
 bench: packages
 	$(MAKE) all
 	$(CARGO) bench --bench codec
+	$(CARGO) bench --bench compression
 	$(LOADBENCH) $(LOADBENCH_ARGS)
 	@command -v valgrind >/dev/null || { echo "skipping the instruction counts: they need valgrind (apt-get install valgrind)" >&2; exit 0; }; \
 		$(LOADBENCH) --callgrind --rounds 3
