@@ -20,7 +20,9 @@ use inspircd_websocket::connection::Connection;
 use inspircd_websocket::counters::Counters;
 use inspircd_websocket::handshake::SocketKind;
 use inspircd_websocket::sink::ByteSink;
-use testkit::ws::{encode_frame, CHAT_EXAMPLE_REQUEST, OP_TEXT};
+use testkit::ws::{
+    encode_frame, upgrade_request, BROWSER_DEFLATE_OFFER, CHAT_EXAMPLE_REQUEST, OP_TEXT,
+};
 
 /// Most bytes the Rust state of an idle, upgraded connection may keep on the heap.
 const IDLE_SESSION_HEAP_BUDGET: isize = 320;
@@ -162,14 +164,11 @@ fn an_idle_compressing_connection_keeps_its_compressor_within_budget() {
         items: vec![("compression".into(), "yes".into())],
     }));
     let counters = Rc::new(Counters::default());
-    let head = CHAT_EXAMPLE_REQUEST
-        .strip_suffix(b"\r\n")
-        .expect("blank line");
-    let request = [
-        head,
-        b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
-    ]
-    .concat();
+    let request = upgrade_request(
+        "irc.example.com",
+        "https://chat.example.com",
+        &[BROWSER_DEFLATE_OFFER],
+    );
     drop(idle_connection_after(&config, &counters, &request));
 
     let before = live_bytes();

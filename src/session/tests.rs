@@ -846,14 +846,11 @@ fn deflate_config() -> Config {
 
 /// The test client's request, offering permessage-deflate as browsers do.
 fn deflate_request() -> Vec<u8> {
-    let head = REQUEST
-        .strip_suffix(b"\r\n")
-        .expect("request ends with a blank line");
-    let mut request = head.to_vec();
-    request.extend_from_slice(
-        b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
-    );
-    request
+    testkit::ws::upgrade_request(
+        "irc.example.com",
+        "https://chat.example.com",
+        &[testkit::ws::BROWSER_DEFLATE_OFFER],
+    )
 }
 
 fn open_deflate() -> Harness {

@@ -3,22 +3,14 @@
 //! with the module's zlib.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use testkit::ws::encode_frame_byte;
+use testkit::ws::{encode_frame_byte, BROWSER_DEFLATE_OFFER};
 
 use crate::common::*;
 
 const CHAN: &str = "#zip";
-const OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits";
 const RSV1: u8 = 0x40;
 const RSV1_LOW: u8 = 0b100;
 const SYNC_TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
-
-fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
 
 /// A WebSocket client that compresses what it sends (each message on its own, as the
 /// server asks) and inflates what it gets (the server's window carries over).
@@ -31,7 +23,7 @@ struct DeflateClient {
 
 impl DeflateClient {
     fn connect(server: &Server) -> (DeflateClient, HttpResponse) {
-        let (conn, r) = RawConn::upgrade(server.ws_port, &[OFFER]);
+        let (conn, r) = RawConn::upgrade(server.ws_port, &[BROWSER_DEFLATE_OFFER]);
         let client = DeflateClient {
             conn,
             inflate: Decompress::new(false),
@@ -102,7 +94,7 @@ fn compressed_both_ways_exact_bytes_ours() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
     let (mut web, r) = DeflateClient::connect(&server);
     assert_eq!(
-        header(&r, "Sec-WebSocket-Extensions"),
+        r.header("Sec-WebSocket-Extensions"),
         Some("permessage-deflate; client_no_context_takeover"),
         "{r:?}"
     );
@@ -152,8 +144,8 @@ fn compressed_both_ways_exact_bytes_ours() {
 /// InspIRCd 3 and 4 know no extension), and the client is served uncompressed.
 fn offer_declined_by_default(m: Module) {
     let server = Server::start(Conf::new(m));
-    let (mut conn, r) = RawConn::upgrade(server.ws_port, &[OFFER]);
-    assert_eq!(header(&r, "Sec-WebSocket-Extensions"), None, "{r:?}");
+    let (mut conn, r) = RawConn::upgrade(server.ws_port, &[BROWSER_DEFLATE_OFFER]);
+    assert_eq!(r.header("Sec-WebSocket-Extensions"), None, "{r:?}");
     conn.register("plainweb");
 }
 both_modules!(offer_declined_by_default);

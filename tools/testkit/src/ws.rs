@@ -176,6 +176,11 @@ pub fn parse_frame(b: &[u8]) -> Option<(Frame, usize)> {
     Some((frame, end))
 }
 
+/// The permessage-deflate offer Chromium and Firefox send, as a header line for
+/// [`upgrade_request`]'s `extra`.
+pub const BROWSER_DEFLATE_OFFER: &str =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits";
+
 /// An upgrade request for `/`: Host, Upgrade, Connection, [`SAMPLE_KEY`], version 13,
 /// Origin, then the `extra` header lines ("Name: value") in order.
 pub fn upgrade_request(host: &str, origin: &str, extra: &[&str]) -> Vec<u8> {
