@@ -195,52 +195,20 @@ fn main() {
     };
     let browser: &[u8] = b"permessage-deflate; client_max_window_bits";
     let no_takeover: &[u8] = b"permessage-deflate; server_no_context_takeover";
+    let setting = |window_bits, hash_bits| Settings {
+        window_bits,
+        hash_bits,
+        ..default
+    };
     let cases = [
-        ("default (level 6, window 11, memory 1)", (default, browser)),
+        ("defaults (window 12, hash 10)", (default, browser)),
+        ("window 9, hash 8", (setting(9, 8), browser)),
+        ("window 11, hash 10", (setting(11, 10), browser)),
+        ("window 12, hash 12", (setting(12, 12), browser)),
+        ("window 13, hash 11", (setting(13, 11), browser)),
+        ("window 15, hash 14", (setting(15, 14), browser)),
         (
-            "level 1, window 11, memory 1",
-            (
-                Settings {
-                    level: 1,
-                    ..default
-                },
-                browser,
-            ),
-        ),
-        (
-            "level 6, window 9, memory 1",
-            (
-                Settings {
-                    window_bits: 9,
-                    ..default
-                },
-                browser,
-            ),
-        ),
-        (
-            "level 6, window 13, memory 2",
-            (
-                Settings {
-                    window_bits: 13,
-                    mem_level: 2,
-                    ..default
-                },
-                browser,
-            ),
-        ),
-        (
-            "level 6, window 15, memory 8 (zlib's usual)",
-            (
-                Settings {
-                    window_bits: 15,
-                    mem_level: 8,
-                    ..default
-                },
-                browser,
-            ),
-        ),
-        (
-            "default, server_no_context_takeover",
+            "defaults, server_no_context_takeover",
             (default, no_takeover),
         ),
     ];

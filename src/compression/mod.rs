@@ -1,16 +1,19 @@
 //! permessage-deflate (RFC 7692), off unless `<websocket compression="yes">`.
 //!
 //! - [`negotiation`]: the client's offers and the 101's answer.
-//! - [`Compressor`]: the server's messages; one zlib compressor per connection (the
-//!   window carries over from message to message, which is what makes IRC lines
-//!   small: each repeats its predecessors' prefixes), created at the first message
-//!   worth compressing.
+//! - [`Compressor`]: the server's messages, through a deflate encoder of our own
+//!   ([`lz77`], [`fixed_huffman`]; why not zlib: see there): per connection its window
+//!   (which carries over from message to message, which is what makes IRC lines small:
+//!   each repeats its predecessors' prefixes) and a hash table, made at the first
+//!   message worth compressing.
 //! - [`PooledInflater`]: a client's messages. The answer asks the client to compress
 //!   each message on its own, so an inflater is needed only while a compressed message
 //!   arrives; it comes from a small per-thread pool and goes back at the message's end.
-//! - [`zlib`]: the C zlib streams under both (why zlib: see there).
+//! - [`zlib`]: the C zlib stream under the inflater (and the tests' compressor).
 
+mod fixed_huffman;
 mod incoming;
+mod lz77;
 pub mod negotiation;
 mod outgoing;
 pub(crate) mod zlib;
@@ -26,12 +29,11 @@ pub use zlib::InflateStop;
 pub struct Settings {
     /// Offers are accepted at all.
     pub enabled: bool,
-    /// zlib's compression level, 1 (fastest) to 9 (smallest).
-    pub level: u8,
     /// The server's LZ77 window, 9 to 15 bits (lowered when the client asks).
     pub window_bits: u8,
-    /// zlib's memory level, 1 to 9: with the window, what a connection keeps.
-    pub mem_level: u8,
+    /// The match finder's hash table, 8 to 14 bits: with the window, what a
+    /// connection keeps.
+    pub hash_bits: u8,
     /// Messages shorter than this are sent uncompressed.
     pub min_size: usize,
 }
@@ -41,9 +43,8 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             enabled: false,
-            level: 6,
-            window_bits: 11,
-            mem_level: 1,
+            window_bits: 12,
+            hash_bits: 10,
             min_size: 16,
         }
     }

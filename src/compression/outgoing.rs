@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use super::zlib::Deflater;
+use super::lz77::MessageDeflater;
 use super::{Agreed, Settings};
 use crate::frame::{write_frame, write_frame_with_rsv, OpCode, RSV1};
 use crate::sink::ByteSink;
@@ -10,16 +10,14 @@ use crate::sink::ByteSink;
 /// The server side of a permessage-deflate connection.
 #[derive(Debug)]
 pub struct Compressor {
-    level: u8,
     window_bits: u8,
-    mem_level: u8,
+    hash_bits: u8,
     min_size: usize,
     /// Each message compressed on its own (the client asked).
     no_context_takeover: bool,
-    /// Created at the first message worth compressing (a connection that is sent
-    /// nothing keeps nothing); dropped if zlib ever fails, then made anew: a fresh
-    /// stream refers to nothing earlier, which the client decodes all the same.
-    deflater: Option<Deflater>,
+    /// Created at the first message worth compressing: a connection that is sent
+    /// nothing keeps nothing.
+    deflater: Option<MessageDeflater>,
 }
 
 thread_local! {
@@ -31,9 +29,8 @@ thread_local! {
 impl Compressor {
     pub fn new(settings: &Settings, agreed: &Agreed) -> Compressor {
         Compressor {
-            level: settings.level,
             window_bits: agreed.server_window_bits,
-            mem_level: settings.mem_level,
+            hash_bits: settings.hash_bits,
             min_size: settings.min_size,
             no_context_takeover: agreed.server_no_context_takeover,
             deflater: None,
@@ -41,43 +38,31 @@ impl Compressor {
     }
 
     /// Writes `payload` as one message: compressed with RSV1 set, or as it is when it
-    /// is shorter than the configured minimum (or zlib failed).
+    /// is shorter than the configured minimum.
     pub fn write_message(&mut self, opcode: OpCode, payload: &[u8], out: &mut impl ByteSink) {
-        if payload.len() >= self.min_size {
-            let sent = SCRATCH.with(|scratch| {
-                let mut scratch = scratch.borrow_mut();
-                let compressed = self.compress(payload, &mut scratch);
-                if compressed {
-                    write_frame_with_rsv(opcode, RSV1, &scratch, out);
-                }
-                scratch.clear();
-                if scratch.capacity() > SCRATCH_KEPT {
-                    *scratch = Vec::new();
-                }
-                compressed
-            });
-            if sent {
-                return;
-            }
+        if payload.len() < self.min_size {
+            write_frame(opcode, payload, out);
+            return;
         }
-        write_frame(opcode, payload, out);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.compress(payload, &mut scratch);
+            write_frame_with_rsv(opcode, RSV1, &scratch, out);
+            scratch.clear();
+            if scratch.capacity() > SCRATCH_KEPT {
+                *scratch = Vec::new();
+            }
+        });
     }
 
-    fn compress(&mut self, payload: &[u8], scratch: &mut Vec<u8>) -> bool {
-        if self.deflater.is_none() {
-            self.deflater = Deflater::new(self.level, self.window_bits, self.mem_level);
-        }
-        let Some(deflater) = self.deflater.as_mut() else {
-            return false;
-        };
-        if !deflater.compress_message(payload, scratch) {
-            self.deflater = None;
-            return false;
-        }
+    fn compress(&mut self, payload: &[u8], scratch: &mut Vec<u8>) {
+        let deflater = self
+            .deflater
+            .get_or_insert_with(|| MessageDeflater::new(self.window_bits, self.hash_bits));
+        deflater.compress(payload, scratch);
         if self.no_context_takeover {
-            deflater.reset();
+            deflater.forget();
         }
-        true
     }
 }
 

@@ -1,15 +1,13 @@
-//! The only `unsafe` in the core: a raw-deflate compressor and decompressor over C zlib
-//! (`libz-sys`, zlib built from its bundled source and linked in statically).
+//! The only `unsafe` in the core: a raw-deflate decompressor (and, for the tests, a
+//! compressor playing the client) over C zlib (`libz-sys`, zlib built from its bundled
+//! source and linked in statically).
 //!
-//! Why C zlib through its C API: the memory a compressor keeps per connection is
-//! what makes permessage-deflate affordable, and only zlib's `deflateInit2` scales all of
-//! it with the window and memory level (about 2^(window+2) + 2^(memlevel+9) bytes plus
-//! its 5.9 KB state). Measured on 2026-12-01 with a counting allocator: C zlib 1.2.13
-//! at window 9, memory level 1 keeps 9,024 bytes; window 11 level 2, 16,192 bytes.
-//! zlib-rs 0.6 (pure Rust, a safe API with the full `deflateInit2` parameters) keeps a
-//! fixed 128 KiB hash table whatever the memory level (137,216 bytes at window 9, memory
-//! level 1; 380,032 at 15/8) and resetting it per message, to share one compressor,
-//! cost 25-120 µs per IRC line; flate2 fixes the memory level at 8 (128 KiB of hash).
+//! Why C zlib: what clients send is hostile, and inflating it is zlib's best-tested
+//! path; through its C API an inflater stops wherever its output is refused, so a
+//! limit holds whatever the data expands to. zlib-rs 0.6 (pure Rust) and flate2 were
+//! measured on 2026-12-01 for the compressing side, where per-connection memory
+//! matters: zlib-rs keeps a fixed 128 KiB hash table whatever the memory level, flate2
+//! fixes the memory level at 8; the server's compressor is now our own ([`super::lz77`]).
 //!
 //! Each stream lives in a `Box` because zlib keeps a pointer back to it; its input
 //! and output pointers are set for one call and point into slices that outlive it.
@@ -85,20 +83,24 @@ fn new_stream() -> Box<z::z_stream> {
 const STREAM_SIZE: c_int = std::mem::size_of::<z::z_stream>() as c_int;
 
 /// Output room added per step while compressing.
+#[cfg(test)]
 const OUTPUT_STEP: usize = 256;
 
 /// A raw deflate compressor whose output continues from message to message (context
 /// takeover) unless reset.
+#[cfg(test)]
 pub struct Deflater {
     stream: Box<z::z_stream>,
 }
 
+#[cfg(test)]
 impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Deflater")
     }
 }
 
+#[cfg(test)]
 impl Deflater {
     /// `level` 1-9, `window_bits` 9-15, `mem_level` 1-9 (checked by the configuration);
     /// `None` if zlib refuses them or is out of memory.
@@ -166,6 +168,7 @@ impl Deflater {
     }
 }
 
+#[cfg(test)]
 impl Drop for Deflater {
     fn drop(&mut self) {
         // SAFETY: an initialised stream, ended once.
@@ -205,16 +208,16 @@ const MAX_WINDOW_BITS: c_int = 15;
 
 impl Inflater {
     pub fn new() -> Option<Inflater> {
+        Inflater::with_window_bits(MAX_WINDOW_BITS)
+    }
+
+    /// An inflater that refuses references farther back than 2^`window_bits` bytes
+    /// (9-15); the tests use it to check a compressor keeps to its window.
+    pub fn with_window_bits(window_bits: c_int) -> Option<Inflater> {
         let mut stream = new_stream();
         // SAFETY: a fresh stream with our allocator; negative bits: raw deflate.
-        let status = unsafe {
-            z::inflateInit2_(
-                &mut *stream,
-                -MAX_WINDOW_BITS,
-                z::zlibVersion(),
-                STREAM_SIZE,
-            )
-        };
+        let status =
+            unsafe { z::inflateInit2_(&mut *stream, -window_bits, z::zlibVersion(), STREAM_SIZE) };
         (status == z::Z_OK).then_some(Inflater {
             stream,
             ended: false,

@@ -135,20 +135,19 @@ pub const PING_BURST: Key = key("pingburst", Kind::Count, "10", 1..=1000);
 pub const PING_RATE: Key = key("pingrate", Kind::Duration, "1s", 1..=3600);
 
 /// Accept permessage-deflate (RFC 7692) when a client offers it. Off by default: each
-/// compressing connection keeps a zlib stream ([`crate::compression`]).
+/// compressing connection keeps its window and a hash table ([`crate::compression`]).
 pub const COMPRESSION: Key = key("compression", Kind::Boolean, "no", NO_RANGE);
-/// zlib's compression level: 1 (fastest) to 9 (smallest).
-pub const COMPRESSION_LEVEL: Key = key("compressionlevel", Kind::Count, "6", 1..=9);
 /// The server's LZ77 window in bits, 9 to 15: what each message may refer back to,
-/// and with the memory level what a connection keeps.
-pub const COMPRESSION_WINDOW: Key = key("compressionwindow", Kind::Count, "11", 9..=15);
-/// zlib's memory level, 1 to 9: the size of its match-finding tables.
-pub const COMPRESSION_MEMORY: Key = key("compressionmemory", Kind::Count, "1", 1..=9);
+/// and the bytes of history a connection keeps.
+pub const COMPRESSION_WINDOW: Key = key("compressionwindow", Kind::Count, "12", 9..=15);
+/// The match finder's hash table in bits, 8 to 14: 2^N entries of 2 bytes per
+/// compressing connection; too small a table forgets text still in the window.
+pub const COMPRESSION_HASH: Key = key("compressionhash", Kind::Count, "10", 8..=14);
 /// Messages shorter than this many bytes are sent uncompressed. 0 to 64 KiB.
 pub const COMPRESSION_MIN_SIZE: Key = key("compressionminsize", Kind::Size, "16", 0..=64 * 1024);
 
 /// Every key of `<websocket>`.
-pub const WEBSOCKET_KEYS: [&Key; 19] = [
+pub const WEBSOCKET_KEYS: [&Key; 18] = [
     &DEFAULT_MODE,
     &SEND_AS_TEXT,
     &PROXY_RANGES,
@@ -164,9 +163,8 @@ pub const WEBSOCKET_KEYS: [&Key; 19] = [
     &PING_BURST,
     &PING_RATE,
     &COMPRESSION,
-    &COMPRESSION_LEVEL,
     &COMPRESSION_WINDOW,
-    &COMPRESSION_MEMORY,
+    &COMPRESSION_HASH,
     &COMPRESSION_MIN_SIZE,
 ];
 

@@ -233,9 +233,8 @@ impl Config {
             ping_interval_ms: reader.duration_ms(&keys::PING_INTERVAL)?,
             compression: crate::compression::Settings {
                 enabled: reader.boolean(&keys::COMPRESSION)?,
-                level: narrow(reader.number(&keys::COMPRESSION_LEVEL)?),
                 window_bits: narrow(reader.number(&keys::COMPRESSION_WINDOW)?),
-                mem_level: narrow(reader.number(&keys::COMPRESSION_MEMORY)?),
+                hash_bits: narrow(reader.number(&keys::COMPRESSION_HASH)?),
                 min_size: narrow(reader.number(&keys::COMPRESSION_MIN_SIZE)?),
             },
             warnings: Vec::new(),

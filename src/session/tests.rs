@@ -868,7 +868,7 @@ fn open_deflate() -> Harness {
             .as_ref()
             .and_then(|u| u.compression)
             .map(|a| a.server_window_bits),
-        Some(11)
+        Some(crate::compression::Settings::default().window_bits)
     );
     h.out.clear();
     h
