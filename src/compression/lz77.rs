@@ -52,7 +52,7 @@ pub struct MessageDeflater {
 }
 
 impl MessageDeflater {
-    /// `window_bits` 9-15 (the agreed window), `hash_bits` the table's size (2 bytes
+    /// `window_bits` 8-15 (the agreed window), `hash_bits` the table's size (2 bytes
     /// per entry).
     pub fn new(window_bits: u8, hash_bits: u8) -> MessageDeflater {
         let window = (1usize << window_bits).min(MAX_DISTANCE);
@@ -181,6 +181,7 @@ impl MessageDeflater {
 
     /// How many bytes from `earlier` equal those from `at` (the copy may run into the
     /// bytes it produces, as deflate allows), at most [`MAX_MATCH`] and not past `end`.
+    /// Eight bytes at a time: the first differing bit of their XOR ends the match.
     fn match_length(&self, earlier: usize, at: usize, end: usize) -> usize {
         let limit = MAX_MATCH.min(end - at);
         let (Some(from), Some(here)) = (
@@ -189,7 +190,17 @@ impl MessageDeflater {
         ) else {
             return 0;
         };
-        from.iter().zip(here).take_while(|(a, b)| a == b).count()
+        let word = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes);
+        let mut length = 0;
+        for (a, b) in from.chunks_exact(8).zip(here.chunks_exact(8)) {
+            let differ = word(a) ^ word(b);
+            if differ != 0 {
+                return length + (differ.trailing_zeros() / 8) as usize;
+            }
+            length += 8;
+        }
+        let rest = from.iter().zip(here).skip(length);
+        length + rest.take_while(|(a, b)| a == b).count()
     }
 }
 
@@ -228,6 +239,35 @@ mod tests {
             i
         )
         .into_bytes()
+    }
+
+    proptest::proptest! {
+        /// Any messages, from a small alphabet so that matches of every length and
+        /// distance occur, inflate to themselves through a client whose window is the
+        /// agreed one.
+        #[test]
+        fn any_messages_round_trip_within_the_window(
+            window_bits in 8u8..=15,
+            hash_bits in 8u8..=14,
+            forget in proptest::bool::ANY,
+            messages in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(&b"ab c\r\xe9"[..]), 0..1500),
+                1..12,
+            ),
+        ) {
+            let mut deflater = MessageDeflater::new(window_bits, hash_bits);
+            let mut client = Client(Inflater::with_window_bits(window_bits.into()).expect("inflater"));
+            for message in &messages {
+                let mut out = Vec::new();
+                deflater.compress(message, &mut out);
+                if forget {
+                    deflater.forget();
+                    client = Client(Inflater::with_window_bits(window_bits.into()).expect("inflater"));
+                }
+                proptest::prop_assert_eq!(&client.receive(&out), message);
+                proptest::prop_assert!(out.len() <= message.len() + stored_overhead(message.len()));
+            }
+        }
     }
 
     #[test]
@@ -273,10 +313,10 @@ mod tests {
 
     #[test]
     fn no_reference_reaches_past_the_window() {
-        // Inflated with zlib's smallest window (9 bits): a reference farther back than
-        // 512 bytes would fail as "invalid distance too far back".
-        let mut deflater = MessageDeflater::new(9, 12);
-        let mut client = Client(Inflater::with_window_bits(9).expect("inflater"));
+        // Inflated with the smallest window RFC 7692 allows (8 bits): a reference
+        // farther back than 256 bytes would fail as "invalid distance too far back".
+        let mut deflater = MessageDeflater::new(8, 12);
+        let mut client = Client(Inflater::with_window_bits(8).expect("inflater"));
         for i in 0..300 {
             // Lines that repeat those about 600 bytes back.
             let message = line(i % 8);

@@ -15,7 +15,8 @@ use super::Settings;
 /// What was agreed for one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Agreed {
-    /// The window the server compresses with (9-15 bits).
+    /// The window the server compresses with (8-15 bits: the module's own compressor
+    /// keeps to any window RFC 7692 allows, 8 bits included, which zlib cannot).
     pub server_window_bits: u8,
     /// The client asked the server to compress each message on its own.
     pub server_no_context_takeover: bool,
@@ -25,10 +26,6 @@ pub struct Agreed {
 
 /// The extension's name.
 const NAME: &str = "permessage-deflate";
-
-/// zlib cannot compress with a window smaller than 9 bits (it turns 8 into 9), so an
-/// offer that limits the server to 8 is declined.
-const SMALLEST_SERVER_WINDOW: u8 = 9;
 
 impl Agreed {
     /// The `Sec-WebSocket-Extensions` value of the 101.
@@ -97,9 +94,6 @@ fn accept(offer: &str, settings: &Settings) -> Option<Agreed> {
             _ => return None,
         }
         seen.push(name);
-    }
-    if server_max.is_some_and(|bits| bits < SMALLEST_SERVER_WINDOW) {
-        return None;
     }
     Some(Agreed {
         server_window_bits: server_max
@@ -215,16 +209,13 @@ mod tests {
     }
 
     #[test]
-    fn an_8_bit_server_window_is_declined_for_the_next_offer() {
-        // zlib cannot produce a true 8-bit window.
-        assert_eq!(
-            agree(&["permessage-deflate; server_max_window_bits=8"]),
-            None
-        );
-        assert_eq!(
-            agree(&["permessage-deflate; server_max_window_bits=8, permessage-deflate"]).as_deref(),
-            Some("permessage-deflate; client_no_context_takeover")
-        );
+    fn an_8_bit_server_window_is_accepted() {
+        // zlib cannot compress with a true 8-bit window (it turns 8 into 9); the
+        // module's compressor can (lz77.rs tests it against an 8-bit inflater).
+        let offer = "permessage-deflate; server_max_window_bits=8";
+        let agreed = negotiate([offer.as_bytes()].into_iter(), &settings()).expect("accepted");
+        assert_eq!(agreed.server_window_bits, 8);
+        assert!(agreed.response().ends_with("; server_max_window_bits=8"));
     }
 
     #[test]
