@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn stored_blocks_inflate() {
-        let long: Vec<u8> = (0..150_000u32).map(|i| (i * 31 >> 2) as u8).collect();
+        let long: Vec<u8> = (0..150_000u32).map(|i| ((i * 31) >> 2) as u8).collect();
         let messages: Vec<Vec<u8>> = [&b""[..], b"x", &long]
             .iter()
             .map(|m| {

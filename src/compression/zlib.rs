@@ -87,7 +87,7 @@ const STREAM_SIZE: c_int = std::mem::size_of::<z::z_stream>() as c_int;
 const OUTPUT_STEP: usize = 256;
 
 /// A raw deflate compressor whose output continues from message to message (context
-/// takeover) unless reset.
+/// takeover): the unit tests' client.
 #[cfg(test)]
 pub struct Deflater {
     stream: Box<z::z_stream>,
@@ -159,12 +159,6 @@ impl Deflater {
         }
         out.truncate(out.len() - SYNC_TAIL.len());
         true
-    }
-
-    /// Forgets the history: the next message is compressed on its own.
-    pub fn reset(&mut self) {
-        // SAFETY: an initialised stream.
-        unsafe { z::deflateReset(&mut *self.stream) };
     }
 }
 
