@@ -29,7 +29,7 @@ pub use zlib::InflateStop;
 pub struct Settings {
     /// Offers are accepted at all.
     pub enabled: bool,
-    /// The server's LZ77 window, 9 to 15 bits (lowered when the client asks).
+    /// The server's LZ77 window, 8 to 15 bits (lowered when the client asks).
     pub window_bits: u8,
     /// The match finder's hash table, 8 to 14 bits: with the window, what a
     /// connection keeps.

@@ -206,7 +206,7 @@ impl Inflater {
     }
 
     /// An inflater that refuses references farther back than 2^`window_bits` bytes
-    /// (9-15); the tests use it to check a compressor keeps to its window.
+    /// (8-15); the tests use it to check a compressor keeps to its window.
     pub fn with_window_bits(window_bits: c_int) -> Option<Inflater> {
         let mut stream = new_stream();
         // SAFETY: a fresh stream with our allocator; negative bits: raw deflate.

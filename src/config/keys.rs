@@ -137,9 +137,9 @@ pub const PING_RATE: Key = key("pingrate", Kind::Duration, "1s", 1..=3600);
 /// Accept permessage-deflate (RFC 7692) when a client offers it. Off by default: each
 /// compressing connection keeps its window and a hash table ([`crate::compression`]).
 pub const COMPRESSION: Key = key("compression", Kind::Boolean, "no", NO_RANGE);
-/// The server's LZ77 window in bits, 9 to 15: what each message may refer back to,
+/// The server's LZ77 window in bits, 8 to 15: what each message may refer back to,
 /// and the bytes of history a connection keeps.
-pub const COMPRESSION_WINDOW: Key = key("compressionwindow", Kind::Count, "12", 9..=15);
+pub const COMPRESSION_WINDOW: Key = key("compressionwindow", Kind::Count, "12", 8..=15);
 /// The match finder's hash table in bits, 8 to 14: 2^N entries of 2 bytes per
 /// compressing connection; too small a table forgets text still in the window.
 pub const COMPRESSION_HASH: Key = key("compressionhash", Kind::Count, "10", 8..=14);

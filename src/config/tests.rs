@@ -718,5 +718,6 @@ fn compression_settings_default_to_the_key_table() {
     assert!(c.compression.enabled);
     assert_eq!(c.compression.window_bits, 9);
     assert_eq!(c.compression.min_size, 1024);
-    assert!(error(&[("compressionwindow", "8")]).contains("compressionwindow"));
+    assert!(error(&[("compressionwindow", "7")]).contains("compressionwindow"));
+    assert!(error(&[("compressionhash", "15")]).contains("compressionhash"));
 }
