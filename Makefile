@@ -16,6 +16,12 @@
 #   make fuzz       run each fuzz target in fuzz/ for FUZZ_SECONDS (default 60)
 #   make conformance     Autobahn|Testsuite against the session core (conformance/run.sh --all)
 #   make conformance-ci  the same (--ci, the name make test uses)
+#   make dist       the source tarball, target/dist/inspircd-websocket-VERSION.tar.xz, with
+#                   the crates vendored: builds with `make` and no network access
+#   make package-test  the tarball and the Debian packages (debian/) for Debian 12
+#                   (InspIRCd 3.15) and 13 (4.7), each checked with lintian, built
+#                   offline, installed into a clean root of its release and run
+#                   (tools/package/test.sh; needs root, mmdebstrap, debhelper, lintian)
 #   make clean
 #
 # Packagers: INSPIRCD_INCLUDE_DIR points at the InspIRCd 3 or 4 headers (default
@@ -63,6 +69,11 @@ CXX ?= g++
 INSTALL ?= install
 
 STATICLIB := $(CARGO_TARGET_DIR)/release/libinspircd_websocket.a
+# Extra cargo build flags; in the source tarball (make dist), which has vendor/,
+# --frozen: Cargo.lock as shipped, no network.
+CARGO_BUILD_FLAGS ?= $(if $(wildcard vendor/),--frozen)
+# Linker flags for the module (e.g. dpkg-buildflags' LDFLAGS in debian/rules).
+LDFLAGS ?=
 # The system libraries the Rust standard library needs (cargo --print native-static-libs).
 SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
@@ -80,14 +91,14 @@ RUN_PAGE_PORT ?= 8000
 all: $(MODULE)
 
 $(STATICLIB): FORCE $(SERVER_READY)
-	$(BUILD_ENV) $(CARGO) build --release --lib
+	$(BUILD_ENV) $(CARGO) build --release --lib $(CARGO_BUILD_FLAGS)
 
 # Debian 13's InspIRCd 4.7: server, headers and {fmt}, fetched once.
 $(INSPIRCD4_READY): tools/inspircd4/fetch.sh
 	tools/inspircd4/fetch.sh $(INSPIRCD4_DIR)
 
 # Only the three symbols InspIRCd looks up are exported (cpp/exports.map).
-LINK_MODULE = $(CXX) -shared -Wl,-u,inspircd_module_init $(STATICLIB) \
+LINK_MODULE = $(CXX) -shared $(LDFLAGS) -Wl,-u,inspircd_module_init $(STATICLIB) \
 	-Wl,--version-script=cpp/exports.map -Wl,--gc-sections -Wl,-z,now $(SYSTEM_LIBS)
 
 $(MODULE): $(STATICLIB) cpp/exports.map
@@ -158,6 +169,14 @@ memprofile: packages
 	@command -v valgrind >/dev/null || { echo "make memprofile needs valgrind: apt-get install valgrind" >&2; exit 1; }
 	$(MAKE) all $(SYMBOLS_MODULE)
 	python3 tools/memprofile/memprofile.py --module $(SYMBOLS_MODULE) --connections $(MEMPROFILE_CONNS)
+
+# The offline source tarball and the Debian packages (README: "Building the package").
+.PHONY: dist package-test
+dist:
+	CARGO=$(CARGO) tools/package/dist.sh target/dist
+
+package-test:
+	CARGO=$(CARGO) tools/package/test.sh
 
 clean:
 	$(CARGO) clean
