@@ -189,7 +189,7 @@ clean:
 # crash is saved under fuzz/artifacts/. `cargo test` replays fuzz/corpus/ on stable.
 FUZZ_SECONDS ?= 60
 FUZZ_SANITIZER ?= address
-FUZZ_TARGETS := handshake frame_header session messages
+FUZZ_TARGETS := handshake frame_header session messages compression
 
 .PHONY: fuzz
 fuzz:

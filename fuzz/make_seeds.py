@@ -7,6 +7,7 @@ import hashlib
 import os
 import struct
 import sys
+import zlib
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "seeds")
 
@@ -155,8 +156,67 @@ def messages_seeds():
     return seeds
 
 
+def raw_deflate(data, level=6):
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def compression_input(setup, flags, client, server=b"", rcuts=b"", scuts=b""):
+    return (bytes([setup, flags, len(rcuts)]) + rcuts + bytes([len(scuts)]) + scuts
+            + struct.pack(">H", len(server)) + server + client)
+
+
+def twin(kind, payload):
+    return bytes([kind, len(payload)]) + payload
+
+
+def compression_seeds():
+    server = b":nick!u@host PRIVMSG #chan :hello hello hello\r\nPING :x\r\n" * 3 + b"\xff\xfe bad utf-8\r\n"
+    nick = raw_deflate(b"NICK zed")
+    half = len(nick) // 2
+    hostile = [
+        spec(0xC1, nick) + spec(0xC1, raw_deflate(b"USER z 0 * :z")),
+        spec(0xC1, b"\xff\xff\xff\xff"),
+        spec(0xC1, raw_deflate(b"\xff\xfe not utf-8")),
+        spec(0x41, nick[:half]) + spec(0x80, nick[half:]),
+        spec(0x41, nick[:half]) + spec(0x89, b"ping") + spec(0x80, nick[half:]),
+        spec(0xC9, b"rsv1 ping"),
+        spec(0xC8, b"\x03\xe8"),
+        spec(0x01, b"NICK") + spec(0xC0, b" x"),
+        spec(0xC2, raw_deflate(b"\x00" * 200)),
+        spec(0xC1, raw_deflate(b"a\r\nb\r\nc")),
+        spec(0xC1, b""),
+        spec(0xC1, b"\x03\x00"),
+    ]
+    bomb = raw_deflate(b"a" * (4 << 20), 9)
+    raw = [
+        frame(0xC1, bomb),
+        frame(0x41, bomb[:100]) + frame(0x80, bomb[100:]),
+        frame(0xC1, raw_deflate(b"x" * 600)),
+    ]
+    twins = [
+        twin(0x81, b"PRIVMSG #a :hello hello hello") + twin(0x81, b"PRIVMSG #a :hello again"),
+        twin(0xA1, b"NICK n") + twin(0x09, b"p") + twin(0xE2, b"binary \x00\x01 data"),
+        twin(0x11, b"frag") + twin(0x00, b"ment") + twin(0x81, b"whole"),
+        twin(0x81, bytes(range(256))[:200]),
+        twin(0x81, b"x" * 250) * 4,
+        twin(0x81, b"ok") + twin(0x08, b"\x03\xe8bye"),
+    ]
+    seeds = []
+    for i, c in enumerate(hostile):
+        seeds.append(compression_input(i % 16, 4 if i % 2 else 0, c, server if i % 3 else b"", b"\x03" if i % 2 else b""))
+    for i, c in enumerate(raw):
+        seeds.append(compression_input(i % 16, 1, c, b"", b"\x81\x07"))
+    for i, c in enumerate(twins):
+        seeds.append(compression_input((i * 5) % 16, 2 | (4 if i % 2 else 0), c, server, b"\x05", b"\x09"))
+    return seeds
+
+
 for target, seeds in [("handshake", handshake_seeds()), ("frame_header", frame_header_seeds()),
-                      ("session", session_seeds()), ("messages", messages_seeds())]:
+                      ("session", session_seeds()), ("messages", messages_seeds()),
+                      ("compression", compression_seeds())]:
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
     for s in seeds:

@@ -52,3 +52,8 @@ fn session_corpus() {
 fn messages_corpus() {
     replay("messages", fuzz_harness::messages);
 }
+
+#[test]
+fn compression_corpus() {
+    replay("compression", fuzz_harness::compression::compression);
+}

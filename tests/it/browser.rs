@@ -18,6 +18,10 @@
 //!   `ws.close(1000)`, UNLOADMODULE of the websocket module while open); the close event
 //!   each browser reports is compared with what is expected of our module, and with what
 //!   the stock module was measured to give (the reference).
+//! - `*_compressed_chat` (our module, `compression="yes"`): the browser negotiates
+//!   permessage-deflate (`ws.extensions`, and STATS W counts it), long and repetitive
+//!   lines go both ways byte-exact, and a raw client in the channel that negotiates
+//!   deflate too sees that the server compresses what it relays (RSV1).
 //!
 //! Needs /usr/bin/chromium and /usr/bin/firefox-esr (Debian's `chromium` and
 //! `firefox-esr`; `CHROMIUM` and `FIREFOX` override the paths), and Node.js with npm
@@ -39,6 +43,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::common::deflate::{assert_deflate_accepted, compressible_texts, DeflateClient};
 use crate::common::node::{ensure_node_modules, node_major, web_dir, NodeScript};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -1096,4 +1101,145 @@ fn firefox_sends_large_cookies_and_connects() {
 #[test]
 fn chromium_with_large_cookies_was_refused_with_an_8k_limit() {
     large_cookies(BrowserKind::Chromium, Some("8K"));
+}
+
+// ---------------------------------------------------------------------------------------
+// permessage-deflate: the browser's own compression against the real server
+// ---------------------------------------------------------------------------------------
+
+/// `compression="yes"`: the browser negotiates permessage-deflate (the page's
+/// `ws.extensions` and the server's STATS W say so), and every line arrives exactly,
+/// both ways. A raw client that negotiates deflate too ([`DeflateClient`]) sits in the
+/// channel: it sees on the wire that the server compresses what it relays (RSV1), and
+/// it sends the browser a compressed line of its own.
+fn compressed_chat(kind: BrowserKind) {
+    let conf = Conf::new(Module::Ours).websocket(r#"compression="yes""#);
+    let Setup {
+        _pages,
+        mut server,
+        ws_url,
+        mut plain,
+        mut page,
+    } = setup_with(kind, Transport::Ws, conf, "plain");
+    let browser = kind.name();
+
+    // The wire client, in the channel (366) before the browser connects.
+    let (mut wire, r) = DeflateClient::connect_from(server.ws_port, &_pages.origin());
+    assert!(
+        r.header("Sec-WebSocket-Extensions")
+            .is_some_and(|e| e.starts_with("permessage-deflate")),
+        "{r:?}"
+    );
+    wire.register("zwire");
+    wire.join(CHAN);
+
+    page.connect("z", &ws_url, "webz", &["text.ircv3.net"]);
+    page.wait_joined(&[("z", "webz")], "text.ircv3.net");
+    let extensions = page.driver.eval("window.irc.state.z.ws.extensions");
+    assert!(
+        extensions
+            .as_str()
+            .is_some_and(|e| e.starts_with("permessage-deflate")),
+        "[{browser}] ws.extensions: {extensions}"
+    );
+    eprintln!("[{browser}] ws.extensions = {extensions}");
+    expect_joins(&mut plain, &["webz"]);
+    let join = [
+        format!(":webz!web@127.0.0.1 JOIN :{CHAN}"),
+        format!(":webz!web@127.0.0.1 JOIN {CHAN}"),
+    ];
+    wire.expect_line("webz's JOIN", |l| join.iter().any(|j| j == l));
+
+    // Browser -> plain and wire, byte-exact; one at a time (the next goes when both
+    // have the previous one).
+    for text in compressible_texts(FROM_BROWSER, browser) {
+        page.call(
+            "send",
+            &["z".into(), format!("PRIVMSG {CHAN} :{text}").into()],
+        );
+        let want = format!(":webz!web@127.0.0.1 PRIVMSG {CHAN} :{text}");
+        let got = plain.expect("PRIVMSG from webz", |l| show(l).contains(" PRIVMSG "));
+        assert_eq!(
+            got,
+            want.as_bytes(),
+            "[{browser}] what the plain client got: {:?}",
+            show(&got)
+        );
+        let got = wire.expect_line("PRIVMSG from webz", |l| l.contains(" PRIVMSG "));
+        assert_eq!(got, want, "[{browser}] what the deflate client got");
+        assert!(
+            wire.last_compressed,
+            "[{browser}] the server relayed {want:?} uncompressed to a client that negotiated deflate"
+        );
+    }
+
+    // Plain -> browser (and wire), then wire -> browser: exact, in order.
+    let mut want = Vec::new();
+    for text in compressible_texts(FROM_PLAIN, "plain") {
+        plain.send(&format!("PRIVMSG {CHAN} :{text}"));
+        want.push(format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{text}"));
+        let got = wire.expect_line("PRIVMSG from plain", |l| l.contains(" PRIVMSG "));
+        assert_eq!(&got, want.last().unwrap());
+        assert!(wire.last_compressed, "{got:?} came uncompressed");
+    }
+    let from_wire = format!("{} (from a deflate client)", "ä ✓ 🎉 ".repeat(30));
+    wire.send_line(&format!("PRIVMSG {CHAN} :{from_wire}"));
+    want.push(format!(":zwire!z@127.0.0.1 PRIVMSG {CHAN} :{from_wire}"));
+    let got = plain.expect("PRIVMSG from zwire", |l| show(l).contains(" PRIVMSG "));
+    assert_eq!(&got, want.last().unwrap().as_bytes());
+    let st = page.wait("every PRIVMSG in the browser", |st| {
+        lines_of(st, "z")
+            .iter()
+            .filter(|l| l.contains(" PRIVMSG "))
+            .count()
+            >= want.len()
+    });
+    let privmsgs: Vec<String> = lines_of(&st, "z")
+        .into_iter()
+        .filter(|l| l.contains(" PRIVMSG "))
+        .collect();
+    assert_eq!(
+        privmsgs, want,
+        "[{browser}] PRIVMSG lines the browser received"
+    );
+    let s = &st["z"];
+    assert!(
+        s["close"].is_null() && s["errors"] == 0 && s["nonText"] == 0,
+        "[{browser}] {s}"
+    );
+
+    // The server's own count: the browser and the wire client negotiated deflate.
+    assert_deflate_accepted(
+        server.irc_port,
+        2,
+        &format!("{browser} and the deflate client"),
+    );
+
+    // A clean close after QUIT, compressed connection and all.
+    page.call(
+        "send",
+        &["z".into(), format!("QUIT :{QUIT_MESSAGE}").into()],
+    );
+    let st = page.wait("the close event after QUIT", |st| {
+        !st["z"]["close"].is_null()
+    });
+    let close = &st["z"]["close"];
+    assert_eq!(
+        (close["code"].as_u64(), close["wasClean"].as_bool()),
+        (Some(1000), Some(true)),
+        "[{browser}] {close}"
+    );
+    let quit = plain.expect_str("webz's QUIT", |l| l.starts_with(&quit_prefix("webz")));
+    assert!(quit.ends_with(QUIT_MESSAGE), "{quit:?}");
+    server.assert_alive();
+}
+
+#[test]
+fn chromium_compressed_chat() {
+    compressed_chat(BrowserKind::Chromium);
+}
+
+#[test]
+fn firefox_compressed_chat() {
+    compressed_chat(BrowserKind::Firefox);
 }

@@ -2,105 +2,25 @@
 //! bytes both ways with a client whose deflate (flate2's miniz_oxide) shares no code
 //! with the module's zlib.
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, FlushCompress};
+use testkit::deflate::RSV1;
 use testkit::ws::{encode_frame_byte, BROWSER_DEFLATE_OFFER};
 
+use crate::common::deflate::{assert_deflate_accepted, DeflateClient};
 use crate::common::*;
 
 const CHAN: &str = "#zip";
-const RSV1: u8 = 0x40;
-const RSV1_LOW: u8 = 0b100;
-const SYNC_TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
-
-/// A WebSocket client that compresses what it sends (each message on its own, as the
-/// server asks) and inflates what it gets (the server's window carries over).
-struct DeflateClient {
-    conn: RawConn,
-    inflate: Decompress,
-    /// Server messages that arrived compressed.
-    compressed_seen: usize,
-}
-
-impl DeflateClient {
-    fn connect(server: &Server) -> (DeflateClient, HttpResponse) {
-        let (conn, r) = RawConn::upgrade(server.ws_port, &[BROWSER_DEFLATE_OFFER]);
-        let client = DeflateClient {
-            conn,
-            inflate: Decompress::new(false),
-            compressed_seen: 0,
-        };
-        (client, r)
-    }
-
-    fn send_line(&mut self, line: &str) {
-        let mut deflate = Compress::new(Compression::default(), false);
-        let mut out = Vec::with_capacity(line.len() + 64);
-        deflate
-            .compress_vec(line.as_bytes(), &mut out, FlushCompress::Sync)
-            .expect("compress");
-        assert!(out.ends_with(&SYNC_TAIL), "{out:?}");
-        out.truncate(out.len() - SYNC_TAIL.len());
-        self.conn
-            .send(&encode_frame_byte(0x80 | RSV1 | OP_TEXT, &out, Some(MASK)));
-    }
-
-    /// The next text message, inflated if it came compressed.
-    fn next_line(&mut self, what: &str) -> String {
-        let frame = self
-            .conn
-            .expect_frame(what, |f| f.opcode == OP_TEXT || f.opcode == OP_CLOSE);
-        assert_eq!(frame.opcode, OP_TEXT, "{what}: {frame:?}");
-        assert!(frame.fin);
-        if frame.rsv & RSV1_LOW == 0 {
-            return String::from_utf8(frame.payload).expect("UTF-8");
-        }
-        self.compressed_seen += 1;
-        let mut input = frame.payload;
-        input.extend_from_slice(&SYNC_TAIL);
-        let mut out = Vec::with_capacity(input.len() * 8 + 64);
-        let mut consumed = 0;
-        while consumed < input.len() {
-            let before = self.inflate.total_in();
-            let status = self
-                .inflate
-                .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
-                .expect("the server's data inflates");
-            consumed += (self.inflate.total_in() - before) as usize;
-            assert_ne!(
-                status,
-                Status::StreamEnd,
-                "the server ended its deflate stream"
-            );
-            if out.len() == out.capacity() {
-                out.reserve(out.capacity());
-            }
-        }
-        String::from_utf8(out).expect("UTF-8")
-    }
-
-    fn expect_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        for _ in 0..200 {
-            let line = self.next_line(what);
-            if pred(&line) {
-                return line;
-            }
-        }
-        panic!("{what}: not among 200 messages");
-    }
-}
 
 #[test]
 fn compressed_both_ways_exact_bytes_ours() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
-    let (mut web, r) = DeflateClient::connect(&server);
+    let (mut web, r) = DeflateClient::connect(server.ws_port);
     assert_eq!(
         r.header("Sec-WebSocket-Extensions"),
         Some("permessage-deflate; client_no_context_takeover"),
         "{r:?}"
     );
-    web.send_line("NICK zweb");
-    web.send_line("USER z 0 * :Compressed user");
-    web.expect_line("001", |l| l.split(' ').nth(1) == Some("001"));
+    web.register("zweb");
 
     let mut irc = IrcClient::register(server.irc_port, "plain");
     irc.send(&format!("JOIN {CHAN}"));
@@ -129,15 +49,7 @@ fn compressed_both_ways_exact_bytes_ours() {
         web.compressed_seen
     );
 
-    let mut oper = IrcClient::register(server.irc_port, "opz");
-    oper.oper();
-    let stats = oper.stats_w();
-    assert!(
-        stats
-            .iter()
-            .any(|l| l.contains("WebSocket accepted with permessage-deflate: 1")),
-        "{stats:#?}"
-    );
+    assert_deflate_accepted(server.irc_port, 1, "the deflate client");
 }
 
 /// Without `compression="yes"` neither module answers the offer (the stock modules of
@@ -168,7 +80,7 @@ fn compressed_frame_without_negotiation_closes_1002_ours() {
 #[test]
 fn decompression_bomb_closes_1009_ours() {
     let mut server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
-    let (mut web, _) = DeflateClient::connect(&server);
+    let (mut web, _) = DeflateClient::connect(server.ws_port);
     let mut deflate = Compress::new(Compression::best(), false);
     let mut bomb = Vec::with_capacity(64 * 1024);
     deflate

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use crate::common::deflate::{assert_deflate_accepted, compressible_texts};
 use crate::common::node::{ensure_node_modules, node_major, NodeScript};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -146,15 +147,25 @@ enum Variant {
     NodeBuiltin,
 }
 
-fn irc_framework_chat(variant: Variant) {
+/// `compression`: the server has `compression="yes"`, and the client must have
+/// negotiated permessage-deflate (the server's STATS W counts it); long and repetitive
+/// lines then go both ways, byte-exact.
+fn irc_framework_chat(variant: Variant, compression: bool) {
     node_major(); // fails first, and clearly, without Node
     ensure_node_modules();
 
     let mut conf = Conf::new(Module::Ours).origins(&[PAGE_ORIGIN]);
+    let mut websocket = Vec::new();
     match variant {
         Variant::WsPackage => {}
         Variant::WsPackageTls => conf = conf.tls(),
-        Variant::NodeBuiltin => conf = conf.websocket(r#"allowmissingorigin="yes""#),
+        Variant::NodeBuiltin => websocket.push(r#"allowmissingorigin="yes""#),
+    }
+    if compression {
+        websocket.push(r#"compression="yes""#);
+    }
+    if !websocket.is_empty() {
+        conf = conf.websocket(&websocket.join(" "));
     }
     let mut server = Server::start(conf);
     let config = match variant {
@@ -245,6 +256,10 @@ fn irc_framework_chat(variant: Variant) {
         "private message as irc-framework parsed it: {m}"
     );
 
+    if compression {
+        compressed_lines(&server, &mut plain, &mut node);
+    }
+
     // irc-framework quits: QUIT, then it closes the WebSocket itself right away.
     node.command(json!({"cmd": "quit", "message": QUIT_MESSAGE}));
     let close = node.expect("ws_close", "the WebSocket close event", |_| true);
@@ -253,8 +268,27 @@ fn irc_framework_chat(variant: Variant) {
     // irc-framework's close frame, which carries no status code. Never 1006 (no close
     // frame), which is what the stock module gives.
     let code = close["code"].as_u64().unwrap_or(0);
+    // Node's built-in WebSocket (undici 6) inflates a compressed message asynchronously
+    // and parses no further frame until that is done (lib/web/websocket/receiver.js:
+    // `this.#loop = false` after `decompress(...)`). After QUIT the server sends the
+    // ERROR line (compressed) and its close frame, and closes TCP when irc-framework's
+    // own close frame arrives; when TCP's end reaches undici before its inflate of the
+    // ERROR line is done, undici never parses the close frame it already holds and
+    // reports 1006 (the ERROR line is never delivered either). A client-side race.
+    let undici_inflating = code == 1006 && compression && variant == Variant::NodeBuiltin && {
+        let error_seen = node.seen.iter().any(|v| {
+            v["event"] == "ws_message"
+                && v["data"].as_str().is_some_and(|d| d.starts_with("ERROR "))
+        });
+        !error_seen
+    };
+    if undici_inflating {
+        eprintln!(
+            "note: undici reported 1006 with the compressed ERROR line still inflating: {close}"
+        );
+    }
     assert!(
-        code == 1000 || code == 1005,
+        code == 1000 || code == 1005 || undici_inflating,
         "close code the client reported should be 1000 or 1005 (1006 = no close frame): {close}{}",
         node.context()
     );
@@ -267,7 +301,7 @@ fn irc_framework_chat(variant: Variant) {
     }
     assert_eq!(
         close["wasClean"],
-        Value::Bool(true),
+        Value::Bool(!undici_inflating),
         "the closing handshake was not clean: {close}"
     );
     node.expect("socket_close", "irc-framework's socket close", |_| true);
@@ -318,17 +352,66 @@ fn irc_framework_chat(variant: Variant) {
     server.assert_alive();
 }
 
+/// With compression on: irc-framework's WebSocket negotiated permessage-deflate (the
+/// server counts it in STATS W: it is the only WebSocket client), and long,
+/// repetitive, non-ASCII lines arrive exactly both ways. The `ws` package inflates
+/// what the server compresses; it compresses only messages of 1 KiB and more (its
+/// `threshold`), so what it sends goes uncompressed within the negotiated connection;
+/// Node's built-in WebSocket (undici) offers and inflates deflate too.
+fn compressed_lines(server: &Server, plain: &mut IrcClient, node: &mut NodeClient) {
+    assert_deflate_accepted(server.irc_port, 1, "irc-framework's connection");
+    for text in compressible_texts(FROM_PLAIN, "plain") {
+        plain.send(&format!("PRIVMSG {CHAN} :{text}"));
+        let m = node.expect("privmsg", "the plain client's long line", |_| true);
+        assert_eq!(
+            (&m["nick"], &m["target"], &m["message"]),
+            (&json!("plain"), &json!(CHAN), &json!(text)),
+            "channel message as irc-framework parsed it: {m}"
+        );
+    }
+    // irc-framework splits a message longer than its `message_max_length` (350) into
+    // several PRIVMSGs, so the long text goes one way only.
+    for text in compressible_texts(FROM_NODE, NICK)
+        .into_iter()
+        .filter(|t| t.len() < 300)
+    {
+        node.command(json!({"cmd": "say", "target": CHAN, "text": text}));
+        let got = plain.expect("PRIVMSG from kiwi", |l| show(l).contains(" PRIVMSG "));
+        assert_eq!(
+            got,
+            format!(":{NICK}!fw@127.0.0.1 PRIVMSG {CHAN} :{text}").into_bytes(),
+            "what the plain client got from irc-framework: {:?}",
+            show(&got)
+        );
+    }
+}
+
 #[test]
 fn irc_framework_ws_package_over_ws() {
-    irc_framework_chat(Variant::WsPackage);
+    irc_framework_chat(Variant::WsPackage, false);
 }
 
 #[test]
 fn irc_framework_ws_package_over_wss() {
-    irc_framework_chat(Variant::WsPackageTls);
+    irc_framework_chat(Variant::WsPackageTls, false);
 }
 
 #[test]
 fn irc_framework_node_builtin_websocket() {
-    irc_framework_chat(Variant::NodeBuiltin);
+    irc_framework_chat(Variant::NodeBuiltin, false);
+}
+
+#[test]
+fn irc_framework_ws_package_compressed() {
+    irc_framework_chat(Variant::WsPackage, true);
+}
+
+#[test]
+fn irc_framework_ws_package_over_wss_compressed() {
+    irc_framework_chat(Variant::WsPackageTls, true);
+}
+
+#[test]
+fn irc_framework_node_builtin_websocket_compressed() {
+    irc_framework_chat(Variant::NodeBuiltin, true);
 }

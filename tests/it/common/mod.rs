@@ -28,6 +28,8 @@ pub use testkit::ws::{
     OP_PING, OP_PONG, OP_TEXT, SAMPLE_ACCEPT, SAMPLE_KEY,
 };
 
+/// A raw client that negotiates permessage-deflate.
+pub mod deflate;
 /// nginx and HAProxy in front of the server, clients from chosen source addresses.
 pub mod deploy;
 /// Node.js and the npm packages of tests/web (irc-framework, the browser driver).

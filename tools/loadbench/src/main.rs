@@ -9,6 +9,11 @@
 //!   C at a time;
 //! - fanout: one sender, R receivers in one channel, M messages; until every receiver
 //!   has every message;
+//! - fanout-deflate (this module only, and "before"): the same with `compression="yes"`
+//!   and every client offering permessage-deflate as browsers do; the receivers inflate
+//!   (one flate2 stream per connection, the server's window carried over) and count
+//!   the PRIVMSG lines as before. The stock module accepts no extension, so its figure
+//!   would be its fanout's. Both fanouts also count the bytes the clients received;
 //! - ingest: R senders, N messages each into a channel of their own (nobody reads it),
 //!   closed loop: a batch of a few KiB, then PING, wait for the PONG, next batch.
 //!
@@ -57,12 +62,16 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use testkit::deflate::{Inflater, RSV1_LOW};
 use testkit::inspircd::{Conf, Install, Launcher, Stop, WsModule};
 use testkit::irc::command;
 use testkit::process::{raise_nofile, signal_then_kill};
 use testkit::procfs::{clk_tck, Proc};
 use testkit::stats::median;
-use testkit::ws::{encode_frame_into, find, first_byte, parse_header, upgrade_request, OP_TEXT};
+use testkit::ws::{
+    encode_frame_into, find, first_byte, parse_header, upgrade_request, BROWSER_DEFLATE_OFFER,
+    OP_TEXT,
+};
 
 // ---------------------------------------------------------------------------------
 // Settings
@@ -294,6 +303,10 @@ impl Kind {
     fn websocket(self) -> bool {
         self != Kind::Plain
     }
+    /// Builds of this module, which compress when configured to.
+    fn compresses(self) -> bool {
+        matches!(self, Kind::Ours | Kind::Before)
+    }
     /// The server's configuration for this kind: all kinds the same but for the
     /// websocket module (plain loads none). One class for everyone with the limits out
     /// of the way; a sparse log; netbuffersize 65536, which InspIRCd 3.15 takes as out
@@ -304,6 +317,12 @@ impl Kind {
             (Kind::Before, Some(before)) => Conf::new(before.clone()),
             (Kind::Plain, _) => Conf::plain(),
             _ => Conf::new(WsModule::Stock),
+        };
+        // Compression is used only by clients that offer it: those of fanout-deflate.
+        let conf = if self.compresses() {
+            conf.websocket(r#"compression="yes""#)
+        } else {
+            conf
         };
         conf.server("bench.local", "loadbench", "Bench")
             .origins(&["*"])
@@ -470,12 +489,20 @@ struct Client {
     tx: Vec<u8>,
     tx_pos: usize,
     mask_seed: u32,
+    /// permessage-deflate was negotiated: the server's compressed messages inflate here.
+    inflater: Option<Inflater>,
 }
 
 struct Pool {
     epfd: i32,
     port: u16,
     ws: bool,
+    /// WebSocket clients offer permessage-deflate (as browsers do).
+    deflate: bool,
+    /// Connections whose 101 accepted permessage-deflate.
+    negotiated: usize,
+    /// Bytes the clients received (the 101s included).
+    rx_bytes: u64,
     clients: Vec<Option<Client>>,
     opened: Vec<usize>,
     live: usize,
@@ -493,6 +520,11 @@ trait Handler {
 
 impl Pool {
     fn new(port: u16, ws: bool) -> io::Result<Pool> {
+        Pool::with_deflate(port, ws, false)
+    }
+
+    /// A pool whose WebSocket clients offer permessage-deflate when `deflate`.
+    fn with_deflate(port: u16, ws: bool, deflate: bool) -> io::Result<Pool> {
         // SAFETY: plain syscall; the fd is closed in Drop.
         let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epfd < 0 {
@@ -502,6 +534,9 @@ impl Pool {
             epfd,
             port,
             ws,
+            deflate: ws && deflate,
+            negotiated: 0,
+            rx_bytes: 0,
             clients: Vec::new(),
             opened: Vec::new(),
             live: 0,
@@ -533,10 +568,16 @@ impl Pool {
             tx: Vec::new(),
             tx_pos: 0,
             mask_seed: 0x9e37_79b9 ^ (i as u32).wrapping_mul(2_654_435_761),
+            inflater: None,
         };
         if self.ws {
             let host = format!("127.0.0.1:{}", self.port);
-            c.tx.extend(upgrade_request(&host, "http://bench.local", &[]));
+            let offer: &[&str] = if self.deflate {
+                &[BROWSER_DEFLATE_OFFER]
+            } else {
+                &[]
+            };
+            c.tx.extend(upgrade_request(&host, "http://bench.local", offer));
         } else {
             self.opened.push(i);
         }
@@ -649,7 +690,10 @@ impl Pool {
                         eof = true;
                         break;
                     }
-                    Ok(n) => c.rx.extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        c.rx.extend_from_slice(&buf[..n]);
+                        self.rx_bytes += n as u64;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
@@ -689,8 +733,20 @@ impl Pool {
             }
             c.handshaking = false;
             pos = end + 4;
+            let head = String::from_utf8_lossy(&rx[..end]).to_ascii_lowercase();
+            if head.contains("\r\nsec-websocket-extensions: permessage-deflate") {
+                c.inflater = Some(Inflater::new());
+                self.negotiated += 1;
+            }
             h.on_open(self, i);
         }
+        // Taken out while the handler runs (it may close the connection); put back
+        // with the unparsed bytes.
+        let mut inflater = match self.clients.get_mut(i) {
+            Some(Some(c)) => c.inflater.take(),
+            _ => None,
+        };
+        let mut inflated = Vec::new();
         let mut pongs: Vec<Vec<u8>> = Vec::new();
         loop {
             if !matches!(self.clients.get(i), Some(Some(_))) {
@@ -707,6 +763,27 @@ impl Pool {
                     break;
                 };
                 pos += header.len + payload.len();
+                let payload = if header.rsv & RSV1_LOW != 0 && header.opcode != 0x8 {
+                    // A compressed message (the server sends no fragments).
+                    let Some(inf) = inflater.as_mut() else {
+                        eprintln!("a compressed frame without permessage-deflate");
+                        self.close(i);
+                        self.lost += 1;
+                        h.on_close(self, i);
+                        return;
+                    };
+                    inflated.clear();
+                    if let Err(e) = inf.inflate_message(payload, &mut inflated) {
+                        eprintln!("{e}");
+                        self.close(i);
+                        self.lost += 1;
+                        h.on_close(self, i);
+                        return;
+                    }
+                    &inflated[..]
+                } else {
+                    payload
+                };
                 match header.opcode {
                     0x0..=0x2 => {
                         let line = payload.strip_suffix(b"\r\n").unwrap_or(payload);
@@ -748,6 +825,7 @@ impl Pool {
         if let Some(Some(c)) = self.clients.get_mut(i) {
             rx.drain(..pos);
             c.rx = rx;
+            c.inflater = inflater;
         }
     }
 }
@@ -1024,6 +1102,8 @@ struct Sample {
     syscw: f64,
     /// With --callgrind: the instructions the server executed in the phase.
     ir: f64,
+    /// Bytes the clients received in the phase (fanout phases only).
+    rx_bytes: f64,
 }
 
 /// Measures the server while `f` runs one phase. `name` (kind-phase-round) names the
@@ -1092,8 +1172,20 @@ fn measure(
         hwm_mib: server.proc().hwm_kib() as f64 / 1024.0,
         syscw: w1.saturating_sub(w0) as f64,
         ir,
+        rx_bytes: f64::NAN,
     })
 }
+
+/// A sample of NaNs: a phase a kind does not run.
+const NOT_RUN: Sample = Sample {
+    cpu: f64::NAN,
+    user_cpu: f64::NAN,
+    wall: f64::NAN,
+    hwm_mib: f64::NAN,
+    syscw: f64::NAN,
+    ir: f64::NAN,
+    rx_bytes: f64::NAN,
+};
 
 #[derive(Default, Debug)]
 struct RoundResult {
@@ -1101,6 +1193,8 @@ struct RoundResult {
     idle_base_mib: f64,
     connect: Sample,
     fanout: Sample,
+    /// NaN figures for kinds that do not compress (stock: its fanout's; plain).
+    fanout_deflate: Sample,
     ingest: Sample,
 }
 
@@ -1147,40 +1241,13 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         })?;
     }
 
-    // fanout: 1 sender + R receivers in #fan.
-    {
-        let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
-        let mut setup = OpenAndRegister::new(
-            &format!("f{round}x"),
-            w.fanout_receivers + 1,
-            250,
-            Some(|_| "#fan".to_string()),
-        );
-        setup.start_more(&mut pool);
-        pool.run(&mut setup, deadline())?;
-        if let Some(f) = &setup.failed {
-            return Err(format!("fanout setup: {f}"));
-        }
-        // Connection 0 is the sender (the first one opened).
-        let mut h = Fanout {
-            messages: w.fanout_messages,
-            batch: FANOUT_BATCH,
-            line_len: LINE_LEN,
-            sent: 0,
-            received: vec![0; pool.clients.len()],
-            complete: 0,
-            receivers: w.fanout_receivers,
-        };
-        r.fanout = measure(&server, s, &name("fanout"), || {
-            h.send_batch(&mut pool);
-            pool.run(&mut h, deadline())?;
-            if pool.lost > 0 {
-                return Err(format!("fanout: {} connections lost", pool.lost));
-            }
-            Ok(())
-        })?;
-        pool.close_all();
-    }
+    // fanout: 1 sender + R receivers in #fan; then the same with permessage-deflate.
+    r.fanout = fanout(&server, s, ws, false, &name("fanout"), round)?;
+    r.fanout_deflate = if kind.compresses() {
+        fanout(&server, s, ws, true, &name("fanout-deflate"), round)?
+    } else {
+        NOT_RUN
+    };
 
     // ingest: R senders, N messages each into a channel of their own.
     {
@@ -1224,26 +1291,96 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
     Ok(r)
 }
 
+/// The fanout phase: 1 sender + R receivers in #fan, every client offering
+/// permessage-deflate when `deflate` (and then every one must have negotiated it).
+fn fanout(
+    server: &Server,
+    s: &Settings,
+    ws: bool,
+    deflate: bool,
+    name: &str,
+    round: usize,
+) -> Result<Sample, String> {
+    let w = &s.work;
+    let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
+    let mut pool = Pool::with_deflate(server.port, ws, deflate).map_err(|e| e.to_string())?;
+    let prefix = format!("{}{round}x", if deflate { "z" } else { "f" });
+    let mut setup = OpenAndRegister::new(
+        &prefix,
+        w.fanout_receivers + 1,
+        250,
+        Some(|_| "#fan".to_string()),
+    );
+    setup.start_more(&mut pool);
+    pool.run(&mut setup, deadline())?;
+    if let Some(f) = &setup.failed {
+        return Err(format!("{name} setup: {f}"));
+    }
+    if deflate && pool.negotiated != w.fanout_receivers + 1 {
+        return Err(format!(
+            "{name}: {} of {} connections negotiated permessage-deflate",
+            pool.negotiated,
+            w.fanout_receivers + 1
+        ));
+    }
+    // Connection 0 is the sender (the first one opened).
+    let mut h = Fanout {
+        messages: w.fanout_messages,
+        batch: FANOUT_BATCH,
+        line_len: LINE_LEN,
+        sent: 0,
+        received: vec![0; pool.clients.len()],
+        complete: 0,
+        receivers: w.fanout_receivers,
+    };
+    let mut rx_bytes = 0;
+    let mut sample = measure(server, s, name, || {
+        let before = pool.rx_bytes;
+        h.send_batch(&mut pool);
+        pool.run(&mut h, deadline())?;
+        rx_bytes = pool.rx_bytes - before;
+        if pool.lost > 0 {
+            return Err(format!("{name}: {} connections lost", pool.lost));
+        }
+        Ok(())
+    })?;
+    sample.rx_bytes = rx_bytes as f64;
+    pool.close_all();
+    Ok(sample)
+}
+
 /// Instructions per million, as the tables print them.
 const MEGA: f64 = 1e6;
+
+/// `v` with 3 decimals, or "-" for a phase not run.
+fn or_dash(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{v:.3}")
+    }
+}
 
 /// One server round's progress line.
 fn round_line(s: &Settings, r: &RoundResult) -> String {
     if s.callgrind {
         format!(
-            "connect {:.3} MIr | fanout {:.3} MIr | ingest {:.3} MIr",
+            "connect {:.3} MIr | fanout {:.3} MIr | fanout-deflate {} MIr | ingest {:.3} MIr",
             r.connect.ir / MEGA,
             r.fanout.ir / MEGA,
+            or_dash(r.fanout_deflate.ir / MEGA),
             r.ingest.ir / MEGA
         )
     } else {
         format!(
-            "idle {:6.1} KiB/conn | connect cpu {:.2}s wall {:.2}s | fanout cpu {:.2}s wall {:.2}s | ingest cpu {:.2}s wall {:.2}s",
+            "idle {:6.1} KiB/conn | connect cpu {:.2}s wall {:.2}s | fanout cpu {:.2}s wall {:.2}s | fanout-deflate cpu {}s wall {}s | ingest cpu {:.2}s wall {:.2}s",
             r.idle_kib_per_conn,
             r.connect.cpu,
             r.connect.wall,
             r.fanout.cpu,
             r.fanout.wall,
+            or_dash(r.fanout_deflate.cpu),
+            or_dash(r.fanout_deflate.wall),
             r.ingest.cpu,
             r.ingest.wall
         )
@@ -1380,33 +1517,44 @@ impl Table<'_> {
         } else {
             "-".into()
         };
+        // A phase a kind does not run shows as "-".
+        let num = |v: f64, d: usize| {
+            if v.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{v:.d$}")
+            }
+        };
+        let r = self.ratio_decimals;
         let _ = write!(
             self.out,
-            "{:<34} {:>9.d$} {:>9.d$} {:>9.d$} {:>11.r$} {:>10.d$} {:>10.d$} {:>13}",
+            "{:<34} {:>9} {:>9} {:>9} {:>11} {:>10} {:>10} {:>13}",
             format!("{label} ({unit})"),
-            o,
-            st,
-            p,
-            o / st,
-            oo,
-            so,
-            over,
-            d = decimals,
-            r = self.ratio_decimals
+            num(o, decimals),
+            num(st, decimals),
+            num(p, decimals),
+            num(o / st, r),
+            num(oo, decimals),
+            num(so, decimals),
+            if over.contains("NaN") {
+                "-".to_string()
+            } else {
+                over
+            },
         );
         if self.before {
             let b = get(Kind::Before);
-            let r = self.ratio_decimals;
-            let _ = write!(self.out, " {:>9.d$} {:>11.r$}", b, o / b, d = decimals);
+            let _ = write!(self.out, " {:>9} {:>11}", num(b, decimals), num(o / b, r));
         }
         let _ = writeln!(self.out);
     }
 }
 
 type Pick = fn(&RoundResult) -> Sample;
-const PHASES: [(&str, Pick); 3] = [
+const PHASES: [(&str, Pick); 4] = [
     ("connect", |r| r.connect),
     ("fanout", |r| r.fanout),
+    ("fanout-deflate", |r| r.fanout_deflate),
     ("ingest", |r| r.ingest),
 ];
 
@@ -1441,6 +1589,7 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
         let units = [
             ("connection", w.connect_total),
             ("delivery", w.fanout_receivers * w.fanout_messages),
+            ("delivery", w.fanout_receivers * w.fanout_messages),
             ("message", w.ingest_senders * w.ingest_messages),
         ];
         for ((name, pick), (unit, n)) in PHASES.into_iter().zip(units) {
@@ -1463,12 +1612,53 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
                 pick(r).syscw / 1000.0
             });
         }
+        let deliveries = (w.fanout_receivers * w.fanout_messages) as f64;
+        t.row("fanout CPU per delivery", "us", 3, |r| {
+            r.fanout.cpu / deliveries * 1e6
+        });
+        t.row("fanout-deflate CPU per delivery", "us", 3, |r| {
+            r.fanout_deflate.cpu / deliveries * 1e6
+        });
         t.row("idle memory per connection", "KiB", 3, |r| {
             r.idle_kib_per_conn
         });
         t.row("RSS of a fresh server", "MiB", 3, |r| r.idle_base_mib);
     }
+    let deliveries = (w.fanout_receivers * w.fanout_messages) as f64;
+    t.row("fanout bytes received per delivery", "B", 1, |r| {
+        r.fanout.rx_bytes / deliveries
+    });
+    t.row("fanout-deflate bytes per delivery", "B", 1, |r| {
+        r.fanout_deflate.rx_bytes / deliveries
+    });
+    let ours = |pick: fn(&RoundResult) -> f64| {
+        median(
+            results
+                .get(&Kind::Ours)
+                .map(|v| v.iter().map(pick).collect())
+                .unwrap_or_default(),
+        )
+    };
+    let (metric, plain_fanout, deflate_fanout) = if s.callgrind {
+        (
+            "instructions",
+            ours(|r| r.fanout.ir),
+            ours(|r| r.fanout_deflate.ir),
+        )
+    } else {
+        (
+            "server CPU",
+            ours(|r| r.fanout.cpu),
+            ours(|r| r.fanout_deflate.cpu),
+        )
+    };
     let mut out = t.out;
+    let _ = writeln!(
+        out,
+        "\nours, fanout-deflate / fanout: {metric} {:.2}x, bytes received {:.3}x",
+        deflate_fanout / plain_fanout,
+        ours(|r| r.fanout_deflate.rx_bytes) / ours(|r| r.fanout.rx_bytes)
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -1486,7 +1676,7 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
     };
     let _ = writeln!(
         out,
-        "Work per phase: connect {} × (connect + handshake + NICK/USER + 001 + QUIT), {} at a time; fanout 1 sender → {} receivers × {} messages ({} deliveries); ingest {} senders × {} messages in batches of {} + PING{idle}.",
+        "Work per phase: connect {} × (connect + handshake + NICK/USER + 001 + QUIT), {} at a time; fanout (and fanout-deflate: compression=\"yes\", every client offering permessage-deflate; ours and before only) 1 sender → {} receivers × {} messages ({} deliveries); ingest {} senders × {} messages in batches of {} + PING{idle}.",
         w.connect_total,
         w.connect_concurrency,
         w.fanout_receivers,

@@ -7,6 +7,7 @@
 //!   stopped by PID);
 //! - [`ws`]: the raw client side of RFC 6455 (masked frames out, server frames in,
 //!   upgrade requests), the one copy every client here uses;
+//! - [`deflate`]: the client side of permessage-deflate (RFC 7692) on flate2;
 //! - [`irc`]: IRC lines as a client reads them;
 //! - [`procfs`]: a process's memory, descriptors and CPU time from /proc;
 //! - [`process`]: stopping children by PID, exit statuses, RLIMIT_NOFILE;
@@ -16,6 +17,7 @@
 //!
 //! It depends on no crate of the workspace, so that all of them can depend on it.
 
+pub mod deflate;
 pub mod inspircd;
 pub mod irc;
 pub mod ports;
