@@ -60,8 +60,8 @@ fn configs() -> &'static [Arc<Config>; 4] {
             build(&[("compression", "yes")]),
             build(&[
                 ("compression", "yes"),
-                ("compressionlevel", "1"),
-                ("compressionwindow", "9"),
+                ("compressionwindow", "8"),
+                ("compressionhash", "8"),
                 ("compressionminsize", "0"),
             ]),
             build(&[
@@ -74,8 +74,7 @@ fn configs() -> &'static [Arc<Config>; 4] {
             build(&[
                 ("compression", "yes"),
                 ("compressionwindow", "15"),
-                ("compressionmemory", "9"),
-                ("compressionlevel", "9"),
+                ("compressionhash", "14"),
                 ("maxmessage", "64K"),
             ]),
         ]
