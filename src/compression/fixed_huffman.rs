@@ -79,21 +79,31 @@ const LENGTH_CODES: [Code; MAX_MATCH - MIN_MATCH + 1] = {
     codes
 };
 
+/// The 30 distance codes, 5 bits each, reversed.
+const DISTANCE_CODES: [u32; 30] = {
+    let mut codes = [0; 30];
+    let mut symbol = 0;
+    while symbol < 30 {
+        codes[symbol as usize] = reversed(symbol, 5);
+        symbol += 1;
+    }
+    codes
+};
+
 /// A distance's 5-bit code and extra bits together (RFC 1951 3.2.5: codes 0-29).
 fn distance_code(distance: usize) -> Code {
-    let offset = (distance - 1) as u32;
-    if offset < 4 {
-        return Code {
-            bits: reversed(offset, 5),
-            len: 5,
-        };
-    }
-    let top = 31 - offset.leading_zeros();
-    let extra_len = top - 1;
-    let symbol = 2 * top + ((offset >> extra_len) & 1);
+    let offset = distance.saturating_sub(1) as u32;
+    let (symbol, extra_len) = if offset < 4 {
+        (offset, 0)
+    } else {
+        // The highest set bit picks the pair of codes, the next one the code; the bits
+        // below are sent as they are.
+        let top = 31 - offset.leading_zeros();
+        (2 * top + ((offset >> (top - 1)) & 1), top - 1)
+    };
     let extra = offset & ((1 << extra_len) - 1);
     Code {
-        bits: reversed(symbol, 5) | (extra << 5),
+        bits: DISTANCE_CODES.get(symbol as usize).copied().unwrap_or(0) | (extra << 5),
         len: 5 + extra_len,
     }
 }

@@ -137,6 +137,7 @@ impl MessageDeflater {
         }
     }
 
+    #[inline(always)]
     fn key_at(&self, at: usize) -> u32 {
         match self.history.get(at..at + HASHED_BYTES) {
             Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
@@ -150,13 +151,19 @@ impl MessageDeflater {
 
     /// Enters `at` in the table and returns the match its previous entry gives, if it
     /// is a real one of at least [`HASHED_BYTES`] within the window: (length, distance).
+    #[inline(always)]
     fn find(&mut self, at: usize, end: usize) -> Option<(usize, usize)> {
-        let slot = self.slot(self.key_at(at));
+        let key = self.key_at(at);
+        let slot = self.slot(key);
         let position = self.history_start.wrapping_add(at as u32) as u16;
         let entry = self.head.get_mut(slot)?;
         let distance = usize::from(position.wrapping_sub(*entry));
         *entry = position;
+        // Most candidates are collisions or stale: their first bytes settle it.
         if distance == 0 || distance > self.window || distance > at {
+            return None;
+        }
+        if self.key_at(at - distance) != key {
             return None;
         }
         let length = self.match_length(at - distance, at, end);
@@ -164,6 +171,7 @@ impl MessageDeflater {
     }
 
     /// Fibonacci hashing: the key's top bits after a multiply by 2^32 / phi.
+    #[inline(always)]
     fn slot(&self, key: u32) -> usize {
         (key.wrapping_mul(0x9e37_79b1) >> self.hash_shift) as usize
     }
