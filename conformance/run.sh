@@ -9,7 +9,7 @@
 #   make test use; it was once a subset, and is kept so that both names work.
 #
 # Wall times on the 2-core machine, Autobahn already installed (2026-12-01): groups 1-7,
-# 9 and 10 about 20 s; groups 12-13 about 18 minutes, nearly all of it Autobahn's own
+# 9 and 10 about 20 s; groups 12-13 about 15 minutes, nearly all of it Autobahn's own
 # Python compressing and checking 1000 messages of up to 128 KiB per case (the echo
 # server used under half a core), hence the 45-minute bound on wstest below. The first
 # run also installs Autobahn (~45 s).
