@@ -197,24 +197,13 @@ pub fn write_stored(message: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compression::zlib::{Inflater, SYNC_TAIL};
+    use crate::compression::zlib::Inflater;
 
     fn inflate(messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let mut inflater = Inflater::new().expect("inflater");
         messages
             .iter()
-            .map(|message| {
-                let mut data = message.clone();
-                data.extend_from_slice(&SYNC_TAIL);
-                let mut out = Vec::new();
-                inflater
-                    .inflate(&data, |piece| {
-                        out.extend_from_slice(piece);
-                        Ok::<(), ()>(())
-                    })
-                    .expect("inflates");
-                out
-            })
+            .map(|message| inflater.inflate_message(message).expect("inflates"))
             .collect()
     }
 

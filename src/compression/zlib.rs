@@ -295,6 +295,20 @@ impl Inflater {
         }
         self.inflate(&SYNC_TAIL, emit)
     }
+
+    /// One whole message inflated (its sync tail put back), as the tests' client reads
+    /// what a compressor sent.
+    #[cfg(test)]
+    pub fn inflate_message(&mut self, data: &[u8]) -> Result<Vec<u8>, InflateStop<()>> {
+        let mut out = Vec::new();
+        let mut collect = |piece: &[u8]| {
+            out.extend_from_slice(piece);
+            Ok::<(), ()>(())
+        };
+        self.inflate(data, &mut collect)?;
+        self.finish_message(&mut collect)?;
+        Ok(out)
+    }
 }
 
 impl Drop for Inflater {
@@ -308,19 +322,6 @@ impl Drop for Inflater {
 mod tests {
     use super::*;
 
-    fn inflate_all(inflater: &mut Inflater, data: &[u8]) -> Result<Vec<u8>, InflateStop<()>> {
-        let mut out = Vec::new();
-        inflater.inflate(data, |p| {
-            out.extend_from_slice(p);
-            Ok::<(), ()>(())
-        })?;
-        inflater.finish_message(|p| {
-            out.extend_from_slice(p);
-            Ok::<(), ()>(())
-        })?;
-        Ok(out)
-    }
-
     #[test]
     fn messages_round_trip_with_context_takeover() {
         let mut d = Deflater::new(6, 11, 2).expect("deflater");
@@ -332,7 +333,7 @@ mod tests {
             assert!(d.compress_message(line, &mut wire));
             assert!(!wire.ends_with(&SYNC_TAIL));
             sizes.push(wire.len());
-            assert_eq!(inflate_all(&mut i, &wire).expect("inflates"), line);
+            assert_eq!(i.inflate_message(&wire).expect("inflates"), line);
         }
         // The second message refers back to the first.
         assert!(sizes[1] < sizes[0] / 2, "{sizes:?}");
@@ -342,7 +343,7 @@ mod tests {
     fn the_rfc_7692_example_inflates() {
         // RFC 7692 7.2.3.1: "Hello" compressed in one message.
         let mut i = Inflater::new().expect("inflater");
-        let out = inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        let out = i.inflate_message(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
         assert_eq!(out.expect("inflates"), b"Hello");
     }
 
@@ -350,7 +351,7 @@ mod tests {
     fn corrupt_data_is_reported() {
         let mut i = Inflater::new().expect("inflater");
         assert_eq!(
-            inflate_all(&mut i, &[0xff, 0xff, 0xff, 0xff, 0xff]),
+            i.inflate_message(&[0xff, 0xff, 0xff, 0xff, 0xff]),
             Err(InflateStop::Corrupt)
         );
     }
