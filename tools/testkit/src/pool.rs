@@ -1,0 +1,867 @@
+//! Many client connections driven by one thread: non-blocking sockets on one epoll,
+//! plain IRC or WebSocket (the upgrade request out, the 101 checked, frames decoded by
+//! [`crate::messages::Decoder`], compressed messages inflated). What soak and loadbench
+//! build their workloads on, and what a benchmark of tens of thousands of connections
+//! can build on:
+//!
+//! - no thread per connection; each epoll event costs O(1) (connections live in a slab
+//!   addressed by the event's [`Id`], a slot index and a generation, so that an event
+//!   of a closed connection is recognised and dropped);
+//! - an idle connection holds its socket and about two hundred bytes: buffers are
+//!   kept only while they hold unparsed or unsent bytes;
+//! - connections come from a list of loopback source addresses in turn
+//!   ([`Pool::sources`], [`loopback_sources`]): each address has its own ~28,000
+//!   ephemeral ports towards one server port;
+//! - descriptors: one per connection plus the epoll's; raise RLIMIT_NOFILE first with
+//!   [`crate::process::raise_nofile`] (before starting the server, which inherits it).
+//!
+//! The pool calls a [`Handler`] with each connection's [`Event`]s, in order; the
+//! handler answers through the pool (send, close). It runs in turns
+//! ([`Pool::turn`]: one wait for readiness, then every ready connection), so that the
+//! caller keeps its own timers between turns, or until a condition holds
+//! ([`Pool::run`]).
+//!
+//! Why by hand and not on mio or tokio: the pool is one epoll set and a slab, a few
+//! hundred lines; what it adds over the syscalls is exactly the protocol handling
+//! written here, and a runtime would make an idle connection cost far more.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::deflate::Inflater;
+use crate::http::HttpResponse;
+use crate::irc::take_line;
+use crate::messages::{Decoder, Message, Received};
+use crate::rng::Rng;
+use crate::ws::{encode_frame_into, first_byte, parse_frame, Frame, OP_TEXT};
+
+/// Readiness events taken from the kernel per wait.
+const EVENTS_PER_WAIT: usize = 1024;
+/// Bytes read from a socket per read call (one buffer shared by all connections).
+const READ_CHUNK: usize = 256 * 1024;
+/// A connection's buffers keep their memory between uses up to this size.
+const KEPT_BUFFER: usize = 16 * 1024;
+/// The longest wait of one [`Pool::run`] turn, so that its deadline is kept.
+const RUN_TURN: Duration = Duration::from_millis(50);
+
+/// A connection of a pool: its slot and the generation of that slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Id {
+    index: u32,
+    generation: u32,
+}
+
+impl Id {
+    fn token(self) -> u64 {
+        u64::from(self.index) | (u64::from(self.generation) << 32)
+    }
+
+    fn from_token(t: u64) -> Id {
+        Id {
+            index: t as u32,
+            generation: (t >> 32) as u32,
+        }
+    }
+}
+
+/// What a connection speaks.
+#[derive(Clone, Debug)]
+pub enum Proto {
+    /// Plain IRC: lines ending in CR LF. Open as soon as TCP connects.
+    Irc,
+    /// WebSocket: `request` goes out once TCP connects (a test may cut it short); the
+    /// connection is open when a 101 with the right accept value arrives (for
+    /// [`crate::ws::SAMPLE_KEY`]), and inflates what it receives if that 101 agreed to
+    /// permessage-deflate. [`Pool::send_line`] sends `data_opcode` messages.
+    WebSocket { request: Vec<u8>, data_opcode: u8 },
+}
+
+impl Proto {
+    /// A WebSocket connection sending text messages.
+    pub fn websocket(request: Vec<u8>) -> Proto {
+        Proto::WebSocket {
+            request,
+            data_opcode: OP_TEXT,
+        }
+    }
+}
+
+/// Why a connection ended (not by the pool's own [`Pool::close`] or [`Pool::reset`],
+/// which report nothing).
+#[derive(Debug)]
+pub enum Cause {
+    /// The server closed it (EOF, or a reset).
+    Eof,
+    /// The connect or a read failed.
+    Io(io::Error),
+    /// The server broke the protocol (a bad response head, a frame a client must
+    /// refuse, deflate data that does not inflate); the connection was closed.
+    Protocol(String),
+    /// The server answered the upgrade request with something else than a good 101.
+    Refused(HttpResponse),
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub struct Closed {
+    pub cause: Cause,
+    /// Bytes received but not parsed (half a line, a frame or a response head).
+    pub buffered: usize,
+}
+
+/// What happened on a connection.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// TCP connected (a WebSocket connection's request goes out after this).
+    Connected,
+    /// Ready for IRC: a plain connection at once, a WebSocket one with its 101.
+    Open(Option<&'a HttpResponse>),
+    /// A plain connection's line, without CR LF.
+    Line(&'a [u8]),
+    /// A WebSocket data message.
+    Message(&'a Message),
+    /// A WebSocket ping, pong or close frame (the pool answers none of them).
+    Control(&'a Frame),
+    /// The connection is gone; its [`Id`] means nothing from now on.
+    Closed(Closed),
+}
+
+impl Event<'_> {
+    /// The IRC line of a [`Event::Line`] or [`Event::Message`].
+    pub fn line(&self) -> Option<&[u8]> {
+        match self {
+            Event::Line(l) => Some(l),
+            Event::Message(m) => Some(&m.payload),
+            _ => None,
+        }
+    }
+}
+
+/// What a workload does with its connections' events.
+pub trait Handler {
+    /// One event of connection `id`, which was opened with `tag`.
+    fn on_event(&mut self, pool: &mut Pool, id: Id, tag: usize, event: Event<'_>);
+}
+
+/// Counts over the pool's life.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Connections opened (connect calls that succeeded).
+    pub connects: u64,
+    /// Bytes received, response heads included.
+    pub rx_bytes: u64,
+    /// Connections the server or the network ended.
+    pub lost: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Handshaking,
+    Open,
+}
+
+struct Conn {
+    stream: TcpStream,
+    tag: usize,
+    state: State,
+    websocket: bool,
+    data_opcode: u8,
+    /// Bytes received and not yet parsed.
+    rx: Vec<u8>,
+    /// Bytes queued and not yet written, from `tx_pos` on.
+    tx: Vec<u8>,
+    tx_pos: usize,
+    decoder: Decoder,
+    /// The 101 agreed to permessage-deflate.
+    deflate: bool,
+    masks: Rng,
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// Client connections to one server address; see the module's documentation.
+pub struct Pool {
+    epoll: OwnedFd,
+    target: SocketAddrV4,
+    sources: Vec<Ipv4Addr>,
+    next_source: usize,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    events: Vec<libc::epoll_event>,
+    read_buf: Vec<u8>,
+    pub stats: Stats,
+}
+
+/// `count` loopback source addresses, 127.0.0.1 and up.
+pub fn loopback_sources(count: u8) -> Vec<Ipv4Addr> {
+    (1..=count.max(1))
+        .map(|i| Ipv4Addr::new(127, 0, 0, i))
+        .collect()
+}
+
+impl Pool {
+    /// A pool of connections to 127.0.0.1:`port`.
+    pub fn new(port: u16) -> io::Result<Pool> {
+        Pool::to(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+    }
+
+    /// A pool of connections to `target`.
+    pub fn to(target: SocketAddrV4) -> io::Result<Pool> {
+        // SAFETY: epoll_create1(2); the descriptor is owned by the OwnedFd at once.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Pool {
+            // SAFETY: a new descriptor nothing else owns.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            target,
+            sources: Vec::new(),
+            next_source: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT],
+            read_buf: vec![0; READ_CHUNK],
+            stats: Stats::default(),
+        })
+    }
+
+    /// New connections come from these source addresses in turn (by default the
+    /// kernel's choice, 127.0.0.1).
+    pub fn sources(mut self, sources: Vec<Ipv4Addr>) -> Pool {
+        self.sources = sources;
+        self
+    }
+
+    /// Open connections (connecting ones included).
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Starts a connection (non-blocking); its events carry `tag`.
+    pub fn connect(&mut self, proto: Proto, tag: usize) -> io::Result<Id> {
+        let src = if self.sources.is_empty() {
+            None
+        } else {
+            let s = self
+                .sources
+                .get(self.next_source % self.sources.len())
+                .copied();
+            self.next_source = self.next_source.wrapping_add(1);
+            s
+        };
+        let stream = crate::net::connect(src, self.target, true)?;
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                });
+                u32::try_from(self.slots.len() - 1).map_err(io::Error::other)?
+            }
+        };
+        let slot = self
+            .slots
+            .get_mut(index as usize)
+            .ok_or_else(|| io::Error::other("a free slot out of range"))?;
+        slot.generation = slot.generation.wrapping_add(1);
+        let id = Id {
+            index,
+            generation: slot.generation,
+        };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: id.token(),
+        };
+        // SAFETY: our epoll descriptor, the stream's socket, a valid event.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                stream.as_raw_fd(),
+                &mut ev,
+            )
+        };
+        if rc < 0 {
+            self.free.push(index);
+            return Err(io::Error::last_os_error());
+        }
+        let (websocket, tx, data_opcode) = match proto {
+            Proto::Irc => (false, Vec::new(), OP_TEXT),
+            Proto::WebSocket {
+                request,
+                data_opcode,
+            } => (true, request, data_opcode),
+        };
+        slot.conn = Some(Conn {
+            stream,
+            tag,
+            state: State::Connecting,
+            websocket,
+            data_opcode,
+            rx: Vec::new(),
+            tx,
+            tx_pos: 0,
+            decoder: Decoder::new(),
+            deflate: false,
+            masks: Rng::new(id.token()),
+        });
+        self.live += 1;
+        self.stats.connects += 1;
+        Ok(id)
+    }
+
+    fn conn(&self, id: Id) -> Option<&Conn> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_ref())
+    }
+
+    fn conn_mut(&mut self, id: Id) -> Option<&mut Conn> {
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_mut())
+    }
+
+    /// The connection is still there (not closed by either side).
+    pub fn is_live(&self, id: Id) -> bool {
+        self.conn(id).is_some()
+    }
+
+    /// Its tag.
+    pub fn tag(&self, id: Id) -> Option<usize> {
+        self.conn(id).map(|c| c.tag)
+    }
+
+    /// Bytes it received and has not parsed yet.
+    pub fn buffered(&self, id: Id) -> usize {
+        self.conn(id).map_or(0, |c| c.rx.len())
+    }
+
+    /// permessage-deflate was agreed on it.
+    pub fn deflate(&self, id: Id) -> bool {
+        self.conn(id).is_some_and(|c| c.deflate)
+    }
+
+    /// Queues bytes as they are and writes what the socket takes now (the rest when
+    /// it is writable again). Nothing goes out before TCP has connected.
+    pub fn send_raw(&mut self, id: Id, bytes: &[u8]) {
+        if let Some(c) = self.conn_mut(id) {
+            c.tx.extend_from_slice(bytes);
+            c.flush();
+        }
+    }
+
+    /// Sends one masked frame whose first byte (FIN, RSV, opcode) is `first`.
+    pub fn send_frame(&mut self, id: Id, first: u8, payload: &[u8]) {
+        if let Some(c) = self.conn_mut(id) {
+            let mask = c.masks.mask();
+            encode_frame_into(&mut c.tx, first, payload, Some(mask));
+            c.flush();
+        }
+    }
+
+    /// Sends one IRC line: a plain connection's line with CR LF, or a WebSocket
+    /// connection's data message.
+    pub fn send_line(&mut self, id: Id, line: &[u8]) {
+        let Some(c) = self.conn_mut(id) else { return };
+        if c.websocket {
+            let mask = c.masks.mask();
+            encode_frame_into(&mut c.tx, first_byte(true, c.data_opcode), line, Some(mask));
+        } else {
+            c.tx.extend_from_slice(line);
+            c.tx.extend_from_slice(b"\r\n");
+        }
+        c.flush();
+    }
+
+    /// Answers a server's `PING <token>` line with `PONG <token>`; false for any
+    /// other line.
+    pub fn answer_ping(&mut self, id: Id, line: &[u8]) -> bool {
+        match crate::client::pong_for(line) {
+            Some(pong) => {
+                self.send_line(id, &pong);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes the connection (FIN); no event follows.
+    pub fn close(&mut self, id: Id) {
+        drop(self.remove(id));
+    }
+
+    /// Closes the connection with a reset (RST); no event follows.
+    pub fn reset(&mut self, id: Id) {
+        if let Some(c) = self.remove(id) {
+            let _ = crate::net::set_linger_zero(&c.stream);
+        }
+    }
+
+    /// Closes every connection; no events follow.
+    pub fn close_all(&mut self) {
+        for index in 0..self.slots.len() {
+            if let Some(slot) = self.slots.get(index) {
+                let id = Id {
+                    index: index as u32,
+                    generation: slot.generation,
+                };
+                self.close(id);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: Id) -> Option<Conn> {
+        let slot = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)?;
+        let conn = slot.conn.take()?;
+        self.free.push(id.index);
+        self.live -= 1;
+        // The socket leaves the epoll set when it is closed (dropped by the caller).
+        Some(conn)
+    }
+
+    /// One turn: waits at most `wait` for readiness, then handles every ready
+    /// connection. Returns how many were ready.
+    pub fn turn(&mut self, h: &mut dyn Handler, wait: Duration) -> io::Result<usize> {
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `events` has room for its length in epoll_events.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            };
+        }
+        let n = n as usize;
+        for k in 0..n {
+            let Some(ev) = self.events.get(k).copied() else {
+                break;
+            };
+            self.on_ready(h, Id::from_token(ev.u64), ev.events as i32);
+        }
+        Ok(n)
+    }
+
+    /// Turns until `done(handler)` holds; an error when `deadline` passes first.
+    pub fn run<H: Handler>(
+        &mut self,
+        h: &mut H,
+        deadline: Instant,
+        mut done: impl FnMut(&H) -> bool,
+    ) -> Result<(), String> {
+        loop {
+            if done(h) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "deadline passed with {} connections open",
+                    self.live
+                ));
+            }
+            self.turn(h, RUN_TURN.min(deadline - now))
+                .map_err(|e| format!("epoll_wait: {e}"))?;
+        }
+    }
+
+    fn on_ready(&mut self, h: &mut dyn Handler, id: Id, flags: i32) {
+        let Some(c) = self.conn_mut(id) else {
+            return; // an event of a connection closed meanwhile
+        };
+        if c.state == State::Connecting {
+            if flags & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) == 0 {
+                return;
+            }
+            match c.stream.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => {
+                    self.end(h, id, Cause::Io(e));
+                    return;
+                }
+            }
+            c.state = if c.websocket {
+                State::Handshaking
+            } else {
+                State::Open
+            };
+            let (tag, websocket) = (c.tag, c.websocket);
+            h.on_event(self, id, tag, Event::Connected);
+            if !websocket && self.is_live(id) {
+                h.on_event(self, id, tag, Event::Open(None));
+            }
+        }
+        if let Some(c) = self.conn_mut(id) {
+            if flags & libc::EPOLLOUT != 0 || c.state != State::Connecting {
+                c.flush();
+            }
+        }
+        if flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+            self.read_ready(h, id);
+        }
+    }
+
+    /// Reads everything the socket has, hands what it completes to the handler, and
+    /// reports the end of the connection if it came.
+    fn read_ready(&mut self, h: &mut dyn Handler, id: Id) {
+        let mut end = None;
+        {
+            let Some(slot) = self.slots.get_mut(id.index as usize) else {
+                return;
+            };
+            let Some(c) = slot.conn.as_mut() else { return };
+            loop {
+                match c.stream.read(&mut self.read_buf) {
+                    Ok(0) => {
+                        end = Some(Cause::Eof);
+                        break;
+                    }
+                    Ok(n) => {
+                        c.rx.extend_from_slice(self.read_buf.get(..n).unwrap_or_default());
+                        self.stats.rx_bytes += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                        ) =>
+                    {
+                        end = Some(Cause::Eof);
+                        break;
+                    }
+                    Err(e) => {
+                        end = Some(Cause::Io(e));
+                        break;
+                    }
+                }
+            }
+        }
+        self.process(h, id);
+        if let Some(cause) = end {
+            if self.is_live(id) {
+                self.end(h, id, cause);
+            }
+        }
+    }
+
+    /// Ends connection `id` for `cause` and tells the handler.
+    fn end(&mut self, h: &mut dyn Handler, id: Id, cause: Cause) {
+        if let Some(c) = self.remove(id) {
+            self.stats.lost += 1;
+            let closed = Closed {
+                cause,
+                buffered: c.rx.len(),
+            };
+            let tag = c.tag;
+            drop(c);
+            h.on_event(self, id, tag, Event::Closed(closed));
+        }
+    }
+
+    /// Parses what connection `id` has received. Its buffer and decoder are taken out
+    /// while the handler runs (which may send, or close this or any connection), and
+    /// put back with what is left unparsed.
+    fn process(&mut self, h: &mut dyn Handler, id: Id) {
+        let Some(c) = self.conn_mut(id) else { return };
+        let tag = c.tag;
+        let mut rx = std::mem::take(&mut c.rx);
+        let mut decoder = std::mem::take(&mut c.decoder);
+        let (websocket, state) = (c.websocket, c.state);
+        let mut failure = None;
+        if websocket && state == State::Handshaking {
+            match HttpResponse::take_head(&mut rx) {
+                Ok(None) => {}
+                Ok(Some(r)) => {
+                    let agreed = match r.check_101().and_then(|()| r.deflate()) {
+                        Ok(agreed) => agreed,
+                        Err(_) => {
+                            if let Some(c) = self.remove(id) {
+                                self.stats.lost += 1;
+                                let buffered = rx.len();
+                                drop(c);
+                                h.on_event(
+                                    self,
+                                    id,
+                                    tag,
+                                    Event::Closed(Closed {
+                                        cause: Cause::Refused(r),
+                                        buffered,
+                                    }),
+                                );
+                            }
+                            return;
+                        }
+                    };
+                    if let Some(agreed) = agreed {
+                        decoder = Decoder::with_inflater(Inflater::for_agreement(&agreed));
+                    }
+                    if let Some(c) = self.conn_mut(id) {
+                        c.state = State::Open;
+                        c.deflate = decoder.deflate();
+                    }
+                    h.on_event(self, id, tag, Event::Open(Some(&r)));
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        let open = self.conn(id).is_some_and(|c| c.state == State::Open);
+        if open && failure.is_none() {
+            if websocket {
+                let mut pos = 0;
+                while let Some((frame, used)) = rx.get(pos..).and_then(parse_frame) {
+                    pos += used;
+                    match decoder.push(frame) {
+                        Ok(None) => continue,
+                        Ok(Some(Received::Message(m))) => {
+                            h.on_event(self, id, tag, Event::Message(&m))
+                        }
+                        Ok(Some(Received::Control(f))) => {
+                            h.on_event(self, id, tag, Event::Control(&f))
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                    if !self.is_live(id) {
+                        return;
+                    }
+                }
+                rx.drain(..pos.min(rx.len()));
+            } else {
+                while let Some(line) = take_line(&mut rx) {
+                    h.on_event(self, id, tag, Event::Line(&line));
+                    if !self.is_live(id) {
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            if let Some(c) = self.conn_mut(id) {
+                c.rx = rx;
+            }
+            self.end(h, id, Cause::Protocol(e));
+            return;
+        }
+        if let Some(c) = self.conn_mut(id) {
+            if rx.is_empty() && rx.capacity() > KEPT_BUFFER {
+                rx = Vec::new();
+            }
+            c.rx = rx;
+            c.decoder = decoder;
+        }
+    }
+}
+
+impl Conn {
+    /// Writes what is queued until the socket takes no more; errors are left to the
+    /// read side, which sees the connection end.
+    fn flush(&mut self) {
+        if self.state == State::Connecting {
+            return;
+        }
+        while let Some(rest) = self.tx.get(self.tx_pos..).filter(|r| !r.is_empty()) {
+            match self.stream.write(rest) {
+                Ok(0) => break,
+                Ok(n) => self.tx_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+        if self.tx_pos >= self.tx.len() {
+            self.tx_pos = 0;
+            if self.tx.capacity() > KEPT_BUFFER {
+                self.tx = Vec::new();
+            } else {
+                self.tx.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::{encode_frame, upgrade_request, OP_CLOSE, OP_PING};
+    use std::collections::HashMap;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+
+    /// A server that answers each WebSocket connection with a 101, a text message, a
+    /// ping and a close, then closes; and each plain one with a PING, then a line
+    /// once it has the PONG.
+    fn serve(
+        l: TcpListener,
+        conns: usize,
+        websocket: bool,
+    ) -> std::thread::JoinHandle<Vec<String>> {
+        std::thread::spawn(move || {
+            let mut peers = Vec::new();
+            for _ in 0..conns {
+                let (mut s, peer) = l.accept().unwrap();
+                peers.push(peer.ip().to_string());
+                let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+                if websocket {
+                    let mut line = String::new();
+                    while line != "\r\n" {
+                        line.clear();
+                        r.read_line(&mut line).unwrap();
+                    }
+                    let mut out = format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                        crate::ws::SAMPLE_ACCEPT
+                    )
+                    .into_bytes();
+                    out.extend(encode_frame(true, OP_TEXT, b"hello", None));
+                    out.extend(encode_frame(true, OP_PING, b"p", None));
+                    out.extend(encode_frame(true, OP_CLOSE, &1000u16.to_be_bytes(), None));
+                    s.write_all(&out).unwrap();
+                } else {
+                    s.write_all(b"PING :tok\r\n").unwrap();
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    s.write_all(format!(":s 001 n :got {}", line).as_bytes())
+                        .unwrap();
+                }
+            }
+            peers
+        })
+    }
+
+    #[derive(Default)]
+    struct Log(HashMap<usize, Vec<String>>);
+
+    impl Handler for Log {
+        fn on_event(&mut self, pool: &mut Pool, id: Id, tag: usize, event: Event<'_>) {
+            let entry = match &event {
+                Event::Connected => "connected".to_string(),
+                Event::Open(r) => format!("open {:?}", r.map(|r| r.status)),
+                Event::Line(l) => {
+                    if pool.answer_ping(id, l) {
+                        "pinged".to_string()
+                    } else {
+                        String::from_utf8_lossy(l).into_owned()
+                    }
+                }
+                Event::Message(m) => m.text(),
+                Event::Control(f) => f.describe(),
+                Event::Closed(c) => format!("closed {:?} {}", c.cause, c.buffered),
+            };
+            self.0.entry(tag).or_default().push(entry);
+        }
+    }
+
+    #[test]
+    fn websocket_connections_from_two_sources() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = serve(l, 20, true);
+        let mut pool = Pool::new(port).unwrap().sources(loopback_sources(2));
+        for tag in 0..20 {
+            let req = upgrade_request("127.0.0.1", "https://x.example", &[]);
+            pool.connect(Proto::websocket(req), tag).unwrap();
+        }
+        let mut log = Log::default();
+        pool.run(&mut log, Instant::now() + Duration::from_secs(10), |l| {
+            l.0.values()
+                .filter(|v| v.last().is_some_and(|e| e.starts_with("closed")))
+                .count()
+                == 20
+        })
+        .unwrap();
+        for v in log.0.values() {
+            assert_eq!(
+                v,
+                &[
+                    "connected",
+                    "open Some(101)",
+                    "hello",
+                    "<opcode 9 \"p\">",
+                    "<close Some(1000) \"\">",
+                    "closed Eof 0"
+                ]
+            );
+        }
+        let mut peers = server.join().unwrap();
+        peers.sort();
+        peers.dedup();
+        assert_eq!(peers, ["127.0.0.1", "127.0.0.2"]);
+        assert_eq!(pool.live(), 0);
+        assert_eq!((pool.stats.connects, pool.stats.lost), (20, 20));
+    }
+
+    #[test]
+    fn irc_connections_and_refusals() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = serve(l, 3, false);
+        let mut pool = Pool::new(port).unwrap();
+        for tag in 0..3 {
+            pool.connect(Proto::Irc, tag).unwrap();
+        }
+        let mut log = Log::default();
+        pool.run(&mut log, Instant::now() + Duration::from_secs(10), |l| {
+            l.0.values().filter(|v| v.len() >= 5).count() == 3
+        })
+        .unwrap();
+        for v in log.0.values() {
+            assert_eq!(
+                v[..5],
+                [
+                    "connected",
+                    "open None",
+                    "pinged",
+                    ":s 001 n :got PONG :tok",
+                    "closed Eof 0"
+                ]
+            );
+        }
+        server.join().unwrap();
+        // A refused upgrade: the response comes in the Closed event.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        let mut pool = Pool::new(port).unwrap();
+        let req = upgrade_request("127.0.0.1", "https://x.example", &[]);
+        let id = pool.connect(Proto::websocket(req), 7).unwrap();
+        let mut log = Log::default();
+        pool.run(&mut log, Instant::now() + Duration::from_secs(10), |l| {
+            l.0.get(&7).is_some_and(|v| v.len() == 2)
+        })
+        .unwrap();
+        assert!(log.0[&7][1].contains("Refused") && log.0[&7][1].contains("403"));
+        assert!(!pool.is_live(id));
+        t.join().unwrap();
+    }
+}
