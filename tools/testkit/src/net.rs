@@ -103,6 +103,14 @@ pub fn connect_from(src: Ipv4Addr, port: u16) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// A reset or aborted connection: for a client, the end of the connection like EOF.
+pub fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    )
+}
+
 /// Caps a socket's receive buffer (which disables its autotuning), so that a client
 /// that stops reading pushes back on the server quickly.
 pub fn set_rcvbuf(stream: &TcpStream, bytes: i32) -> io::Result<()> {

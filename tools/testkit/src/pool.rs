@@ -21,6 +21,50 @@
 //! caller keeps its own timers between turns, or until a condition holds
 //! ([`Pool::run`]).
 //!
+//! A workload that registers `n` WebSocket users and counts those that got in:
+//!
+//! ```no_run
+//! use std::time::{Duration, Instant};
+//! use testkit::irc::is_numeric;
+//! use testkit::pool::{Event, Handler, Id, Pool, Proto};
+//!
+//! struct Register {
+//!     welcomed: usize,
+//! }
+//!
+//! impl Handler for Register {
+//!     fn on_event(&mut self, pool: &mut Pool, id: Id, n: usize, event: Event<'_>) {
+//!         match event {
+//!             Event::Open(_) => {
+//!                 pool.send_line(id, format!("NICK user{n}").as_bytes());
+//!                 pool.send_line(id, b"USER u 0 * :pool user");
+//!             }
+//!             Event::Message(m) if pool.answer_ping(id, &m.payload) => {}
+//!             Event::Message(m) if is_numeric(&m.payload, "001") => self.welcomed += 1,
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), String> {
+//! # let (port, n) = (8080, 50_000);
+//! testkit::process::raise_nofile(n as u64 + 1024);
+//! let mut pool = Pool::new(port)
+//!     .map_err(|e| e.to_string())?
+//!     .sources(testkit::pool::loopback_sources(4));
+//! // All at once for brevity; a real run keeps a bounded number connecting at a time
+//! // (loadbench's `Opener`), within the server's accept backlog.
+//! for tag in 0..n {
+//!     let request = testkit::ws::upgrade_request("127.0.0.1", "https://a.example", &[]);
+//!     pool.connect(Proto::websocket(request), tag)
+//!         .map_err(|e| e.to_string())?;
+//! }
+//! let mut h = Register { welcomed: 0 };
+//! pool.run(&mut h, Instant::now() + Duration::from_secs(300), |h| h.welcomed == n)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Why by hand and not on mio or tokio: the pool is one epoll set and a slab, a few
 //! hundred lines; what it adds over the syscalls is exactly the protocol handling
 //! written here, and a runtime would make an idle connection cost far more.
@@ -546,12 +590,7 @@ impl Pool {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                        ) =>
-                    {
+                    Err(e) if crate::net::is_reset(&e) => {
                         end = Some(Cause::Eof);
                         break;
                     }

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{fill, pong_for, Error, ErrorKind, Filled, IrcLines, Result, Seen, DEFAULT_TIMEOUT};
+use super::{
+    fill, pong_for, tcp, Error, ErrorKind, Filled, IrcLines, Result, Seen, DEFAULT_TIMEOUT,
+};
 use crate::irc::take_line;
 
 /// A plain IRC client: lines with CR LF on a TCP connection.
@@ -20,30 +22,23 @@ pub struct IrcClient {
 impl IrcClient {
     /// Connects to 127.0.0.1:`port`.
     pub fn connect(port: u16) -> Result<IrcClient> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .map_err(|e| Error::new(ErrorKind::Io, format!("connect to IRC port {port}: {e}")))?;
-        IrcClient::over(stream)
+        Ok(IrcClient::over(tcp(None, port)?))
     }
 
     /// Connects to 127.0.0.1:`port` from `src` (see [`crate::net::connect_from`]).
     pub fn connect_from(src: Ipv4Addr, port: u16) -> Result<IrcClient> {
-        let stream = crate::net::connect_from(src, port)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("connect to IRC port {port}: {e}")))?;
-        IrcClient::over(stream)
+        Ok(IrcClient::over(tcp(Some(src), port)?))
     }
 
     /// A client on a connected stream.
-    pub fn over(stream: TcpStream) -> Result<IrcClient> {
-        stream
-            .set_nodelay(true)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("TCP_NODELAY: {e}")))?;
-        Ok(IrcClient {
+    pub fn over(stream: TcpStream) -> IrcClient {
+        IrcClient {
             nick: String::new(),
             stream,
             buf: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             seen: Seen::default(),
-        })
+        }
     }
 
     /// Every wait of this client bounded by `timeout`.

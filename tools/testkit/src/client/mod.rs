@@ -171,17 +171,23 @@ pub(crate) fn fill(
                 return Ok(Filled::Timeout)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                return Ok(Filled::Eof)
-            }
+            Err(e) if crate::net::is_reset(&e) => return Ok(Filled::Eof),
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A blocking TCP connection to 127.0.0.1:`port`, from `src` if given, Nagle off.
+pub(crate) fn tcp(src: Option<std::net::Ipv4Addr>, port: u16) -> Result<TcpStream> {
+    let stream = match src {
+        Some(src) => crate::net::connect_from(src, port),
+        None => TcpStream::connect(("127.0.0.1", port)),
+    }
+    .map_err(|e| Error::new(ErrorKind::Io, format!("connect to port {port}: {e}")))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("TCP_NODELAY: {e}")))?;
+    Ok(stream)
 }
 
 /// The IRC conversation a test has with the server over any client: lines out, a wait

@@ -6,7 +6,9 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{fill, pong_for, Error, ErrorKind, Filled, IrcLines, Result, Seen, DEFAULT_TIMEOUT};
+use super::{
+    fill, pong_for, tcp, Error, ErrorKind, Filled, IrcLines, Result, Seen, DEFAULT_TIMEOUT,
+};
 use crate::deflate::{deflate_message, Inflater, RSV1};
 use crate::http::HttpResponse;
 use crate::messages::{Decoder, Message, Received};
@@ -42,6 +44,8 @@ pub struct RawConn {
     compress: bool,
     /// The opcode of [`IrcLines::send_line`]'s messages.
     data_opcode: u8,
+    /// The opcode line waits require of the server's messages, if any.
+    wanted_opcode: Option<u8>,
     ident: String,
     realname: String,
     /// Server messages that arrived compressed, and uncompressed.
@@ -54,28 +58,21 @@ pub struct RawConn {
 impl RawConn {
     /// Connects to 127.0.0.1:`port`.
     pub fn connect(port: u16) -> Result<RawConn> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .map_err(|e| Error::new(ErrorKind::Io, format!("connect to port {port}: {e}")))?;
-        RawConn::over(stream)
+        Ok(RawConn::over(tcp(None, port)?))
     }
 
     /// Connects to 127.0.0.1:`port` from `src` (see [`crate::net::connect_from`]).
     pub fn connect_from(src: Ipv4Addr, port: u16) -> Result<RawConn> {
-        let stream = crate::net::connect_from(src, port)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("connect to port {port}: {e}")))?;
-        RawConn::over(stream)
+        Ok(RawConn::over(tcp(Some(src), port)?))
     }
 
     /// A raw client on a connected stream.
-    pub fn over(stream: TcpStream) -> Result<RawConn> {
-        stream
-            .set_nodelay(true)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("TCP_NODELAY: {e}")))?;
+    pub fn over(stream: TcpStream) -> RawConn {
         let seed = stream
             .local_addr()
             .map(|a| u64::from(a.port()))
             .unwrap_or_default();
-        Ok(RawConn {
+        RawConn {
             stream,
             name: "raw client".into(),
             buf: Vec::new(),
@@ -88,12 +85,13 @@ impl RawConn {
             decoder: Decoder::new(),
             compress: false,
             data_opcode: OP_TEXT,
+            wanted_opcode: None,
             ident: "raw".into(),
             realname: "Raw user".into(),
             compressed_seen: 0,
             plain_seen: 0,
             last_compressed: false,
-        })
+        }
     }
 
     /// Connects to `port`, sends an upgrade request (the kit's default Origin, Host
@@ -138,6 +136,12 @@ impl RawConn {
     /// [`IrcLines::send_line`] sends `opcode` (text by default) messages.
     pub fn set_data_opcode(&mut self, opcode: u8) {
         self.data_opcode = opcode;
+    }
+
+    /// Line waits fail on a server message of another opcode than `opcode`.
+    pub fn requiring_opcode(mut self, opcode: u8) -> RawConn {
+        self.wanted_opcode = Some(opcode);
+        self
     }
 
     /// Never answers the server's close frame (a client that has gone away): the
@@ -491,21 +495,24 @@ impl RawConn {
                 }
                 Some(Received::Control(f)) => match f.opcode {
                     OP_PING if self.answers_pings => self.send_frame(true, OP_PONG, &f.payload)?,
-                    OP_CLOSE => {
-                        return Err(Error::new(
-                            ErrorKind::Closed,
-                            format!(
-                                "[{}] close frame {:?} {:?}",
-                                self.name,
-                                f.close_code(),
-                                f.close_reason()
-                            ),
-                        ))
-                    }
+                    OP_CLOSE => return Err(self.closed_by(&f)),
                     _ => {}
                 },
             }
         }
+    }
+
+    /// The error for a close frame where the server was to send something else.
+    fn closed_by(&self, f: &Frame) -> Error {
+        Error::new(
+            ErrorKind::Closed,
+            format!(
+                "[{}] close frame {:?} {:?}",
+                self.name,
+                f.close_code(),
+                f.close_reason()
+            ),
+        )
     }
 
     /// The next data message within the timeout.
@@ -537,17 +544,7 @@ impl RawConn {
                     n += 1;
                     self.send_frame(true, OP_PONG, &f.payload)?;
                 }
-                Ok(f) if f.opcode == OP_CLOSE => {
-                    return Err(Error::new(
-                        ErrorKind::Closed,
-                        format!(
-                            "[{}] close frame {:?} {:?}",
-                            self.name,
-                            f.close_code(),
-                            f.close_reason()
-                        ),
-                    ))
-                }
+                Ok(f) if f.opcode == OP_CLOSE => return Err(self.closed_by(&f)),
                 Ok(f) if f.is_data() => {
                     if let Some(pong) = pong_for(&f.payload) {
                         self.send_line(&String::from_utf8_lossy(&pong))?;
@@ -586,7 +583,8 @@ impl IrcLines for RawConn {
         }
     }
 
-    /// Also checks that every data message is one IRC line: not empty, no CR or LF.
+    /// Also checks that every data message is one IRC line in one frame: not empty,
+    /// without CR or LF (and of the required opcode, if one is).
     fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool) -> Result<Vec<u8>> {
         let deadline = Instant::now() + self.timeout;
         loop {
@@ -604,13 +602,18 @@ impl IrcLines for RawConn {
                     ),
                 )
             })?;
-            if m.payload.is_empty() || m.payload.contains(&b'\r') || m.payload.contains(&b'\n') {
+            let one_line = !m.payload.is_empty()
+                && !m.payload.contains(&b'\r')
+                && !m.payload.contains(&b'\n')
+                && m.frames == 1
+                && self.wanted_opcode.is_none_or(|op| op == m.opcode);
+            if !one_line {
                 return Err(Error::new(
                     ErrorKind::Protocol,
                     format!(
-                        "[{}] a message that is not one IRC line: {:?}",
-                        self.name,
-                        m.text()
+                        "[{}] while waiting for {what}: a message that is not one IRC line \
+                         in one frame (of opcode {:?}): {m:?}",
+                        self.name, self.wanted_opcode
                     ),
                 ));
             }
