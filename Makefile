@@ -5,7 +5,8 @@
 #   make install    install it (DESTDIR, MODULEDIR)
 #   make run        install missing Debian packages, build, start a real InspIRCd with
 #                   the module and an example configuration in the foreground
-#   make test       install missing Debian packages, build for both servers, run every
+#   make lint       cargo fmt --check and clippy -D warnings (Cargo.toml's [lints])
+#   make test       install missing Debian packages, lint, build for both servers, run every
 #                   test (cargo test with InspIRCd 3, the integration suite again with
 #                   InspIRCd 4, the test kit's own tests, then the Autobahn conformance
 #                   suite, compression groups included)
@@ -130,8 +131,14 @@ run: packages
 	$(MAKE) all
 	$(RUN_SERVER) WS_MODULE=$(CURDIR)/$(MODULE) ./example/run.sh $(RUN_IRC_PORT) $(RUN_WS_PORT) $(RUN_PAGE_PORT)
 
+# Formatting and lints first (Cargo.toml's [lints], clippy.toml): they fail fast.
+.PHONY: lint
+lint:
+	$(CARGO) fmt --all -- --check
+	$(BUILD_ENV) $(CARGO) clippy --all-targets --workspace $(CARGO_BUILD_FLAGS) -- -D warnings
+
 # The integration suite (tests/it) runs once per server; the rest does not touch one.
-test: packages
+test: packages lint
 	$(MAKE) all INSPIRCD=3
 	$(MAKE) all INSPIRCD=4
 	INSPIRCD=3 $(CARGO) test

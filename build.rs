@@ -1,5 +1,5 @@
-//! Compiles the cxx bridge and the C++ shim against the InspIRCd headers it is pointed
-//! at into the staticlib; the Makefile links that into m_websocket.so.
+//! Compiles the `cxx` bridge and the C++ shim against the InspIRCd headers it is pointed
+//! at into the staticlib; the Makefile links that into `m_websocket.so`.
 //!
 //! - `INSPIRCD_INCLUDE_DIR`: the headers (default /usr/include/inspircd, from Debian's
 //!   inspircd-dev package). Their config.h says which InspIRCd they are: 3.x or 4.x.
@@ -10,6 +10,9 @@
 //!
 //! A module is built for one minor version of InspIRCd: the ABI number it exports comes
 //! from these headers (`MODULE_INIT`), and the server refuses any other.
+
+// A build script reports its failures on stderr, which cargo shows.
+#![allow(clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 

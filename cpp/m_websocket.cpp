@@ -347,7 +347,7 @@ compat::IOResult WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSo
 {
 	StreamSocket::SendQueue& mysendq = GetSendQ();
 	WebSocketHookProvider* const provider = Provider();
-	if (!session->send(uppersendq, provider->output))
+	if (session->send(uppersendq, provider->output) == WriteAction::Hold)
 	{
 		// Before the upgrade the server's lines wait in their queue.
 		return mysendq.empty() ? 0 : 1;

@@ -63,13 +63,12 @@ impl Keepalive {
         let idle = |since: u64| now_ms.saturating_sub(since) >= self.interval_ms;
         match self.ping_sent_ms {
             Some(sent) if idle(sent) => KeepaliveAction::TimedOut,
-            Some(_) => KeepaliveAction::Idle,
             None if idle(self.last_heard_ms) || idle(self.last_sent_ms) => {
                 self.ping_sent_ms = Some(now_ms);
                 self.last_sent_ms = now_ms;
                 KeepaliveAction::Ping
             }
-            None => KeepaliveAction::Idle,
+            Some(_) | None => KeepaliveAction::Idle,
         }
     }
 }

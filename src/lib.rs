@@ -35,6 +35,16 @@
 //! - [`connection`]: a session as the module keeps it, with its counters.
 //! - [`sink`]: where output bytes go (a `Vec<u8>` in tests, a `std::string` in the module).
 
+// Unit tests build their inputs with casts whose range they know.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
+    )
+)]
+
 pub mod compression;
 pub mod config;
 pub mod connection;
@@ -51,4 +61,8 @@ pub mod session;
 pub mod sink;
 mod wildcard;
 
+#[expect(
+    clippy::unnecessary_box_returns,
+    reason = "cxx hands Rust objects to C++ in a Box"
+)]
 mod ffi;

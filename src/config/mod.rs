@@ -23,7 +23,7 @@ use reader::TagReader;
 /// One configuration tag as the shim read it: every key/value pair, and where it is.
 #[derive(Clone, Debug, Default)]
 pub struct RawTag {
-    /// "file:line" as InspIRCd prints it.
+    /// `file:line`, as InspIRCd prints it.
     pub location: String,
     /// Key/value pairs in file order, keys as written.
     pub items: Vec<(String, String)>,
@@ -40,7 +40,7 @@ pub struct RawConfig {
 }
 
 /// What to do when the client requests no known subprotocol (`<websocket:defaultmode>`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, strum::EnumIter)]
 pub enum DefaultMode {
     /// Send text frames; outgoing lines are transcoded to UTF-8 (the default).
     #[default]
@@ -60,14 +60,11 @@ impl DefaultMode {
             DefaultMode::Reject => "reject",
         }
     }
+}
 
-    /// The mode a [`keys::DEFAULT_MODE`] word names.
-    fn of(word: &str) -> DefaultMode {
-        match word {
-            "binary" => DefaultMode::Binary,
-            "reject" => DefaultMode::Reject,
-            _ => DefaultMode::Text,
-        }
+impl keys::Choice for DefaultMode {
+    fn word(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -194,7 +191,7 @@ impl Config {
             reader.get(&keys::SEND_AS_TEXT),
         ) {
             (Some(_), sendastext) => {
-                let mode = DefaultMode::of(reader.choice(&keys::DEFAULT_MODE)?);
+                let mode = reader.choice(&keys::DEFAULT_MODE)?;
                 reader.boolean(&keys::SEND_AS_TEXT)?;
                 if sendastext.is_some() {
                     warnings.push(format!(
@@ -215,12 +212,11 @@ impl Config {
                 ));
                 mode
             }
-            (None, None) => DefaultMode::of(reader.choice(&keys::DEFAULT_MODE)?),
+            (None, None) => reader.choice(&keys::DEFAULT_MODE)?,
         };
 
         let proxy_ranges = read_proxy_ranges(reader, warnings)?;
-        let proxy_header =
-            ProxyHeader::parse(reader.choice(&keys::PROXY_HEADER)?).unwrap_or_default();
+        let proxy_header: ProxyHeader = reader.choice(&keys::PROXY_HEADER)?;
 
         Ok(Config {
             origins,

@@ -39,6 +39,15 @@ mod bridge {
         DeliverThenClose,
     }
 
+    /// What the shim does after a write round.
+    #[derive(Debug)]
+    enum WriteAction {
+        /// Before the upgrade: the server's lines wait in their queue (nothing framed).
+        Hold,
+        /// The output replaces the server's lines: queue it, empty the upper queue.
+        Sent,
+    }
+
     /// InspIRCd socket types.
     enum SocketKind {
         User,
@@ -140,8 +149,8 @@ mod bridge {
             out: Pin<&mut CxxString>,
         ) -> ReadResult;
         /// One write round: `out` is replaced by the frames of the server's queued lines,
-        /// then a requested close frame. False before the upgrade: the queue must wait.
-        fn send(self: &mut WsSession, queue: &SendQueue, out: Pin<&mut CxxString>) -> bool;
+        /// then a requested close frame.
+        fn send(self: &mut WsSession, queue: &SendQueue, out: Pin<&mut CxxString>) -> WriteAction;
         /// InspIRCd 4's ping timer: writes a ping frame into `out` and returns true with
         /// `nativeping`; false otherwise (the server then sends an IRC PING).
         fn server_ping(self: &mut WsSession, out: Pin<&mut CxxString>) -> bool;

@@ -66,8 +66,9 @@ impl WsModule {
             .as_ref()
             .ok_or_else(|| "WebSocket: module not configured".to_owned())?;
         let kind = match kind {
+            SocketKind::User => handshake::SocketKind::User,
             SocketKind::Server => handshake::SocketKind::Server,
-            _ => handshake::SocketKind::User,
+            SocketKind { repr } => return Err(format!("WebSocket: unknown socket kind {repr}")),
         };
         Ok(Box::new(WsSession(Connection::new(
             Arc::clone(config),

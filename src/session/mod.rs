@@ -106,6 +106,9 @@ pub enum Ending {
     Failed(ProtocolError),
     /// The client sent a close frame (with this code, if any); it was echoed.
     ClientClosed { code: Option<u16> },
+    /// A bug in the module (a broken invariant, caught at the bridge): the connection
+    /// was closed with 1011 ([`Session::fail_internally`]).
+    InternalError,
 }
 
 impl Ending {
@@ -117,6 +120,10 @@ impl Ending {
                 format!("WebSocket: {error} (close {})", error.close_code().code())
             }
             Ending::ClientClosed { .. } => "Connection closed".to_owned(),
+            Ending::InternalError => format!(
+                "WebSocket: internal error (close {})",
+                CloseCode::InternalError.code()
+            ),
         }
     }
 }
@@ -191,9 +198,14 @@ impl Session {
         &self.config
     }
 
-    /// Gives up on the connection (after an internal error): nothing more is read or
-    /// sent.
-    pub fn abandon(&mut self) {
+    /// Gives up on the connection after a bug in the module (a panic the bridge
+    /// caught): a close frame with 1011 if it is open, then nothing more is read or
+    /// sent. `out` must hold no partial output of the failed call.
+    pub fn fail_internally(&mut self, out: &mut impl ByteSink) {
+        if let State::Open(_) = self.state {
+            let code = CloseCode::InternalError;
+            write_close_frame(code.code(), "internal error", out);
+        }
         self.state = State::Closed;
         self.pending_close = None;
     }

@@ -1,5 +1,5 @@
 //! Session tests: a client written here talks to a [`Session`] in memory.
-//! BAD_INPUT rows 14 and 22-39 are named `row_NN_...`.
+//! `BAD_INPUT` rows 14 and 22-39 are named `row_NN_...`.
 
 use super::test_client::{frame_with, MASK, REQUEST};
 use super::*;
