@@ -556,7 +556,7 @@ struct Setup {
     _pages: StaticServer,
     server: Server,
     ws_url: String,
-    plain: IrcClient,
+    plain: Client,
     page: Page,
 }
 
@@ -581,7 +581,7 @@ fn setup_with(kind: BrowserKind, transport: Transport, conf: Conf, plain_nick: &
     };
     // The plain client registers while the browser starts (InspIRCd completes
     // registrations on a one-second tick) ...
-    let mut plain = IrcClient::start(server.irc_port, plain_nick).expect("a plain user");
+    let mut plain = Client::irc_start(server.irc_port, plain_nick).expect("a plain user");
     let page = Page::open(kind, &format!("{origin}/browser.html"));
     plain.wait_welcome().expect("001");
     // ... and is in the channel before any browser connection opens.
@@ -598,7 +598,7 @@ fn setup_with(kind: BrowserKind, transport: Transport, conf: Conf, plain_nick: &
 /// Waits until the plain client has seen one line matching `matcher(nick)` per nick,
 /// in any order; returns them in `nicks` order.
 fn expect_each<F: Fn(&str) -> bool>(
-    plain: &mut IrcClient,
+    plain: &mut Client,
     nicks: &[&str],
     what: &str,
     matcher: impl Fn(&str) -> F,
@@ -621,7 +621,7 @@ fn expect_each<F: Fn(&str) -> bool>(
     got.into_iter().map(Option::unwrap).collect()
 }
 
-fn expect_joins(plain: &mut IrcClient, nicks: &[&str]) {
+fn expect_joins(plain: &mut Client, nicks: &[&str]) {
     expect_each(plain, nicks, "JOIN", |nick| {
         let a = format!(":{nick}!web@127.0.0.1 JOIN :{CHAN}");
         let b = format!(":{nick}!web@127.0.0.1 JOIN {CHAN}");
@@ -688,7 +688,7 @@ fn chat(kind: BrowserKind, transport: Transport) {
     // before the plain client's: the server relayed it before the plain client got it,
     // and the plain client sent its message after that.
     plain
-        .send(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"))
+        .send_line(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"))
         .expect("send");
     let want = format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{FROM_PLAIN}");
     let st = page.wait("the plain client's message in both connections", |st| {
@@ -709,7 +709,7 @@ fn chat(kind: BrowserKind, transport: Transport) {
     }
     // And a private message to one of them.
     plain
-        .send(&format!("PRIVMSG webq :{FROM_PLAIN} (private)"))
+        .send_line(&format!("PRIVMSG webq :{FROM_PLAIN} (private)"))
         .expect("send");
     let want_private = format!(":plain!u@127.0.0.1 PRIVMSG webq :{FROM_PLAIN} (private)");
     page.wait("the private message in webq", |st| {
@@ -944,7 +944,7 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
         "[{browser}] u should still be open before UNLOADMODULE: {}",
         st["u"]
     );
-    oper.send("UNLOADMODULE m_websocket.so").expect("send");
+    oper.send_line("UNLOADMODULE m_websocket.so").expect("send");
     let st = page.wait("the close event of u (after UNLOADMODULE)", |st| {
         !st["u"]["close"].is_null()
     });
@@ -994,9 +994,9 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
 /// The server still answers `client` (a PING round trip) and runs. If the connection
 /// ends or the answer does not come, says whether inspircd is still running (waiting
 /// up to [`TIMEOUT`] for it to exit), with its output and log.
-fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str) {
+fn assert_server_answers(server: &mut Server, client: &mut Client, when: &str) {
     let token = "still-there";
-    client.send(&format!("PING :{token}")).expect("send");
+    client.send_line(&format!("PING :{token}")).expect("send");
     let deadline = Instant::now() + TIMEOUT;
     let ended = loop {
         match client.line_until(deadline) {
@@ -1017,7 +1017,7 @@ fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str
         }
         panic!(
             "{when}: {why} to {}'s PING; inspircd is {}\nlast lines:\n{}\noutput:\n{}\nlog tail:\n{}",
-            client.nick,
+            client.name,
             if server.is_alive() { "still running" } else { "gone (it died)" },
             client.recent(),
             tail(&server.output(), 20),
@@ -1198,7 +1198,7 @@ fn compressed_chat(kind: BrowserKind) {
     let mut want = Vec::new();
     for text in compressible_texts(FROM_PLAIN, "plain") {
         plain
-            .send(&format!("PRIVMSG {CHAN} :{text}"))
+            .send_line(&format!("PRIVMSG {CHAN} :{text}"))
             .expect("send");
         want.push(format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{text}"));
         let got = wire

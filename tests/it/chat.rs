@@ -9,9 +9,9 @@ use tungstenite::Message;
 const CHAN: &str = "#chat";
 
 /// A plain user "plain" and a WebSocket user "web" (with `opts`), both in #chat.
-fn setup(server: &Server, opts: &WsOpts) -> (IrcClient, WsClient) {
+fn setup(server: &Server, opts: &WsOpts) -> (Client, WsClient) {
     let (mut irc, mut ws) = server.pair_with("plain", "web", opts).expect("the pair");
-    irc.send(&format!("JOIN {CHAN}")).expect("send");
+    irc.send_line(&format!("JOIN {CHAN}")).expect("send");
     ws.send_line(&format!("JOIN {CHAN}")).expect("send");
     irc.expect_line("366 for #chat", |l| is_numeric(l, "366"))
         .expect("366 for #chat");
@@ -41,7 +41,8 @@ fn utf8_text_both_ways(m: Module) {
     );
 
     let text2 = "ünïcödé ☃ back";
-    irc.send(&format!("PRIVMSG {CHAN} :{text2}")).expect("send");
+    irc.send_line(&format!("PRIVMSG {CHAN} :{text2}"))
+        .expect("send");
     let got = ws
         .expect_msg("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "))
         .expect("PRIVMSG from plain");
@@ -65,7 +66,7 @@ fn binary_mode_non_utf8_byte_exact(m: Module) {
     let mut line = format!("PRIVMSG {CHAN} :").into_bytes();
     line.extend_from_slice(raw);
     line.extend_from_slice(b"\r\n");
-    irc.send_raw(&line).expect("send");
+    irc.send(&line).expect("send");
     let got = ws
         .expect_msg("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "))
         .expect("PRIVMSG from plain");
@@ -91,7 +92,7 @@ fn text_mode_replaces_invalid_utf8(m: Module) {
     let (mut irc, mut ws) = setup(&server, &WsOpts::default());
     let mut line = format!("PRIVMSG {CHAN} :").into_bytes();
     line.extend_from_slice(b"caf\xe9 x \xff end\r\n");
-    irc.send_raw(&line).expect("send");
+    irc.send(&line).expect("send");
     let got = ws
         .expect_msg("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "))
         .expect("PRIVMSG from plain");
@@ -278,7 +279,7 @@ fn crlf_inside_message_is_one_command(m: Module) {
         .expect("PRIVMSG from web");
     assert_eq!(show(&got), ":web!ws@127.0.0.1 PRIVMSG #chat :xQUIT :oops");
     ws.sync("still-here").expect("round trip");
-    irc.send("PRIVMSG #chat :after").expect("send");
+    irc.send_line("PRIVMSG #chat :after").expect("send");
     ws.expect_line("PRIVMSG after", |l| show(l).ends_with(":after"))
         .expect("PRIVMSG after");
 }
@@ -303,8 +304,8 @@ fn stalled_reader_hits_sendq(m: Module) {
             batch
                 .extend_from_slice(format!("PRIVMSG {CHAN} :{round} {i} {payload}\r\n").as_bytes());
         }
-        irc.send_raw(&batch).expect("send");
-        irc.send(&format!("PING :round{round}")).expect("send");
+        irc.send(&batch).expect("send");
+        irc.send_line(&format!("PING :round{round}")).expect("send");
         loop {
             let deadline = std::time::Instant::now() + TIMEOUT;
             match irc.line_until(deadline) {

@@ -10,7 +10,7 @@ use crate::common::*;
 
 /// Asserts that the server keeps the connection open (no frame, no EOF) for `quiet`.
 /// An absence: it cannot fail because the machine is slow.
-fn assert_still_open(conn: &mut RawConn, quiet: Duration, what: &str) {
+fn assert_still_open(conn: &mut Client, quiet: Duration, what: &str) {
     match conn.frame_until(Instant::now() + quiet) {
         Err(e) if e.is_timeout() => {}
         Ok(f) => panic!("{what}: unexpected frame {f:?}"),
@@ -22,8 +22,8 @@ fn assert_still_open(conn: &mut RawConn, quiet: Duration, what: &str) {
 }
 
 /// A registered raw client in `#room`, seen there by `watcher`.
-fn join_room(server: &Server, watcher: &mut IrcClient, nick: &str) -> RawConn {
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+fn join_room(server: &Server, watcher: &mut Client, nick: &str) -> Client {
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register(nick).expect("registration");
     conn.send_text("JOIN #room").expect("send");
     watcher
@@ -96,7 +96,7 @@ fn a_silent_client_is_closed_after_closetimeout() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="1s""#));
     let mut oper = server.irc("oper").expect("oper");
     oper.oper().expect("OPER");
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("silent").expect("registration");
     conn.silent_on_close();
     conn.send_text("QUIT :bye").expect("send");
@@ -115,7 +115,7 @@ fn closetimeout_zero_closes_at_once() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="0""#));
     let mut oper = server.irc("oper").expect("oper");
     oper.oper().expect("OPER");
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("quick").expect("registration");
     conn.silent_on_close();
     conn.send_text("QUIT :bye").expect("send");
@@ -133,7 +133,7 @@ fn closetimeout_zero_closes_at_once() {
 #[test]
 fn after_a_protocol_error_the_first_bytes_end_the_wait() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.silent_on_close();
     conn.send(&encode_frame(true, OP_TEXT, b"unmasked", None))
         .expect("send");
@@ -162,7 +162,7 @@ fn unload_waits_for_close_replies_but_not_past_its_bound() {
     let mut silent = join_room(&server, &mut oper, "silent");
     silent.silent_on_close();
 
-    oper.send("UNLOADMODULE m_websocket.so").expect("send");
+    oper.send_line("UNLOADMODULE m_websocket.so").expect("send");
     oper.expect_line("973 (module unloaded)", |l| is_numeric(l, "973"))
         .expect("973 (module unloaded)");
     for (conn, nick) in [(&mut answers, "answers"), (&mut silent, "silent")] {
@@ -172,7 +172,7 @@ fn unload_waits_for_close_replies_but_not_past_its_bound() {
         assert_eq!(&close.payload[2..], b"WebSocket module unloading");
     }
     server.assert_alive();
-    oper.send("LOADMODULE websocket").expect("send");
+    oper.send_line("LOADMODULE websocket").expect("send");
     oper.expect_line("975 (module loaded)", |l| is_numeric(l, "975"))
         .expect("975 (module loaded)");
     let mut again = server.ws("again").expect("again");

@@ -22,8 +22,8 @@ fn compressed_both_ways_exact_bytes_ours() {
     );
     web.register("zweb").expect("registration");
 
-    let mut irc = IrcClient::register(server.irc_port, "plain").expect("registration");
-    irc.send(&format!("JOIN {CHAN}")).expect("send");
+    let mut irc = Client::irc_register(server.irc_port, "plain").expect("registration");
+    irc.send_line(&format!("JOIN {CHAN}")).expect("send");
     irc.expect_line("366", |l| is_numeric(l, "366"))
         .expect("366");
     web.send_line(&format!("JOIN {CHAN}")).expect("send");
@@ -45,7 +45,8 @@ fn compressed_both_ways_exact_bytes_ours() {
 
     for i in 0..20 {
         let text = format!("line {i}: ünïcödé ☃ back, and the same words again and again");
-        irc.send(&format!("PRIVMSG {CHAN} :{text}")).expect("send");
+        irc.send_line(&format!("PRIVMSG {CHAN} :{text}"))
+            .expect("send");
         let got = web
             .expect_str("PRIVMSG from plain", |l| l.contains(" PRIVMSG "))
             .expect("PRIVMSG from plain");
@@ -64,8 +65,7 @@ fn compressed_both_ways_exact_bytes_ours() {
 /// InspIRCd 3 and 4 know no extension), and the client is served uncompressed.
 fn offer_declined_by_default(m: Module) {
     let server = Server::start(Conf::new(m));
-    let (mut conn, r) =
-        RawConn::upgrade(server.ws_port, &[BROWSER_DEFLATE_OFFER]).expect("upgrade");
+    let (mut conn, r) = Client::upgrade(server.ws_port, &[BROWSER_DEFLATE_OFFER]).expect("upgrade");
     assert_eq!(r.header("Sec-WebSocket-Extensions"), None, "{r:?}");
     conn.register("plainweb").expect("registration");
 }
@@ -75,7 +75,7 @@ both_modules!(offer_declined_by_default);
 #[test]
 fn compressed_frame_without_negotiation_closes_1002_ours() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.send(&encode_frame_byte(
         0x80 | RSV1 | OP_TEXT,
         &[0xf2, 0x48, 0x05, 0x00],

@@ -11,8 +11,8 @@ fn origin_status(server: &Server, origin: &str) -> u16 {
     r.status
 }
 
-fn rehash(oper: &mut IrcClient) -> Vec<String> {
-    oper.send("REHASH").expect("send");
+fn rehash(oper: &mut Client) -> Vec<String> {
+    oper.send_line("REHASH").expect("send");
     oper.expect_line("382 (rehashing)", |l| is_numeric(l, "382"))
         .expect("382 (rehashing)");
     oper.expect_str("rehash finished notice", |l| {
@@ -83,7 +83,7 @@ fn bad_rehash_keeps_old_config(m: Module) {
     assert_eq!(origin_status(&server, ORIGIN), 101);
     assert_eq!(origin_status(&server, NEW_ORIGIN), 403);
     // And the old defaultmode (text).
-    let (mut c, r) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut c, r) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     assert_eq!(r.header_count("Sec-WebSocket-Protocol"), 0);
     c.send_text("PING :mode").expect("send");
     let f = c
@@ -225,9 +225,9 @@ fn startup_refused_bad_bool_ours() {
 /// before closing TCP; stock just closes TCP.
 fn unload_and_load(m: Module) {
     let mut server = Server::start(Conf::new(m));
-    let mut oper = IrcClient::start(server.irc_port, "oper").expect("a plain user");
-    let mut friend = IrcClient::start(server.irc_port, "friend").expect("a plain user");
-    let (mut web, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let mut oper = Client::irc_start(server.irc_port, "oper").expect("a plain user");
+    let mut friend = Client::irc_start(server.irc_port, "friend").expect("a plain user");
+    let (mut web, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     web.send_text("NICK web").expect("send");
     web.send_text("USER w 0 * :w").expect("send");
     oper.wait_welcome().expect("001");
@@ -242,7 +242,7 @@ fn unload_and_load(m: Module) {
         .expect_line("web's JOIN", |l| show(l).starts_with(":web!"))
         .expect("web's JOIN");
 
-    oper.send("UNLOADMODULE m_websocket.so").expect("send");
+    oper.send_line("UNLOADMODULE m_websocket.so").expect("send");
     oper.expect_line("973 (module unloaded)", |l| is_numeric(l, "973"))
         .expect("973 (module unloaded)");
     let quit = friend
@@ -269,13 +269,13 @@ fn unload_and_load(m: Module) {
 
     // The server and its plain users carry on.
     server.assert_alive();
-    friend.send("PRIVMSG #room :still here").expect("send");
+    friend.send_line("PRIVMSG #room :still here").expect("send");
     let l = oper
         .expect_str("friend's PRIVMSG", |l| l.contains(" PRIVMSG #room "))
         .expect("friend's PRIVMSG");
     assert_eq!(l, ":friend!u@127.0.0.1 PRIVMSG #room :still here");
 
-    oper.send("LOADMODULE websocket").expect("send");
+    oper.send_line("LOADMODULE websocket").expect("send");
     oper.expect_line("975 (module loaded)", |l| is_numeric(l, "975"))
         .expect("975 (module loaded)");
     let mut again = WsClient::connect(server.ws_port, &WsOpts::default())

@@ -4,15 +4,15 @@
 use crate::common::*;
 use std::io::Write;
 
-fn upgraded(m: Module) -> (Server, RawConn) {
+fn upgraded(m: Module) -> (Server, Client) {
     let server = Server::start(Conf::new(m));
-    let (c, _r) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (c, _r) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     (server, c)
 }
 
 /// Reads frames up to a close frame, asserts its code is one of `codes`, and that the
 /// server then closes TCP without sending anything else. Returns the close frame.
-fn expect_close(c: &mut RawConn, codes: &[u16]) -> RawFrame {
+fn expect_close(c: &mut Client, codes: &[u16]) -> RawFrame {
     let f = c
         .expect_frame(&format!("a close frame with code {codes:?}"), |f| {
             f.opcode == OP_CLOSE
@@ -36,7 +36,7 @@ fn expect_close(c: &mut RawConn, codes: &[u16]) -> RawFrame {
 /// The server is still alive and serves a new WebSocket client.
 fn still_serving(server: &mut Server) {
     server.assert_alive();
-    let (mut c, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     c.send_text("PING :alive").expect("send");
     c.expect_frame("a reply from a fresh connection", |f| f.opcode == OP_TEXT)
         .expect("a reply from a fresh connection");
@@ -232,7 +232,7 @@ fn client_close_drops_tcp_stock() {
 #[test]
 fn quit_sends_close_frame_ours() {
     let server = Server::start(Conf::new(Module::Ours));
-    let (mut c, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     c.register("quitter").expect("registration");
     c.send_text("QUIT :leaving now").expect("send");
     let frames = c.frames_until_eof().expect("frames until EOF");
@@ -258,8 +258,8 @@ fn quit_sends_close_frame_ours() {
 #[test]
 fn frames_after_close_ignored_ours() {
     let server = Server::start(Conf::new(Module::Ours));
-    let mut irc = IrcClient::start(server.irc_port, "watcher").expect("a plain user");
-    let (mut c, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let mut irc = Client::irc_start(server.irc_port, "watcher").expect("a plain user");
+    let (mut c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     c.send_text("NICK ghost").expect("send");
     c.send_text("USER g 0 * :g").expect("send");
     irc.wait_welcome().expect("001");
@@ -503,7 +503,7 @@ fn huge_length_closes_1009_before_payload(m: Module) {
 both_modules!(huge_length_closes_1009_before_payload);
 
 /// Writes `bytes` from a thread (the server may close before reading everything).
-fn write_in_background(c: &RawConn, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+fn write_in_background(c: &Client, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
     let mut w = c.stream.try_clone().unwrap();
     std::thread::spawn(move || {
         for chunk in bytes.chunks(16 * 1024) {
@@ -610,7 +610,7 @@ fn random_bytes_after_upgrade(m: Module) {
     };
     let mut conns = Vec::new();
     for _ in 0..30 {
-        let (c, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+        let (c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
         let len = (next() % 2048) as usize + 1;
         let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         bytes.extend(std::iter::repeat_n(0u8, 256 * 1024));

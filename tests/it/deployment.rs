@@ -86,8 +86,8 @@ fn ws_whois_host(c: &mut WsClient, nick: &str) -> String {
 }
 
 /// The displayed host of `nick` in a WHOIS (numeric 311) by a plain client.
-fn irc_whois_host(c: &mut IrcClient, nick: &str) -> String {
-    c.send(&format!("WHOIS {nick}")).expect("send");
+fn irc_whois_host(c: &mut Client, nick: &str) -> String {
+    c.send_line(&format!("WHOIS {nick}")).expect("send");
     let l = c
         .expect_str("numeric 311", |l| l.split(' ').nth(1) == Some("311"))
         .expect("numeric 311");
@@ -447,7 +447,7 @@ fn dual_stack_zline(m: Module) {
 
     let mut oper = server.irc("oper").expect("oper");
     oper.oper().expect("OPER");
-    oper.send(&format!("ZLINE 127.0.0.5 0 :{ZLINE_REASON}"))
+    oper.send_line(&format!("ZLINE 127.0.0.5 0 :{ZLINE_REASON}"))
         .expect("send");
     oper.sync("zlined").expect("round trip");
 
@@ -516,11 +516,11 @@ fn request_with_cookies(total: usize, line: usize) -> Vec<u8> {
 }
 
 /// Sends a hand-written request through the proxy from 127.0.0.9; the response.
-fn via_nginx(port: u16, request: &[u8]) -> (RawConn, HttpResponse) {
-    let mut c = RawConn::connect_from(ip(9), port).expect("connect to nginx");
+fn via_nginx(port: u16, request: &[u8]) -> (Client, HttpResponse) {
+    let mut c = Client::raw(Some(ip(9)), port).expect("connect to nginx");
     c.send(request).expect("send");
     let r = c
-        .read_response_sized()
+        .read_response_body(true)
         .expect("the response through the proxy");
     (c, r)
 }
@@ -857,7 +857,7 @@ fn kline_real_address(m: Module) {
     let mut eight = attempt_user_via(nginx.port, ip(8), "eight").registered("eight");
     let mut oper = server.irc("oper").expect("oper");
     oper.oper().expect("OPER");
-    oper.send("KLINE *@127.0.0.7 0 :kline (deployment test)")
+    oper.send_line("KLINE *@127.0.0.7 0 :kline (deployment test)")
         .expect("send");
     oper.sync("klined").expect("round trip");
     let said = wait_closed(&mut seven, "the K-line on *@127.0.0.7");
@@ -913,7 +913,7 @@ fn cloak_real_address(m: Module) {
         (&mut other, "other"),
         (&mut local, "local"),
     ] {
-        c.send(&format!("MODE {nick} +x")).expect("send");
+        c.send_line(&format!("MODE {nick} +x")).expect("send");
         c.sync("cloaked").expect("round trip");
     }
     let p = ws_whois_host(&mut proxied, "proxied");

@@ -11,7 +11,7 @@ use crate::common::*;
 #[test]
 fn idle_connection_receives_a_keepalive_ping() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"pinginterval="1s""#));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     let started = Instant::now();
     conn.send_text("NICK idler").expect("send");
     conn.send_text("USER idler 0 * :Idle user").expect("send");
@@ -52,7 +52,7 @@ fn idle_connection_receives_a_keepalive_ping() {
 #[test]
 fn a_talking_client_that_is_sent_nothing_is_pinged() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"pinginterval="2s""#));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("talker").expect("registration");
     conn.send_text("JOIN #alone").expect("send");
     conn.expect_frame("366 for #alone", |f| is_numeric(&f.payload, "366"))
@@ -85,7 +85,7 @@ fn silent_client_is_closed_with_1001_after_an_unanswered_ping() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"pinginterval="1s""#));
     let mut watcher = server.irc("watcher").expect("watcher");
     watcher.join("#idle").expect("JOIN");
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("silent").expect("registration");
     conn.send_text("JOIN #idle").expect("send");
     watcher
@@ -110,7 +110,7 @@ fn silent_client_is_closed_with_1001_after_an_unanswered_ping() {
 fn nativeping_no_sends_no_keepalive_ping() {
     let server =
         Server::start(Conf::new(Module::Ours).websocket(r#"nativeping="no" pinginterval="1s""#));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("noping").expect("registration");
     let deadline = Instant::now() + Duration::from_millis(2500);
     loop {
@@ -238,12 +238,12 @@ fn stats_w_counts_handshakes_refusals_and_closes() {
     )
     .unwrap_or_else(|e| panic!("{}", describe_ws_error(&e)));
     stays.register("stays").expect("registration");
-    let (mut breaks, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut breaks, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     breaks
         .send(&encode_frame(true, OP_TEXT, b"NICK x", None))
         .expect("send");
     breaks.frames_until_eof().expect("frames until EOF");
-    let (mut leaves, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut leaves, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     leaves
         .send_frame(true, OP_CLOSE, &[0x03, 0xe8])
         .expect("send");
@@ -284,7 +284,7 @@ fn flood_of_empty_messages_meets_the_servers_flood_control(module: Module) {
     let server = Server::start(Conf::new(module).connect_attrs(r#"threshold="5""#));
     let mut watcher = server.irc("watcher").expect("watcher");
     watcher.join("#flood").expect("JOIN");
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("flooder").expect("registration");
     conn.send_text("JOIN #flood").expect("send");
     watcher
@@ -314,7 +314,7 @@ fn quit_and_close_frame_in_one_write_keep_the_quit_message() {
     let server = Server::start(Conf::new(Module::Ours));
     let mut watcher = server.irc("watcher").expect("watcher");
     watcher.join("#bye").expect("JOIN");
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("leaver").expect("registration");
     conn.send_text("JOIN #bye").expect("send");
     watcher

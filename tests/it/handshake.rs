@@ -46,7 +46,7 @@ fn ours_accepts(req: &[u8]) -> HttpResponse {
 
 fn upgrade_101_exact(m: Module) {
     let server = Server::start(Conf::new(m));
-    let (_c, r) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (_c, r) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     assert_eq!(r.status_line, "HTTP/1.1 101 Switching Protocols");
     assert_eq!(r.header("Sec-WebSocket-Accept"), Some(SAMPLE_ACCEPT));
     assert_eq!(accept_for(SAMPLE_KEY), SAMPLE_ACCEPT);
@@ -101,7 +101,7 @@ both_modules!(origin_glob_case_insensitive);
 /// BAD_INPUT 13: a request trickled one byte at a time still upgrades.
 fn trickled_request_upgrades(m: Module) {
     let server = Server::start(Conf::new(m));
-    let mut c = RawConn::connect(server.ws_port).expect("connect");
+    let mut c = Client::raw(None, server.ws_port).expect("connect");
     for b in upgrade_request(&[]) {
         c.send(&[b]).expect("send");
     }
@@ -115,7 +115,7 @@ both_modules!(trickled_request_upgrades);
 /// BAD_INPUT 14: request and first frames in one write; the frames are not lost.
 fn request_and_frames_in_one_write(m: Module) {
     let server = Server::start(Conf::new(m));
-    let mut c = RawConn::connect(server.ws_port).expect("connect");
+    let mut c = Client::raw(None, server.ws_port).expect("connect");
     let mut bytes = upgrade_request(&[]);
     bytes.extend(encode_frame(true, OP_TEXT, b"NICK onewrite", Some(MASK)));
     bytes.extend(encode_frame(
@@ -475,7 +475,7 @@ fn oversized_request_rejected_ours() {
     let server = Server::start(Conf::new(Module::Ours));
     let filler = format!("X-Filler: {}", "a".repeat(70 * 1024));
     let req = upgrade_request(&[&filler]);
-    let mut c = RawConn::connect(server.ws_port).expect("connect");
+    let mut c = Client::raw(None, server.ws_port).expect("connect");
     // The server may answer and close before it has read everything; write from a
     // thread and ignore write errors.
     let mut w = c.stream.try_clone().unwrap();

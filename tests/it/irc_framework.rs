@@ -190,7 +190,7 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
 
     // The plain client is in the channel (366) before the Node client starts, so it
     // sees kiwi's JOIN whichever of the two the server would have handled first.
-    let mut plain = IrcClient::start(server.irc_port, "plain").expect("a plain user");
+    let mut plain = Client::irc_start(server.irc_port, "plain").expect("a plain user");
     plain.wait_welcome().expect("001");
     plain.join(CHAN).expect("JOIN");
     let mut node = NodeClient::spawn(config, server.dir());
@@ -233,7 +233,7 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
 
     // plain -> irc-framework: a channel message and a private one, exact text.
     plain
-        .send(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"))
+        .send_line(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"))
         .expect("send");
     let m = node.expect("privmsg", "the plain client's channel message", |_| true);
     assert_eq!(
@@ -255,7 +255,7 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
     );
     let private = format!("{FROM_PLAIN} (private)");
     plain
-        .send(&format!("PRIVMSG {NICK} :{private}"))
+        .send_line(&format!("PRIVMSG {NICK} :{private}"))
         .expect("send");
     let m = node.expect("privmsg", "the plain client's private message", |_| true);
     assert_eq!(
@@ -368,11 +368,11 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
 /// what the server compresses; it compresses only messages of 1 KiB and more (its
 /// `threshold`), so what it sends goes uncompressed within the negotiated connection;
 /// Node's built-in WebSocket (undici) offers and inflates deflate too.
-fn compressed_lines(server: &Server, plain: &mut IrcClient, node: &mut NodeClient) {
+fn compressed_lines(server: &Server, plain: &mut Client, node: &mut NodeClient) {
     assert_deflate_accepted(server.irc_port, 1, "irc-framework's connection");
     for text in compressible_texts(FROM_PLAIN, "plain") {
         plain
-            .send(&format!("PRIVMSG {CHAN} :{text}"))
+            .send_line(&format!("PRIVMSG {CHAN} :{text}"))
             .expect("send");
         let m = node.expect("privmsg", "the plain client's long line", |_| true);
         assert_eq!(

@@ -12,7 +12,7 @@ use crate::common::*;
 const PINGFREQ: &str = r#"pingfreq="4""#;
 
 /// Two rounds of the server's ping, each answered at once: the user stays.
-fn answer_two_pings(conn: &mut RawConn) {
+fn answer_two_pings(conn: &mut Client) {
     for round in 1..=2 {
         match dialect() {
             Dialect::V3 => {
@@ -47,7 +47,7 @@ fn pinged_idle_user_who_answers_stays(m: Module) {
             .websocket(r#"pinginterval="300s""#)
             .connect_attrs(PINGFREQ),
     );
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("answers").expect("registration");
     answer_two_pings(&mut conn);
     conn.send_text("PING :still-here").expect("send");
@@ -79,7 +79,7 @@ fn pinged_idle_user_stock() {
 /// ERROR.
 fn stock_v4_times_out_idle_users_who_would_answer() {
     let server = Server::start(Conf::new(Module::Stock).connect_attrs(PINGFREQ));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("waits").expect("registration");
     let deadline = Instant::now() + 3 * TIMEOUT;
     loop {
@@ -111,7 +111,7 @@ fn chatting_without_answering_the_servers_ping_ours() {
             .websocket(r#"pinginterval="300s""#)
             .connect_attrs(PINGFREQ),
     );
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]).expect("upgrade");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.register("chatty").expect("registration");
     match dialect() {
         Dialect::V3 => {

@@ -247,7 +247,7 @@ fn lines_that_come_with_a_close_are_handled_under_the_real_address_ours() {
         &1000u16.to_be_bytes(),
         Some(MASK),
     ));
-    let mut conn = RawConn::connect(server.ws_port).expect("connect");
+    let mut conn = Client::raw(None, server.ws_port).expect("connect");
     conn.send(&bytes).expect("send");
     let quit = server.wait_log("the user's quit", |l| l.contains("QuitUser:"));
     assert!(

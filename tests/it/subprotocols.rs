@@ -9,7 +9,7 @@ use tungstenite::Message;
 fn negotiate(server: &Server, protocols: Option<&str>) -> (HttpResponse, u8) {
     let line = protocols.map(|p| format!("Sec-WebSocket-Protocol: {p}"));
     let extra: Vec<&str> = line.iter().map(|s| s.as_str()).collect();
-    let (mut c, r) = RawConn::upgrade(server.ws_port, &extra).expect("upgrade");
+    let (mut c, r) = Client::upgrade(server.ws_port, &extra).expect("upgrade");
     c.send_text("PING :mode").expect("send");
     let f = c
         .expect_frame("an answer to PING (451 or PONG)", |f| {
@@ -229,7 +229,7 @@ fn reject_mode_accepts_ircv3_net_ours() {
 #[test]
 fn protocol_list_over_two_header_lines_ours() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"defaultmode="reject""#));
-    let (mut c, r) = RawConn::upgrade(
+    let (mut c, r) = Client::upgrade(
         server.ws_port,
         &[
             "Sec-WebSocket-Protocol: foo",

@@ -7,7 +7,7 @@ use crate::common::*;
 fn wss_chat(m: Module) {
     let server = Server::start(Conf::new(m).tls());
     let cert = server.dir().join("cert.pem");
-    let mut irc = IrcClient::start(server.irc_port, "plain").expect("a plain user");
+    let mut irc = Client::irc_start(server.irc_port, "plain").expect("a plain user");
     let mut ws = WsClient::connect_tls(
         server.wss_port,
         &WsOpts::default().protocols("text.inspircd.org"),
@@ -29,7 +29,7 @@ fn wss_chat(m: Module) {
         .expect("PRIVMSG over TLS");
     assert_eq!(got, ":secure!ws@127.0.0.1 PRIVMSG #tls :over TLS ✓");
 
-    irc.send("PRIVMSG #tls :back to TLS").expect("send");
+    irc.send_line("PRIVMSG #tls :back to TLS").expect("send");
     let got = ws
         .expect_msg("PRIVMSG to the TLS user", |l| show(l).contains(" PRIVMSG "))
         .expect("PRIVMSG to the TLS user");

@@ -1,4 +1,4 @@
-//! permessage-deflate from a raw client: the test kit's [`RawConn`] offering it as
+//! permessage-deflate from a raw client: the test kit's [`Client`] offering it as
 //! browsers do (it then compresses each of its messages on its own, as the module's
 //! `client_no_context_takeover` asks, and inflates the server's with the kit's
 //! inflater, miniz_oxide, which shares no code with the module's compressor), and what
@@ -6,12 +6,12 @@
 
 use testkit::ws::BROWSER_DEFLATE_OFFER;
 
-use super::{ClientResult, HttpResponse, IrcClient, IrcLines, RawConn};
+use super::{Client, ClientResult, HttpResponse, IrcLines};
 
 /// A raw client upgraded with the browsers' deflate offer and `origin`, that registers
 /// with the ident `z` and takes only text messages, each in one frame.
-pub fn deflate_client(port: u16, origin: &str) -> ClientResult<(RawConn, HttpResponse)> {
-    let mut conn = RawConn::connect(port)?
+pub fn deflate_client(port: u16, origin: &str) -> ClientResult<(Client, HttpResponse)> {
+    let mut conn = Client::raw(None, port)?
         .ident("z", "Compressed user")
         .requiring_opcode(testkit::ws::OP_TEXT);
     let r = conn.upgrade_with(&testkit::ws::upgrade_request(
@@ -40,7 +40,7 @@ pub fn compressible_texts(first: &str, who: &str) -> Vec<String> {
 /// Asserts that the server's STATS W (asked by a new oper on `irc_port`) counts
 /// `count` upgrades that negotiated permessage-deflate; `whose` names them.
 pub fn assert_deflate_accepted(irc_port: u16, count: usize, whose: &str) {
-    let mut oper = IrcClient::register(irc_port, "opz").expect("an oper for STATS W");
+    let mut oper = Client::irc_register(irc_port, "opz").expect("an oper for STATS W");
     oper.oper().expect("OPER");
     let stats = oper.stats_w().expect("STATS W");
     let want = format!("accepted with permessage-deflate: {count}");

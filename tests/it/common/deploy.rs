@@ -430,12 +430,14 @@ pub fn ws_user_via(port: u16, src: Ipv4Addr, nick: &str) -> ClientResult<WsClien
 }
 
 /// A plain IRC client connected from `src` that has sent NICK/USER.
-pub fn irc_start_from(src: Ipv4Addr, port: u16, nick: &str) -> ClientResult<IrcClient> {
-    IrcClient::connect_from(src, port)?.started(nick)
+pub fn irc_start_from(src: Ipv4Addr, port: u16, nick: &str) -> ClientResult<Client> {
+    let mut c = Client::irc(Some(src), port)?.ident("u", "Plain user");
+    c.start_register(nick)?;
+    Ok(c)
 }
 
 /// A plain IRC user connected from `src`, registered as `nick`.
-pub fn irc_from(src: Ipv4Addr, port: u16, nick: &str) -> ClientResult<IrcClient> {
+pub fn irc_from(src: Ipv4Addr, port: u16, nick: &str) -> ClientResult<Client> {
     let mut c = irc_start_from(src, port, nick)?;
     c.wait_welcome()?;
     Ok(c)

@@ -1,6 +1,6 @@
 //! Shared harness for the integration tests: a real InspIRCd per test (the test kit's
 //! launcher: a private temp dir with a private module directory), the test kit's plain
-//! IRC and raw WebSocket clients ([`IrcClient`], [`RawConn`]), and a tungstenite client
+//! IRC and raw WebSocket clients ([`Client`], [`Client`]), and a tungstenite client
 //! ([`WsClient`]) for what a WebSocket library does.
 //!
 //! Nothing here sleeps to wait for state: every wait is for a concrete event (a line on
@@ -22,7 +22,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-pub use testkit::client::{Error as ClientError, ErrorKind, IrcClient, IrcLines, RawConn};
+pub use testkit::client::{Client, Error as ClientError, ErrorKind, IrcLines};
 pub use testkit::http::{request, HttpResponse};
 pub use testkit::inspircd::{Conf, Dialect, Link, WsModule};
 pub use testkit::irc::is_numeric;
@@ -205,7 +205,7 @@ impl Server {
             let mut probe = server.irc(probe_nick).expect("a probe on each server");
             let deadline = Instant::now() + TIMEOUT;
             loop {
-                probe.send("LINKS").expect("LINKS");
+                probe.send_line("LINKS").expect("LINKS");
                 let mut servers = Vec::new();
                 loop {
                     let l = probe
@@ -228,7 +228,7 @@ impl Server {
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            probe.send("QUIT").expect("QUIT");
+            probe.send_line("QUIT").expect("QUIT");
         }
         (a, b)
     }
@@ -250,8 +250,8 @@ impl Server {
     }
 
     /// A plain IRC user registered as `nick`.
-    pub fn irc(&self, nick: &str) -> ClientResult<IrcClient> {
-        IrcClient::register(self.irc_port, nick)
+    pub fn irc(&self, nick: &str) -> ClientResult<Client> {
+        Client::irc_register(self.irc_port, nick)
     }
 
     /// A tungstenite client with the allowed Origin, registered as `nick`.
@@ -270,7 +270,7 @@ impl Server {
     }
 
     /// A plain user and a WebSocket user, registered concurrently.
-    pub fn pair(&self, irc_nick: &str, ws_nick: &str) -> ClientResult<(IrcClient, WsClient)> {
+    pub fn pair(&self, irc_nick: &str, ws_nick: &str) -> ClientResult<(Client, WsClient)> {
         self.pair_with(irc_nick, ws_nick, &WsOpts::default())
     }
 
@@ -279,8 +279,8 @@ impl Server {
         irc_nick: &str,
         ws_nick: &str,
         opts: &WsOpts,
-    ) -> ClientResult<(IrcClient, WsClient)> {
-        let mut irc = IrcClient::start(self.irc_port, irc_nick)?;
+    ) -> ClientResult<(Client, WsClient)> {
+        let mut irc = Client::irc_start(self.irc_port, irc_nick)?;
         let mut ws = WsClient::connect(self.ws_port, opts).map_err(|e| {
             ClientError::new(
                 ErrorKind::Protocol,
@@ -297,8 +297,8 @@ impl Server {
     }
 
     /// A raw connection to the WebSocket port.
-    pub fn raw(&self) -> ClientResult<RawConn> {
-        RawConn::connect(self.ws_port)
+    pub fn raw(&self) -> ClientResult<Client> {
+        Client::raw(None, self.ws_port)
     }
 }
 
@@ -792,7 +792,7 @@ pub fn upgrade_request_from(origin: Option<&str>) -> Vec<u8> {
 
 /// Sends `bytes` to a WebSocket port and reads the response.
 pub fn http_exchange(port: u16, bytes: &[u8]) -> ClientResult<HttpResponse> {
-    let mut c = RawConn::connect(port)?;
+    let mut c = Client::raw(None, port)?;
     c.send(bytes)?;
     c.read_response()
 }

@@ -1,56 +1,18 @@
 //! loadbench: one InspIRCd binary (Debian 12's InspIRCd 3, or with `INSPIRCD=4` Debian
-//! 13's InspIRCd 4 unpacked by tools/inspircd4/fetch.sh) with (A) this m_websocket.so,
-//! (B) that server's stock m_websocket.so + m_sha1.so, (C) plain TCP clients only,
-//! alternated A B C A B C ... for several rounds, measuring the server's CPU time, wall
-//! time and memory under:
-//!
-//! - idle: RSS growth per registered, idle connection (N connections);
-//! - connect: K × (TCP connect, WebSocket handshake, NICK/USER, 001, QUIT, close),
-//!   C at a time;
-//! - fanout: one sender, R receivers in one channel, M messages; until every receiver
-//!   has every message;
-//! - fanout-deflate (this module only, and "before"): the same with `compression="yes"`
-//!   and every client offering permessage-deflate as browsers do; the receivers inflate
-//!   (one flate2 stream per connection, the server's window carried over) and count
-//!   the PRIVMSG lines as before. The stock module accepts no extension, so its figure
-//!   would be its fanout's. Both fanouts also count the bytes the clients received;
-//! - ingest: R senders, N messages each into a channel of their own (nobody reads it),
-//!   closed loop: a batch of a few KiB, then PING, wait for the PONG, next batch.
+//! 13's InspIRCd 4) with (A) this m_websocket.so, (B) that server's stock m_websocket.so
+//! + m_sha1.so, (C) plain TCP clients only (and with `--before PATH` another build of
+//! this module), alternated in every round, measuring the server's CPU time, wall time
+//! and memory (or with `--callgrind` its instructions) in five phases: idle, connect,
+//! fanout, fanout-deflate and ingest. tools/loadbench/README.md says what each phase
+//! does, how `--callgrind` brackets a phase with `callgrind_control --dump` requests,
+//! and what the table's ratios mean.
 //!
 //! Every loop is bounded by a count and a deadline; servers are stopped by their PID.
-//! The client side is the test kit's pool ([`testkit::pool`]): one thread driving
+//! The clients are the test kit's pool ([`testkit::pool`]): one thread driving
 //! non-blocking sockets through epoll, WebSocket or plain IRC.
 //!
 //! Usage: loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] [--callgrind]
 //!                  [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]
-//!
-//! `--before PATH` adds a fourth kind, "before": another build of this module (say, the
-//! one before a performance change), run in the same alternation (ours, before, stock,
-//! plain in every round) so that before and after share the machine's conditions. The
-//! table then gains a "before" and an "ours/before" column.
-//!
-//! `--callgrind` counts instructions instead of timing: on a shared 2-core machine
-//! without hardware counters, CPU seconds vary by ±5-30 % between runs, which hides a
-//! module's own cost (a few % of the server's). Each server runs under
-//! `valgrind --tool=callgrind`, and a phase's figure is the number of user-space
-//! instructions (Ir) the server process executed in it: inspircd, its modules and their
-//! libraries, all threads. How: callgrind's counters are read with
-//! `callgrind_control --dump=TAG PID` (it reaches the process through vgdb, which
-//! interrupts the server's epoll_wait with ptrace; we run as root). A dump writes the
-//! counts since the previous dump into `<out-file>.N` and zeroes them, so the phase is
-//! bracketed by one dump when the server is idle before it (discarded: startup and
-//! setup) and one when it is idle again after it, whose `summary:` line is the phase's
-//! Ir. callgrind_control exits 0 even when it reached nothing, so the dump file found by
-//! its `desc: Trigger: dump TAG` line is the proof that the request arrived. The counts
-//! repeat to within a fraction of a percent (what varies is how the kernel splits the
-//! clients' bytes into reads, and the server's once-a-second timer), so one round is the
-//! default. Workloads are much smaller (valgrind runs the server ~50× slower) and every
-//! timeout longer; the idle phase is skipped, as is any RSS or time figure: valgrind's
-//! own memory and speed would be all they showed.
-//!
-//! `--perf DIR` records every measured phase of the server with `perf record -g -p PID`
-//! into DIR/<kind>-<phase>-r<round>.data (for `perf report -i`); the figures of such a
-//! run include perf's own cost.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -1098,10 +1060,10 @@ fn fanout(
     });
     let mut rx_bytes = 0;
     let mut sample = measure(server, s, name, || {
-        let before = pool.stats.rx_bytes;
+        let before = pool.rx_bytes;
         phase.scenario.send_batch(&mut pool);
         phase.run(&mut pool, deadline())?;
-        rx_bytes = pool.stats.rx_bytes - before;
+        rx_bytes = pool.rx_bytes - before;
         if phase.lost > 0 {
             return Err(format!("{name}: {} connections lost", phase.lost));
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use testkit::client::{IrcClient, IrcLines, RawConn};
+use testkit::client::{Client, IrcLines};
 
 use crate::server::ORIGIN;
 
@@ -31,8 +31,8 @@ pub fn upgrade_request_with(
 
 /// A raw client connected to the WebSocket port (not upgraded), named `name`, its
 /// waits bounded by `timeout`; its line waits answer pings.
-pub fn ws_connect(port: u16, name: &str, timeout: Duration) -> Result<RawConn, String> {
-    Ok(RawConn::connect(port)
+pub fn ws_connect(port: u16, name: &str, timeout: Duration) -> Result<Client, String> {
+    Ok(Client::raw(None, port)
         .map_err(|e| e.context(name))?
         .named(name)
         .with_timeout(timeout)
@@ -60,20 +60,23 @@ pub fn ws_upgrade(
     protocol: Option<&str>,
     extra: &[&str],
     timeout: Duration,
-) -> Result<RawConn, String> {
+) -> Result<Client, String> {
     let mut c = ws_connect(port, name, timeout)?;
     c.upgrade_with(&upgrade_request_with(port, ORIGIN, protocol, extra))?;
     Ok(c)
 }
 
 /// A plain IRC client that has sent NICK and USER, its waits bounded by `timeout`.
-pub fn irc_start(port: u16, nick: &str, timeout: Duration) -> Result<IrcClient, String> {
-    let c = IrcClient::connect(port)?.with_timeout(timeout);
-    Ok(c.started(nick)?)
+pub fn irc_start(port: u16, nick: &str, timeout: Duration) -> Result<Client, String> {
+    let mut c = Client::irc(None, port)?
+        .with_timeout(timeout)
+        .ident("u", "soak plain user");
+    c.start_register(nick)?;
+    Ok(c)
 }
 
 /// Registers `c` as `nick` with `realname` and waits for 001.
-pub fn register(c: &mut RawConn, nick: &str, realname: &str) -> Result<(), String> {
+pub fn register(c: &mut Client, nick: &str, realname: &str) -> Result<(), String> {
     c.start_register_as(nick, "ws", realname)?;
     Ok(c.wait_welcome()?)
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use testkit::client::{IrcClient, IrcLines};
+use testkit::client::{Client, IrcLines};
 use testkit::irc::command_str;
 use testkit::messages::Message;
 use testkit::pool::{Cause, Closed, Event, Handler, Id, Pool, Proto};
@@ -888,13 +888,13 @@ fn number_after(line: &str, key: &str) -> Option<u64> {
 fn monitor(port: u16, state: Arc<Mutex<MonState>>, stop: Arc<AtomicBool>) {
     let t = Duration::from_secs(60);
     let run = || -> Result<(), String> {
-        let mut c = IrcClient::start(port, "monitor")?.with_timeout(t);
+        let mut c = Client::irc_start(port, "monitor")?.with_timeout(t);
         c.wait_welcome()?;
         c.oper()?;
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             n += 1;
-            c.send("LUSERS")?;
+            c.send_line("LUSERS")?;
             let l = c.expect_str("265 (local users)", |l| command_str(l) == "265")?;
             let local = number_after(&l, "Current local users:");
             let lines = c.stats_w()?;
@@ -917,7 +917,7 @@ fn monitor(port: u16, state: Arc<Mutex<MonState>>, stop: Arc<AtomicBool>) {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        c.send("QUIT :monitor done")?;
+        c.send_line("QUIT :monitor done")?;
         Ok(())
     };
     if let Err(e) = run() {

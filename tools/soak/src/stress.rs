@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use testkit::client::{IrcClient, IrcLines, RawConn};
+use testkit::client::{Client, IrcLines};
 use testkit::irc::command_str as command;
 use testkit::ws::{
     close_payload, encode_frame, Frame, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
@@ -162,7 +162,7 @@ fn one_per_protocol(
     name: impl Fn(usize) -> String,
     realname: &str,
     timeout: Duration,
-) -> Result<Vec<RawConn>, String> {
+) -> Result<Vec<Client>, String> {
     let mut clients = Vec::new();
     for (k, p) in PROTOS.iter().enumerate() {
         let name = name(k);
@@ -229,7 +229,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
             l.ends_with(&text)
         })?;
         let ftext = chat_text("friend", cycle as u64);
-        friend.send(&format!("PRIVMSG #room :{ftext}"))?;
+        friend.send_line(&format!("PRIVMSG #room :{ftext}"))?;
         for c in &mut reg {
             c.expect_str("friend's PRIVMSG", |l| l.ends_with(&ftext))?;
         }
@@ -251,7 +251,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         // Make sure the server has accepted all of them before the unload.
         oper.sync(&format!("pre{cycle}"))?;
 
-        oper.send("UNLOADMODULE m_websocket.so")?;
+        oper.send_line("UNLOADMODULE m_websocket.so")?;
         let l = oper.expect_str("973/972 (module unloaded or not)", |l| {
             matches!(command(l), "973" | "972")
         })?;
@@ -260,7 +260,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         }
         // Every registered WebSocket client: a close frame 1001 with the reason, then EOF.
         let mut quits_wanted: Vec<String> = reg.iter().map(|c| c.name.clone()).collect();
-        let mut all: Vec<RawConn> = reg;
+        let mut all: Vec<Client> = reg;
         all.push(unreg);
         for c in &mut all {
             let frames = c
@@ -359,7 +359,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
                 return Err(format!("cycle {cycle}: {module_name} is still mapped ({maps} mappings) after UNLOADMODULE"));
             }
         }
-        oper.send("LOADMODULE websocket")?;
+        oper.send_line("LOADMODULE websocket")?;
         let l = oper.expect_str("975/974 (module loaded or not)", |l| {
             matches!(command(l), "975" | "974")
         })?;
@@ -469,7 +469,7 @@ struct ClientResult {
 }
 
 fn chat_client(
-    mut c: RawConn,
+    mut c: Client,
     chan: usize,
     start: Arc<Barrier>,
     stop: Arc<AtomicBool>,
@@ -482,7 +482,7 @@ fn chat_client(
         chan,
         ..Default::default()
     };
-    let handle = |f: Frame, r: &mut ClientResult, c: &mut RawConn| -> Result<bool, String> {
+    let handle = |f: Frame, r: &mut ClientResult, c: &mut Client| -> Result<bool, String> {
         match f.opcode {
             OP_TEXT | OP_BINARY => {
                 let l = String::from_utf8_lossy(&f.payload).into_owned();
@@ -578,8 +578,8 @@ fn origin_status(port: u16, origin: &str) -> Result<u16, String> {
     handshake_status(port, "probe", origin, T)
 }
 
-fn rehash(oper: &mut IrcClient, token: &str) -> Result<Vec<String>, String> {
-    oper.send("REHASH")?;
+fn rehash(oper: &mut Client, token: &str) -> Result<Vec<String>, String> {
+    oper.send_line("REHASH")?;
     oper.expect_str("382 (rehashing)", |l| command(l) == "382")?;
     let mut lines = Vec::new();
     oper.expect_str("the rehash-finished notice", |l| {
@@ -837,12 +837,12 @@ fn valgrind_baseline(s: &Settings) -> Result<VgReport, String> {
         oper.oper()?;
         let mut c = ws_upgrade(server.ws_port, "stockvg", None, &[], VT)?;
         register(&mut c, "stockvg", "soak web user")?;
-        oper.send("UNLOADMODULE m_websocket.so")?;
+        oper.send_line("UNLOADMODULE m_websocket.so")?;
         oper.expect_str("973", |l| command(l) == "973")?;
         let _ = c.bytes_until_eof();
-        oper.send("LOADMODULE websocket")?;
+        oper.send_line("LOADMODULE websocket")?;
         oper.expect_str("975", |l| command(l) == "975")?;
-        oper.send(&format!("DIE {SERVER_NAME}"))?;
+        oper.send_line(&format!("DIE {SERVER_NAME}"))?;
         Ok::<(), String>(())
     })();
     let r = keep_on_failure(&mut server, r);
@@ -970,7 +970,7 @@ fn valgrind(s: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-fn expect_close_then_eof(c: &mut RawConn, want: u16, what: &str) -> Result<(), String> {
+fn expect_close_then_eof(c: &mut Client, want: u16, what: &str) -> Result<(), String> {
     let frames = c.frames_until_eof()?;
     match frames.iter().rev().find(|f| f.opcode == OP_CLOSE) {
         Some(f) if f.close_code() == Some(want) => Ok(()),
@@ -1011,7 +1011,7 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     friend.expect_str("vg1's fragmented message", |l| {
         l.ends_with("PRIVMSG #v :fragmented message")
     })?;
-    friend.send("PRIVMSG #v :hello from friend")?;
+    friend.send_line("PRIVMSG #v :hello from friend")?;
     for c in &mut w {
         c.expect_str("friend's message", |l| {
             l.ends_with("PRIVMSG #v :hello from friend")
@@ -1028,9 +1028,9 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     }
     w[0].sync("irc-ping")?;
     // WHOIS and STATS W through the module.
-    oper.send("WHOIS vg0")?;
+    oper.send_line("WHOIS vg0")?;
     oper.expect_str("318 (end of WHOIS)", |l| command(l) == "318")?;
-    oper.send("STATS W")?;
+    oper.send_line("STATS W")?;
     oper.expect_str("219", |l| command(l) == "219")?;
     // Refused handshakes and a half-way one.
     let st = origin_status(wsp, "https://evil.example")?;
@@ -1069,10 +1069,10 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     // UNLOADMODULE with a client connected, LOADMODULE, a REHASH.
     let mut u = ws_upgrade(wsp, "vgu", None, &[], VT)?;
     register(&mut u, "vgu", "soak web user")?;
-    oper.send("UNLOADMODULE m_websocket.so")?;
+    oper.send_line("UNLOADMODULE m_websocket.so")?;
     oper.expect_str("973", |l| command(l) == "973")?;
     expect_close_then_eof(&mut u, 1001, "unload")?;
-    oper.send("LOADMODULE websocket")?;
+    oper.send_line("LOADMODULE websocket")?;
     oper.expect_str("975", |l| command(l) == "975")?;
     // REHASH to trusted proxies and a 2 s keepalive.
     // The configuration it started with (registration timeout 300 s), one more origin.
@@ -1150,7 +1150,7 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     friend.expect_str("vglast's message", |l| {
         l.ends_with("PRIVMSG #v :still here")
     })?;
-    oper.send(&format!("DIE {SERVER_NAME}"))?;
+    oper.send_line(&format!("DIE {SERVER_NAME}"))?;
     last.timeout = Duration::from_secs(180);
     let frames = last.frames_until_eof()?;
     println!(

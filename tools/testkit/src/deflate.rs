@@ -17,7 +17,7 @@ use miniz_oxide::inflate::TINFLStatus;
 
 /// RSV1 in a frame's first byte: the message is compressed.
 pub const RSV1: u8 = 0x40;
-/// RSV1 as [`crate::ws::Header::rsv`] and [`crate::ws::Frame::rsv`] hold it.
+/// RSV1 as [`crate::ws::Frame::rsv`] holds it.
 pub const RSV1_LOW: u8 = 0b100;
 /// What ends every compressed message, removed by the sender, put back by the receiver.
 pub const SYNC_TAIL: [u8; 4] = [0, 0, 0xff, 0xff];

@@ -1,38 +1,31 @@
 //! Many client connections driven by one thread: non-blocking sockets on one epoll,
 //! plain IRC or WebSocket (the upgrade request out, the 101 checked, frames decoded by
-//! [`crate::messages::Decoder`], compressed messages inflated). What soak and loadbench
-//! build their workloads on, and what a benchmark of tens of thousands of connections
-//! can build on:
+//! [`crate::messages::Decoder`], compressed messages inflated). soak and loadbench run
+//! on it; it is built for tens of thousands of connections:
 //!
-//! - no thread per connection; each epoll event costs O(1) (connections live in a slab
-//!   addressed by the event's [`Id`], a slot index and a generation, so that an event
-//!   of a closed connection is recognised and dropped);
-//! - an idle connection holds its socket and about two hundred bytes: buffers are
-//!   kept only while they hold unparsed or unsent bytes;
+//! - no thread per connection, O(1) per epoll event: connections live in a slab
+//!   addressed by the event's [`Id`] (slot and generation, so that an event of a closed
+//!   connection is dropped);
+//! - an idle connection holds its socket and about two hundred bytes: its buffers are
+//!   kept only while they hold unparsed or unsent bytes (up to [`KEPT_BUFFER`]);
 //! - connections come from a list of loopback source addresses in turn
 //!   ([`Pool::sources`], [`loopback_sources`]): each address has its own ~28,000
 //!   ephemeral ports towards one server port;
-//! - descriptors: one per connection plus the epoll's; raise RLIMIT_NOFILE first with
+//! - one descriptor per connection: raise RLIMIT_NOFILE first with
 //!   [`crate::process::raise_nofile`] (before starting the server, which inherits it).
 //!
-//! The pool calls a [`Handler`] with each connection's [`Event`]s, in order; the
-//! handler answers through the pool (send, close). It runs in turns
-//! ([`Pool::turn`]: one wait for readiness, then every ready connection), so that the
-//! caller keeps its own timers between turns, or until a condition holds
-//! ([`Pool::run`]).
-//!
-//! A workload that registers `n` WebSocket users and counts those that got in:
+//! The pool calls a [`Handler`] with each connection's [`Event`]s in order; the handler
+//! answers through the pool (send, close). The pool runs in turns ([`Pool::turn`]: one
+//! wait for readiness, then every ready connection), so that the caller keeps its own
+//! timers between turns, or until a condition holds ([`Pool::run`]):
 //!
 //! ```no_run
 //! use std::time::{Duration, Instant};
-//! use testkit::irc::is_numeric;
 //! use testkit::pool::{Event, Handler, Id, Pool, Proto};
 //!
-//! struct Register {
-//!     welcomed: usize,
-//! }
+//! struct Welcomed(usize);
 //!
-//! impl Handler for Register {
+//! impl Handler for Welcomed {
 //!     fn on_event(&mut self, pool: &mut Pool, id: Id, n: usize, event: Event<'_>) {
 //!         match event {
 //!             Event::Open(_) => {
@@ -40,34 +33,32 @@
 //!                 pool.send_line(id, b"USER u 0 * :pool user");
 //!             }
 //!             Event::Message(m) if pool.answer_ping(id, &m.payload) => {}
-//!             Event::Message(m) if is_numeric(&m.payload, "001") => self.welcomed += 1,
+//!             Event::Message(m) if testkit::irc::is_numeric(&m.payload, "001") => self.0 += 1,
 //!             _ => {}
 //!         }
 //!     }
 //! }
 //!
 //! # fn main() -> Result<(), String> {
-//! # let (port, n) = (8080, 50_000);
+//! let n = 50_000;
 //! testkit::process::raise_nofile(n as u64 + 1024);
-//! let mut pool = Pool::new(port)
-//!     .map_err(|e| e.to_string())?
-//!     .sources(testkit::pool::loopback_sources(4));
+//! let mut pool = Pool::new(8080).map_err(|e| e.to_string())?;
+//! pool = pool.sources(testkit::pool::loopback_sources(4));
 //! // All at once for brevity; a real run keeps a bounded number connecting at a time
 //! // (loadbench's `Opener`), within the server's accept backlog.
 //! for tag in 0..n {
 //!     let request = testkit::ws::upgrade_request("127.0.0.1", "https://a.example", &[]);
-//!     pool.connect(Proto::websocket(request), tag)
-//!         .map_err(|e| e.to_string())?;
+//!     pool.connect(Proto::websocket(request), tag).map_err(|e| e.to_string())?;
 //! }
-//! let mut h = Register { welcomed: 0 };
-//! pool.run(&mut h, Instant::now() + Duration::from_secs(300), |h| h.welcomed == n)?;
+//! let mut welcomed = Welcomed(0);
+//! pool.run(&mut welcomed, Instant::now() + Duration::from_secs(300), |w| w.0 == n)?;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Why by hand and not on mio or tokio: the pool is one epoll set and a slab, a few
-//! hundred lines; what it adds over the syscalls is exactly the protocol handling
-//! written here, and a runtime would make an idle connection cost far more.
+//! Why by hand and not on mio or tokio: the pool is one epoll set and a slab; what it
+//! adds over the syscalls is the protocol handling written here, and a runtime would
+//! make an idle connection cost far more.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -79,35 +70,22 @@ use crate::http::HttpResponse;
 use crate::irc::take_line;
 use crate::messages::{Decoder, Message, Received};
 use crate::rng::Rng;
-use crate::ws::{encode_frame_into, first_byte, parse_frame, Frame, OP_TEXT};
+use crate::ws::{encode_frame_into, parse_frame, Frame, OP_TEXT};
 
 /// Readiness events taken from the kernel per wait.
 const EVENTS_PER_WAIT: usize = 1024;
-/// Bytes read from a socket per read call (one buffer shared by all connections).
+/// Bytes read per read call, into one buffer all connections share.
 const READ_CHUNK: usize = 256 * 1024;
 /// A connection's buffers keep their memory between uses up to this size.
-const KEPT_BUFFER: usize = 16 * 1024;
+pub const KEPT_BUFFER: usize = 16 * 1024;
 /// The longest wait of one [`Pool::run`] turn, so that its deadline is kept.
 const RUN_TURN: Duration = Duration::from_millis(50);
 
-/// A connection of a pool: its slot and the generation of that slot.
+/// A connection of a pool: its slot and the slot's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Id {
     index: u32,
     generation: u32,
-}
-
-impl Id {
-    fn token(self) -> u64 {
-        u64::from(self.index) | (u64::from(self.generation) << 32)
-    }
-
-    fn from_token(t: u64) -> Id {
-        Id {
-            index: t as u32,
-            generation: (t >> 32) as u32,
-        }
-    }
 }
 
 /// What a connection speaks.
@@ -116,24 +94,25 @@ pub enum Proto {
     /// Plain IRC: lines ending in CR LF. Open as soon as TCP connects.
     Irc,
     /// WebSocket: `request` goes out once TCP connects (a test may cut it short); the
-    /// connection is open when a 101 with the right accept value arrives (for
-    /// [`crate::ws::SAMPLE_KEY`]), and inflates what it receives if that 101 agreed to
-    /// permessage-deflate. [`Pool::send_line`] sends `data_opcode` messages.
+    /// connection is open when a 101 with the right accept value (for
+    /// [`crate::ws::SAMPLE_KEY`]) arrives, and inflates what it receives if that 101
+    /// agreed to permessage-deflate. [`Pool::send_line`] sends `data_opcode` messages.
     WebSocket { request: Vec<u8>, data_opcode: u8 },
 }
 
 impl Proto {
     /// A WebSocket connection sending text messages.
     pub fn websocket(request: Vec<u8>) -> Proto {
+        let data_opcode = OP_TEXT;
         Proto::WebSocket {
             request,
-            data_opcode: OP_TEXT,
+            data_opcode,
         }
     }
 }
 
-/// Why a connection ended (not by the pool's own [`Pool::close`] or [`Pool::reset`],
-/// which report nothing).
+/// Why a connection ended (the pool's own [`Pool::close`] and [`Pool::reset`] report
+/// nothing).
 #[derive(Debug)]
 pub enum Cause {
     /// The server closed it (EOF, or a reset).
@@ -141,7 +120,7 @@ pub enum Cause {
     /// The connect or a read failed.
     Io(io::Error),
     /// The server broke the protocol (a bad response head, a frame a client must
-    /// refuse, deflate data that does not inflate); the connection was closed.
+    /// refuse, deflate data that does not inflate).
     Protocol(String),
     /// The server answered the upgrade request with something else than a good 101.
     Refused(HttpResponse),
@@ -172,32 +151,10 @@ pub enum Event<'a> {
     Closed(Closed),
 }
 
-impl Event<'_> {
-    /// The IRC line of a [`Event::Line`] or [`Event::Message`].
-    pub fn line(&self) -> Option<&[u8]> {
-        match self {
-            Event::Line(l) => Some(l),
-            Event::Message(m) => Some(&m.payload),
-            _ => None,
-        }
-    }
-}
-
 /// What a workload does with its connections' events.
 pub trait Handler {
     /// One event of connection `id`, which was opened with `tag`.
     fn on_event(&mut self, pool: &mut Pool, id: Id, tag: usize, event: Event<'_>);
-}
-
-/// Counts over the pool's life.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Stats {
-    /// Connections opened (connect calls that succeeded).
-    pub connects: u64,
-    /// Bytes received, response heads included.
-    pub rx_bytes: u64,
-    /// Connections the server or the network ended.
-    pub lost: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,23 +181,20 @@ struct Conn {
     masks: Rng,
 }
 
-struct Slot {
-    generation: u32,
-    conn: Option<Conn>,
-}
-
 /// Client connections to one server address; see the module's documentation.
 pub struct Pool {
     epoll: OwnedFd,
     target: SocketAddrV4,
     sources: Vec<Ipv4Addr>,
     next_source: usize,
-    slots: Vec<Slot>,
+    /// The slab: a generation and maybe a connection per slot.
+    slots: Vec<(u32, Option<Conn>)>,
     free: Vec<u32>,
     live: usize,
     events: Vec<libc::epoll_event>,
     read_buf: Vec<u8>,
-    pub stats: Stats,
+    /// Bytes the connections received, response heads included.
+    pub rx_bytes: u64,
 }
 
 /// `count` loopback source addresses, 127.0.0.1 and up.
@@ -253,11 +207,6 @@ pub fn loopback_sources(count: u8) -> Vec<Ipv4Addr> {
 impl Pool {
     /// A pool of connections to 127.0.0.1:`port`.
     pub fn new(port: u16) -> io::Result<Pool> {
-        Pool::to(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-    }
-
-    /// A pool of connections to `target`.
-    pub fn to(target: SocketAddrV4) -> io::Result<Pool> {
         // SAFETY: epoll_create1(2); the descriptor is owned by the OwnedFd at once.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -266,7 +215,7 @@ impl Pool {
         Ok(Pool {
             // SAFETY: a new descriptor nothing else owns.
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
-            target,
+            target: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
             sources: Vec::new(),
             next_source: 0,
             slots: Vec::new(),
@@ -274,7 +223,7 @@ impl Pool {
             live: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT],
             read_buf: vec![0; READ_CHUNK],
-            stats: Stats::default(),
+            rx_bytes: 0,
         })
     }
 
@@ -292,50 +241,31 @@ impl Pool {
 
     /// Starts a connection (non-blocking); its events carry `tag`.
     pub fn connect(&mut self, proto: Proto, tag: usize) -> io::Result<Id> {
-        let src = if self.sources.is_empty() {
-            None
-        } else {
-            let s = self
-                .sources
-                .get(self.next_source % self.sources.len())
-                .copied();
-            self.next_source = self.next_source.wrapping_add(1);
-            s
-        };
-        let stream = crate::net::connect(src, self.target, true)?;
+        let src = self
+            .sources
+            .get(self.next_source % self.sources.len().max(1));
+        self.next_source = self.next_source.wrapping_add(1);
+        let stream = crate::net::connect(src.copied(), self.target, true)?;
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    conn: None,
-                });
+                self.slots.push((0, None));
                 u32::try_from(self.slots.len() - 1).map_err(io::Error::other)?
             }
         };
-        let slot = self
+        let generation = self
             .slots
-            .get_mut(index as usize)
-            .ok_or_else(|| io::Error::other("a free slot out of range"))?;
-        slot.generation = slot.generation.wrapping_add(1);
-        let id = Id {
-            index,
-            generation: slot.generation,
-        };
+            .get(index as usize)
+            .map_or(0, |s| s.0.wrapping_add(1));
+        let id = Id { index, generation };
+        let token = u64::from(index) | (u64::from(generation) << 32);
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: id.token(),
+            u64: token,
         };
+        let epoll = self.epoll.as_raw_fd();
         // SAFETY: our epoll descriptor, the stream's socket, a valid event.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                stream.as_raw_fd(),
-                &mut ev,
-            )
-        };
-        if rc < 0 {
+        if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), &mut ev) } < 0 {
             self.free.push(index);
             return Err(io::Error::last_os_error());
         }
@@ -346,7 +276,7 @@ impl Pool {
                 data_opcode,
             } => (true, request, data_opcode),
         };
-        slot.conn = Some(Conn {
+        let conn = Conn {
             stream,
             tag,
             state: State::Connecting,
@@ -357,51 +287,39 @@ impl Pool {
             tx_pos: 0,
             decoder: Decoder::new(),
             deflate: false,
-            masks: Rng::new(id.token()),
-        });
+            masks: Rng::new(token),
+        };
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            *slot = (generation, Some(conn));
+        }
         self.live += 1;
-        self.stats.connects += 1;
         Ok(id)
     }
 
-    fn conn(&self, id: Id) -> Option<&Conn> {
-        self.slots
-            .get(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.conn.as_ref())
-    }
-
-    fn conn_mut(&mut self, id: Id) -> Option<&mut Conn> {
-        self.slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.conn.as_mut())
+    fn conn(&mut self, id: Id) -> Option<&mut Conn> {
+        let (generation, conn) = self.slots.get_mut(id.index as usize)?;
+        conn.as_mut().filter(|_| *generation == id.generation)
     }
 
     /// The connection is still there (not closed by either side).
-    pub fn is_live(&self, id: Id) -> bool {
+    pub fn is_live(&mut self, id: Id) -> bool {
         self.conn(id).is_some()
     }
 
-    /// Its tag.
-    pub fn tag(&self, id: Id) -> Option<usize> {
-        self.conn(id).map(|c| c.tag)
-    }
-
     /// Bytes it received and has not parsed yet.
-    pub fn buffered(&self, id: Id) -> usize {
+    pub fn buffered(&mut self, id: Id) -> usize {
         self.conn(id).map_or(0, |c| c.rx.len())
     }
 
     /// permessage-deflate was agreed on it.
-    pub fn deflate(&self, id: Id) -> bool {
+    pub fn deflate(&mut self, id: Id) -> bool {
         self.conn(id).is_some_and(|c| c.deflate)
     }
 
     /// Queues bytes as they are and writes what the socket takes now (the rest when
     /// it is writable again). Nothing goes out before TCP has connected.
     pub fn send_raw(&mut self, id: Id, bytes: &[u8]) {
-        if let Some(c) = self.conn_mut(id) {
+        if let Some(c) = self.conn(id) {
             c.tx.extend_from_slice(bytes);
             c.flush();
         }
@@ -409,7 +327,7 @@ impl Pool {
 
     /// Sends one masked frame whose first byte (FIN, RSV, opcode) is `first`.
     pub fn send_frame(&mut self, id: Id, first: u8, payload: &[u8]) {
-        if let Some(c) = self.conn_mut(id) {
+        if let Some(c) = self.conn(id) {
             let mask = c.masks.mask();
             encode_frame_into(&mut c.tx, first, payload, Some(mask));
             c.flush();
@@ -419,10 +337,10 @@ impl Pool {
     /// Sends one IRC line: a plain connection's line with CR LF, or a WebSocket
     /// connection's data message.
     pub fn send_line(&mut self, id: Id, line: &[u8]) {
-        let Some(c) = self.conn_mut(id) else { return };
+        let Some(c) = self.conn(id) else { return };
         if c.websocket {
             let mask = c.masks.mask();
-            encode_frame_into(&mut c.tx, first_byte(true, c.data_opcode), line, Some(mask));
+            encode_frame_into(&mut c.tx, 0x80 | c.data_opcode, line, Some(mask));
         } else {
             c.tx.extend_from_slice(line);
             c.tx.extend_from_slice(b"\r\n");
@@ -433,13 +351,11 @@ impl Pool {
     /// Answers a server's `PING <token>` line with `PONG <token>`; false for any
     /// other line.
     pub fn answer_ping(&mut self, id: Id, line: &[u8]) -> bool {
-        match crate::client::pong_for(line) {
-            Some(pong) => {
-                self.send_line(id, &pong);
-                true
-            }
-            None => false,
+        let pong = crate::client::pong_for(line);
+        if let Some(pong) = &pong {
+            self.send_line(id, pong);
         }
+        pong.is_some()
     }
 
     /// Closes the connection (FIN); no event follows.
@@ -456,26 +372,25 @@ impl Pool {
 
     /// Closes every connection; no events follow.
     pub fn close_all(&mut self) {
-        for index in 0..self.slots.len() {
-            if let Some(slot) = self.slots.get(index) {
-                let id = Id {
-                    index: index as u32,
-                    generation: slot.generation,
-                };
-                self.close(id);
+        for (index, (_, conn)) in self.slots.iter_mut().enumerate() {
+            if conn.take().is_some() {
+                self.free.push(index as u32);
             }
         }
+        self.live = 0;
     }
 
+    /// Takes connection `id` out of the slab; its socket leaves the epoll set when it
+    /// is closed (dropped by the caller).
     fn remove(&mut self, id: Id) -> Option<Conn> {
-        let slot = self
+        let conn = self
             .slots
             .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)?;
-        let conn = slot.conn.take()?;
+            .filter(|s| s.0 == id.generation)?
+            .1
+            .take()?;
         self.free.push(id.index);
         self.live -= 1;
-        // The socket leaves the epoll set when it is closed (dropped by the caller).
         Some(conn)
     }
 
@@ -483,15 +398,9 @@ impl Pool {
     /// connection. Returns how many were ready.
     pub fn turn(&mut self, h: &mut dyn Handler, wait: Duration) -> io::Result<usize> {
         let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `events` has room for its length in epoll_events.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as i32,
-                ms,
-            )
-        };
+        let (epoll, max) = (self.epoll.as_raw_fd(), self.events.len() as i32);
+        // SAFETY: `events` has room for `max` epoll_events.
+        let n = unsafe { libc::epoll_wait(epoll, self.events.as_mut_ptr(), max, ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {
@@ -500,14 +409,17 @@ impl Pool {
                 Err(e)
             };
         }
-        let n = n as usize;
-        for k in 0..n {
+        for k in 0..n as usize {
             let Some(ev) = self.events.get(k).copied() else {
                 break;
             };
-            self.on_ready(h, Id::from_token(ev.u64), ev.events as i32);
+            let id = Id {
+                index: ev.u64 as u32,
+                generation: (ev.u64 >> 32) as u32,
+            };
+            self.on_ready(h, id, ev.events as i32);
         }
-        Ok(n)
+        Ok(n as usize)
     }
 
     /// Turns until `done(handler)` holds; an error when `deadline` passes first.
@@ -517,52 +429,43 @@ impl Pool {
         deadline: Instant,
         mut done: impl FnMut(&H) -> bool,
     ) -> Result<(), String> {
-        loop {
-            if done(h) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
+        while !done(h) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 return Err(format!(
                     "deadline passed with {} connections open",
                     self.live
                 ));
-            }
-            self.turn(h, RUN_TURN.min(deadline - now))
+            };
+            self.turn(h, RUN_TURN.min(left))
                 .map_err(|e| format!("epoll_wait: {e}"))?;
         }
+        Ok(())
     }
 
     fn on_ready(&mut self, h: &mut dyn Handler, id: Id, flags: i32) {
-        let Some(c) = self.conn_mut(id) else {
+        let Some(c) = self.conn(id) else {
             return; // an event of a connection closed meanwhile
         };
         if c.state == State::Connecting {
             if flags & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) == 0 {
                 return;
             }
-            match c.stream.take_error() {
-                Ok(None) => {}
-                Ok(Some(e)) | Err(e) => {
-                    self.end(h, id, Cause::Io(e));
-                    return;
-                }
+            if let Some(e) = c.stream.take_error().unwrap_or_else(Some) {
+                return self.end(h, id, Cause::Io(e));
             }
-            c.state = if c.websocket {
+            let (tag, websocket) = (c.tag, c.websocket);
+            c.state = if websocket {
                 State::Handshaking
             } else {
                 State::Open
             };
-            let (tag, websocket) = (c.tag, c.websocket);
             h.on_event(self, id, tag, Event::Connected);
             if !websocket && self.is_live(id) {
                 h.on_event(self, id, tag, Event::Open(None));
             }
         }
-        if let Some(c) = self.conn_mut(id) {
-            if flags & libc::EPOLLOUT != 0 || c.state != State::Connecting {
-                c.flush();
-            }
+        if let Some(c) = self.conn(id) {
+            c.flush();
         }
         if flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
             self.read_ready(h, id);
@@ -573,53 +476,35 @@ impl Pool {
     /// reports the end of the connection if it came.
     fn read_ready(&mut self, h: &mut dyn Handler, id: Id) {
         let mut end = None;
-        {
-            let Some(slot) = self.slots.get_mut(id.index as usize) else {
-                return;
-            };
-            let Some(c) = slot.conn.as_mut() else { return };
-            loop {
-                match c.stream.read(&mut self.read_buf) {
-                    Ok(0) => {
-                        end = Some(Cause::Eof);
-                        break;
-                    }
-                    Ok(n) => {
-                        c.rx.extend_from_slice(self.read_buf.get(..n).unwrap_or_default());
-                        self.stats.rx_bytes += n as u64;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if crate::net::is_reset(&e) => {
-                        end = Some(Cause::Eof);
-                        break;
-                    }
-                    Err(e) => {
-                        end = Some(Cause::Io(e));
-                        break;
-                    }
+        let (slots, buf) = (&mut self.slots, &mut self.read_buf);
+        let Some((_, Some(c))) = slots.get_mut(id.index as usize) else {
+            return;
+        };
+        while end.is_none() {
+            match c.stream.read(buf) {
+                Ok(0) => end = Some(Cause::Eof),
+                Ok(n) => {
+                    c.rx.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    self.rx_bytes += n as u64;
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if crate::net::is_reset(&e) => end = Some(Cause::Eof),
+                Err(e) => end = Some(Cause::Io(e)),
             }
         }
         self.process(h, id);
         if let Some(cause) = end {
-            if self.is_live(id) {
-                self.end(h, id, cause);
-            }
+            self.end(h, id, cause);
         }
     }
 
-    /// Ends connection `id` for `cause` and tells the handler.
+    /// Ends connection `id` (if it is still there) for `cause` and tells the handler.
     fn end(&mut self, h: &mut dyn Handler, id: Id, cause: Cause) {
         if let Some(c) = self.remove(id) {
-            self.stats.lost += 1;
-            let closed = Closed {
-                cause,
-                buffered: c.rx.len(),
-            };
-            let tag = c.tag;
+            let (tag, buffered) = (c.tag, c.rx.len());
             drop(c);
-            h.on_event(self, id, tag, Event::Closed(closed));
+            h.on_event(self, id, tag, Event::Closed(Closed { cause, buffered }));
         }
     }
 
@@ -627,94 +512,60 @@ impl Pool {
     /// while the handler runs (which may send, or close this or any connection), and
     /// put back with what is left unparsed.
     fn process(&mut self, h: &mut dyn Handler, id: Id) {
-        let Some(c) = self.conn_mut(id) else { return };
-        let tag = c.tag;
+        let Some(c) = self.conn(id) else { return };
+        let (tag, websocket, state) = (c.tag, c.websocket, c.state);
         let mut rx = std::mem::take(&mut c.rx);
         let mut decoder = std::mem::take(&mut c.decoder);
-        let (websocket, state) = (c.websocket, c.state);
         let mut failure = None;
         if websocket && state == State::Handshaking {
             match HttpResponse::take_head(&mut rx) {
                 Ok(None) => {}
-                Ok(Some(r)) => {
-                    let agreed = match r.check_101().and_then(|()| r.deflate()) {
-                        Ok(agreed) => agreed,
-                        Err(_) => {
-                            if let Some(c) = self.remove(id) {
-                                self.stats.lost += 1;
-                                let buffered = rx.len();
-                                drop(c);
-                                h.on_event(
-                                    self,
-                                    id,
-                                    tag,
-                                    Event::Closed(Closed {
-                                        cause: Cause::Refused(r),
-                                        buffered,
-                                    }),
-                                );
-                            }
-                            return;
+                Ok(Some(r)) => match r.check_101().and_then(|()| r.deflate()) {
+                    Ok(agreed) => {
+                        if let Some(agreed) = agreed {
+                            decoder = Decoder::with_inflater(Inflater::for_agreement(&agreed));
                         }
-                    };
-                    if let Some(agreed) = agreed {
-                        decoder = Decoder::with_inflater(Inflater::for_agreement(&agreed));
+                        if let Some(c) = self.conn(id) {
+                            (c.state, c.deflate) = (State::Open, decoder.deflate());
+                        }
+                        h.on_event(self, id, tag, Event::Open(Some(&r)));
                     }
-                    if let Some(c) = self.conn_mut(id) {
-                        c.state = State::Open;
-                        c.deflate = decoder.deflate();
-                    }
-                    h.on_event(self, id, tag, Event::Open(Some(&r)));
-                }
-                Err(e) => failure = Some(e),
+                    Err(_) => failure = Some(Cause::Refused(r)),
+                },
+                Err(e) => failure = Some(Cause::Protocol(e)),
             }
         }
         let open = self.conn(id).is_some_and(|c| c.state == State::Open);
-        if open && failure.is_none() {
-            if websocket {
-                let mut pos = 0;
-                while let Some((frame, used)) = rx.get(pos..).and_then(parse_frame) {
-                    pos += used;
-                    match decoder.push(frame) {
-                        Ok(None) => continue,
-                        Ok(Some(Received::Message(m))) => {
-                            h.on_event(self, id, tag, Event::Message(&m))
-                        }
-                        Ok(Some(Received::Control(f))) => {
-                            h.on_event(self, id, tag, Event::Control(&f))
-                        }
-                        Err(e) => {
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                    if !self.is_live(id) {
-                        return;
-                    }
+        if open && failure.is_none() && websocket {
+            let mut pos = 0;
+            while let Some((frame, used)) = rx.get(pos..).and_then(parse_frame) {
+                pos += used;
+                match decoder.push(frame) {
+                    Ok(None) => continue,
+                    Ok(Some(Received::Message(m))) => h.on_event(self, id, tag, Event::Message(&m)),
+                    Ok(Some(Received::Control(f))) => h.on_event(self, id, tag, Event::Control(&f)),
+                    Err(e) => failure = Some(Cause::Protocol(e)),
                 }
-                rx.drain(..pos.min(rx.len()));
-            } else {
-                while let Some(line) = take_line(&mut rx) {
-                    h.on_event(self, id, tag, Event::Line(&line));
-                    if !self.is_live(id) {
-                        return;
-                    }
+                if failure.is_some() || !self.is_live(id) {
+                    break;
+                }
+            }
+            rx.drain(..pos.min(rx.len()));
+        } else if open {
+            while let Some(line) = take_line(&mut rx) {
+                h.on_event(self, id, tag, Event::Line(&line));
+                if !self.is_live(id) {
+                    break;
                 }
             }
         }
-        if let Some(e) = failure {
-            if let Some(c) = self.conn_mut(id) {
-                c.rx = rx;
-            }
-            self.end(h, id, Cause::Protocol(e));
-            return;
+        let Some(c) = self.conn(id) else { return };
+        if rx.is_empty() && rx.capacity() > KEPT_BUFFER {
+            rx = Vec::new();
         }
-        if let Some(c) = self.conn_mut(id) {
-            if rx.is_empty() && rx.capacity() > KEPT_BUFFER {
-                rx = Vec::new();
-            }
-            c.rx = rx;
-            c.decoder = decoder;
+        (c.rx, c.decoder) = (rx, decoder);
+        if let Some(cause) = failure {
+            self.end(h, id, cause);
         }
     }
 }
@@ -738,9 +589,8 @@ impl Conn {
             self.tx_pos = 0;
             if self.tx.capacity() > KEPT_BUFFER {
                 self.tx = Vec::new();
-            } else {
-                self.tx.clear();
             }
+            self.tx.clear();
         }
     }
 }
@@ -748,52 +598,57 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::{encode_frame, upgrade_request, OP_CLOSE, OP_PING};
+    use crate::ws::{encode_frame, upgrade_request, OP_CLOSE, OP_PING, SAMPLE_ACCEPT};
     use std::collections::HashMap;
     use std::io::BufRead;
     use std::net::TcpListener;
 
-    /// A server that answers each WebSocket connection with a 101, a text message, a
-    /// ping and a close, then closes; and each plain one with a PING, then a line
-    /// once it has the PONG.
+    /// Serves `conns` connections on a new port: a WebSocket one gets its 101 (or a
+    /// 403 with `refuse`), a text message, a ping and a close; a plain one a PING,
+    /// then a line quoting the PONG. Returns the port and the peers' addresses.
     fn serve(
-        l: TcpListener,
         conns: usize,
         websocket: bool,
-    ) -> std::thread::JoinHandle<Vec<String>> {
-        std::thread::spawn(move || {
+        refuse: bool,
+    ) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
             let mut peers = Vec::new();
             for _ in 0..conns {
                 let (mut s, peer) = l.accept().unwrap();
                 peers.push(peer.ip().to_string());
                 let mut r = std::io::BufReader::new(s.try_clone().unwrap());
-                if websocket {
-                    let mut line = String::new();
-                    while line != "\r\n" {
-                        line.clear();
-                        r.read_line(&mut line).unwrap();
-                    }
-                    let mut out = format!(
-                        "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-                        crate::ws::SAMPLE_ACCEPT
-                    )
-                    .into_bytes();
-                    out.extend(encode_frame(true, OP_TEXT, b"hello", None));
-                    out.extend(encode_frame(true, OP_PING, b"p", None));
-                    out.extend(encode_frame(true, OP_CLOSE, &1000u16.to_be_bytes(), None));
-                    s.write_all(&out).unwrap();
-                } else {
+                let mut line = String::new();
+                if !websocket {
                     s.write_all(b"PING :tok\r\n").unwrap();
-                    let mut line = String::new();
                     r.read_line(&mut line).unwrap();
-                    s.write_all(format!(":s 001 n :got {}", line).as_bytes())
+                    s.write_all(format!(":s 001 n :got {line}").as_bytes())
                         .unwrap();
+                    continue;
                 }
+                while line != "\r\n" {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                }
+                if refuse {
+                    s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").unwrap();
+                    continue;
+                }
+                let mut out =
+                    format!("HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: {SAMPLE_ACCEPT}\r\n\r\n")
+                        .into_bytes();
+                out.extend(encode_frame(true, OP_TEXT, b"hello", None));
+                out.extend(encode_frame(true, OP_PING, b"p", None));
+                out.extend(encode_frame(true, OP_CLOSE, &1000u16.to_be_bytes(), None));
+                s.write_all(&out).unwrap();
             }
             peers
-        })
+        });
+        (port, server)
     }
 
+    /// Every connection's events, by tag; answers PINGs.
     #[derive(Default)]
     struct Log(HashMap<usize, Vec<String>>);
 
@@ -802,13 +657,8 @@ mod tests {
             let entry = match &event {
                 Event::Connected => "connected".to_string(),
                 Event::Open(r) => format!("open {:?}", r.map(|r| r.status)),
-                Event::Line(l) => {
-                    if pool.answer_ping(id, l) {
-                        "pinged".to_string()
-                    } else {
-                        String::from_utf8_lossy(l).into_owned()
-                    }
-                }
+                Event::Line(l) if pool.answer_ping(id, l) => "pinged".to_string(),
+                Event::Line(l) => String::from_utf8_lossy(l).into_owned(),
                 Event::Message(m) => m.text(),
                 Event::Control(f) => f.describe(),
                 Event::Closed(c) => format!("closed {:?} {}", c.cause, c.buffered),
@@ -817,90 +667,62 @@ mod tests {
         }
     }
 
-    #[test]
-    fn websocket_connections_from_two_sources() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let server = serve(l, 20, true);
-        let mut pool = Pool::new(port).unwrap().sources(loopback_sources(2));
-        for tag in 0..20 {
-            let req = upgrade_request("127.0.0.1", "https://x.example", &[]);
-            pool.connect(Proto::websocket(req), tag).unwrap();
+    /// Runs `conns` connections of `proto` until each has `events` events.
+    fn run(port: u16, conns: usize, proto: &Proto, sources: u8, events: usize) -> (Pool, Log) {
+        let mut pool = Pool::new(port).unwrap().sources(loopback_sources(sources));
+        for tag in 0..conns {
+            pool.connect(proto.clone(), tag).unwrap();
         }
         let mut log = Log::default();
-        pool.run(&mut log, Instant::now() + Duration::from_secs(10), |l| {
-            l.0.values()
-                .filter(|v| v.last().is_some_and(|e| e.starts_with("closed")))
-                .count()
-                == 20
+        let deadline = Instant::now() + Duration::from_secs(10);
+        pool.run(&mut log, deadline, |l| {
+            l.0.values().filter(|v| v.len() >= events).count() == conns
         })
         .unwrap();
+        (pool, log)
+    }
+
+    #[test]
+    fn websocket_connections_from_two_sources() {
+        let (port, server) = serve(20, true, false);
+        let request = upgrade_request("127.0.0.1", "https://x.example", &[]);
+        let (pool, log) = run(port, 20, &Proto::websocket(request), 2, 6);
+        let want = ["connected", "open Some(101)", "hello", "<opcode 9 \"p\">"];
         for v in log.0.values() {
-            assert_eq!(
-                v,
-                &[
-                    "connected",
-                    "open Some(101)",
-                    "hello",
-                    "<opcode 9 \"p\">",
-                    "<close Some(1000) \"\">",
-                    "closed Eof 0"
-                ]
-            );
+            assert_eq!(v[..4], want);
+            assert_eq!(v[4..], ["<close Some(1000) \"\">", "closed Eof 0"]);
         }
         let mut peers = server.join().unwrap();
         peers.sort();
         peers.dedup();
         assert_eq!(peers, ["127.0.0.1", "127.0.0.2"]);
         assert_eq!(pool.live(), 0);
-        assert_eq!((pool.stats.connects, pool.stats.lost), (20, 20));
     }
 
     #[test]
     fn irc_connections_and_refusals() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let server = serve(l, 3, false);
-        let mut pool = Pool::new(port).unwrap();
-        for tag in 0..3 {
-            pool.connect(Proto::Irc, tag).unwrap();
-        }
-        let mut log = Log::default();
-        pool.run(&mut log, Instant::now() + Duration::from_secs(10), |l| {
-            l.0.values().filter(|v| v.len() >= 5).count() == 3
-        })
-        .unwrap();
+        let (port, server) = serve(3, false, false);
+        let (_, log) = run(port, 3, &Proto::Irc, 1, 5);
         for v in log.0.values() {
-            assert_eq!(
-                v[..5],
-                [
-                    "connected",
-                    "open None",
-                    "pinged",
-                    ":s 001 n :got PONG :tok",
-                    "closed Eof 0"
-                ]
-            );
+            let want = [
+                "connected",
+                "open None",
+                "pinged",
+                ":s 001 n :got PONG :tok",
+                "closed Eof 0",
+            ];
+            assert_eq!(v[..], want);
         }
         server.join().unwrap();
-        // A refused upgrade: the response comes in the Closed event.
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let t = std::thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").unwrap();
-            std::thread::sleep(Duration::from_millis(200));
-        });
-        let mut pool = Pool::new(port).unwrap();
-        let req = upgrade_request("127.0.0.1", "https://x.example", &[]);
-        let id = pool.connect(Proto::websocket(req), 7).unwrap();
-        let mut log = Log::default();
-        pool.run(&mut log, Instant::now() + Duration::from_secs(10), |l| {
-            l.0.get(&7).is_some_and(|v| v.len() == 2)
-        })
-        .unwrap();
-        assert!(log.0[&7][1].contains("Refused") && log.0[&7][1].contains("403"));
-        assert!(!pool.is_live(id));
-        t.join().unwrap();
+        let (port, server) = serve(1, true, true);
+        let request = upgrade_request("127.0.0.1", "https://x.example", &[]);
+        let (pool, log) = run(port, 1, &Proto::websocket(request), 1, 2);
+        assert!(
+            log.0[&0][1].contains("Refused") && log.0[&0][1].contains("403"),
+            "{log:?}",
+            log = log.0
+        );
+        assert_eq!(pool.live(), 0);
+        server.join().unwrap();
     }
 }

@@ -77,56 +77,6 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     p
 }
 
-/// A frame header as it arrived.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub fin: bool,
-    pub rsv: u8,
-    pub opcode: u8,
-    /// The masking key, if the frame was masked (a server must not mask).
-    pub mask: Option<[u8; 4]>,
-    /// Bytes of the header, the masking key included.
-    pub len: usize,
-    pub payload_len: u64,
-}
-
-impl Header {
-    /// Header and payload, or `None` when that overflows `usize`.
-    pub fn frame_len(&self) -> Option<usize> {
-        self.len
-            .checked_add(usize::try_from(self.payload_len).ok()?)
-    }
-}
-
-/// Decodes the frame header at the front of `b`; `None` while it is incomplete.
-pub fn parse_header(b: &[u8]) -> Option<Header> {
-    let (&b0, &b1) = (b.first()?, b.get(1)?);
-    let mut payload_len = u64::from(b1 & 0x7f);
-    let mut len = 2;
-    if payload_len == 126 {
-        payload_len = u64::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?));
-        len = 4;
-    } else if payload_len == 127 {
-        payload_len = u64::from_be_bytes(b.get(2..10)?.try_into().ok()?);
-        len = 10;
-    }
-    let mask = if b1 & 0x80 != 0 {
-        let key: [u8; 4] = b.get(len..len + 4)?.try_into().ok()?;
-        len += 4;
-        Some(key)
-    } else {
-        None
-    };
-    Some(Header {
-        fin: b0 & 0x80 != 0,
-        rsv: (b0 >> 4) & 0x7,
-        opcode: b0 & 0x0f,
-        mask,
-        len,
-        payload_len,
-    })
-}
-
 /// One frame as the server sent it (a masked one unmasked, `masked` telling).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -182,21 +132,35 @@ impl Frame {
 }
 
 /// Decodes one frame from the front of `b`: `Some((frame, bytes used))`, `None` while
-/// it is incomplete.
+/// it is incomplete (or its length overflows `usize`).
 pub fn parse_frame(b: &[u8]) -> Option<(Frame, usize)> {
-    let h = parse_header(b)?;
-    let end = h.frame_len()?;
-    let mut payload = b.get(h.len..end)?.to_vec();
-    if let Some(key) = h.mask {
-        for (i, x) in payload.iter_mut().enumerate() {
-            *x ^= key[i % 4];
+    let (&b0, &b1) = (b.first()?, b.get(1)?);
+    let (payload_len, mut start) = match b1 & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)),
+            4,
+        ),
+        127 => (u64::from_be_bytes(b.get(2..10)?.try_into().ok()?), 10),
+        n => (u64::from(n), 2),
+    };
+    let mask: Option<[u8; 4]> = if b1 & 0x80 == 0 {
+        None
+    } else {
+        start += 4;
+        Some(b.get(start - 4..start)?.try_into().ok()?)
+    };
+    let end = start.checked_add(usize::try_from(payload_len).ok()?)?;
+    let mut payload = b.get(start..end)?.to_vec();
+    if let Some(key) = mask {
+        for (x, k) in payload.iter_mut().zip(key.iter().cycle()) {
+            *x ^= k;
         }
     }
     let frame = Frame {
-        fin: h.fin,
-        rsv: h.rsv,
-        opcode: h.opcode,
-        masked: h.mask.is_some(),
+        fin: b0 & 0x80 != 0,
+        rsv: (b0 >> 4) & 0x7,
+        opcode: b0 & 0x0f,
+        masked: mask.is_some(),
         payload,
     };
     Some((frame, end))

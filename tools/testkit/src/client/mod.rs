@@ -1,22 +1,18 @@
-//! The blocking clients: [`IrcClient`] (plain IRC over TCP) and [`RawConn`] (a raw TCP
-//! connection that speaks HTTP and RFC 6455 by hand, with permessage-deflate when the
-//! server agrees), sharing [`IrcLines`], the IRC conversation a test has with either.
+//! The blocking client, [`Client`] (plain IRC, or HTTP and RFC 6455 by hand with
+//! permessage-deflate when the server agrees), and [`IrcLines`], the IRC conversation a
+//! test has with it or with any other client (the integration tests' tungstenite one).
 //!
 //! Every call returns a [`Result`]; tests call `.expect()` on it, tools pass it on.
 //! Every wait is bounded: by the client's `timeout` (from the call on) or by a deadline
 //! given, and a failed wait's [`Error`] says what was awaited and what arrived instead
 //! (the client's last lines or frames), so that `.expect()` prints all of it.
 
-mod irc;
-mod raw;
+mod conn;
 
 use std::fmt;
-use std::io::{self, Read};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use irc::IrcClient;
-pub use raw::RawConn;
+pub use conn::Client;
 
 use crate::irc::{command_str, is_numeric};
 
@@ -84,6 +80,14 @@ impl Error {
             message: format!("{context}: {}", self.message),
         }
     }
+
+    /// The same error with `detail` after its message.
+    pub fn detail(self, detail: &str) -> Error {
+        Error {
+            kind: self.kind,
+            message: format!("{}, {detail}", self.message),
+        }
+    }
 }
 
 /// The message as it is, so that `.expect()` shows it readably (line breaks and all).
@@ -133,61 +137,6 @@ impl Seen {
             .unwrap_or_default()
             .join("\n")
     }
-}
-
-/// What one read brought.
-pub(crate) enum Filled {
-    Data,
-    Eof,
-    Timeout,
-}
-
-/// Reads what `stream` has into `buf`, waiting at most until `deadline`. A reset
-/// counts as the end of the connection.
-pub(crate) fn fill(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    deadline: Instant,
-) -> io::Result<Filled> {
-    let mut tmp = [0u8; 64 * 1024];
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(Filled::Timeout);
-        }
-        stream.set_read_timeout(Some(deadline - now))?;
-        match stream.read(&mut tmp) {
-            Ok(0) => return Ok(Filled::Eof),
-            Ok(n) => {
-                buf.extend_from_slice(tmp.get(..n).unwrap_or_default());
-                return Ok(Filled::Data);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(Filled::Timeout)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if crate::net::is_reset(&e) => return Ok(Filled::Eof),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// A blocking TCP connection to 127.0.0.1:`port`, from `src` if given, Nagle off.
-pub(crate) fn tcp(src: Option<std::net::Ipv4Addr>, port: u16) -> Result<TcpStream> {
-    let stream = match src {
-        Some(src) => crate::net::connect_from(src, port),
-        None => TcpStream::connect(("127.0.0.1", port)),
-    }
-    .map_err(|e| Error::new(ErrorKind::Io, format!("connect to port {port}: {e}")))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("TCP_NODELAY: {e}")))?;
-    Ok(stream)
 }
 
 /// The IRC conversation a test has with the server over any client: lines out, a wait
