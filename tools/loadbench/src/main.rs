@@ -1,6 +1,6 @@
 //! loadbench: one InspIRCd binary (Debian 12's InspIRCd 3, or with `INSPIRCD=4` Debian
 //! 13's InspIRCd 4) with (A) this m_websocket.so, (B) that server's stock m_websocket.so
-//! + m_sha1.so, (C) plain TCP clients only (and with `--before PATH` another build of
+//! and m_sha1.so, (C) plain TCP clients only (and with `--before PATH` another build of
 //! this module), alternated in every round, measuring the server's CPU time, wall time
 //! and memory (or with `--callgrind` its instructions) in five phases: idle, connect,
 //! fanout, fanout-deflate and ingest. tools/loadbench/README.md says what each phase
