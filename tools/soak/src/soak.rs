@@ -1,8 +1,8 @@
 //! `soak`: N concurrent WebSocket connections to a real InspIRCd with the module,
 //! churned for a bounded time with a mix of operations, on one thread driving the test
-//! kit's client pool (non-blocking sockets on epoll). A plain IRC oper (another thread) watches the
-//! server's own counts (LUSERS, STATS W). Reports the server's RSS, fds and CPU, every
-//! operation and every error; returns whether the run passed.
+//! kit's client pool (non-blocking sockets on epoll). A plain IRC oper (another thread)
+//! watches the server's own counts (LUSERS, STATS W). Reports the server's RSS, fds and
+//! CPU, every operation and every error; returns whether the run passed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

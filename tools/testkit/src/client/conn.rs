@@ -18,18 +18,16 @@ use crate::ws::{
 };
 
 /// A blocking client. Its IRC lines ([`IrcLines`]) are lines with CR LF on a plain
-/// connection ([`Client::irc`]), or WebSocket messages on a WebSocket one
-/// ([`Client::raw`], [`Client::upgrade`]), compressed once the server agrees to
-/// permessage-deflate.
+/// connection ([`Client::irc`]), or WebSocket messages ([`Client::raw`],
+/// [`Client::upgrade`]), compressed once the server agrees to permessage-deflate.
 ///
-/// Like a real WebSocket client (RFC 6455 5.5.1), it answers the server's close frame
-/// with one of its own as soon as it reads it, unless it sent a close first or was made
-/// [`Client::silent_on_close`]: the server waits for that reply before it closes TCP.
-/// It answers ping frames only in line waits, and only when made
-/// [`Client::answering_pings`]. Every frame it sends is masked with a key of its own.
+/// Like a real WebSocket client (RFC 6455 5.5.1) it answers the server's close frame at
+/// once, unless it sent a close first or is [`Client::silent_on_close`]: the server
+/// waits for that reply before it closes TCP. It answers ping frames only in line waits
+/// of a client [`Client::answering_pings`], and masks each frame with a key of its own.
 pub struct Client {
     pub stream: TcpStream,
-    /// Who this client is, in failure messages (its nick once registered).
+    /// Who this client is in failure messages (its nick once registered).
     pub name: String,
     /// Every wait's bound unless a deadline is given.
     pub timeout: Duration,
@@ -46,16 +44,12 @@ pub struct Client {
     answers_pings: bool,
     /// Server frames into messages; inflates once permessage-deflate is agreed.
     decoder: Decoder,
-    /// Lines go out compressed (permessage-deflate agreed).
-    compress: bool,
-    /// The opcode of the messages [`IrcLines::send_line`] sends.
-    data_opcode: u8,
     /// The opcode line waits require of the server's messages, if any.
     wanted_opcode: Option<u8>,
     /// Server messages that arrived compressed, and uncompressed.
     pub compressed_seen: usize,
     pub plain_seen: usize,
-    /// Whether the last message a line wait returned came compressed.
+    /// Whether the last line a wait returned came compressed.
     pub last_compressed: bool,
 }
 
@@ -123,8 +117,6 @@ impl Client {
             answers_close: true,
             answers_pings: false,
             decoder: Decoder::new(),
-            compress: false,
-            data_opcode: OP_TEXT,
             wanted_opcode: None,
             compressed_seen: 0,
             plain_seen: 0,
@@ -167,11 +159,6 @@ impl Client {
         self
     }
 
-    /// [`IrcLines::send_line`] sends messages of `opcode` (text by default).
-    pub fn set_data_opcode(&mut self, opcode: u8) {
-        self.data_opcode = opcode;
-    }
-
     /// Never answers the server's close frame (a client that has gone away): the
     /// server then closes TCP after its linger timeout.
     pub fn silent_on_close(&mut self) {
@@ -187,8 +174,6 @@ impl Client {
     fn error(&self, kind: ErrorKind, message: impl std::fmt::Display) -> Error {
         Error::new(kind, format!("[{}] {message}", self.name))
     }
-
-    // --- bytes -------------------------------------------------------------------
 
     /// Writes bytes; the error is returned as it is (the server may have closed).
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -263,8 +248,6 @@ impl Client {
         }
     }
 
-    // --- HTTP --------------------------------------------------------------------
-
     /// Sends an upgrade request and reads the response head, whatever its status; a
     /// 101 must carry the right accept value (for [`crate::ws::SAMPLE_KEY`]).
     pub fn handshake(&mut self, request: &[u8]) -> Result<HttpResponse> {
@@ -299,7 +282,6 @@ impl Client {
                 // answer it understands turns compression on.
                 if let (101, Ok(Some(agreed))) = (r.status, r.deflate()) {
                     self.decoder = Decoder::with_inflater(Inflater::for_agreement(&agreed));
-                    self.compress = true;
                 }
                 return Ok(r);
             }
@@ -351,9 +333,7 @@ impl Client {
         self.read_response_body(false)
     }
 
-    // --- frames ------------------------------------------------------------------
-
-    /// The next frame within the timeout.
+    /// The next frame within the timeout ([`Client::frame_until`]).
     pub fn frame(&mut self) -> Result<Frame> {
         self.frame_until(Instant::now() + self.timeout)
     }
@@ -468,13 +448,10 @@ impl Client {
         }
     }
 
-    // --- messages and lines -------------------------------------------------------
-
     /// The next data message before `deadline` (fragments joined, inflated if it came
-    /// compressed). Control frames on the way: a ping is answered when the client
-    /// answers pings, a close frame ends the wait with an error of kind
-    /// [`ErrorKind::Closed`].
-    pub fn message_until(&mut self, deadline: Instant) -> Result<Message> {
+    /// compressed). On the way a ping frame is answered if the client answers pings,
+    /// and a close frame ends the wait ([`ErrorKind::Closed`]).
+    fn message_until(&mut self, deadline: Instant) -> Result<Message> {
         loop {
             let f = self.frame_until(deadline)?;
             let received = self
@@ -582,17 +559,16 @@ impl IrcLines for Client {
         &self.name
     }
 
-    /// A line with CR LF, or one message (compressed when permessage-deflate was
-    /// agreed).
+    /// A line with CR LF, or one text message (compressed when permessage-deflate
+    /// was agreed).
     fn send_line(&mut self, line: &str) -> Result<()> {
         if !self.websocket {
-            return self.send(format!("{line}\r\n").as_bytes());
-        }
-        if self.compress {
+            self.send(format!("{line}\r\n").as_bytes())
+        } else if self.deflate() {
             let payload = deflate_message(line.as_bytes());
-            self.send_frame_byte(0x80 | RSV1 | self.data_opcode, &payload)
+            self.send_frame_byte(0x80 | RSV1 | OP_TEXT, &payload)
         } else {
-            self.send_frame(true, self.data_opcode, line.as_bytes())
+            self.send_text(line)
         }
     }
 
