@@ -21,19 +21,6 @@ fn assert_still_open(conn: &mut Client, quiet: Duration, what: &str) {
     }
 }
 
-/// A registered raw client in `#room`, seen there by `watcher`.
-fn join_room(server: &Server, watcher: &mut Client, nick: &str) -> Client {
-    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
-    conn.register(nick).expect("registration");
-    conn.send_text("JOIN #room").expect("send");
-    watcher
-        .expect_str(&format!("{nick} joins"), |l| {
-            l.starts_with(&format!(":{nick}!")) && l.contains(" JOIN ")
-        })
-        .expect("the awaited line or frame");
-    conn
-}
-
 fn close_frame(frames: &[RawFrame]) -> &RawFrame {
     frames
         .iter()
@@ -49,7 +36,7 @@ fn after_quit_tcp_waits_for_the_clients_close_frame() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
     let mut watcher = server.irc("watcher").expect("watcher");
     watcher.join("#room").expect("JOIN");
-    let mut conn = join_room(&server, &mut watcher, "leaver");
+    let mut conn = server.raw_user_in(&mut watcher, "#room", "leaver");
     conn.silent_on_close();
     conn.send_text("QUIT :off now").expect("send");
     watcher
@@ -158,8 +145,8 @@ fn unload_waits_for_close_replies_but_not_past_its_bound() {
     let mut oper = server.irc("oper").expect("oper");
     oper.oper().expect("OPER");
     oper.join("#room").expect("JOIN");
-    let mut answers = join_room(&server, &mut oper, "answers");
-    let mut silent = join_room(&server, &mut oper, "silent");
+    let mut answers = server.raw_user_in(&mut oper, "#room", "answers");
+    let mut silent = server.raw_user_in(&mut oper, "#room", "silent");
     silent.silent_on_close();
 
     oper.send_line("UNLOADMODULE m_websocket.so").expect("send");

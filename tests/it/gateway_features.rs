@@ -85,14 +85,7 @@ fn silent_client_is_closed_with_1001_after_an_unanswered_ping() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"pinginterval="1s""#));
     let mut watcher = server.irc("watcher").expect("watcher");
     watcher.join("#idle").expect("JOIN");
-    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
-    conn.register("silent").expect("registration");
-    conn.send_text("JOIN #idle").expect("send");
-    watcher
-        .expect_str("silent joins", |l| {
-            l.contains("JOIN") && l.contains("silent")
-        })
-        .expect("silent joins");
+    let mut conn = server.raw_user_in(&mut watcher, "#idle", "silent");
     let frames = conn.frames_until_eof().expect("frames until EOF");
     let close = frames
         .iter()
@@ -284,14 +277,7 @@ fn flood_of_empty_messages_meets_the_servers_flood_control(module: Module) {
     let server = Server::start(Conf::new(module).connect_attrs(r#"threshold="5""#));
     let mut watcher = server.irc("watcher").expect("watcher");
     watcher.join("#flood").expect("JOIN");
-    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
-    conn.register("flooder").expect("registration");
-    conn.send_text("JOIN #flood").expect("send");
-    watcher
-        .expect_str("flooder joins", |l| {
-            l.contains("JOIN") && l.contains("flooder")
-        })
-        .expect("flooder joins");
+    let mut conn = server.raw_user_in(&mut watcher, "#flood", "flooder");
     let mut flood = Vec::new();
     for _ in 0..20 {
         flood.extend(encode_frame(true, OP_TEXT, b"", Some([1, 2, 3, 4])));

@@ -167,6 +167,21 @@ impl DerefMut for Server {
 }
 
 impl Server {
+    /// A raw WebSocket user registered as `nick` that has joined `chan`, as `watcher`
+    /// (in `chan`) saw.
+    pub fn raw_user_in(&self, watcher: &mut Client, chan: &str, nick: &str) -> Client {
+        let (mut conn, _) = Client::upgrade(self.ws_port, &[]).expect("upgrade");
+        conn.register(nick).expect("registration");
+        conn.send_text(&format!("JOIN {chan}")).expect("JOIN");
+        let joined = format!(":{nick}!");
+        watcher
+            .expect_str(&format!("{nick}'s JOIN"), |l| {
+                l.starts_with(&joined) && l.contains(" JOIN ")
+            })
+            .expect("the JOIN");
+        conn
+    }
+
     /// Starts a server and waits until it reports that it is running with every
     /// listener bound. Retries on port clashes.
     pub fn start(conf: Conf) -> Server {
