@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::counters::Counters;
 use crate::handshake::SocketKind;
 use crate::irc::LineFramer;
-use crate::linger::Linger;
+use crate::linger::{Linger, SocketState};
 use crate::session::{Ending, ReadReport, ServerClose, Session};
 use crate::sink::ByteSink;
 
@@ -133,8 +133,8 @@ impl Connection {
 
     /// The socket is about to close with all its output written: true when it should
     /// stay open, reading, for the client's close frame ([`crate::linger`]).
-    pub fn begin_linger(&mut self, opaque: bool, now_ms: u64) -> bool {
-        self.linger = Linger::begin(&mut self.session, &self.counters, opaque, now_ms);
+    pub fn begin_linger(&mut self, socket: SocketState, now_ms: u64) -> bool {
+        self.linger = Linger::begin(&mut self.session, &self.counters, socket, now_ms);
         self.linger.is_some()
     }
 

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use crate::handshake::{RejectReason, Subprotocol};
 use crate::session::Ending;
 
+/// The `/STATS` letter of [`Counters::report`]: no stock InspIRCd 3 or 4 module uses it.
+pub const STATS_LETTER: u8 = b'W';
+
 /// Handshakes accepted, refused and connections closed, by kind.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -98,7 +101,8 @@ impl Counters {
         increment(&self.linger_refusals);
     }
 
-    /// One line per non-zero counter, then the number of open connections.
+    /// The `/STATS` lines: one per non-zero counter, then the number of open
+    /// connections, each starting "WebSocket ".
     pub fn report(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (protocol, count) in self.accepted.borrow().iter() {
@@ -144,6 +148,9 @@ impl Counters {
         }
         lines.push(format!("open connections: {}", self.open()));
         lines
+            .into_iter()
+            .map(|line| format!("WebSocket {line}"))
+            .collect()
     }
 }
 
@@ -154,7 +161,10 @@ mod tests {
 
     #[test]
     fn fresh_counters_report_only_open_connections() {
-        assert_eq!(Counters::default().report(), vec!["open connections: 0"]);
+        assert_eq!(
+            Counters::default().report(),
+            vec!["WebSocket open connections: 0"]
+        );
     }
 
     #[test]
@@ -171,14 +181,14 @@ mod tests {
         assert_eq!(
             counters.report(),
             vec![
-                "accepted none (defaultmode): 1",
-                "accepted text.ircv3.net: 2",
-                "accepted with permessage-deflate: 1",
-                "refused 403 (HTTP request from a non-whitelisted origin): 1",
-                "closed by server with 1002: 1",
-                "closed by client without a code: 1",
-                "closed by client with 1000: 1",
-                "open connections: 2",
+                "WebSocket accepted none (defaultmode): 1",
+                "WebSocket accepted text.ircv3.net: 2",
+                "WebSocket accepted with permessage-deflate: 1",
+                "WebSocket refused 403 (HTTP request from a non-whitelisted origin): 1",
+                "WebSocket closed by server with 1002: 1",
+                "WebSocket closed by client without a code: 1",
+                "WebSocket closed by client with 1000: 1",
+                "WebSocket open connections: 2",
             ]
         );
     }

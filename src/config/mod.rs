@@ -131,7 +131,7 @@ impl Limits {
 impl Default for Limits {
     /// The defaults of [`keys`].
     fn default() -> Limits {
-        #[allow(clippy::expect_used)]
+        #[expect(clippy::expect_used, reason = "the key table's own defaults: tested")]
         Limits::read(&TagReader::empty(WEBSOCKET, ServerVersion::V3))
             .expect("the key table's defaults are valid")
     }
@@ -245,7 +245,7 @@ impl Config {
     /// If globset cannot compile a pattern, which only happens for absurdly long ones;
     /// use [`Config::from_raw`] for patterns from untrusted sources.
     pub fn with_origins(origins: &[&str]) -> Config {
-        #[allow(clippy::expect_used)]
+        #[expect(clippy::expect_used, reason = "for tests and embedders, as documented")]
         let origins = OriginAllowList::new(origins).expect("origin patterns compile");
         Config::with_allow_list(origins)
     }
@@ -253,7 +253,7 @@ impl Config {
     /// A configuration with the given allow list and every other setting at its
     /// default ([`keys`]).
     pub fn with_allow_list(origins: OriginAllowList) -> Config {
-        #[allow(clippy::expect_used)]
+        #[expect(clippy::expect_used, reason = "the key table's own defaults: tested")]
         Config::read(
             origins,
             &TagReader::empty(WEBSOCKET, ServerVersion::V3),

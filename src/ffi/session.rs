@@ -13,6 +13,7 @@ use super::cxx_sink::CxxSink;
 use super::guard::caught;
 use super::output;
 use crate::connection::Connection;
+use crate::linger::SocketState;
 use crate::session::{self, Ending, Upgrade};
 
 /// What the shim holds for one connection.
@@ -27,6 +28,7 @@ impl UpgradeResult {
                 Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
                 None => Vec::new(),
             },
+            real_ip_note: upgrade.real_ip_note.unwrap_or_default(),
             has_origin: upgrade.origin.is_some(),
             origin: upgrade.origin.unwrap_or_default(),
             proxy_warning: upgrade.proxy_warning.unwrap_or_default(),
@@ -66,6 +68,7 @@ impl WsSession {
             ReadResult {
                 consumed: report.consumed,
                 heard: report.heard,
+                write_now: report.upgrade.is_some(),
                 action: match (&report.ending, report.messages) {
                     (Some(_), 0) => ReadAction::Close,
                     (Some(_), _) => ReadAction::DeliverThenClose,
@@ -84,6 +87,7 @@ impl WsSession {
             consumed,
             action: ReadAction::Close,
             heard: false,
+            write_now: false,
             upgrade: UpgradeResult::default(),
             reason: ending.reason(),
         })
@@ -140,8 +144,9 @@ impl WsSession {
         .unwrap_or_else(|ending| ending.reason())
     }
 
-    pub(super) fn begin_linger(&mut self, opaque: bool, now_ms: u64) -> bool {
-        caught(|| self.0.begin_linger(opaque, now_ms)).unwrap_or(false)
+    pub(super) fn begin_linger(&mut self, opaque: bool, drained: bool, now_ms: u64) -> bool {
+        let socket = SocketState { opaque, drained };
+        caught(|| self.0.begin_linger(socket, now_ms)).unwrap_or(false)
     }
 
     pub(super) fn linger_read(&mut self, input: &mut [u8], now_ms: u64) -> bool {

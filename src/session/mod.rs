@@ -22,6 +22,7 @@ use crate::handshake::{
 };
 use crate::irc::{IrcLines, LineFramer, MessageMode};
 use crate::keepalive::{Keepalive, KeepaliveAction};
+use crate::log_line;
 use crate::protocol_error::ProtocolError;
 use crate::sink::ByteSink;
 
@@ -87,10 +88,14 @@ struct OpenState {
 pub struct Upgrade {
     pub subprotocol: Option<Subprotocol>,
     pub mode: MessageMode,
-    /// The address a trusted proxy reported; the caller applies it.
+    /// The address a trusted proxy reported, when it is not the peer's own; the caller
+    /// applies it.
     pub real_ip: Option<IpAddr>,
-    /// A warning for the log: the proxy sent both real-IP headers and they disagree.
+    /// A warning line for the log: the proxy sent both real-IP headers and they
+    /// disagree.
     pub proxy_warning: Option<String>,
+    /// A debug line for the log when `real_ip` is set.
+    pub real_ip_note: Option<String>,
     pub origin: Option<String>,
     /// permessage-deflate, if negotiated.
     pub compression: Option<Agreed>,
@@ -262,14 +267,22 @@ impl Session {
                     report.consumed = accepted.request_len;
                     // The proxy's address in words only for a warning: rare.
                     let peer = handshaking.peer;
-                    let proxy_warning = accepted
-                        .header_conflict
-                        .map(|c| c.warning(&peer.map(|ip| ip.to_string()).unwrap_or_default()));
+                    let proxy_warning = accepted.header_conflict.map(|c| {
+                        log_line::warning(
+                            &c.warning(&peer.map(|ip| ip.to_string()).unwrap_or_default()),
+                        )
+                    });
+                    // A proxy naming the peer itself changes nothing.
+                    let canonical = |ip: IpAddr| ip.to_canonical();
+                    let real_ip = accepted
+                        .real_ip
+                        .filter(|real| Some(canonical(*real)) != peer.map(canonical));
                     report.upgrade = Some(Upgrade {
                         subprotocol: accepted.subprotocol,
                         mode: accepted.mode,
                         proxy_warning,
-                        real_ip: accepted.real_ip,
+                        real_ip_note: real_ip.map(|real| log_line::real_address(peer, real)),
+                        real_ip,
                         origin: accepted.origin,
                         compression: accepted.compression,
                     });
