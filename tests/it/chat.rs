@@ -229,7 +229,7 @@ fn burst_of_3000_in_order(m: Module) {
 both_modules!(burst_of_3000_in_order);
 
 /// BAD_INPUT 43: every server line is exactly one WebSocket message without CR/LF
-/// (checked on each message by `WsClient::expect`), in text and binary mode, including
+/// (checked on each message by `WsClient::expect_msg`), in text and binary mode, including
 /// multi-line replies and a line near the 512-byte limit.
 fn one_line_one_message(m: Module) {
     let server = Server::start(Conf::new(m));

@@ -5,8 +5,8 @@
 //! - [`inspircd`]: a real InspIRCd per run (private directory and module directory,
 //!   generated configuration in the installation's [`inspircd::Dialect`], free ports,
 //!   stopped by PID);
-//! - [`client`]: the blocking clients, [`client::IrcClient`] (plain IRC) and
-//!   [`client::RawConn`] (HTTP and WebSocket by hand), with [`client::IrcLines`];
+//! - [`client`]: the blocking client, [`client::Client`] (plain IRC, or HTTP and
+//!   WebSocket by hand), with [`client::IrcLines`];
 //!   every call returns a `Result` whose error says what was awaited and what was seen;
 //! - [`pool`]: many non-blocking client connections on one thread (epoll);
 //! - [`ws`]: RFC 6455 framing from the client's side, the one copy every client here
