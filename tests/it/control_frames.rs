@@ -352,6 +352,17 @@ fn long_control_frame_closes_1002(m: Module) {
 }
 both_modules!(long_control_frame_closes_1002);
 
+/// BAD_INPUT 46: a length not in its shortest form (5 bytes in the 16-bit form), which
+/// both modules refuse (RFC 6455 5.2).
+fn non_minimal_length_closes_1002(m: Module) {
+    let payload = b"PING ";
+    let mut frame = vec![0x81, 0x80 | 126, 0, 5];
+    frame.extend_from_slice(&MASK);
+    frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(b, k)| b ^ k));
+    protocol_error_with(m, &frame, &[1002]);
+}
+both_modules!(non_minimal_length_closes_1002);
+
 /// BAD_INPUT 25: fragmented control frame.
 #[test]
 fn fragmented_ping_closes_1002_ours() {
