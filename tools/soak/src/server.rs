@@ -1,19 +1,16 @@
-//! The server under test: the test kit's InspIRCd (a private module directory with
-//! `m_websocket.so` pointing at the module under test, a generated configuration, free
-//! 127.0.0.1 ports, stopped by its PID) with soak's configuration; optionally under
-//! valgrind memcheck.
+//! The server under test, the test kit's InspIRCd with soak's configuration, and the
+//! blocking clients the scenarios use on it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-pub use testkit::inspircd::{Conf, Server, WsModule};
+use testkit::client::{self, Client, IrcLines};
+pub use testkit::inspircd::{Conf, Server, WsModule, DEFAULT_ORIGIN as ORIGIN};
 use testkit::inspircd::{Install, Launcher, Stop};
 pub use testkit::process::{crashed, describe_exit, raise_nofile};
-pub use testkit::wait::{read_lossy, tail};
 
 pub const SERVER_NAME: &str = "soak.example";
-/// The origin every client of this tool sends.
-pub const ORIGIN: &str = "https://soak.example";
+/// The subprotocols a client asks for in turn (none, text, binary).
+pub const PROTOCOLS: [Option<&str>; 3] = [None, Some("text.ircv3.net"), Some("binary.ircv3.net")];
 
 /// soak's configuration with `module` loaded.
 ///
@@ -23,82 +20,135 @@ pub const ORIGIN: &str = "https://soak.example";
 /// whowas off: InspIRCd's history of quit nicks (10240 by default) would grow the RSS
 /// with every unique nick and hide what the module does. timeout: the registration
 /// timeout, 120 s unless a scenario says otherwise (it also reaps unregistered sockets
-/// whose FIN InspIRCd missed, see the README). No flood penalties for the chatting
-/// clients (the kit's defaults).
-pub fn conf(module: impl Into<WsModule>) -> Conf {
+/// whose FIN InspIRCd missed, see the README).
+pub fn conf(module: impl Into<WsModule>, reg_timeout_secs: u64) -> Conf {
     Conf::new(module)
         .server(SERVER_NAME, "soak", "Soak")
-        .origins(&[ORIGIN])
         .log("default", false)
-        .connect_attrs(
-            r#"timeout="120" softsendq="1M" localmax="100000" globalmax="100000" limit="100000" maxconnwarn="no""#,
-        )
+        .connect_attrs(&format!(
+            r#"timeout="{reg_timeout_secs}" softsendq="1M" localmax="100000" globalmax="100000" limit="100000" maxconnwarn="no""#
+        ))
         .performance(r#"netbuffersize="65534" somaxconn="4096" softlimit="60000""#)
         .extra(r#"<whowas groupsize="0" maxgroups="0">"#)
 }
 
-/// `conf` with a registration timeout of `secs`.
-pub fn reg_timeout(conf: Conf, secs: u32) -> Conf {
-    conf.connect_attrs(&format!(r#"timeout="{secs}""#))
-}
-
-#[derive(Clone, Debug)]
-pub struct Valgrind {
-    pub log: PathBuf,
-    pub error_exitcode: i32,
-}
-
-/// Starts a server (its directory `soak-<tag>-*` in the temp dir, kept with `keep`) and
-/// waits at most `startup` for "InspIRCd is now running". Stopped by SIGTERM, then
-/// SIGKILL after 10 s.
+/// Starts a server (its directory `soak-<tag>-*` in the temp dir, kept with `keep`), run
+/// through `wrapper` (e.g. valgrind) if given, and waits at most `startup` for it.
+/// Stopped by SIGTERM, then SIGKILL after 10 s.
 pub fn start(
     tag: &str,
     conf: Conf,
-    valgrind: Option<&Valgrind>,
+    wrapper: Vec<String>,
     startup: Duration,
     keep: bool,
-) -> Result<Server, String> {
-    let mut launcher = Launcher::new(Install::from_env()?)
+) -> anyhow::Result<Server> {
+    Launcher::new(Install::from_env().map_err(anyhow::Error::msg)?)
         .prefix(&format!("soak-{tag}-"))
         .startup(startup)
         .stop(Stop::Term(Duration::from_secs(10)))
-        .keep(keep);
-    if let Some(v) = valgrind {
-        launcher = launcher.wrapper([
-            "valgrind".to_string(),
-            "--tool=memcheck".into(),
-            "--leak-check=full".into(),
-            "--show-leak-kinds=definite,possible".into(),
-            "--errors-for-leak-kinds=definite".into(),
-            "--track-origins=no".into(),
-            // Keep the symbols of unloaded modules (UNLOADMODULE, and every module at
-            // exit) so that stacks through them are named.
-            "--keep-debuginfo=yes".into(),
-            "--num-callers=40".into(),
-            format!("--error-exitcode={}", v.error_exitcode),
-            format!("--log-file={}", v.log.display()),
-        ]);
-    }
-    launcher.start(conf)
-}
-
-/// This process's CPU seconds.
-pub fn own_cpu_seconds() -> f64 {
-    testkit::procfs::Proc::own().cpu_seconds()
+        .keep(keep)
+        .wrapper(wrapper)
+        .start(conf)
+        .map_err(anyhow::Error::msg)
 }
 
 /// Lines of the server's console output that signal trouble in the module or the server.
-pub fn alarming_output(out: &str) -> Vec<String> {
+pub fn alarming_output(server: &Server) -> Vec<String> {
+    const SIGNS: [&str; 5] = [
+        "panic",
+        "segmentation",
+        "terminate called",
+        "abort",
+        "assert",
+    ];
+    let out = server.output();
     out.lines()
-        .filter(|l| {
-            let low = l.to_ascii_lowercase();
-            low.contains("panicked")
-                || low.contains("panic")
-                || low.contains("segmentation")
-                || low.contains("terminate called")
-                || low.contains("abort")
-                || low.contains("assert")
-        })
-        .map(|l| l.to_string())
+        .filter(|l| SIGNS.iter().any(|s| l.to_ascii_lowercase().contains(s)))
+        .map(str::to_string)
         .collect()
+}
+
+/// An upgrade request with the kit's Origin (or `origin`), `protocol` if any, and the
+/// `extra` header lines.
+pub fn request(origin: Option<&str>, protocol: Option<&str>, extra: &[&str]) -> Vec<u8> {
+    let protocol = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}"));
+    let lines: Vec<&str> = protocol
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect();
+    testkit::ws::upgrade_request("127.0.0.1", origin.unwrap_or(ORIGIN), &lines)
+}
+
+/// A plain IRC client that has sent NICK and USER, its waits bounded by `timeout`.
+pub fn irc(port: u16, nick: &str, timeout: Duration) -> client::Result<Client> {
+    let mut c = Client::irc(None, port)?
+        .with_timeout(timeout)
+        .ident("u", "soak plain user");
+    c.start_register(nick)?;
+    Ok(c)
+}
+
+/// A client connected to the WebSocket port, not upgraded, named `name`, its waits
+/// bounded by `timeout`; its line waits answer pings.
+pub fn raw(port: u16, name: &str, timeout: Duration) -> client::Result<Client> {
+    let c = Client::raw(None, port).map_err(|e| e.context(name))?;
+    Ok(c.named(name)
+        .with_timeout(timeout)
+        .answering_pings()
+        .ident("ws", "soak web user"))
+}
+
+/// [`raw`], upgraded with `protocol` and the `extra` header lines.
+pub fn ws(
+    port: u16,
+    name: &str,
+    protocol: Option<&str>,
+    extra: &[&str],
+    timeout: Duration,
+) -> client::Result<Client> {
+    let mut c = raw(port, name, timeout)?;
+    c.upgrade_with(&request(None, protocol, extra))?;
+    Ok(c)
+}
+
+/// One WebSocket client per subprotocol ([`PROTOCOLS`]), the `k`th named `name(k)`,
+/// upgraded, with NICK and USER sent.
+pub fn one_per_protocol(
+    port: u16,
+    name: impl Fn(usize) -> String,
+    timeout: Duration,
+) -> client::Result<Vec<Client>> {
+    let mut clients = Vec::new();
+    for (k, p) in PROTOCOLS.iter().enumerate() {
+        let mut c = ws(port, &name(k), *p, &[], timeout)?;
+        c.start_register(&name(k))?;
+        clients.push(c);
+    }
+    Ok(clients)
+}
+
+/// The status of the answer to an upgrade request from `origin`.
+pub fn handshake_status(port: u16, origin: &str, timeout: Duration) -> client::Result<u16> {
+    let mut c = raw(port, "probe", timeout)?;
+    let status = c.handshake(&request(Some(origin), None, &[]))?.status;
+    c.shutdown();
+    Ok(status)
+}
+
+/// The number after `key` in `line` (e.g. `Current local users:` in LUSERS' 265).
+pub fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = line.get(line.find(key)? + key.len()..)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// `c` waits for 001 and joins `chan`.
+pub fn welcome_and_join(c: &mut Client, chan: &str) -> client::Result<()> {
+    c.wait_welcome()?;
+    c.join(chan)
+}
+
+/// KiB as MiB, for reports.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
