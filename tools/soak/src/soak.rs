@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 
 use testkit::client::IrcLines;
-use testkit::irc::command_str;
+use testkit::irc::command;
 use testkit::pool::{Cause, Closed, Event, Handler, Id, Pool, Proto};
 use testkit::procfs::Proc;
 use testkit::rng::Rng;
@@ -562,14 +562,14 @@ impl At<'_> {
                 .errors
                 .add("ERROR line from the server", format!("{nick}: {line}"));
         }
-        match command_str(line) {
-            "001" if phase == Phase::Register => {
+        match command(line) {
+            b"001" if phase == Phase::Register => {
                 self.e.count("registered (001)");
                 self.set_phase(Phase::Join);
                 let chan = self.s().chan;
                 self.send_line(&format!("JOIN #c{chan}"));
             }
-            "366" if phase == Phase::Join => {
+            b"366" if phase == Phase::Join => {
                 self.e.count("joined (366)");
                 self.set_phase(Phase::Active);
                 let (now, stage) = (Instant::now(), self.e.stage);
@@ -582,11 +582,11 @@ impl At<'_> {
                     Stage::Drain => Some(now + s.rng.duration(Duration::ZERO, secs(2))),
                 };
             }
-            "432" | "433" | "436" | "437" | "471" | "473" | "474" | "475" | "405" | "451"
-            | "421" => {
+            b"432" | b"433" | b"436" | b"437" | b"471" | b"473" | b"474" | b"475" | b"405"
+            | b"451" | b"421" => {
                 self.fail("IRC error numeric", line);
             }
-            "PRIVMSG" => match parse_privmsg(line).and_then(|(_, _, text)| check_chat(text)) {
+            b"PRIVMSG" => match parse_privmsg(line).and_then(|(_, _, text)| check_chat(text)) {
                 Some(_) => self.e.count("chat received"),
                 None => self.fail(
                     "corrupt chat message",
@@ -747,7 +747,7 @@ impl Monitor {
         c.oper()?;
         while !stop.load(Ordering::Relaxed) {
             c.send_line("LUSERS")?;
-            let l = c.expect_str("265 (local users)", |l| command_str(l) == "265")?;
+            let l = c.expect_str("265 (local users)", |l| command(l) == b"265")?;
             let stats_w = c.stats_w()?;
             let mut s = seen.lock().unwrap();
             s.local_users = number_after(&l, "Current local users:");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use testkit::client::{self, Client, IrcLines};
-use testkit::irc::command_str as command;
+use testkit::irc::command;
 use testkit::ws::{close_payload, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 
 use crate::chat::{chat_text, check_chat, parse_privmsg};
@@ -141,7 +141,7 @@ fn with_server(
 /// complaints that follow it.
 pub fn rehash(oper: &mut Client, token: &str) -> client::Result<Vec<String>> {
     oper.send_line("REHASH")?;
-    oper.expect_str("382 (rehashing)", |l| command(l) == "382")?;
+    oper.expect_str("382 (rehashing)", |l| command(l) == b"382")?;
     let mut lines = Vec::new();
     oper.expect_str("the rehash-finished notice", |l| {
         lines.push(l.to_string());
@@ -304,9 +304,9 @@ fn one_cycle(
 
     oper.send_line("UNLOADMODULE m_websocket.so")?;
     let l = oper.expect_str("973/972 (unloaded or not)", |l| {
-        matches!(command(l), "973" | "972")
+        matches!(command(l), b"973" | b"972")
     })?;
-    ensure!(command(&l) == "973", "UNLOADMODULE refused: {l}");
+    ensure!(command(&l) == b"973", "UNLOADMODULE refused: {l}");
     // Every upgraded client: a close frame 1001 with the reason as its last frame, EOF.
     let mut quitting: Vec<String> = reg.iter().map(|c| c.name.clone()).collect();
     for mut c in reg.into_iter().chain([unregistered]) {
@@ -324,7 +324,7 @@ fn one_cycle(
     }
     // The plain user sees each registered one quit with the reason.
     while !quitting.is_empty() {
-        let l = friend.expect_str("QUIT of a WebSocket user", |l| command(l) == "QUIT")?;
+        let l = friend.expect_str("QUIT of a WebSocket user", |l| command(l) == b"QUIT")?;
         ensure!(
             l.ends_with(&format!("QUIT :{UNLOAD_REASON}")),
             "quit line {l:?}"
@@ -383,9 +383,9 @@ fn one_cycle(
     ensure!(maps == 0 || cycle < 3, "{mapped}");
     oper.send_line("LOADMODULE websocket")?;
     let l = oper.expect_str("975/974 (loaded or not)", |l| {
-        matches!(command(l), "975" | "974")
+        matches!(command(l), b"975" | b"974")
     })?;
-    ensure!(command(&l) == "975", "LOADMODULE failed: {l}");
+    ensure!(command(&l) == b"975", "LOADMODULE failed: {l}");
     ensure!(
         server.proc().mappings_of(module) > 0,
         "LOADMODULE succeeded but {module} is not mapped"
@@ -581,7 +581,7 @@ fn chat(mut c: Client, chan: usize, op: u8, meet: &Barrier, stop: &AtomicBool) -
             Some(None) => corrupt.push(l.to_string()),
             None => {}
         }
-        command(l) == "PONG" && l.ends_with(":drained")
+        command(l) == b"PONG" && l.ends_with(":drained")
     };
     meet.wait();
     c.timeout = Duration::from_millis(40);

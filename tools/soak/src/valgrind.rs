@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use roxmltree::{Document, Node};
 use testkit::client::{Client, IrcLines};
-use testkit::irc::command_str as command;
+use testkit::irc::command;
 use testkit::ws::{close_payload, encode_frame, Frame, OP_BINARY, OP_CLOSE, OP_CONT};
 use testkit::ws::{OP_PING, OP_PONG, OP_TEXT};
 
@@ -162,10 +162,10 @@ fn baseline(keep: bool) -> anyhow::Result<BTreeSet<String>> {
         let mut c = server::ws(wsp, "stockvg", None, &[], VT)?;
         c.register("stockvg")?;
         oper.send_line("UNLOADMODULE m_websocket.so")?;
-        oper.expect_str("973", |l| command(l) == "973")?;
+        oper.expect_str("973", |l| command(l) == b"973")?;
         let _ = c.bytes_until_eof();
         oper.send_line("LOADMODULE websocket")?;
-        oper.expect_str("975", |l| command(l) == "975")?;
+        oper.expect_str("975", |l| command(l) == b"975")?;
         Ok(oper.send_line(&format!("DIE {SERVER_NAME}"))?)
     })();
     let (records, errors, _) =
@@ -378,10 +378,10 @@ fn scenario(server: &mut Server) -> anyhow::Result<()> {
     let mut u = server::ws(wsp, "vgu", None, &[], VT)?;
     u.register("vgu")?;
     oper.send_line("UNLOADMODULE m_websocket.so")?;
-    oper.expect_str("973", |l| command(l) == "973")?;
+    oper.expect_str("973", |l| command(l) == b"973")?;
     expect_close(&mut u, 1001, "unload")?;
     oper.send_line("LOADMODULE websocket")?;
-    oper.expect_str("975", |l| command(l) == "975")?;
+    oper.expect_str("975", |l| command(l) == b"975")?;
     let mut conf = server.conf.clone();
     conf.origins.push("https://second.example".into());
     conf.websocket = Some(r#"proxyranges="127.0.0.0/8" pinginterval="2s""#.into());

@@ -12,12 +12,13 @@ pub fn take_line(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     Some(line)
 }
 
-/// The command or numeric of a server line (`:prefix CMD ...` or `CMD ...`).
-pub fn command(line: &[u8]) -> &[u8] {
-    let mut it = line.split(|&b| b == b' ');
-    let first = it.next().unwrap_or_default();
+/// The command or numeric of a server line (`:prefix CMD ...` or `CMD ...`), of bytes
+/// or text.
+pub fn command<L: AsRef<[u8]> + ?Sized>(line: &L) -> &[u8] {
+    let mut words = line.as_ref().split(|&b| b == b' ');
+    let first = words.next().unwrap_or_default();
     if first.starts_with(b":") {
-        it.next().unwrap_or_default()
+        words.next().unwrap_or_default()
     } else {
         first
     }
@@ -26,17 +27,6 @@ pub fn command(line: &[u8]) -> &[u8] {
 /// A server numeric: `:server NNN ...` with `num` as its command.
 pub fn is_numeric(line: &[u8], num: &str) -> bool {
     line.starts_with(b":") && command(line) == num.as_bytes()
-}
-
-/// The command of a line as text (lossily decoded).
-pub fn command_str(line: &str) -> &str {
-    let mut it = line.split(' ');
-    let first = it.next().unwrap_or_default();
-    if first.starts_with(':') {
-        it.next().unwrap_or_default()
-    } else {
-        first
-    }
 }
 
 #[cfg(test)]
@@ -54,6 +44,6 @@ mod tests {
         assert_eq!(buf, b"partial");
         assert!(is_numeric(&first, "001"));
         assert!(!is_numeric(b"001 x", "001"));
-        assert_eq!(command_str(":a PONG a :t"), "PONG");
+        assert_eq!(command(":a PONG a :t"), b"PONG");
     }
 }

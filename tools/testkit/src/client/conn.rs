@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{pong_for, Error, ErrorKind, IrcLines, Result, Seen, DEFAULT_TIMEOUT};
+use super::{pong_for, Error, ErrorKind, IrcLines, Result, DEFAULT_TIMEOUT};
 use crate::deflate::{deflate_message, Inflater, RSV1};
 use crate::http::HttpResponse;
 use crate::irc::take_line;
@@ -16,6 +16,11 @@ use crate::ws::{
     encode_frame_byte, first_byte, parse_frame, upgrade_request, Frame, OP_CLOSE, OP_PING, OP_PONG,
     OP_TEXT,
 };
+
+/// Lines or frames a client remembers for failure messages (the oldest half is
+/// dropped when this many are kept), and how many of them a failure message shows.
+const SEEN_LIMIT: usize = 400;
+const SEEN_SHOWN: usize = 25;
 
 /// A blocking client. Its IRC lines ([`IrcLines`]) are lines with CR LF on a plain
 /// connection ([`Client::irc`]), or WebSocket messages ([`Client::raw`],
@@ -32,7 +37,8 @@ pub struct Client {
     /// Every wait's bound unless a deadline is given.
     pub timeout: Duration,
     buf: Vec<u8>,
-    seen: Seen,
+    /// The last lines and frames received, oldest first, for failure messages.
+    seen: Vec<String>,
     /// Lines are WebSocket messages (else lines with CR LF).
     websocket: bool,
     ident: String,
@@ -46,9 +52,8 @@ pub struct Client {
     decoder: Decoder,
     /// The opcode line waits require of the server's messages, if any.
     wanted_opcode: Option<u8>,
-    /// Server messages that arrived compressed, and uncompressed.
+    /// Server messages that arrived compressed.
     pub compressed_seen: usize,
-    pub plain_seen: usize,
     /// Whether the last line a wait returned came compressed.
     pub last_compressed: bool,
 }
@@ -108,7 +113,7 @@ impl Client {
             .into(),
             timeout: DEFAULT_TIMEOUT,
             buf: Vec::new(),
-            seen: Seen::default(),
+            seen: Vec::new(),
             websocket,
             ident: "raw".into(),
             realname: "Raw user".into(),
@@ -119,7 +124,6 @@ impl Client {
             decoder: Decoder::new(),
             wanted_opcode: None,
             compressed_seen: 0,
-            plain_seen: 0,
             last_compressed: false,
         })
     }
@@ -168,6 +172,13 @@ impl Client {
     /// permessage-deflate was agreed.
     pub fn deflate(&self) -> bool {
         self.decoder.deflate()
+    }
+
+    fn remember(&mut self, what: String) {
+        if self.seen.len() >= SEEN_LIMIT {
+            self.seen.drain(..SEEN_LIMIT / 2);
+        }
+        self.seen.push(what);
     }
 
     /// An error of `kind` naming this client.
@@ -345,7 +356,7 @@ impl Client {
         loop {
             if let Some((f, used)) = parse_frame(&self.buf) {
                 self.buf.drain(..used);
-                self.seen.push(f.describe());
+                self.remember(f.describe());
                 if f.masked {
                     return Err(self.error(ErrorKind::Protocol, format!("a masked frame: {f:?}")));
                 }
@@ -463,9 +474,7 @@ impl Client {
                 Some(Received::Message(m)) => {
                     if m.compressed {
                         self.compressed_seen += 1;
-                        self.seen.push(format!("(inflated) {}", m.text()));
-                    } else {
-                        self.plain_seen += 1;
+                        self.remember(format!("(inflated) {}", m.text()));
                     }
                     return Ok(m);
                 }
@@ -491,7 +500,7 @@ impl Client {
         if !self.websocket {
             loop {
                 if let Some(line) = take_line(&mut self.buf) {
-                    self.seen.push(String::from_utf8_lossy(&line).into_owned());
+                    self.remember(String::from_utf8_lossy(&line).into_owned());
                     return Ok(line);
                 }
                 self.fill(deadline)?;
@@ -545,12 +554,13 @@ impl Client {
 
     /// The lines and frames received (the last few hundred), oldest first.
     pub fn seen(&self) -> &[String] {
-        self.seen.all()
+        &self.seen
     }
 
     /// The last lines or frames received, one a line.
     pub fn recent(&self) -> String {
-        self.seen.recent()
+        let n = self.seen.len();
+        self.seen[n.saturating_sub(SEEN_SHOWN)..].join("\n")
     }
 }
 

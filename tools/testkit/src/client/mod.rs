@@ -14,16 +14,10 @@ use std::time::Duration;
 
 pub use conn::Client;
 
-use crate::irc::{command_str, is_numeric};
+use crate::irc::{command, is_numeric};
 
 /// How long a client waits for anything unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Lines or frames a client remembers for failure messages (the oldest half is
-/// dropped when this many are kept).
-const SEEN_LIMIT: usize = 400;
-/// How many of them a failure message shows.
-const SEEN_SHOWN: usize = 25;
 
 /// Why a client call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,40 +99,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Tools keep their errors as text.
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.message
-    }
-}
-
-/// The last lines or frames a client received, for failure messages.
-#[derive(Clone, Debug, Default)]
-pub struct Seen(Vec<String>);
-
-impl Seen {
-    pub fn push(&mut self, s: String) {
-        if self.0.len() >= SEEN_LIMIT {
-            self.0.drain(..SEEN_LIMIT / 2);
-        }
-        self.0.push(s);
-    }
-
-    /// Everything kept, oldest first.
-    pub fn all(&self) -> &[String] {
-        &self.0
-    }
-
-    /// The last few, one a line.
-    pub fn recent(&self) -> String {
-        let n = self.0.len();
-        self.0
-            .get(n.saturating_sub(SEEN_SHOWN)..)
-            .unwrap_or_default()
-            .join("\n")
-    }
-}
-
 /// The IRC conversation a test has with the server over any client: lines out, a wait
 /// for a line in (answering the server's PINGs on the way), and what is built on them.
 pub trait IrcLines {
@@ -188,10 +148,9 @@ pub trait IrcLines {
         let want = format!(":{token}");
         let mut before = Vec::new();
         self.wait_line(&format!("PONG {token}"), &mut |l| {
-            let s = String::from_utf8_lossy(l);
-            let pong = command_str(&s) == "PONG" && s.ends_with(&want);
+            let pong = command(l) == b"PONG" && l.ends_with(want.as_bytes());
             if !pong {
-                before.push(s.into_owned());
+                before.push(String::from_utf8_lossy(l).into_owned());
             }
             pong
         })?;
@@ -226,7 +185,7 @@ pub trait IrcLines {
         let mut lines = Vec::new();
         loop {
             let line = self.wait_line("a WHOIS reply", &mut |l| {
-                let c = crate::irc::command(l);
+                let c = command(l);
                 l.starts_with(b":") && c.len() == 3 && c.starts_with(b"3")
             })?;
             let end = is_numeric(&line, "318");
@@ -278,14 +237,8 @@ mod tests {
             format!("{:?}", e.clone().context("the plain user")),
             "Timeout: the plain user: [x] timed out waiting for 001"
         );
-        assert_eq!(String::from(e), "[x] timed out waiting for 001");
+        assert_eq!(e.to_string(), "[x] timed out waiting for 001");
         assert_eq!(pong_for(b"PING :abc"), Some(b"PONG :abc".to_vec()));
         assert_eq!(pong_for(b":s PING :abc"), None);
-        let mut seen = Seen::default();
-        for i in 0..1000 {
-            seen.push(i.to_string());
-        }
-        assert!(seen.all().len() <= SEEN_LIMIT);
-        assert!(seen.recent().ends_with("998\n999"));
     }
 }
