@@ -10,7 +10,10 @@
 //! sizes, and fails a back-reference longer than that buffer ("distance out of
 //! bounds"). The ring of 2^N bytes is the client's window.
 
-use flate2::{Compress, Compression, FlushCompress};
+use std::io::Write;
+
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
 use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_HAS_MORE_INPUT;
 use miniz_oxide::inflate::core::{decompress, DecompressorOxide};
 use miniz_oxide::inflate::TINFLStatus;
@@ -38,19 +41,11 @@ pub fn deflate_message(payload: &[u8]) -> Vec<u8> {
 /// [`deflate_message`] at compression level `level` (0 stores, 9 is the best; larger
 /// values count as 9).
 pub fn deflate_message_level(payload: &[u8], level: u32) -> Vec<u8> {
-    let mut deflate = Compress::new(Compression::new(level.min(9)), false);
-    let mut out = Vec::with_capacity(payload.len() + 64);
-    loop {
-        let before = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
-        let rest = payload.get(before..).unwrap_or_default();
-        deflate
-            .compress_vec(rest, &mut out, FlushCompress::Sync)
-            .expect("flate2 compresses into a Vec");
-        if deflate.total_in() == payload.len() as u64 && out.ends_with(&SYNC_TAIL) {
-            break;
-        }
-        out.reserve(out.capacity().max(64));
-    }
+    // flush() ends the data so far with a sync flush, whose tail the frame leaves out.
+    let mut deflate = DeflateEncoder::new(Vec::new(), Compression::new(level.min(9)));
+    (deflate.write_all(payload).and_then(|()| deflate.flush())).expect("deflate into a Vec");
+    let mut out = std::mem::take(deflate.get_mut());
+    assert!(out.ends_with(&SYNC_TAIL), "a sync flush ends with its tail");
     out.truncate(out.len() - SYNC_TAIL.len());
     out
 }
@@ -159,11 +154,6 @@ impl Inflater {
         inflater
     }
 
-    /// The window in bytes.
-    pub fn window_len(&self) -> usize {
-        self.window.len()
-    }
-
     /// Appends the inflated payload of one compressed message (all its frames'
     /// payloads joined) to `out`. An error says what was wrong with the server's data:
     /// not deflate, a back-reference beyond the window, or a final block (BFINAL),
@@ -219,6 +209,7 @@ impl Inflater {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flate2::{Compress, FlushCompress};
 
     /// `data` compressed as one stream with flate2 (32 KiB window), message by
     /// message, sync tails removed.
@@ -317,7 +308,7 @@ mod tests {
                 client_window_bits: None,
             }
         );
-        assert_eq!(Inflater::for_agreement(&a).window_len(), 1024);
+        assert_eq!(Inflater::for_agreement(&a).window.len(), 1024);
         let a = Agreement::parse("permessage-deflate").expect("valid");
         assert_eq!(a.server_window_bits, 15);
         for bad in [

@@ -1,9 +1,9 @@
 //! Many client connections driven by one thread, for soak and loadbench: non-blocking
 //! sockets on one poller (mio), plain IRC or WebSocket (the upgrade request out, the
 //! 101 checked, frames decoded by [`crate::messages::Decoder`], compressed messages
-//! inflated). Built for tens of thousands of connections: connections live in a slab
-//! addressed by the event's [`Id`] (slot and generation, so that an event of a closed
-//! connection is dropped), and an idle one holds its socket and a few hundred bytes
+//! inflated). Built for tens of thousands of connections: connections live in a slot
+//! map addressed by the event's [`Id`] (versioned, so that an event of a closed
+//! connection finds none), and an idle one holds its socket and a few hundred bytes
 //! (its buffers are kept only while they hold bytes, up to [`KEPT_BUFFER`]). One
 //! descriptor each: raise RLIMIT_NOFILE first ([`crate::process::raise_nofile`]).
 //!
@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 
 use crate::deflate::Inflater;
 use crate::http::HttpResponse;
@@ -57,16 +58,13 @@ const KEPT_BUFFER: usize = 16 * 1024;
 /// The longest wait of one [`Pool::run`] turn, so that its deadline is kept.
 const RUN_TURN: Duration = Duration::from_millis(50);
 
-/// A connection of a pool: its slot and the slot's generation.
+/// A connection of a pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Id {
-    index: u32,
-    generation: u32,
-}
+pub struct Id(DefaultKey);
 
 impl Id {
     fn token(self) -> Token {
-        Token(self.index as usize | (self.generation as usize) << 32)
+        Token(self.0.data().as_ffi() as usize)
     }
 }
 
@@ -168,10 +166,7 @@ pub struct Pool {
     poll: Poll,
     events: Events,
     target: SocketAddr,
-    /// The slab: a generation and maybe a connection per slot.
-    slots: Vec<(u32, Option<Conn>)>,
-    free: Vec<u32>,
-    live: usize,
+    conns: SlotMap<DefaultKey, Conn>,
     read_buf: Vec<u8>,
     /// Bytes the connections received, response heads included.
     pub rx_bytes: u64,
@@ -184,9 +179,7 @@ impl Pool {
             poll: Poll::new()?,
             events: Events::with_capacity(EVENTS_PER_WAIT),
             target: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
+            conns: SlotMap::new(),
             read_buf: vec![0; READ_CHUNK],
             rx_bytes: 0,
         })
@@ -194,34 +187,13 @@ impl Pool {
 
     /// Open connections (connecting ones included).
     pub fn live(&self) -> usize {
-        self.live
+        self.conns.len()
     }
 
     /// Starts a connection (non-blocking); its events carry `tag`.
     pub fn connect(&mut self, proto: Proto, tag: usize) -> io::Result<Id> {
-        let mut stream = TcpStream::connect(self.target)?;
+        let stream = TcpStream::connect(self.target)?;
         stream.set_nodelay(true)?;
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push((0, None));
-                u32::try_from(self.slots.len() - 1).map_err(io::Error::other)?
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        let id = Id {
-            index,
-            generation: slot.0.wrapping_add(1),
-        };
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, id.token(), interest)
-        {
-            self.free.push(index);
-            return Err(e);
-        }
         let (websocket, tx) = match proto {
             Proto::Irc => (None, Vec::new()),
             Proto::WebSocket {
@@ -229,7 +201,7 @@ impl Pool {
                 data_opcode,
             } => (Some(data_opcode), request),
         };
-        let conn = Conn {
+        let key = self.conns.insert_with_key(|key| Conn {
             stream,
             tag,
             state: State::Connecting,
@@ -239,16 +211,19 @@ impl Pool {
             tx_pos: 0,
             decoder: Decoder::new(),
             deflate: false,
-            masks: Rng::new(id.token().0 as u64),
-        };
-        *slot = (id.generation, Some(conn));
-        self.live += 1;
+            masks: Rng::new(key.data().as_ffi()),
+        });
+        let (id, interest) = (Id(key), Interest::READABLE | Interest::WRITABLE);
+        let stream = &mut self.conns[key].stream;
+        if let Err(e) = self.poll.registry().register(stream, id.token(), interest) {
+            self.conns.remove(key);
+            return Err(e);
+        }
         Ok(id)
     }
 
     fn conn(&mut self, id: Id) -> Option<&mut Conn> {
-        let (generation, conn) = self.slots.get_mut(id.index as usize)?;
-        conn.as_mut().filter(|_| *generation == id.generation)
+        self.conns.get_mut(id.0)
     }
 
     /// Bytes it received and has not parsed yet.
@@ -305,34 +280,19 @@ impl Pool {
 
     /// Closes the connection (FIN); no event follows.
     pub fn close(&mut self, id: Id) {
-        drop(self.remove(id));
+        self.conns.remove(id.0);
     }
 
     /// Closes the connection with a reset (RST); no event follows.
     pub fn reset(&mut self, id: Id) {
-        if let Some(c) = self.remove(id) {
+        if let Some(c) = self.conns.remove(id.0) {
             let _ = crate::net::set_linger_zero(&c.stream);
         }
     }
 
     /// Closes every connection; no events follow.
     pub fn close_all(&mut self) {
-        for (index, (_, conn)) in self.slots.iter_mut().enumerate() {
-            if conn.take().is_some() {
-                self.free.push(index as u32);
-            }
-        }
-        self.live = 0;
-    }
-
-    /// Takes connection `id` out of the slab; its socket leaves the poller when it is
-    /// closed (dropped by the caller).
-    fn remove(&mut self, id: Id) -> Option<Conn> {
-        let (generation, conn) = self.slots.get_mut(id.index as usize)?;
-        let conn = conn.take_if(|_| *generation == id.generation)?;
-        self.free.push(id.index);
-        self.live -= 1;
-        Some(conn)
+        self.conns.clear();
     }
 
     /// One turn: waits at most `wait` for readiness, then handles every ready
@@ -344,11 +304,7 @@ impl Pool {
         }
         let ready: Vec<(Id, bool)> = (self.events.iter())
             .map(|e| {
-                let Token(t) = e.token();
-                let id = Id {
-                    index: t as u32,
-                    generation: (t >> 32) as u32,
-                };
+                let id = Id(KeyData::from_ffi(e.token().0 as u64).into());
                 (id, e.is_readable() || e.is_read_closed() || e.is_error())
             })
             .collect();
@@ -369,7 +325,7 @@ impl Pool {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 return Err(format!(
                     "deadline passed with {} connections open",
-                    self.live
+                    self.conns.len()
                 ));
             };
             self.turn(h, RUN_TURN.min(left))
@@ -412,15 +368,14 @@ impl Pool {
     /// reports the end of the connection if it came.
     fn read_ready(&mut self, h: &mut dyn Handler, id: Id) {
         let mut end = None;
-        let (slots, buf) = (&mut self.slots, &mut self.read_buf);
-        let Some((_, Some(c))) = slots.get_mut(id.index as usize) else {
+        let Some(c) = self.conns.get_mut(id.0) else {
             return;
         };
         while end.is_none() {
-            match c.stream.read(buf) {
+            match c.stream.read(&mut self.read_buf) {
                 Ok(0) => end = Some(Cause::Eof),
                 Ok(n) => {
-                    c.rx.extend_from_slice(&buf[..n]);
+                    c.rx.extend_from_slice(&self.read_buf[..n]);
                     self.rx_bytes += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -437,7 +392,7 @@ impl Pool {
 
     /// Ends connection `id` (if it is still there) for `cause` and tells the handler.
     fn end(&mut self, h: &mut dyn Handler, id: Id, cause: Cause) {
-        if let Some(c) = self.remove(id) {
+        if let Some(c) = self.conns.remove(id.0) {
             let (tag, buffered) = (c.tag, c.rx.len());
             drop(c);
             h.on_event(self, id, tag, Event::Closed(Closed { cause, buffered }));
