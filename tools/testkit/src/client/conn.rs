@@ -246,15 +246,26 @@ impl Client {
     /// Every byte until the server closes the connection (for connections that were
     /// never upgraded).
     pub fn bytes_until_eof(&mut self) -> Result<Vec<u8>> {
+        match self.until_closed(Client::fill) {
+            Ok(()) => Ok(std::mem::take(&mut self.buf)),
+            Err(e) => Err(e.detail(&format!(
+                "not closed; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ))),
+        }
+    }
+
+    /// Calls `step` until the server closes the connection (then `Ok`) or `step` fails
+    /// otherwise; the timeout from now on bounds all of it.
+    fn until_closed(
+        &mut self,
+        mut step: impl FnMut(&mut Client, Instant) -> Result<()>,
+    ) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            match self.fill(deadline) {
-                Ok(()) => {}
-                Err(e) if e.is_closed() => return Ok(std::mem::take(&mut self.buf)),
-                Err(e) => {
-                    let got = String::from_utf8_lossy(&self.buf).into_owned();
-                    return Err(e.detail(&format!("not closed; got {got:?}")));
-                }
+            match step(self, deadline) {
+                Err(e) if e.is_closed() => return Ok(()),
+                other => other?,
             }
         }
     }
@@ -401,19 +412,15 @@ impl Client {
 
     /// Every frame until the server closes the connection.
     pub fn frames_until_eof(&mut self) -> Result<Vec<Frame>> {
-        let deadline = Instant::now() + self.timeout;
         let mut v = Vec::new();
-        loop {
-            match self.frame_until(deadline) {
-                Ok(f) => v.push(f),
-                Err(e) if e.is_closed() => return Ok(v),
-                Err(e) => {
-                    let frames: Vec<String> = v.iter().map(Frame::describe).collect();
-                    let frames = frames.join(", ");
-                    return Err(e.detail(&format!(
-                        "the server did not close the connection; frames: {frames}"
-                    )));
-                }
+        match self.until_closed(|c, deadline| c.frame_until(deadline).map(|f| v.push(f))) {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let frames: Vec<String> = v.iter().map(Frame::describe).collect();
+                let frames = frames.join(", ");
+                Err(e.detail(&format!(
+                    "the server did not close the connection; frames: {frames}"
+                )))
             }
         }
     }
@@ -525,17 +532,11 @@ impl Client {
 
     /// Reads (and drops) lines until the server closes the connection.
     pub fn expect_eof(&mut self, what: &str) -> Result<()> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match self.line_until(deadline) {
-                Ok(_) => {}
-                Err(e) if e.is_closed() => return Ok(()),
-                Err(e) => {
-                    let last = self.recent();
-                    return Err(e.detail(&format!("waiting for the close ({what}); last:\n{last}")));
-                }
-            }
-        }
+        self.until_closed(|c, deadline| c.line_until(deadline).map(drop))
+            .map_err(|e| {
+                let last = self.recent();
+                e.detail(&format!("waiting for the close ({what}); last:\n{last}"))
+            })
     }
 
     /// Sends NICK and USER with this client's ident without waiting for 001; names
