@@ -25,6 +25,7 @@
 //! - [`config`]: validated settings from the raw `<wsorigin>` / `<websocket>` tags.
 //! - [`origin`]: the `<wsorigin allow>` list.
 //! - [`proxy`]: `proxyranges` and the real address from X-Real-IP / X-Forwarded-For.
+//! - [`proxy_protocol`]: the PROXY v1/v2 header a TCP-mode load balancer sends first.
 //! - [`handshake`]: the HTTP/1.1 upgrade request, to a 101 or an HTTP error.
 //! - [`compression`]: permessage-deflate (RFC 7692), when configured.
 //! - [`frame`]: RFC 6455 headers, masking, UTF-8 checks, close payloads, writing frames.
@@ -62,6 +63,7 @@ pub mod log_line;
 pub mod origin;
 pub mod protocol_error;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod session;
 pub mod sink;
 pub mod whois;
