@@ -18,6 +18,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub use crate::secure::ClientTls;
+
 /// What a v1 header starts with.
 pub const V1_SIGNATURE: &[u8] = b"PROXY ";
 /// The longest v1 line, CRLF included (the specification's own bound).
@@ -45,7 +47,6 @@ const V2_FAMILY_UNIX: u8 = 0x3;
 /// v2 transports (low half of byte 13).
 const V2_TRANSPORT_UNSPEC: u8 = 0x0;
 const V2_TRANSPORT_STREAM: u8 = 0x1;
-const V2_TRANSPORT_DGRAM: u8 = 0x2;
 /// Bytes of the address block per family: two addresses, two ports (UNIX: two
 /// 108-byte paths).
 const V2_INET_ADDRESSES_LEN: usize = 12;
@@ -63,17 +64,6 @@ const PP2_CLIENT_SSL: u8 = 0x01;
 pub enum Version {
     V1,
     V2,
-}
-
-/// What the proxy said about its client's connection to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientTls {
-    /// A v2 SSL TLV with the client bit: the client used TLS.
-    Yes,
-    /// A v2 SSL TLV without it: the client did not.
-    No,
-    /// Nothing said (v1, or v2 without the TLV).
-    Unstated,
 }
 
 /// Whose connection a header describes.
@@ -167,15 +157,15 @@ pub enum Parsed {
 }
 
 /// How many bytes of a signature must match before a difference is a bad header
-/// rather than no header: no HTTP method begins `PROX` (WebDAV's PROPFIND and POST,
-/// PUT, PATCH share less), and no request begins with an empty line and another.
+/// rather than no header: no HTTP method begins `PROX` (`WebDAV`'s `PROPFIND` and `POST`,
+/// `PUT`, `PATCH` share less), and no request begins with an empty line and another.
 const DECISIVE_LEN: usize = 4;
 
 /// Looks for a PROXY header at the start of `buf` (every byte received so far).
 pub fn parse(buf: &[u8]) -> Parsed {
     for signature in [V1_SIGNATURE, &V2_SIGNATURE[..]] {
         match match_signature(buf, signature) {
-            Signature::Other => continue,
+            Signature::Other => {}
             Signature::Prefix => return Parsed::Partial,
             Signature::Differs => return Parsed::Refused(Refusal::BadSignature),
             Signature::Whole if signature == V1_SIGNATURE => return parse_v1(buf),
@@ -303,7 +293,7 @@ fn parse_v2(buf: &[u8]) -> Parsed {
     };
     match transport {
         V2_TRANSPORT_UNSPEC | V2_TRANSPORT_STREAM => {}
-        V2_TRANSPORT_DGRAM => return Parsed::Refused(Refusal::V2UnsupportedTransport),
+        // DGRAM (UDP), or unknown.
         _ => return Parsed::Refused(Refusal::V2UnsupportedTransport),
     }
     if declared > V2_MAX_PAYLOAD {

@@ -197,7 +197,11 @@ pub fn handshake(data: &[u8]) {
     let (config, address, socket) = setup(r.byte());
     let cuts = r.cuts();
     let request = r.rest();
-    let peer = Peer { address, socket };
+    let peer = Peer {
+        address,
+        socket,
+        proxy_protocol: false,
+    };
 
     let whole = HandshakeScanner::default().poll(request, &config, peer);
     check_handshake_status(&whole, request, &config);
@@ -271,6 +275,19 @@ fn check_handshake_status(status: &HandshakeStatus, buf: &[u8], config: &Config)
             let head = format!("HTTP/1.1 {status} ");
             assert!(response.starts_with(head.as_bytes()));
             assert!(!reason.text().is_empty());
+        }
+        HandshakeStatus::Disagreed(conflict) => {
+            assert!(
+                !config.proxy_ranges.is_empty(),
+                "a disagreement without ranges"
+            );
+            assert_ne!(conflict.used.ip, conflict.other.ip);
+        }
+        HandshakeStatus::HealthCheck { .. } => {
+            assert!(
+                config.health_check.is_some(),
+                "a health check without the path"
+            );
         }
     }
 }
@@ -774,7 +791,11 @@ fn check_receive(run: &ReceiveRun, client: &[u8], config: &Config) {
                         None => assert!(payload.is_empty()),
                     }
                 }
-                Some(Ending::Rejected(_)) => unreachable!(),
+                Some(
+                    Ending::Rejected(_) | Ending::ProxyRefused(_) | Ending::HealthChecked { .. },
+                ) => {
+                    unreachable!()
+                }
                 Some(Ending::InternalError) => panic!("the core broke an invariant"),
             }
         }
