@@ -60,5 +60,6 @@ mod handshake;
 mod irc_framework;
 mod ping_timer;
 mod proxy;
+mod proxy_protocol;
 mod subprotocols;
 mod tls;

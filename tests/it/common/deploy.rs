@@ -401,6 +401,35 @@ impl Haproxy {
     }
 }
 
+/// A proxy of the test with a configuration of its own: `render(dir, ready_port, token)`
+/// must make the proxy answer `GET /__ready` on `ready_port` with `token` (its other
+/// listeners are the caller's to choose). `what` is "nginx" or "haproxy".
+pub fn start_custom_proxy(
+    what: &str,
+    server: &Server,
+    render: &dyn Fn(&Path, u16, &str) -> String,
+) -> (u16, PathBuf, KillOnDrop) {
+    let nginx = what == "nginx";
+    start_proxy(
+        what,
+        server,
+        if nginx { "nginx.conf" } else { "haproxy.cfg" },
+        free_port,
+        render,
+        &|dir, conf| {
+            let mut c = Command::new(if nginx { NGINX } else { HAPROXY });
+            if nginx {
+                c.arg("-p").arg(dir).arg("-c").arg(conf);
+                c.arg("-e").arg(dir.join("error.log"));
+            } else {
+                c.arg("-db").arg("-f").arg(conf);
+            }
+            c
+        },
+        &["stdout.txt", "error.log"],
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // Clients from a chosen source address
 // ---------------------------------------------------------------------------------------
