@@ -404,13 +404,23 @@ fn spoof_haproxy_forwardfor(m: Module) {
 }
 both_modules!(spoof_haproxy_forwardfor);
 
-/// HAProxy's `option forwardfor` leaves X-Real-IP alone, so with the default proxyheader
-/// a client's own X-Real-IP WINS, with either module: behind HAProxy, set
-/// `proxyheader="x-forwarded-for"` (or have HAProxy set X-Real-IP).
+/// HAProxy's `option forwardfor` leaves X-Real-IP alone, so with the stock module's rule
+/// a client's own X-Real-IP WINS (stock, the reference). This module's default
+/// `proxyheader="any"` refuses the request (400) with a warning naming both addresses.
 fn spoof_haproxy_default_forged_real_ip_wins(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let haproxy = HaproxyConf::default().start(&server);
-    assert_forged_real_ip_wins(m, &server, haproxy.port);
+    if m == Module::Stock {
+        assert_forged_real_ip_wins(m, &server, haproxy.port);
+        return;
+    }
+    let mut opts = WsOpts::default();
+    opts = opts.header("X-Real-IP", FORGED_REAL_IP);
+    match attempt_via(haproxy.port, ip(9), "forger", &opts) {
+        Attempt::HandshakeFailed(e) => assert!(e.contains("400"), "{e}"),
+        other => panic!("the forged X-Real-IP was not refused: {}", other.describe()),
+    }
+    assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
 }
 both_modules!(spoof_haproxy_default_forged_real_ip_wins);
 
