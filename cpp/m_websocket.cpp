@@ -493,6 +493,31 @@ class ModuleWebSocket
 			builder.add_item(Bytes(key), Bytes(value));
 	}
 
+	/** What the core has read that decides whether bursts of users through a proxy meet
+	 * its clone limits (src/proxy_clones.rs), as it is: the setting, every connect
+	 * class in the order the core tries them, and the ports of the listeners whose hook
+	 * is `hook`.
+	 */
+	static void AddServerFacts(wsgate::ConfigBuilder& builder, const std::string& hook)
+	{
+		builder.set_clones_on_connect(compat::ClonesOnConnect());
+		for (const auto& klass : ServerInstance->Config->Classes)
+		{
+			// The bridge's kinds are numbered as InspIRCd's (compat.h checks that).
+			const wsgate::ConnectClassKind kind = static_cast<wsgate::ConnectClassKind>(compat::ClassType(*klass));
+			builder.add_connect_class(Bytes(klass->name), kind, compat::RegisteredOnly(*klass), klass->maxlocal, klass->maxglobal);
+			for (const std::string& host : klass->GetHosts())
+				builder.add_connect_class_host(Bytes(host));
+			for (const auto port : klass->ports)
+				builder.add_connect_class_port(static_cast<uint16_t>(port));
+		}
+		for (const ListenSocket* listener : ServerInstance->ports)
+		{
+			if (listener->bind_tag->getString("hook") == hook)
+				builder.add_websocket_port(listener->bind_sa.port());
+		}
+	}
+
  public:
 	ModuleWebSocket()
 #if WSGATE_INSPIRCD4
@@ -544,6 +569,7 @@ class ModuleWebSocket
 		rust::Vec<rust::String> warnings;
 		try
 		{
+			AddServerFacts(*builder, hookprov->name);
 			warnings = hookprov->module->configure(*builder);
 		}
 		catch (const rust::Error& error)

@@ -373,6 +373,24 @@ impl ProxyRanges {
         &self.entries
     }
 
+    /// Each entry with one address it trusts, to stand for it where a configuration
+    /// check needs an address ([`crate::proxy_clones`]): a range's first address, an
+    /// address itself, a glob with its wildcards read as `0` (a glob that does not then
+    /// read as an address is left out).
+    pub fn first_addresses(&self) -> Vec<(&str, IpAddr)> {
+        self.entries
+            .iter()
+            .filter_map(|entry| {
+                let ip = match parse_entry(entry) {
+                    Ok(Entry::Net(net)) => Some(net.network()),
+                    Ok(Entry::Glob) => parse_ip(&entry.replace(['*', '?'], "0")),
+                    Err(_) => None,
+                }?;
+                Some((entry.as_str(), ip))
+            })
+            .collect()
+    }
+
     /// The entries that trust every address of IPv4 or IPv6 (`*`, `0.0.0.0/0`, `::/0`,
     /// `*.*.*.*`, …), for a configuration warning: any client of such a range can claim
     /// any address.
@@ -697,6 +715,21 @@ mod tests {
         assert_eq!(
             r.trusts_everyone_entries(),
             ["*", "0.0.0.0/0", "::/0", "*.*.*.*", "*:*"]
+        );
+    }
+
+    #[test]
+    fn each_entry_stands_as_its_first_address() {
+        let r = ranges("127.0.0.1 10.1.0.0/16 2001:db8::/32 198.51.100.* 2001:db8:*");
+        let got: Vec<(&str, IpAddr)> = r.first_addresses();
+        assert_eq!(
+            got,
+            [
+                ("127.0.0.1", ip("127.0.0.1")),
+                ("10.1.0.0/16", ip("10.1.0.0")),
+                ("2001:db8::/32", ip("2001:db8::")),
+                ("198.51.100.*", ip("198.51.100.0")),
+            ]
         );
     }
 

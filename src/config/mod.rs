@@ -17,6 +17,7 @@ pub use error::ConfigError;
 
 use crate::origin::{is_permissive_pattern, OriginAllowList};
 use crate::proxy::{ProxyHeader, ProxyRanges};
+use crate::proxy_clones::ServerFacts;
 use crate::secure::ProtoHeader;
 use keys::{ServerVersion, WEBSOCKET, WEBSOCKET_KEYS, WSORIGIN, WSORIGIN_KEYS};
 use reader::TagReader;
@@ -38,6 +39,9 @@ pub struct RawConfig {
     /// The first `<websocket>` tag, if any.
     pub websocket: Option<RawTag>,
     pub server: ServerVersion,
+    /// What the server read that decides whether bursts through a proxy meet its clone
+    /// limits ([`crate::proxy_clones`]); `None` (tests, embedders): not checked.
+    pub server_facts: Option<ServerFacts>,
 }
 
 /// What to do when the client requests no known subprotocol (`<websocket:defaultmode>`).
@@ -182,6 +186,13 @@ impl Config {
             None => TagReader::empty(WEBSOCKET, raw.server),
         };
         let mut config = Config::read(origins, &reader, &mut warnings)?;
+        if let Some(facts) = &raw.server_facts {
+            warnings.extend(crate::proxy_clones::warnings(
+                &config.proxy_ranges,
+                facts,
+                reader.location(),
+            ));
+        }
         config.warnings = warnings;
         Ok(config)
     }

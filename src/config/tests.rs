@@ -762,3 +762,34 @@ fn compression_settings_default_to_the_key_table() {
     assert!(error(&[("compressionwindow", "7")]).contains("compressionwindow"));
     assert!(error(&[("compressionhash", "15")]).contains("compressionhash"));
 }
+
+#[test]
+fn proxies_limited_at_accept_are_warned_about_with_the_websocket_tag_location() {
+    use crate::proxy_clones::{ClassKind, ConnectClass, ServerFacts};
+    let facts = |clones_on_connect| ServerFacts {
+        clones_on_connect,
+        classes: vec![ConnectClass {
+            name: "main".to_owned(),
+            kind: ClassKind::Allow,
+            hosts: vec!["*".to_owned()],
+            ports: Vec::new(),
+            registered_only: false,
+            local_max: 3,
+            global_max: 3,
+        }],
+        websocket_ports: vec![8080],
+    };
+    let with = |facts, ranges| {
+        let mut r = raw(Some(&[("proxyranges", ranges)]));
+        r.server_facts = Some(facts);
+        Config::from_raw(&r).unwrap().warnings
+    };
+    let warnings = with(facts(true), "127.0.0.1");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_names(
+        &warnings[0],
+        &[LOC, "127.0.0.1", "\"main\"", "clonesonconnect=\"no\""],
+    );
+    assert!(with(facts(false), "127.0.0.1").is_empty());
+    assert!(with(facts(true), "").is_empty());
+}

@@ -90,6 +90,13 @@ mod bridge {
         reason: String,
     }
 
+    /// A `<connect>` class's kind ([`crate::proxy_clones::ClassKind`]).
+    enum ConnectClassKind {
+        Allow,
+        Deny,
+        Named,
+    }
+
     /// What the handshake established; `done` is false on every other read.
     #[derive(Default)]
     struct UpgradeResult {
@@ -162,6 +169,24 @@ mod bridge {
         fn add_item(self: &mut ConfigBuilder, key: &[u8], value: &[u8]);
         /// The server's major version (3 or 4), whose defaults apply.
         fn set_server_version(self: &mut ConfigBuilder, major: u32);
+        /// `<performance clonesonconnect>` as the server reads it.
+        fn set_clones_on_connect(self: &mut ConfigBuilder, on: bool);
+        /// The next `<connect>` class, in the order the server tries them; its masks
+        /// and ports follow. `registered_only`: only for users that have registered.
+        fn add_connect_class(
+            self: &mut ConfigBuilder,
+            name: &[u8],
+            kind: ConnectClassKind,
+            registered_only: bool,
+            local_max: u64,
+            global_max: u64,
+        ) -> Result<()>;
+        /// An `allow`/`deny` mask of the class added last.
+        fn add_connect_class_host(self: &mut ConfigBuilder, mask: &[u8]);
+        /// A port of the class added last.
+        fn add_connect_class_port(self: &mut ConfigBuilder, port: u16);
+        /// The port of a listener whose hook is this module.
+        fn add_websocket_port(self: &mut ConfigBuilder, port: u16);
 
         /// The configuration in force and the counters.
         type WsModule;

@@ -252,7 +252,7 @@ both_modules!(connectban_proxy_class);
 
 /// `n` users through the proxy on `port`, from `real_addr(first)` on, connecting and
 /// registering at the same moment (one thread each, released together).
-fn concurrent_users(port: u16, first: u32, n: u32, prefix: &str) -> Vec<Attempt> {
+pub(crate) fn concurrent_users(port: u16, first: u32, n: u32, prefix: &str) -> Vec<Attempt> {
     let barrier = Barrier::new(n as usize);
     thread::scope(|s| {
         let handles: Vec<_> = (0..n)
@@ -727,7 +727,7 @@ fn idle_behind_nginx_stock() {
 
 /// InspIRCd's quit message for a user over `<connect localmax>` (its own wording per
 /// version).
-fn clones_local() -> &'static str {
+pub(crate) fn clones_local() -> &'static str {
     match dialect() {
         Dialect::V3 => "No more connections allowed from your host via this connect class (local)",
         Dialect::V4 => "No more local connections allowed from your host via this connect class.",
@@ -750,7 +750,7 @@ fn proxy_class_connect() -> String {
 /// Opens `n` connections to the WebSocket port from 127.0.0.1 that send nothing, as a
 /// proxy's connections look while their handshakes are still on the way, and waits until
 /// InspIRCd has accepted them.
-fn handshakes_in_flight(server: &Server, n: usize) -> Vec<TcpStream> {
+pub(crate) fn handshakes_in_flight(server: &Server, n: usize) -> Vec<TcpStream> {
     let needle = dialect().accepted_log(&format!("127.0.0.1:{}", server.ws_port));
     let before = server.log_lines(|l| l.contains(&needle)).len();
     let conns: Vec<TcpStream> = (0..n)

@@ -60,6 +60,7 @@ mod handshake;
 mod irc_framework;
 mod ping_timer;
 mod proxy;
+mod proxy_bursts;
 mod proxy_protocol;
 mod subprotocols;
 mod tls;
