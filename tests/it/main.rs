@@ -62,5 +62,6 @@ mod ping_timer;
 mod proxy;
 mod proxy_bursts;
 mod proxy_protocol;
+mod proxy_recipes;
 mod subprotocols;
 mod tls;

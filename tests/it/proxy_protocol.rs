@@ -18,14 +18,14 @@ fn behind_proxy_protocol() -> Conf {
 }
 
 /// An oper on the plain port, to WHOIS web users.
-fn oper(server: &Server) -> IrcClient {
+pub(crate) fn oper(server: &Server) -> IrcClient {
     let mut o = server.irc("oper");
     o.oper();
     o
 }
 
 /// The address and whether WHOIS says 671 (secure) for `nick`.
-fn whois_address_and_secure(o: &mut IrcClient, nick: &str) -> (String, bool) {
+pub(crate) fn whois_address_and_secure(o: &mut IrcClient, nick: &str) -> (String, bool) {
     // Every numeric up to 318 (the harness's whois keeps only the 3xx ones).
     o.send(&format!("WHOIS {nick}"));
     let mut lines = Vec::new();

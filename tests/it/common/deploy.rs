@@ -502,6 +502,21 @@ pub fn ws_via(port: u16, src: Ipv4Addr, opts: &WsOpts) -> Result<WsClient, tungs
     WsClient::handshake(Stream::Plain(tcp), "ws", port, opts)
 }
 
+/// A wss:// handshake through the proxy on `port` (TLS terminated there, with the
+/// certificate `cert_pem`) from `src`.
+#[allow(clippy::result_large_err)]
+pub fn wss_via(
+    port: u16,
+    src: Ipv4Addr,
+    opts: &WsOpts,
+    cert_pem: &Path,
+) -> Result<WsClient, tungstenite::Error> {
+    let tcp = connect_from(src, port);
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let tls = rustls::StreamOwned::new(tls_client(cert_pem), tcp);
+    WsClient::handshake(Stream::Tls(Box::new(tls)), "wss", port, opts)
+}
+
 /// A WebSocket user through the proxy on `port` from `src`, registered as `nick`.
 pub fn ws_user_via(port: u16, src: Ipv4Addr, nick: &str) -> WsClient {
     let mut c = ws_via(port, src, &WsOpts::default()).unwrap_or_else(|e| {
