@@ -23,9 +23,12 @@
 //!   valid UTF-8 when text, and the very messages `receive` turns into IRC lines.
 //! - [`compression::compression`]: a session that negotiated permessage-deflate, fed
 //!   hostile compressed frames (see `compression.rs`).
+//! - [`proxy_protocol::proxy_protocol`]: PROXY headers, to the parser and through a
+//!   session behind a TCP-mode balancer (see `proxy_protocol.rs`).
 #![allow(dead_code)]
 
 pub mod compression;
+pub mod proxy_protocol;
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -35,7 +38,9 @@ use inspircd_websocket::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use inspircd_websocket::handshake::{HandshakeScanner, HandshakeStatus, Peer, SocketKind};
 use inspircd_websocket::irc::{MessageMode, MAX_PENDING_LINE_BYTES};
 use inspircd_websocket::protocol_error::ProtocolError;
-use inspircd_websocket::session::{Ending, MessageSink, ReadReport, ServerClose, Session, Upgrade};
+use inspircd_websocket::session::{
+    Ending, MessageSink, Proxied, ReadReport, ServerClose, Session, Upgrade,
+};
 
 /// The statuses BAD_INPUT.md and the handshake docs allow for a refused upgrade.
 pub const REJECT_STATUSES: [u16; 6] = [400, 403, 405, 426, 431, 501];
@@ -478,6 +483,8 @@ struct ReceiveRun {
     out: Vec<u8>,
     messages: usize,
     upgrade: Option<Upgrade>,
+    /// What a trusted proxy established (a PROXY header, or the handshake's headers).
+    proxied: Option<Proxied>,
     ending: Option<Ending>,
     /// Bytes given but never consumed.
     left: usize,
@@ -491,6 +498,7 @@ fn receive_all(session: &mut Session, chunks: &[&[u8]], config: &Config) -> Rece
         out: Vec::new(),
         messages: 0,
         upgrade: None,
+        proxied: None,
         ending: None,
         left: 0,
     };
@@ -520,6 +528,10 @@ fn receive_all(session: &mut Session, chunks: &[&[u8]], config: &Config) -> Rece
         if let Some(upgrade) = report.upgrade {
             assert!(run.upgrade.is_none(), "upgraded twice");
             run.upgrade = Some(upgrade);
+        }
+        if let Some(proxied) = report.proxied {
+            assert!(run.proxied.is_none(), "a proxy's word reported twice");
+            run.proxied = Some(proxied);
         }
         if let Some(ending) = report.ending {
             assert!(run.ending.is_none(), "ended twice");
@@ -592,11 +604,12 @@ fn assert_same_receive_but_tail(chunked: &ReceiveRun, whole: &ReceiveRun, tail_m
             && chunked.out == whole.out
             && chunked.messages == whole.messages
             && chunked.upgrade == whole.upgrade
+            && chunked.proxied == whole.proxied
             && chunked.ending == whole.ending
             && chunked.left == whole.left,
         "chunked receive differs from the one-piece receive: lines {}+{} vs {}+{} bytes, \
-         out {} vs {} bytes, messages {} vs {}, upgrade {:?} vs {:?}, ending {:?} vs {:?}, \
-         left {} vs {}",
+         out {} vs {} bytes, messages {} vs {}, upgrade {:?} vs {:?}, proxied {:?} vs {:?}, \
+         ending {:?} vs {:?}, left {} vs {}",
         chunked_lines.len(),
         chunked_tail.len(),
         whole_lines.len(),
@@ -607,6 +620,8 @@ fn assert_same_receive_but_tail(chunked: &ReceiveRun, whole: &ReceiveRun, tail_m
         whole.messages,
         chunked.upgrade,
         whole.upgrade,
+        chunked.proxied,
+        whole.proxied,
         chunked.ending,
         whole.ending,
         chunked.left,

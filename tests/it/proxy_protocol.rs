@@ -132,6 +132,10 @@ fn hostile_proxy_headers_get_nothing_and_are_logged_and_counted() {
     let mut v2_too_long = v2_header([1, 2, 3, 4], 1, &[]);
     v2_too_long[14] = 0x10;
     let v2_bad_tlv = v2_header([1, 2, 3, 4], 1, &[0x04, 0, 9, 1]);
+    let mut v2_bad_command = v2_header([1, 2, 3, 4], 1, &[]);
+    v2_bad_command[12] = 0x22;
+    let mut v2_udp = v2_header([1, 2, 3, 4], 1, &[]);
+    v2_udp[13] = 0x12;
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
             b"PROXZ TCP4 1.2.3.4 5.6.7.8 1 2\r\n".to_vec(),
@@ -147,6 +151,8 @@ fn hostile_proxy_headers_get_nothing_and_are_logged_and_counted() {
             "malformed PROXY v1 line",
         ),
         (v2_bad_version, "unknown version"),
+        (v2_bad_command, "unknown command"),
+        (v2_udp, "transport other than TCP"),
         (v2_bad_family, "unknown address family"),
         (v2_truncated, "too short for its addresses"),
         (v2_too_long, "longer than 2048 bytes"),
@@ -187,6 +193,77 @@ fn hostile_proxy_headers_get_nothing_and_are_logged_and_counted() {
         !stats.iter().any(|l| l.starts_with("WebSocket refused 4")),
         "an HTTP refusal counted: {stats:#?}"
     );
+
+    // A PROXY header where none is expected (proxyprotocol off) gets no HTTP reply.
+    let off =
+        Server::start(Conf::new(Module::Ours).websocket(&format!(r#"proxyranges="{PROXY_ADDR}""#)));
+    let mut c = off.raw();
+    c.send(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
+    assert!(c.frames_until_eof().is_empty());
+    off.wait_log("the refusal of a header with proxyprotocol off", |l| {
+        l.contains("PROXY header refused: a PROXY header, but <websocket:proxyprotocol> is off")
+    });
+}
+
+/// From a trusted proxy, a `Forwarded` header InspIRCd cannot take an address from
+/// (`for=unknown`, an obfuscated node, bad syntax), and with `proxyprotoheader` an
+/// `X-Forwarded-Proto` that is a list, repeated or an unknown scheme: 400 naming it.
+#[test]
+fn malformed_forwarded_and_proto_headers_get_400() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(&format!(
+        r#"proxyranges="{PROXY_ADDR}" proxyheader="forwarded" proxyprotoheader="x-forwarded-proto""#
+    )));
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["Forwarded: for=unknown"],
+            "malformed real IP address header",
+        ),
+        (
+            &["Forwarded: for=_hidden"],
+            "malformed real IP address header",
+        ),
+        (
+            &["Forwarded: for=\"198.51.100.7"],
+            "malformed real IP address header",
+        ),
+        (
+            &["Forwarded: for=198.51.100.7:80"],
+            "malformed real IP address header",
+        ),
+        (
+            &[
+                "Forwarded: for=198.51.100.7",
+                "X-Forwarded-Proto: https, http",
+            ],
+            "malformed X-Forwarded-Proto",
+        ),
+        (
+            &[
+                "Forwarded: for=198.51.100.7",
+                "X-Forwarded-Proto: https",
+                "X-Forwarded-Proto: https",
+            ],
+            "malformed X-Forwarded-Proto",
+        ),
+        (
+            &["Forwarded: for=198.51.100.7", "X-Forwarded-Proto: gopher"],
+            "malformed X-Forwarded-Proto",
+        ),
+    ];
+    for (headers, words) in cases {
+        let r = http_exchange(server.ws_port, &upgrade_request(headers));
+        assert_eq!(r.status, 400, "{headers:?}: {r:?}");
+        assert!(r.body_str().contains(words), "{headers:?}: {r:?}");
+    }
+    // The same headers, well formed, get in.
+    let ok = http_exchange(
+        server.ws_port,
+        &upgrade_request(&[
+            "Forwarded: for=\"[2001:db8::7]:4711\";proto=https",
+            "X-Forwarded-Proto: https",
+        ]),
+    );
+    assert_eq!(ok.status, 101, "{ok:?}");
 }
 
 /// A header that never completes is ended by InspIRCd's registration timeout.
