@@ -312,8 +312,8 @@ fn parse_v2(buf: &[u8]) -> Parsed {
         return Parsed::Refused(Refusal::V2BadTlv);
     };
     let source = match (command, family) {
-        (V2_COMMAND_PROXY, V2_FAMILY_INET) => v2_inet(addresses),
-        (V2_COMMAND_PROXY, V2_FAMILY_INET6) => v2_inet6(addresses),
+        (V2_COMMAND_PROXY, V2_FAMILY_INET) => v2_client::<4>(addresses),
+        (V2_COMMAND_PROXY, V2_FAMILY_INET6) => v2_client::<16>(addresses),
         _ => Some(Source::Proxy),
     };
     match source {
@@ -327,20 +327,16 @@ fn parse_v2(buf: &[u8]) -> Parsed {
     }
 }
 
-fn v2_inet(addresses: &[u8]) -> Option<Source> {
-    let ip: [u8; 4] = addresses.get(..4)?.try_into().ok()?;
-    let port: [u8; 2] = addresses.get(8..10)?.try_into().ok()?;
+/// The client in an INET (`N` = 4) or INET6 (16) address block: the source address
+/// first, then the destination's, then the source port.
+fn v2_client<const N: usize>(addresses: &[u8]) -> Option<Source>
+where
+    IpAddr: From<[u8; N]>,
+{
+    let ip: [u8; N] = addresses.get(..N)?.try_into().ok()?;
+    let port: [u8; 2] = addresses.get(2 * N..2 * N + 2)?.try_into().ok()?;
     Some(Source::Client {
-        ip: IpAddr::V4(Ipv4Addr::from(ip)),
-        port: u16::from_be_bytes(port),
-    })
-}
-
-fn v2_inet6(addresses: &[u8]) -> Option<Source> {
-    let ip: [u8; 16] = addresses.get(..16)?.try_into().ok()?;
-    let port: [u8; 2] = addresses.get(32..34)?.try_into().ok()?;
-    Some(Source::Client {
-        ip: IpAddr::V6(Ipv6Addr::from(ip)),
+        ip: IpAddr::from(ip),
         port: u16::from_be_bytes(port),
     })
 }

@@ -2,7 +2,7 @@
 //! count][cuts...]` then the bytes a balancer's connection begins with.
 //!
 //! Flags bit 0: the peer is outside `proxyranges`; bit 1: a valid upgrade request
-//! follows the bytes; bit 2: the bytes get a v2 signature and prefix in front, so that
+//! follows the bytes (part of what the parser sees); bit 2: the bytes get a v2 signature and prefix in front, so that
 //! the v2 parser sees more than its signature check (bits 3-7 then are the version and
 //! command byte's low bits, the rest of the input the family byte, length and payload).
 //!
@@ -109,7 +109,11 @@ pub fn proxy_protocol(data: &[u8]) {
         bytes.push(0x20 | (flags >> 3) & 0x1f);
     }
     bytes.extend_from_slice(r.rest());
+    if flags & 2 != 0 {
+        bytes.extend_from_slice(REQUESTS[0]);
+    }
 
+    // The parser sees everything the connection has brought so far.
     let verdict = decided(&bytes);
     if let Parsed::Header(header) = &verdict {
         check_header(header, &bytes);
@@ -120,9 +124,7 @@ pub fn proxy_protocol(data: &[u8]) {
     let peer: IpAddr = if trusted { "127.0.0.1" } else { "192.0.2.7" }
         .parse()
         .expect("address");
-    let request: &[u8] = if flags & 2 != 0 { REQUESTS[0] } else { b"" };
-    let mut client = bytes.clone();
-    client.extend_from_slice(request);
+    let client = bytes;
     let config = config();
     let run = |pieces: &[&[u8]]| {
         let mut session = Session::new(Arc::clone(config), Some(peer), SocketKind::User);

@@ -8,6 +8,7 @@
 //! user with a loopback address as secure whatever the module decides, so these servers
 //! turn it off: what WHOIS and `+z` show is then the module's decision.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::common::deploy::*;
@@ -34,7 +35,7 @@ fn cert_and_key(server: &Server) -> (PathBuf, PathBuf) {
 }
 
 /// A registered user over wss:// through the proxy on `port` from `src`.
-fn wss_user(port: u16, src: std::net::Ipv4Addr, nick: &str, cert: &Path) -> WsClient {
+fn wss_user(port: u16, src: Ipv4Addr, nick: &str, cert: &Path) -> WsClient {
     let mut c = wss_via(port, src, &WsOpts::default(), cert).unwrap_or_else(|e| {
         panic!(
             "[{nick}] wss handshake through the proxy from {src}: {}",
@@ -46,12 +47,57 @@ fn wss_user(port: u16, src: std::net::Ipv4Addr, nick: &str, cert: &Path) -> WsCl
 }
 
 /// A registered user over ws:// through `port` from `src`, sending `headers`.
-fn ws_user(port: u16, src: std::net::Ipv4Addr, nick: &str, headers: &[(&str, &str)]) -> WsClient {
+fn ws_user(port: u16, src: Ipv4Addr, nick: &str, headers: &[(&str, &str)]) -> WsClient {
     let mut opts = WsOpts::default();
     for (k, v) in headers {
         opts = opts.header(k, v);
     }
     attempt_via(port, src, nick, &opts).registered(&format!("{nick} from {src} with {headers:?}"))
+}
+
+/// An nginx configuration (one process, its files in `dir`) with one `server` that
+/// listens on `ready` (answering the harness's `/__ready` with `token`) and `listen`
+/// more, and passes every other path on with `location` directives.
+fn nginx_conf(dir: &Path, ready: u16, token: &str, listen: &str, location: &str) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log info;\nevents {{ worker_connections 1024; }}\n\
+         http {{\naccess_log {d}/access.log;\nclient_body_temp_path {d}/cb;\nproxy_temp_path {d}/p;\n\
+         fastcgi_temp_path {d}/f;\nuwsgi_temp_path {d}/u;\nscgi_temp_path {d}/s;\n\
+         server {{\nlisten 127.0.0.1:{ready};\n{listen}\n\
+         location = /__ready {{ return 200 \"{token}\"; }}\n\
+         location / {{\n{location}\n}}\n}}\n}}\n"
+    )
+}
+
+/// nginx's WebSocket proxying to InspIRCd's port `ws` (the README's recipe).
+fn ws_proxying(ws: u16) -> String {
+    format!(
+        "proxy_pass http://127.0.0.1:{ws};\nproxy_http_version 1.1;\n\
+         proxy_set_header Upgrade $http_upgrade;\nproxy_set_header Connection \"upgrade\";"
+    )
+}
+
+/// WHOIS by `o` shows each user with its address and (671) whether it is secure.
+fn assert_whois(o: &mut IrcClient, users: &[(&str, Ipv4Addr, bool)]) {
+    for &(nick, address, is_secure) in users {
+        assert_eq!(
+            whois_address_and_secure(o, nick),
+            (address.to_string(), is_secure),
+            "{nick}"
+        );
+    }
+}
+
+/// `c` joins `#secure`; the line that answered (its JOIN, or 489: a secure channel).
+fn try_join_secure(c: &mut WsClient) -> String {
+    c.send_line("JOIN #secure");
+    let nick = c.nick.clone();
+    let answer = c.expect(&format!("{nick}'s JOIN of #secure or 489"), |l| {
+        show(l).contains(" JOIN ") || is_numeric(l, "489")
+    });
+    show(&answer.into_data())
 }
 
 /// `owner` (secure) makes `#secure` +z; every one of `admitted` joins it, every one of
@@ -69,24 +115,19 @@ fn secure_channel(
         l.contains(" MODE #secure ") && l.contains("+z")
     });
     for c in admitted.iter_mut() {
-        c.send_line("JOIN #secure");
-        let nick = c.nick.clone();
-        c.expect(&format!("{nick} admitted to the +z channel"), |l| {
-            show(l).contains(" JOIN ") || is_numeric(l, "489")
-        });
-        let last = c.seen.last().cloned().unwrap_or_default();
-        assert!(last.contains(" JOIN "), "{nick} refused by +z: {last}");
+        let answer = try_join_secure(c);
+        assert!(
+            answer.contains(" JOIN "),
+            "{} refused by +z: {answer}",
+            c.nick
+        );
     }
     for c in refused.iter_mut() {
-        c.send_line("JOIN #secure");
-        let nick = c.nick.clone();
-        c.expect(&format!("{nick} refused by the +z channel"), |l| {
-            show(l).contains(" JOIN ") || is_numeric(l, "489")
-        });
-        let last = c.seen.last().cloned().unwrap_or_default();
+        let answer = try_join_secure(c);
         assert!(
-            last.split(' ').nth(1) == Some("489"),
-            "{nick} admitted to the +z channel: {last}"
+            answer.split(' ').nth(1) == Some("489"),
+            "{} admitted to the +z channel: {answer}",
+            c.nick
         );
     }
 }
@@ -122,17 +163,14 @@ fn wss_at_haproxy_with_send_proxy_v2_ssl_makes_secure_users() {
     let mut secure = wss_user(tls, ip(30), "tlsone", &cert);
     let mut second = wss_user(tls, ip(31), "tlstwo", &cert);
     let mut plain_user = ws_user(plain, ip(32), "plainone", &[]);
-    for (nick, address, is_secure) in [
-        ("tlsone", ip(30), true),
-        ("tlstwo", ip(31), true),
-        ("plainone", ip(32), false),
-    ] {
-        assert_eq!(
-            whois_address_and_secure(&mut o, nick),
-            (address.to_string(), is_secure),
-            "{nick}"
-        );
-    }
+    assert_whois(
+        &mut o,
+        &[
+            ("tlsone", ip(30), true),
+            ("tlstwo", ip(31), true),
+            ("plainone", ip(32), false),
+        ],
+    );
     secure_channel(&mut secure, &mut [&mut second], &mut [&mut plain_user]);
 }
 
@@ -150,20 +188,21 @@ fn nginx_https_with_x_forwarded_proto_makes_secure_users_and_nothing_else_does()
     let ws = server.ws_port;
     let https = testkit::ports::free_port();
     let (http, _dir, _nginx) = start_custom_proxy("nginx", &server, &|dir, ready, token| {
-        let d = dir.display();
-        format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n    access_log {d}/access.log;\n    client_body_temp_path {d}/cb; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
-             server {{\n        listen 127.0.0.1:{https} ssl;\n        listen 127.0.0.1:{ready};\n\
-             ssl_certificate {cert};\n        ssl_certificate_key {key};\n\
-             location = /__ready {{ return 200 \"{token}\"; }}\n\
-             location / {{\n            proxy_pass http://127.0.0.1:{ws};\n            proxy_http_version 1.1;\n\
-             proxy_set_header Upgrade $http_upgrade;\n            proxy_set_header Connection \"upgrade\";\n\
-             proxy_set_header X-Real-IP $remote_addr;\n            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-             proxy_set_header X-Forwarded-Proto $scheme;\n        }}\n    }}\n}}\n",
-            cert = cert.display(),
-            key = key.display(),
+        nginx_conf(
+            dir,
+            ready,
+            token,
+            &format!(
+                "listen 127.0.0.1:{https} ssl;\nssl_certificate {};\nssl_certificate_key {};",
+                cert.display(),
+                key.display()
+            ),
+            &format!(
+                "{}\nproxy_set_header X-Real-IP $remote_addr;\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                 proxy_set_header X-Forwarded-Proto $scheme;",
+                ws_proxying(ws)
+            ),
         )
     });
     let mut o = oper(&server);
@@ -180,19 +219,16 @@ fn nginx_https_with_x_forwarded_proto_makes_secure_users_and_nothing_else_does()
         "direct",
         &[("X-Forwarded-Proto", "https"), ("X-Real-IP", "192.0.2.9")],
     );
-    for (nick, address, is_secure) in [
-        ("httpsone", ip(40), true),
-        ("httpstwo", ip(41), true),
-        ("httpone", ip(42), false),
-        ("forger", ip(43), false),
-        ("direct", ip(44), false),
-    ] {
-        assert_eq!(
-            whois_address_and_secure(&mut o, nick),
-            (address.to_string(), is_secure),
-            "{nick}"
-        );
-    }
+    assert_whois(
+        &mut o,
+        &[
+            ("httpsone", ip(40), true),
+            ("httpstwo", ip(41), true),
+            ("httpone", ip(42), false),
+            ("forger", ip(43), false),
+            ("direct", ip(44), false),
+        ],
+    );
     secure_channel(
         &mut secure,
         &mut [&mut second],
@@ -214,16 +250,12 @@ fn a_cdn_setting_cf_connecting_ip_in_front_of_nginx() {
     let ws = server.ws_port;
     let cdn_addr = ip(50);
     let (site, _site_dir, _nginx) = start_custom_proxy("nginx", &server, &|dir, ready, token| {
-        let d = dir.display();
-        format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n    access_log {d}/access.log;\n    client_body_temp_path {d}/cb; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
-             server {{\n        listen 127.0.0.1:{ready};\n\
-             location = /__ready {{ return 200 \"{token}\"; }}\n\
-             location / {{\n            allow {cdn_addr};\n            deny all;\n\
-             proxy_pass http://127.0.0.1:{ws};\n            proxy_http_version 1.1;\n\
-             proxy_set_header Upgrade $http_upgrade;\n            proxy_set_header Connection \"upgrade\";\n        }}\n    }}\n}}\n"
+        nginx_conf(
+            dir,
+            ready,
+            token,
+            "",
+            &format!("allow {cdn_addr};\ndeny all;\n{}", ws_proxying(ws)),
         )
     });
     let (cdn, _cdn_dir, _haproxy) = start_custom_proxy("haproxy", &server, &|_, ready, token| {
@@ -242,13 +274,10 @@ fn a_cdn_setting_cf_connecting_ip_in_front_of_nginx() {
         ("X-Forwarded-For", "192.0.2.3"),
     ];
     let _forger = ws_user(cdn, ip(61), "forger", &forged);
-    for (nick, address) in [("honest", ip(60)), ("forger", ip(61))] {
-        assert_eq!(
-            whois_address_and_secure(&mut o, nick).0,
-            address.to_string(),
-            "{nick}"
-        );
-    }
+    assert_whois(
+        &mut o,
+        &[("honest", ip(60), false), ("forger", ip(61), false)],
+    );
     match attempt_via(
         site,
         ip(62),
