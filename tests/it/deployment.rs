@@ -316,17 +316,24 @@ fn forged(port: u16, from: u8, nick: &str, header: (&str, &str)) -> String {
     proxied_ip(port, ip(from), nick, &[header])
 }
 
-/// Through a proxy that leaves a client's X-Real-IP alone, with the default proxyheader
-/// (`any`, the stock rule: X-Real-IP if present), the forged X-Real-IP WINS with either
-/// module; ours logs the disagreement with the forwarded address.
-fn assert_forged_real_ip_wins(m: Module, server: &Server, port: u16) {
-    let got = forged(port, 9, "forger", ("X-Real-IP", FORGED_REAL_IP));
-    assert_eq!(
-        got, FORGED_REAL_IP,
-        "documented danger: the forged X-Real-IP wins"
-    );
-    if m == Module::Ours {
-        assert_disagreement_warned(server, FORGED_REAL_IP, "127.0.0.9");
+/// Through a proxy that leaves a client's X-Real-IP alone, with the default proxyheader:
+/// the stock rule (X-Real-IP if present) lets the client's forged X-Real-IP WIN (stock,
+/// the reference); this module's `any` refuses the request (400) with a warning naming
+/// both addresses.
+fn assert_forged_real_ip_refused_by_ours(m: Module, server: &Server, port: u16) {
+    match m {
+        Module::Stock => {
+            let got = forged(port, 9, "forger", ("X-Real-IP", FORGED_REAL_IP));
+            assert_eq!(got, FORGED_REAL_IP, "stock: the forged X-Real-IP wins");
+        }
+        Module::Ours => {
+            let opts = WsOpts::default().header("X-Real-IP", FORGED_REAL_IP);
+            match attempt_via(port, ip(9), "forger", &opts) {
+                Attempt::HandshakeFailed(e) => assert!(e.contains("400"), "{e}"),
+                other => panic!("the forged X-Real-IP was not refused: {}", other.describe()),
+            }
+            assert_disagreement_warned(server, FORGED_REAL_IP, "127.0.0.9");
+        }
     }
 }
 
@@ -359,17 +366,16 @@ fn spoof_xff_recipe_proxyheader_xff(m: Module) {
 }
 both_modules!(spoof_xff_recipe_proxyheader_xff);
 
-/// (c) The old README recipe with the default proxyheader: the client's forged
-/// X-Real-IP WINS, with either module. This is the danger the README must warn about:
-/// with a proxy that sets only X-Forwarded-For, set `proxyheader="x-forwarded-for"` (or
-/// have the proxy set X-Real-IP as well).
-fn spoof_xff_recipe_default_forged_wins(m: Module) {
+/// (c) The old README recipe with the default proxyheader: with stock the client's
+/// forged X-Real-IP WINS; this module refuses it (400, and the log names the
+/// `proxyheader` to set). An honest client gets in with both.
+fn spoof_xff_recipe_default_forged_refused(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let nginx = NginxConf::new(RECIPE_XFF_ONLY).start(&server);
     assert_eq!(proxied_ip(nginx.port, ip(9), "honest", &[]), "127.0.0.9");
-    assert_forged_real_ip_wins(m, &server, nginx.port);
+    assert_forged_real_ip_refused_by_ours(m, &server, nginx.port);
 }
-both_modules!(spoof_xff_recipe_default_forged_wins);
+both_modules!(spoof_xff_recipe_default_forged_refused);
 
 /// (d) nginx sets only X-Real-IP (a client's own X-Forwarded-For passes through) and
 /// `proxyheader="x-real-ip"`: the forged X-Forwarded-For loses. Stock agrees (it reads
@@ -410,17 +416,7 @@ both_modules!(spoof_haproxy_forwardfor);
 fn spoof_haproxy_default_forged_real_ip_wins(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let haproxy = HaproxyConf::default().start(&server);
-    if m == Module::Stock {
-        assert_forged_real_ip_wins(m, &server, haproxy.port);
-        return;
-    }
-    let mut opts = WsOpts::default();
-    opts = opts.header("X-Real-IP", FORGED_REAL_IP);
-    match attempt_via(haproxy.port, ip(9), "forger", &opts) {
-        Attempt::HandshakeFailed(e) => assert!(e.contains("400"), "{e}"),
-        other => panic!("the forged X-Real-IP was not refused: {}", other.describe()),
-    }
-    assert_disagreement_warned(&server, FORGED_REAL_IP, "127.0.0.9");
+    assert_forged_real_ip_refused_by_ours(m, &server, haproxy.port);
 }
 both_modules!(spoof_haproxy_default_forged_real_ip_wins);
 
