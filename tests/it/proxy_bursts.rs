@@ -46,13 +46,15 @@ fn burst_warnings(server: &Server) -> Vec<String> {
 
 /// REHASH by an oper (from an address of its own, outside the limited classes' counts
 /// of the proxy), once the server has rehashed.
-fn rehash(oper: &mut IrcClient) {
-    oper.send("REHASH");
-    oper.expect("382 (rehashing)", |l| is_numeric(l, "382"));
+fn rehash(oper: &mut Client) {
+    oper.send_line("REHASH").expect("send REHASH");
+    oper.expect_line("382 (rehashing)", |l| is_numeric(l, "382"))
+        .expect("382");
     oper.expect_str("rehash finished notice", |l| {
         l.contains("NOTICE") && l.contains("rehashed server")
-    });
-    oper.sync("after-rehash");
+    })
+    .expect("the rehash notice");
+    oper.sync("after-rehash").expect("sync");
 }
 
 /// The warning at startup names the proxy, the class and its limits and both fixes; it
@@ -71,8 +73,8 @@ fn the_module_warns_when_the_proxy_limits_are_checked_at_accept() {
         assert!(warning.contains(part), "{part:?} not in {warning}");
     }
     eprintln!("the warning: {warning}");
-    let mut o = irc_from(ip(3), server.irc_port, "oper");
-    o.oper();
+    let mut o = irc_from(ip(3), server.irc_port, "oper").expect("the oper's connection");
+    o.oper().expect("OPER");
     rehash(&mut o);
     assert_eq!(
         burst_warnings(&server).len(),

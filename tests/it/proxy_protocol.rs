@@ -18,23 +18,25 @@ fn behind_proxy_protocol() -> Conf {
 }
 
 /// An oper on the plain port, to WHOIS web users.
-pub(crate) fn oper(server: &Server) -> IrcClient {
-    let mut o = server.irc("oper");
-    o.oper();
+pub(crate) fn oper(server: &Server) -> Client {
+    let mut o = server.irc("oper").expect("the oper's connection");
+    o.oper().expect("OPER");
     o
 }
 
 /// The address and whether WHOIS says 671 (secure) for `nick`.
-pub(crate) fn whois_address_and_secure(o: &mut IrcClient, nick: &str) -> (String, bool) {
-    // Every numeric up to 318 (the harness's whois keeps only the 3xx ones).
-    o.send(&format!("WHOIS {nick}"));
+pub(crate) fn whois_address_and_secure(o: &mut Client, nick: &str) -> (String, bool) {
+    // Every numeric up to 318 (the kit's whois keeps only the 3xx ones).
+    o.send_line(&format!("WHOIS {nick}")).expect("send WHOIS");
     let mut lines = Vec::new();
     loop {
-        let line = o.expect_str("a WHOIS reply", |l| {
-            l.split(' ')
-                .nth(1)
-                .is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
-        });
+        let line = o
+            .expect_str("a WHOIS reply", |l| {
+                l.split(' ')
+                    .nth(1)
+                    .is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .expect("the WHOIS reply");
         let end = line.split(' ').nth(1) == Some("318");
         lines.push(line);
         if end {
@@ -49,6 +51,15 @@ pub(crate) fn whois_address_and_secure(o: &mut IrcClient, nick: &str) -> (String
         .unwrap_or_else(|| panic!("no {numeric} in {lines:#?}"));
     let secure = lines.iter().any(|l| l.split(' ').nth(1) == Some("671"));
     (address, secure)
+}
+
+/// Waits for the server to close `c` and checks it sent nothing (a refused PROXY
+/// header gets no HTTP reply); `what` names the input.
+fn assert_closed_silently(c: &mut Client, what: &str) {
+    let got = c
+        .bytes_until_eof()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(got.is_empty(), "{what}: the server sent {}", show(&got));
 }
 
 /// A PROXY v2 header (PROXY command, TCP over IPv4) from `source`:`port`, with `tlvs`.
@@ -71,14 +82,13 @@ fn ssl_tlv(client: u8) -> Vec<u8> {
 
 /// A user that sends `prefix`, an upgrade request with a forged X-Real-IP, and
 /// registers as `nick` over raw frames.
-fn raw_user(server: &Server, prefix: &[u8], nick: &str) -> RawConn {
-    let mut c = server.raw();
+fn raw_user(server: &Server, prefix: &[u8], nick: &str) -> Client {
+    let mut c = server.raw().expect("connect");
     let mut bytes = prefix.to_vec();
     bytes.extend(upgrade_request(&["X-Real-IP: 192.0.2.66"]));
-    c.send(&bytes);
-    let r = c.read_response();
-    assert_eq!(r.status, 101, "{prefix:?}: {r:?}");
-    c.register(nick);
+    c.upgrade_with(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", prefix.escape_ascii()));
+    c.register(nick).expect("registration");
     c
 }
 
@@ -163,24 +173,23 @@ fn hostile_proxy_headers_get_nothing_and_are_logged_and_counted() {
         ),
     ];
     for (bytes, text) in &cases {
-        let mut c = server.raw();
+        let mut c = server.raw().expect("connect");
         // A peer may have closed before all of it was written.
         let _ = c.write(bytes);
-        let r = c.frames_until_eof();
-        assert!(r.is_empty(), "{text}: frames {r:?}");
+        assert_closed_silently(&mut c, text);
         server.wait_log(&format!("the refusal: {text}"), |l| {
             l.contains("PROXY header refused") && l.contains(text)
         });
     }
     // From a peer outside proxyranges.
-    let mut c = RawConn::over(connect_from(ip(9), server.ws_port));
-    c.send(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
-    assert!(c.frames_until_eof().is_empty());
+    let mut c = Client::raw(Some(ip(9)), server.ws_port).expect("connect from 127.0.0.9");
+    let _ = c.write(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
+    assert_closed_silently(&mut c, "a header from outside proxyranges");
     server.wait_log("the refusal of an untrusted peer's header", |l| {
         l.contains("PROXY header refused: a PROXY header from a peer outside proxyranges")
     });
     let mut o = oper(&server);
-    let stats = o.stats_w();
+    let stats = o.stats_w().expect("STATS W");
     for (_, text) in &cases {
         assert!(
             stats.iter().any(|l| l.contains("refused PROXY header")
@@ -197,9 +206,9 @@ fn hostile_proxy_headers_get_nothing_and_are_logged_and_counted() {
     // A PROXY header where none is expected (proxyprotocol off) gets no HTTP reply.
     let off =
         Server::start(Conf::new(Module::Ours).websocket(&format!(r#"proxyranges="{PROXY_ADDR}""#)));
-    let mut c = off.raw();
-    c.send(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
-    assert!(c.frames_until_eof().is_empty());
+    let mut c = off.raw().expect("connect");
+    let _ = c.write(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
+    assert_closed_silently(&mut c, "a header with proxyprotocol off");
     off.wait_log("the refusal of a header with proxyprotocol off", |l| {
         l.contains("PROXY header refused: a PROXY header, but <websocket:proxyprotocol> is off")
     });
@@ -251,7 +260,7 @@ fn malformed_forwarded_and_proto_headers_get_400() {
         ),
     ];
     for (headers, words) in cases {
-        let r = http_exchange(server.ws_port, &upgrade_request(headers));
+        let r = http_exchange(server.ws_port, &upgrade_request(headers)).expect("the answer");
         assert_eq!(r.status, 400, "{headers:?}: {r:?}");
         assert!(r.body_str().contains(words), "{headers:?}: {r:?}");
     }
@@ -262,7 +271,8 @@ fn malformed_forwarded_and_proto_headers_get_400() {
             "Forwarded: for=\"[2001:db8::7]:4711\";proto=https",
             "X-Forwarded-Proto: https",
         ]),
-    );
+    )
+    .expect("the answer");
     assert_eq!(ok.status, 101, "{ok:?}");
 }
 
@@ -270,10 +280,10 @@ fn malformed_forwarded_and_proto_headers_get_400() {
 #[test]
 fn a_slow_proxy_header_is_ended_by_the_registration_timeout() {
     let server = Server::start(behind_proxy_protocol().connect_attrs(r#"timeout="3""#));
-    let mut c = server.raw();
+    let mut c = server.raw().expect("connect");
     let start = Instant::now();
-    c.send(b"PROXY TCP4 203.0.113.");
-    assert!(c.frames_until_eof().is_empty());
+    c.send(b"PROXY TCP4 203.0.113.").expect("send");
+    assert_closed_silently(&mut c, "an incomplete header");
     let waited = start.elapsed();
     assert!(
         waited >= Duration::from_secs(2),
@@ -312,15 +322,15 @@ fn the_v2_ssl_tlv_makes_a_secure_user() {
     );
     // The secure web user opens the channel and makes it +z (every member must be
     // secure for that).
-    secure.send_text("JOIN #secure");
-    secure.send_text("MODE #secure +z");
-    secure.expect_frame("+z set", |f| {
-        let l = show(&f.payload);
-        l.contains("MODE #secure") && l.contains("+z")
-    });
+    secure.join("#secure").expect("JOIN");
+    secure.send_line("MODE #secure +z").expect("send MODE");
+    secure
+        .expect_str("+z set", |l| l.contains("MODE #secure") && l.contains("+z"))
+        .expect("+z set");
     for c in [&mut plain, &mut silent] {
-        c.send_text("JOIN #secure");
-        c.expect_frame("489 (secure channel)", |f| is_numeric(&f.payload, "489"));
+        c.send_line("JOIN #secure").expect("send JOIN");
+        c.expect_line("489 (secure channel)", |l| is_numeric(l, "489"))
+            .expect("489");
     }
 }
 
@@ -498,10 +508,10 @@ fn haproxy_health_checks_mark_the_server_up_then_down() {
     state("UP", "L7OK");
     // More checks than connectban's threshold have been answered by now.
     // The oper comes from an address of its own: connectban counts only the balancer's.
-    let mut o = irc_from(ip(3), server.irc_port, "oper");
-    o.oper();
+    let mut o = irc_from(ip(3), server.irc_port, "oper").expect("the oper's connection");
+    o.oper().expect("OPER");
     let answered = wait_for_health_checks(&mut o, 5);
-    let stats = o.stats_w();
+    let stats = o.stats_w().expect("STATS W");
     assert!(!stats.iter().any(|l| l.contains("refused")), "{stats:#?}");
     assert!(answered >= 5);
     assert!(
@@ -519,10 +529,10 @@ fn haproxy_health_checks_mark_the_server_up_then_down() {
 }
 
 /// Waits until `/STATS W` reports at least `n` health checks; returns the count.
-fn wait_for_health_checks(o: &mut IrcClient, n: u64) -> u64 {
+fn wait_for_health_checks(o: &mut Client, n: u64) -> u64 {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let stats = o.stats_w();
+        let stats = o.stats_w().expect("STATS W");
         let count = stats
             .iter()
             .find_map(|l| l.strip_prefix("WebSocket health checks answered: "))

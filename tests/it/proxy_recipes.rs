@@ -42,7 +42,7 @@ fn wss_user(port: u16, src: Ipv4Addr, nick: &str, cert: &Path) -> WsClient {
             describe_ws_error(&e)
         )
     });
-    c.register(nick);
+    c.register(nick).expect("registration");
     c
 }
 
@@ -80,7 +80,7 @@ fn ws_proxying(ws: u16) -> String {
 }
 
 /// WHOIS by `o` shows each user with its address and (671) whether it is secure.
-fn assert_whois(o: &mut IrcClient, users: &[(&str, Ipv4Addr, bool)]) {
+fn assert_whois(o: &mut Client, users: &[(&str, Ipv4Addr, bool)]) {
     for &(nick, address, is_secure) in users {
         assert_eq!(
             whois_address_and_secure(o, nick),
@@ -92,11 +92,13 @@ fn assert_whois(o: &mut IrcClient, users: &[(&str, Ipv4Addr, bool)]) {
 
 /// `c` joins `#secure`; the line that answered (its JOIN, or 489: a secure channel).
 fn try_join_secure(c: &mut WsClient) -> String {
-    c.send_line("JOIN #secure");
+    c.send_line("JOIN #secure").expect("send JOIN");
     let nick = c.nick.clone();
-    let answer = c.expect(&format!("{nick}'s JOIN of #secure or 489"), |l| {
-        show(l).contains(" JOIN ") || is_numeric(l, "489")
-    });
+    let answer = c
+        .expect_msg(&format!("{nick}'s JOIN of #secure or 489"), |l| {
+            show(l).contains(" JOIN ") || is_numeric(l, "489")
+        })
+        .expect("the answer to JOIN");
     show(&answer.into_data())
 }
 
@@ -107,13 +109,13 @@ fn secure_channel(
     admitted: &mut [&mut WsClient],
     refused: &mut [&mut WsClient],
 ) {
-    owner.send_line("JOIN #secure");
-    owner.expect("own JOIN", |l| show(l).contains(" JOIN "));
-    owner.send_line("MODE #secure +z");
-    owner.expect("+z set", |l| {
-        let l = show(l);
-        l.contains(" MODE #secure ") && l.contains("+z")
-    });
+    owner.join("#secure").expect("JOIN");
+    owner.send_line("MODE #secure +z").expect("send MODE");
+    owner
+        .expect_str("+z set", |l| {
+            l.contains(" MODE #secure ") && l.contains("+z")
+        })
+        .expect("+z set");
     for c in admitted.iter_mut() {
         let answer = try_join_secure(c);
         assert!(
