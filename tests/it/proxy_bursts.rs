@@ -10,6 +10,7 @@
 
 use crate::common::deploy::*;
 use crate::common::*;
+use crate::config_lifecycle::rehash;
 use crate::deployment::{clones_local, concurrent_users, handshakes_in_flight};
 
 /// The one class, limited.
@@ -44,19 +45,6 @@ fn burst_warnings(server: &Server) -> Vec<String> {
     server.log_lines(is_burst_warning)
 }
 
-/// REHASH by an oper (from an address of its own, outside the limited classes' counts
-/// of the proxy), once the server has rehashed.
-fn rehash(oper: &mut Client) {
-    oper.send_line("REHASH").expect("send REHASH");
-    oper.expect_line("382 (rehashing)", |l| is_numeric(l, "382"))
-        .expect("382");
-    oper.expect_str("rehash finished notice", |l| {
-        l.contains("NOTICE") && l.contains("rehashed server")
-    })
-    .expect("the rehash notice");
-    oper.sync("after-rehash").expect("sync");
-}
-
 /// The warning at startup names the proxy, the class and its limits and both fixes; it
 /// comes again at every rehash while that holds, and not once either fix is in place.
 #[test]
@@ -75,7 +63,7 @@ fn the_module_warns_when_the_proxy_limits_are_checked_at_accept() {
     eprintln!("the warning: {warning}");
     let mut o = irc_from(ip(3), server.irc_port, "oper").expect("the oper's connection");
     o.oper().expect("OPER");
-    rehash(&mut o);
+    let _ = rehash(&mut o);
     assert_eq!(
         burst_warnings(&server).len(),
         2,
@@ -90,7 +78,7 @@ fn the_module_warns_when_the_proxy_limits_are_checked_at_accept() {
         ("a proxy class", conf("", &proxy_class())),
     ] {
         server.rewrite_config(fixed);
-        rehash(&mut o);
+        let _ = rehash(&mut o);
         assert_eq!(
             burst_warnings(&server).len(),
             2,
