@@ -60,5 +60,8 @@ mod handshake;
 mod irc_framework;
 mod ping_timer;
 mod proxy;
+mod proxy_bursts;
+mod proxy_protocol;
+mod proxy_recipes;
 mod subprotocols;
 mod tls;
