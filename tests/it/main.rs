@@ -48,5 +48,6 @@ mod handshake;
 mod irc_framework;
 mod ping_timer;
 mod proxy;
+mod smoke;
 mod subprotocols;
 mod tls;

@@ -79,8 +79,34 @@ impl Install {
         }
     }
 
+    /// InspIRCd built from source and installed under `prefix` (`./configure
+    /// --prefix=...`: `bin/inspircd`, `modules/`), as `tools/inspircd-source/source.sh
+    /// server` does; the dialect from the major version the binary reports.
+    pub fn source_built(prefix: &Path) -> Result<Install, String> {
+        let binary = prefix.join("bin/inspircd");
+        let out = Command::new(&binary)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("InspIRCd not found at {}: {e}", binary.display()))?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let dialect = Dialect::from_version(&version).ok_or_else(|| {
+            format!(
+                "{} --version said {version:?}: not an InspIRCd this kit speaks to (3 or 4)",
+                binary.display()
+            )
+        })?;
+        Ok(Install {
+            binary,
+            loader: Vec::new(),
+            modules: prefix.join("modules"),
+            dialect,
+        })
+    }
+
     /// The server `INSPIRCD` names: `3` (or unset) for Debian 12's InspIRCd 3, `4` for
-    /// Debian 13's InspIRCd 4 in `INSPIRCD4_DIR` (default [`DEFAULT_INSPIRCD4_DIR`]).
+    /// Debian 13's InspIRCd 4 in `INSPIRCD4_DIR` (default [`DEFAULT_INSPIRCD4_DIR`]),
+    /// `source` for one built from source and installed under `INSPIRCD_PREFIX`
+    /// ([`Install::source_built`]).
     pub fn from_env() -> Result<Install, String> {
         match std::env::var("INSPIRCD").as_deref() {
             Err(_) | Ok("") | Ok("3") => Ok(Install::default()),
@@ -97,7 +123,16 @@ impl Install {
                 }
                 Ok(install)
             }
-            Ok(other) => Err(format!("INSPIRCD={other}: say INSPIRCD=3 or INSPIRCD=4")),
+            Ok("source") => {
+                let prefix = std::env::var_os("INSPIRCD_PREFIX").ok_or(
+                    "INSPIRCD=source needs INSPIRCD_PREFIX, where InspIRCd is installed \
+                     (tools/inspircd-source/source.sh server SOURCE prints it)",
+                )?;
+                Install::source_built(Path::new(&prefix))
+            }
+            Ok(other) => Err(format!(
+                "INSPIRCD={other}: say INSPIRCD=3, INSPIRCD=4 or INSPIRCD=source"
+            )),
         }
     }
 
