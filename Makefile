@@ -90,7 +90,7 @@ $(error INSPIRCD=$(INSPIRCD): say INSPIRCD=3 or INSPIRCD=4)
 endif
 # What build.rs reads; set for the module's build only (not exported, so that a sub-make
 # for the other server starts from its own defaults).
-BUILD_ENV = INSPIRCD_SOURCE=$(INSPIRCD_TREE) INSPIRCD_INCLUDE_DIR=$(INSPIRCD_INCLUDE_DIR) INSPIRCD_FMT_DIR=$(INSPIRCD_FMT_DIR) CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
+BUILD_ENV = $(if $(INSPIRCD_TREE),INSPIRCD_SOURCE=$(INSPIRCD_TREE)) INSPIRCD_INCLUDE_DIR=$(INSPIRCD_INCLUDE_DIR) INSPIRCD_FMT_DIR=$(INSPIRCD_FMT_DIR) CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
 # INSPIRCD also tells the test tools (the integration tests, soak, loadbench) which
 # server to run.
 export INSPIRCD
