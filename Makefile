@@ -7,8 +7,12 @@
 #                   the module and an example configuration in the foreground
 #   make test       install missing Debian packages, build for both servers, run every
 #                   test (cargo test with InspIRCd 3, the integration suite again with
-#                   InspIRCd 4, the test kit's own tests, then the Autobahn conformance
-#                   suite, compression groups included)
+#                   InspIRCd 4, then on InspIRCd built from INSPIRCD_SOURCE and
+#                   INSPIRCD_SMOKE_SOURCES if given, the test kit's own tests, then the
+#                   Autobahn conformance suite, compression groups included); it ends
+#                   with the servers it ran and those it skipped
+#   make intree INSPIRCD_SOURCE=TREE  put the module into an InspIRCd source tree for
+#                   InspIRCd's own ./configure and make install (intree/)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
 #                   one vs plain TCP in the same InspIRCd, in CPU seconds and then in
 #                   instructions under callgrind (about 10 minutes; 2 cores)
@@ -19,8 +23,9 @@
 #   make dist       the source tarball, target/dist/inspircd-websocket-VERSION.tar.xz, with
 #                   the crates vendored: builds with `make` and no network access
 #   make package-test  the tarball and the Debian packages (debian/) for Debian 12
-#                   (InspIRCd 3.15) and 13 (4.7), each checked with lintian, built
-#                   offline, installed into a clean root of its release and run
+#                   (InspIRCd 3.15) and 13 (4.7), each built offline with Debian's Rust
+#                   in a clean root of its release, checked with lintian, installed into
+#                   a clean root of its release and run
 #                   (tools/package/test.sh; needs root, mmdebstrap, debhelper, lintian)
 #   make clean
 #
@@ -189,15 +194,19 @@ run: packages
 # The integration suite (tests/it) runs once per server; the rest does not touch one.
 # InspIRCd built from source (INSPIRCD_SOURCE, INSPIRCD_SMOKE_SOURCES): after the Debian
 # servers; tools/inspircd-source/test.sh says which ran and which were skipped, and why.
+SERVERS_TESTED := $(CURDIR)/target/servers-tested.txt
 test: packages
 	$(MAKE) all INSPIRCD=3 INSPIRCD_SOURCE=
 	$(MAKE) all INSPIRCD=4 INSPIRCD_SOURCE=
+	@mkdir -p target && : > $(SERVERS_TESTED)
 	INSPIRCD=3 $(CARGO) test
+	@echo "ran: $$(sed -n 's/^#define INSPIRCD_VERSION "\(.*\)"/\1/p' /usr/include/inspircd/config.h) (Debian 12): the whole integration suite, this module and the stock one" >> $(SERVERS_TESTED)
 	INSPIRCD=4 $(CARGO) test --test it
-	$(MAKE) test-source
+	@echo "ran: InspIRCd $$(cat $(INSPIRCD4_READY)) (Debian 13): the whole integration suite, this module and the stock one" >> $(SERVERS_TESTED)
+	SERVERS_TESTED=$(SERVERS_TESTED) $(MAKE) test-source
 	$(CARGO) test -p testkit --lib
 	./conformance/run.sh --ci
-	@cat target/servers-tested.txt
+	@echo; echo "Servers:"; cat $(SERVERS_TESTED)
 
 # The suite on InspIRCd built from INSPIRCD_SOURCE, the in-tree build of that source, a
 # smoke test on each of INSPIRCD_SMOKE_SOURCES (tools/inspircd-source/test.sh).

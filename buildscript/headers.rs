@@ -87,14 +87,19 @@ impl Headers {
         }
     }
 
-    /// The files whose change must rebuild the shim.
+    /// What must rebuild the shim when it changes: the include directory (cargo looks
+    /// at every file in it, so a config.h that configure adds later counts), and what
+    /// a generated config.h was made from (not that file itself, which this build
+    /// writes, so that cargo would always find it newer than the build).
     pub fn inputs(&self) -> Vec<PathBuf> {
-        let mut inputs = vec![
-            self.config_dir.join("config.h"),
-            self.include_dir.join("iohook.h"),
-            self.include_dir.join("moduledefs.h"),
-        ];
-        inputs.extend(self.fmt_dir.iter().map(|d| d.join("fmt/format.h")));
+        let mut inputs = vec![self.include_dir.clone()];
+        if self.config_dir != self.include_dir {
+            if let Some(tree) = self.include_dir.parent() {
+                inputs.push(tree.join("make/template/config.h"));
+                inputs.push(tree.join("src/version.sh"));
+            }
+        }
+        inputs.extend(self.fmt_dir.iter().map(|d| d.join("fmt")));
         inputs
     }
 
