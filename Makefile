@@ -63,7 +63,7 @@ INSPIRCD_TREE := $(if $(wildcard $(INSPIRCD_SOURCE)/src/version.sh),$(abspath $(
 ifeq ($(INSPIRCD_TREE),)
 $(error INSPIRCD_SOURCE=$(INSPIRCD_SOURCE) is neither an InspIRCd source tree nor a tarball of one)
 endif
-SOURCE_BUILD := target/$(notdir $(INSPIRCD_TREE))
+SOURCE_BUILD ?= target/$(notdir $(INSPIRCD_TREE))
 INSPIRCD_INCLUDE_DIR ?= $(INSPIRCD_TREE)/include
 # Every source tree builds in one cargo target directory (a switch of tree rebuilds the
 # C++ side and the crate, not its dependencies); the staticlib is copied out per tree

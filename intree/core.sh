@@ -15,5 +15,7 @@ tree=${SOURCEPATH:?run by InspIRCd make, which sets SOURCEPATH}
 target_dir=${CARGO_TARGET_DIR:-${BUILDPATH:?run by InspIRCd make, which sets BUILDPATH}/inspircd-websocket}
 # InspIRCd's make flags and jobserver are not for this make.
 unset MAKEFLAGS MFLAGS MAKELEVEL
-make -C "$project" --no-print-directory staticlib INSPIRCD_SOURCE="$tree" CARGO_TARGET_DIR="$target_dir" >&2
-make -C "$project" --no-print-directory -s link-flags INSPIRCD_SOURCE="$tree" CARGO_TARGET_DIR="$target_dir"
+# Everything it writes goes there too (SOURCE_BUILD: the staticlib for this tree).
+set -- INSPIRCD_SOURCE="$tree" CARGO_TARGET_DIR="$target_dir" SOURCE_BUILD="$target_dir/module"
+make -C "$project" --no-print-directory staticlib "$@" >&2
+make -C "$project" --no-print-directory -s link-flags "$@"

@@ -49,6 +49,6 @@ mod irc_framework;
 mod ping_timer;
 mod proxy;
 mod smoke;
-mod stock_4_11;
 mod subprotocols;
 mod tls;
+mod upstream_changes;
