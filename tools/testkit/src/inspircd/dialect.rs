@@ -63,10 +63,12 @@ impl Dialect {
         }
     }
 
-    /// What the console says once every listener is up.
+    /// What the console says once every listener is up: "InspIRCd is now running as
+    /// 'name'[SID]" up to 4.11, "InspIRCd-4.11.0 [PID n] is now running as name [SID]"
+    /// on the 4.x branch after it.
     pub fn running_banner(self) -> &'static str {
         match self {
-            Dialect::V3 | Dialect::V4 => "InspIRCd is now running",
+            Dialect::V3 | Dialect::V4 => " is now running as ",
         }
     }
 
