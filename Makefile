@@ -5,7 +5,8 @@
 #   make install    install it (DESTDIR, MODULEDIR)
 #   make run        install missing Debian packages, build, start a real InspIRCd with
 #                   the module and an example configuration in the foreground
-#   make test       install missing Debian packages, build for both servers, run every
+#   make lint       cargo fmt --check and clippy -D warnings (Cargo.toml's [lints])
+#   make test       install missing Debian packages, lint, build for both servers, run every
 #                   test (cargo test with InspIRCd 3, the integration suite again with
 #                   InspIRCd 4, then on InspIRCd built from INSPIRCD_SOURCE and
 #                   INSPIRCD_SMOKE_SOURCES if given, the test kit's own tests, then the
@@ -191,11 +192,19 @@ run: packages
 	$(MAKE) all
 	$(RUN_SERVER) WS_MODULE=$(CURDIR)/$(MODULE) ./example/run.sh $(RUN_IRC_PORT) $(RUN_WS_PORT) $(RUN_PAGE_PORT)
 
+# Formatting and lints first (Cargo.toml's [lints], clippy.toml): they fail fast.
+.PHONY: lint
+lint:
+	$(CARGO) fmt --all -- --check
+	$(BUILD_ENV) $(CARGO) clippy --all-targets --workspace $(CARGO_BUILD_FLAGS) -- -D warnings
+
 # The integration suite (tests/it) runs once per server; the rest does not touch one.
 # InspIRCd built from source (INSPIRCD_SOURCE, INSPIRCD_SMOKE_SOURCES): after the Debian
 # servers; tools/inspircd-source/test.sh says which ran and which were skipped, and why.
+# (lint first, as for the Debian 12 server whatever INSPIRCD_SOURCE says.)
 SERVERS_TESTED := $(CURDIR)/target/servers-tested.txt
 test: packages
+	$(MAKE) lint INSPIRCD=3 INSPIRCD_SOURCE=
 	$(MAKE) all INSPIRCD=3 INSPIRCD_SOURCE=
 	$(MAKE) all INSPIRCD=4 INSPIRCD_SOURCE=
 	@mkdir -p target && : > $(SERVERS_TESTED)

@@ -1,5 +1,5 @@
-//! Compiles the cxx bridge and the C++ shim against the InspIRCd headers it is pointed
-//! at into the staticlib; the Makefile links that into m_websocket.so.
+//! Compiles the `cxx` bridge and the C++ shim against the InspIRCd headers it is pointed
+//! at into the staticlib; the Makefile links that into `m_websocket.so`.
 //!
 //! - `INSPIRCD_SOURCE`: an InspIRCd source tree, configured or not (its `include/` and,
 //!   for InspIRCd 4, its `vendor/` {fmt}); buildscript/headers.rs says how an
@@ -15,6 +15,9 @@
 //! A module is built for one minor version of InspIRCd: the ABI number it exports comes
 //! from these headers (`MODULE_INIT`), and the server refuses any other. Which hook API
 //! the headers declare is found by compiling (buildscript/api_probe.rs).
+
+// A build script reports its failures on stderr, which cargo shows.
+#![allow(clippy::print_stderr)]
 
 #[path = "buildscript/api_probe.rs"]
 mod api_probe;

@@ -22,6 +22,18 @@
 //! each target is met: unmasking >= 50% of memcpy throughput, UTF-8 >= 10 GB/s,
 //! framing a 100-byte line < 20 ns.
 
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: clippy's default set; a broken expectation fails the run loudly"
+)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,6 +10,18 @@
 //! occasional URL, a nick addressed at the start and punctuation: chat lines of about
 //! 40 characters on average. One receiver's view: every line of the burst, in order.
 
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: clippy's default set; a broken expectation fails the run loudly"
+)]
+
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -259,8 +259,10 @@ WebSocketHook::WebSocketHook(const compat::ProviderRef& prov, StreamSocket* sock
 
 void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason)
 {
-	const std::string from = sock->type == StreamSocket::SS_USER ? compat::RealMask(static_cast<UserIOHandler*>(sock)->user) : "server link";
-	compat::Log("Closing connection from " + from + ": " + reason);
+	const bool is_user = sock->type == StreamSocket::SS_USER;
+	static const std::string none;
+	const std::string& from = is_user ? compat::RealMask(static_cast<UserIOHandler*>(sock)->user) : none;
+	compat::Log(ToStd(closing_log_line(Bytes(from), is_user, Bytes(reason))));
 	sock->DoWrite();
 	sock->SetError(reason);
 }
@@ -275,15 +277,12 @@ bool WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
 	if (upgrade.has_origin)
 		provider->origin.Set(user, ToStd(upgrade.origin));
 	if (!upgrade.proxy_warning.empty())
-		compat::Log("WARNING: " + ToStd(upgrade.proxy_warning));
-	if (upgrade.real_ip.empty())
-		return true;
-
+		compat::Log(ToStd(upgrade.proxy_warning));
 	irc::sockets::sockaddrs realsa(user->client_sa);
-	if (!WithAddress(realsa, upgrade.real_ip) || realsa == user->client_sa)
+	if (!WithAddress(realsa, upgrade.real_ip))
 		return true;
 
-	compat::Debug("Real address of " + compat::Address(user) + " from a trusted proxy: " + realsa.addr());
+	compat::Debug(ToStd(upgrade.real_ip_note));
 	provider->realhost.Set(user, user->GetRealHost());
 	provider->realip.Set(user, compat::Address(user));
 #if WSGATE_INSPIRCD4
@@ -337,8 +336,7 @@ compat::IOResult WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::stri
 		default:
 			break;
 	}
-	// The 101 or a pong, and lines the server queued during the handshake, can go now.
-	if (replied || result.upgrade.done)
+	if (replied || result.write_now)
 		SocketEngine::ChangeEventMask(sock, FD_ADD_TRIAL_WRITE);
 	return result.action == ReadAction::Deliver ? 1 : 0;
 }
@@ -347,7 +345,7 @@ compat::IOResult WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSo
 {
 	StreamSocket::SendQueue& mysendq = GetSendQ();
 	WebSocketHookProvider* const provider = Provider();
-	if (!session->send(uppersendq, provider->output))
+	if (session->send(uppersendq, provider->output) == WriteAction::Hold)
 	{
 		// Before the upgrade the server's lines wait in their queue.
 		return mysendq.empty() ? 0 : 1;
@@ -362,7 +360,7 @@ void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 	// StreamSocket::Close() has written what it could. If that includes the server's
 	// close frame, the socket waits for the client's (src/linger.rs); a TLS hook below
 	// this one means the client's bytes cannot be followed frame by frame.
-	if (GetSendQ().empty() && session->begin_linger(GetNextHook() != NULL, NowMs()))
+	if (session->begin_linger(GetNextHook() != NULL, GetSendQ().empty(), NowMs()))
 		Provider()->Linger(sock, session);
 }
 
@@ -391,18 +389,12 @@ void WebSocketHook::Keepalive(LocalUser* user)
 		user->eh.DoWrite();
 	if (!reason.empty())
 	{
-		compat::Log("Closing connection from " + compat::RealMask(user) + ": " + ToStd(reason));
+		compat::Log(ToStd(closing_log_line(Bytes(compat::RealMask(user)), true, Bytes(ToStd(reason)))));
 		compat::Users().QuitUser(user, ToStd(reason));
 	}
 }
 
 }
-
-/** The STATS letter for the module's counters; no stock InspIRCd 3 or 4 module uses it. */
-static const char STATS_LETTER = 'W';
-
-/** What MODULES and the module list show. */
-static const char DESCRIPTION[] = "Provides WebSocket (RFC 6455) client connections; a drop-in replacement for the stock websocket module with a Rust protocol core";
 
 /** Once a second: polls every WebSocket user's keepalive and the lingering sockets'
  * timeouts; the core decides.
@@ -414,7 +406,7 @@ class KeepaliveTimer : public Timer
 
  public:
 	KeepaliveTimer(Module* mod, wsgate::WebSocketHookProvider& prov)
-		: Timer(1, true)
+		: Timer(wsgate::poll_period_seconds(), true)
 		, module(mod)
 		, hookprov(prov)
 	{
@@ -468,7 +460,7 @@ class ModuleWebSocket
  public:
 	ModuleWebSocket()
 #if WSGATE_INSPIRCD4
-		: Module(VF_NONE, DESCRIPTION)
+		: Module(VF_NONE, ToStd(wsgate::module_description()))
 		, Stats::EventListener(this)
 #else
 		: Stats::EventListener(this)
@@ -524,7 +516,7 @@ class ModuleWebSocket
 			throw compat::Exception(this, error.what());
 		}
 		for (const rust::String& warning : warnings)
-			compat::Log("WARNING: " + ToStd(warning));
+			compat::Log(ToStd(warning));
 	}
 
 	void OnUserQuit(User* user, const std::string& message, const std::string& oper_message) override
@@ -558,7 +550,7 @@ class ModuleWebSocket
 
 	ModResult OnStats(Stats::Context& stats) override
 	{
-		if (stats.GetSymbol() != STATS_LETTER)
+		if (stats.GetSymbol() != static_cast<char>(wsgate::stats_letter()))
 			return MOD_RES_PASSTHRU;
 
 		for (const rust::String& line : hookprov->module->stats())
@@ -575,22 +567,20 @@ class ModuleWebSocket
 		const std::string* const origin = hookprov->origin.Get(target);
 		const std::string* const realhost = hookprov->realhost.Get(target);
 		const std::string* const realip = hookprov->realip.Get(target);
-		// Users on other servers are known by the synced items alone (as in InspIRCd
-		// 4); local ones also by their hook (a native client, not proxied, has no item).
-		if (!origin && !realhost && !realip && !HookOf(target))
-			return;
-
 		static const std::string none;
-		const bool proxied = realhost && realip;
-		const wsgate::WhoisGateway line = wsgate::whois_gateway(Bytes(origin ? *origin : none), origin != NULL,
-			Bytes(proxied ? *realhost : none), Bytes(proxied ? *realip : none), proxied);
-		whois.SendLine(RPL_WHOISGATEWAY, ToStd(line.host), ToStd(line.ip), ToStd(line.text));
+		const wsgate::WhoisGateway line = wsgate::whois_gateway(
+			Bytes(origin ? *origin : none), origin != NULL,
+			Bytes(realhost ? *realhost : none), realhost != NULL,
+			Bytes(realip ? *realip : none), realip != NULL,
+			HookOf(target) != NULL);
+		if (line.show)
+			whois.SendLine(RPL_WHOISGATEWAY, ToStd(line.host), ToStd(line.ip), ToStd(line.text));
 	}
 
 #if !WSGATE_INSPIRCD4
 	Version GetVersion() override
 	{
-		return Version(DESCRIPTION);
+		return Version(ToStd(wsgate::module_description()));
 	}
 #endif
 };

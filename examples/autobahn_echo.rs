@@ -14,6 +14,18 @@
 //! a client offers it (the module's negotiation and defaults otherwise), and echoes are
 //! compressed then. The I/O is plain blocking std::net, one thread per connection.
 
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: clippy's default set; a broken expectation fails the run loudly"
+)]
+
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

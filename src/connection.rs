@@ -9,8 +9,8 @@ use crate::config::Config;
 use crate::counters::Counters;
 use crate::handshake::SocketKind;
 use crate::irc::LineFramer;
-use crate::linger::Linger;
-use crate::session::{ReadReport, ServerClose, Session};
+use crate::linger::{Linger, SocketState};
+use crate::session::{Ending, ReadReport, ServerClose, Session};
 use crate::sink::ByteSink;
 
 /// One connection, counted in the module's [`Counters`].
@@ -21,6 +21,9 @@ pub struct Connection {
     upgraded: bool,
     /// While the socket lingers for the client's close frame.
     linger: Option<Linger>,
+    /// An ending the next [`Connection::poll_keepalive`] reports, for a failure found
+    /// where the shim cannot close the socket (inside a write).
+    quit_pending: Option<Ending>,
 }
 
 impl Drop for Connection {
@@ -48,12 +51,17 @@ impl Connection {
             counters,
             upgraded: false,
             linger: None,
+            quit_pending: None,
         }
     }
 
-    /// Gives up on the connection (after an internal error).
-    pub fn abandon(&mut self) {
-        self.session.abandon();
+    /// Gives up on the connection after a bug in the module, counted:
+    /// [`Session::fail_internally`].
+    pub fn fail_internally(&mut self, out: &mut impl ByteSink) -> Ending {
+        self.session.fail_internally(out);
+        let ending = Ending::InternalError;
+        self.counters.ended(&ending);
+        ending
     }
 
     /// [`Session::receive`], counted.
@@ -74,6 +82,12 @@ impl Connection {
             self.counters.ended(ending);
         }
         report
+    }
+
+    /// `ending` (already counted) is reported by the next
+    /// [`Connection::poll_keepalive`], which the shim quits the user on.
+    pub fn quit_at_next_poll(&mut self, ending: Ending) {
+        self.quit_pending = Some(ending);
     }
 
     /// One write round: frames every element of the server's send queue (`bytes` of
@@ -109,6 +123,9 @@ impl Connection {
     /// [`Session::poll_keepalive`], counted; the reason to quit with when the client
     /// did not answer.
     pub fn poll_keepalive(&mut self, now_ms: u64, out: &mut impl ByteSink) -> Option<String> {
+        if let Some(ending) = self.quit_pending.take() {
+            return Some(ending.reason());
+        }
         let ending = self.session.poll_keepalive(now_ms, out)?;
         self.counters.ended(&ending);
         Some(ending.reason())
@@ -116,8 +133,8 @@ impl Connection {
 
     /// The socket is about to close with all its output written: true when it should
     /// stay open, reading, for the client's close frame ([`crate::linger`]).
-    pub fn begin_linger(&mut self, opaque: bool, now_ms: u64) -> bool {
-        self.linger = Linger::begin(&mut self.session, &self.counters, opaque, now_ms);
+    pub fn begin_linger(&mut self, socket: SocketState, now_ms: u64) -> bool {
+        self.linger = Linger::begin(&mut self.session, &self.counters, socket, now_ms);
         self.linger.is_some()
     }
 

@@ -9,17 +9,22 @@ use std::collections::BTreeMap;
 use crate::handshake::{RejectReason, Subprotocol};
 use crate::session::Ending;
 
+/// The `/STATS` letter of [`Counters::report`]: no stock InspIRCd 3 or 4 module uses it.
+pub const STATS_LETTER: u8 = b'W';
+
 /// Handshakes accepted, refused and connections closed, by kind.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Accepted handshakes by subprotocol (`None`: no subprotocol, defaultmode used).
     accepted: RefCell<BTreeMap<Option<&'static str>, u64>>,
-    /// Refused handshakes by reason.
-    refused: RefCell<BTreeMap<RejectReasonKey, u64>>,
+    /// Refused handshakes by reason (in the order the reasons are declared).
+    refused: RefCell<BTreeMap<RejectReason, u64>>,
     /// Close frames the module sent because the client broke the protocol, by code.
     protocol_closes: RefCell<BTreeMap<u16, u64>>,
     /// Close frames clients sent, by code (`None`: no code).
     client_closes: RefCell<BTreeMap<Option<u16>, u64>>,
+    /// Connections closed after a bug in the module (1011).
+    internal_errors: Cell<u64>,
     /// Upgrades that negotiated permessage-deflate.
     compressed: Cell<u64>,
     /// Connections upgraded and not yet gone.
@@ -35,28 +40,6 @@ pub struct Counters {
 
 fn increment(cell: &Cell<u64>) {
     cell.set(cell.get().saturating_add(1));
-}
-
-/// Orders refusal reasons by their place in [`RejectReason::ALL`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct RejectReasonKey(usize);
-
-impl RejectReasonKey {
-    fn of(reason: RejectReason) -> RejectReasonKey {
-        RejectReasonKey(
-            RejectReason::ALL
-                .iter()
-                .position(|r| *r == reason)
-                .unwrap_or(0),
-        )
-    }
-
-    fn reason(self) -> RejectReason {
-        RejectReason::ALL
-            .get(self.0)
-            .copied()
-            .unwrap_or(RejectReason::NotHttp)
-    }
 }
 
 fn bump<K: Ord>(map: &RefCell<BTreeMap<K, u64>>, key: K) {
@@ -81,9 +64,10 @@ impl Counters {
     /// A connection ended as the core decided.
     pub fn ended(&self, ending: &Ending) {
         match ending {
-            Ending::Rejected(reason) => bump(&self.refused, RejectReasonKey::of(*reason)),
+            Ending::Rejected(reason) => bump(&self.refused, *reason),
             Ending::Failed(error) => bump(&self.protocol_closes, error.close_code().code()),
             Ending::ClientClosed { code } => bump(&self.client_closes, *code),
+            Ending::InternalError => increment(&self.internal_errors),
         }
     }
 
@@ -117,7 +101,8 @@ impl Counters {
         increment(&self.linger_refusals);
     }
 
-    /// One line per non-zero counter, then the number of open connections.
+    /// The `/STATS` lines: one per non-zero counter, then the number of open
+    /// connections, each starting "WebSocket ".
     pub fn report(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (protocol, count) in self.accepted.borrow().iter() {
@@ -130,8 +115,7 @@ impl Counters {
                 self.compressed.get()
             ));
         }
-        for (key, count) in self.refused.borrow().iter() {
-            let reason = key.reason();
+        for (reason, count) in self.refused.borrow().iter() {
             lines.push(format!(
                 "refused {} ({}): {count}",
                 reason.status(),
@@ -147,7 +131,11 @@ impl Counters {
                 None => lines.push(format!("closed by client without a code: {count}")),
             }
         }
-        let linger = [
+        let events = [
+            (
+                "closed by server after an internal error",
+                self.internal_errors.get(),
+            ),
             ("close replies awaited now", self.lingering.get()),
             ("close replies timed out", self.linger_timeouts.get()),
             (
@@ -155,11 +143,14 @@ impl Counters {
                 self.linger_refusals.get(),
             ),
         ];
-        for (what, count) in linger.into_iter().filter(|(_, count)| *count > 0) {
+        for (what, count) in events.into_iter().filter(|(_, count)| *count > 0) {
             lines.push(format!("{what}: {count}"));
         }
         lines.push(format!("open connections: {}", self.open()));
         lines
+            .into_iter()
+            .map(|line| format!("WebSocket {line}"))
+            .collect()
     }
 }
 
@@ -170,7 +161,10 @@ mod tests {
 
     #[test]
     fn fresh_counters_report_only_open_connections() {
-        assert_eq!(Counters::default().report(), vec!["open connections: 0"]);
+        assert_eq!(
+            Counters::default().report(),
+            vec!["WebSocket open connections: 0"]
+        );
     }
 
     #[test]
@@ -187,14 +181,14 @@ mod tests {
         assert_eq!(
             counters.report(),
             vec![
-                "accepted none (defaultmode): 1",
-                "accepted text.ircv3.net: 2",
-                "accepted with permessage-deflate: 1",
-                "refused 403 (HTTP request from a non-whitelisted origin): 1",
-                "closed by server with 1002: 1",
-                "closed by client without a code: 1",
-                "closed by client with 1000: 1",
-                "open connections: 2",
+                "WebSocket accepted none (defaultmode): 1",
+                "WebSocket accepted text.ircv3.net: 2",
+                "WebSocket accepted with permessage-deflate: 1",
+                "WebSocket refused 403 (HTTP request from a non-whitelisted origin): 1",
+                "WebSocket closed by server with 1002: 1",
+                "WebSocket closed by client without a code: 1",
+                "WebSocket closed by client with 1000: 1",
+                "WebSocket open connections: 2",
             ]
         );
     }

@@ -7,6 +7,10 @@
 //! life. A client that sends nothing for a further `pinginterval` after the ping is
 //! considered gone.
 
+/// How often the shim polls every connection's keepalive (and the lingering sockets'
+/// timeouts), in seconds: the resolution of `pinginterval` and `closetimeout`.
+pub const POLL_PERIOD_SECONDS: u32 = 1;
+
 /// What the caller should do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeepaliveAction {
@@ -26,7 +30,7 @@ pub struct Keepalive {
     last_sent_ms: u64,
     /// Something was sent since the last [`Keepalive::poll`]. The write path has no
     /// clock and is the hottest path of a busy channel, so a send only sets this flag;
-    /// the next poll (about once a second) takes it as the time of the send.
+    /// the next poll ([`POLL_PERIOD_SECONDS`]) takes it as the time of the send.
     sent_since_poll: bool,
     /// When the unanswered ping went out.
     ping_sent_ms: Option<u64>,
@@ -63,13 +67,12 @@ impl Keepalive {
         let idle = |since: u64| now_ms.saturating_sub(since) >= self.interval_ms;
         match self.ping_sent_ms {
             Some(sent) if idle(sent) => KeepaliveAction::TimedOut,
-            Some(_) => KeepaliveAction::Idle,
             None if idle(self.last_heard_ms) || idle(self.last_sent_ms) => {
                 self.ping_sent_ms = Some(now_ms);
                 self.last_sent_ms = now_ms;
                 KeepaliveAction::Ping
             }
-            None => KeepaliveAction::Idle,
+            Some(_) | None => KeepaliveAction::Idle,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The core does no I/O, reads no clock and knows nothing of InspIRCd; the C++ shim in
 //! `cpp/` moves bytes between InspIRCd's queues and a [`session::Session`] through the
-//! cxx bridge in `ffi.rs`, and acts on what the session reports.
+//! cxx bridge in `ffi/`, and acts on what the session reports.
 //!
 //! # Data flow
 //!
@@ -33,7 +33,21 @@
 //! - [`irc`]: one message is one IRC line, both ways.
 //! - [`keepalive`]: pings to idle clients; [`linger`]: waiting for the client's close.
 //! - [`connection`]: a session as the module keeps it, with its counters.
+//! - [`log_line`], [`whois`]: what the module says in the log and to opers.
 //! - [`sink`]: where output bytes go (a `Vec<u8>` in tests, a `std::string` in the module).
+
+// Unit tests build their inputs with casts whose range they know.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
+    )
+)]
+
+/// What MODULES and the module list say the module is.
+pub const MODULE_DESCRIPTION: &str = "Provides WebSocket (RFC 6455) client connections; a drop-in replacement for the stock websocket module with a Rust protocol core";
 
 pub mod compression;
 pub mod config;
@@ -44,11 +58,19 @@ pub mod handshake;
 pub mod irc;
 pub mod keepalive;
 pub mod linger;
+pub mod log_line;
 pub mod origin;
 pub mod protocol_error;
 pub mod proxy;
 pub mod session;
 pub mod sink;
+pub mod whois;
 mod wildcard;
 
+#[expect(
+    clippy::unnecessary_box_returns,
+    clippy::fn_params_excessive_bools,
+    reason = "cxx hands Rust objects to C++ in a Box, and has no Option of a slice: a \
+              flag says whether each optional value is there"
+)]
 mod ffi;

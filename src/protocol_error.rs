@@ -30,6 +30,9 @@ pub enum ProtocolError {
     /// A 64-bit length must have its top bit clear; no message could be that long.
     #[error("frame length with the most significant bit set")]
     LengthTopBit,
+    /// A payload length in a longer form than it needs (e.g. 5 in the 16-bit form).
+    #[error("frame length not in its shortest form")]
+    NonMinimalLength,
     /// A continuation frame arrived with no message to continue.
     #[error("continuation frame with no message to continue")]
     NothingToContinue,
@@ -89,6 +92,7 @@ impl ProtocolError {
             | ProtocolError::Unmasked
             | ProtocolError::ControlTooLong
             | ProtocolError::ControlFragmented
+            | ProtocolError::NonMinimalLength
             | ProtocolError::NothingToContinue
             | ProtocolError::MessageUnfinished
             | ProtocolError::InvalidCloseCode
@@ -106,6 +110,7 @@ mod tests {
         for (error, code) in [
             (ProtocolError::Unmasked, 1002),
             (ProtocolError::UnknownOpcode(3), 1002),
+            (ProtocolError::NonMinimalLength, 1002),
             (ProtocolError::InvalidCloseCode, 1002),
             (ProtocolError::InvalidUtf8, 1007),
             (ProtocolError::InvalidCloseReason, 1007),

@@ -125,7 +125,7 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 /// that only sets `X-Real-IP` passes a client's `X-Forwarded-For` through. Naming the
 /// header the proxies set (as nginx's `real_ip_header` does) makes the other one
 /// irrelevant.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, strum::EnumIter)]
 pub enum ProxyHeader {
     /// Only `X-Real-IP` is read.
     RealIp,
@@ -146,16 +146,11 @@ impl ProxyHeader {
             ProxyHeader::Any => "any",
         }
     }
+}
 
-    /// Parses a configuration value (ASCII case-insensitive).
-    pub fn parse(value: &str) -> Option<ProxyHeader> {
-        [
-            ProxyHeader::RealIp,
-            ProxyHeader::ForwardedFor,
-            ProxyHeader::Any,
-        ]
-        .into_iter()
-        .find(|h| value.trim().eq_ignore_ascii_case(h.as_str()))
+impl crate::config::keys::Choice for ProxyHeader {
+    fn word(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -862,22 +857,12 @@ mod tests {
 
     #[test]
     fn proxyheader_values_parse_case_insensitively() {
-        assert_eq!(ProxyHeader::parse("X-Real-IP"), Some(ProxyHeader::RealIp));
-        assert_eq!(
-            ProxyHeader::parse(" x-forwarded-for "),
-            Some(ProxyHeader::ForwardedFor)
-        );
-        assert_eq!(ProxyHeader::parse("ANY"), Some(ProxyHeader::Any));
-        assert_eq!(ProxyHeader::parse("forwarded"), None);
-        let crate::config::keys::Kind::Choice(words) = crate::config::keys::PROXY_HEADER.kind
-        else {
-            panic!("proxyheader is a choice");
-        };
-        for &value in words {
-            assert_eq!(
-                ProxyHeader::parse(value).map(ProxyHeader::as_str),
-                Some(value)
-            );
-        }
+        use crate::config::keys::Choice;
+        let parse = ProxyHeader::from_word;
+        assert_eq!(parse("X-Real-IP"), Some(ProxyHeader::RealIp));
+        assert_eq!(parse(" x-forwarded-for "), Some(ProxyHeader::ForwardedFor));
+        assert_eq!(parse("ANY"), Some(ProxyHeader::Any));
+        assert_eq!(parse("forwarded"), None);
+        assert_eq!(ProxyHeader::words(), "x-real-ip, x-forwarded-for, any");
     }
 }

@@ -126,7 +126,7 @@ mod tests {
         set(&[pattern]).is_match(candidate.as_bytes())
     }
 
-    /// InspIRCd::Match with ascii_case_insensitive_map, written the slow obvious way
+    /// `InspIRCd::Match` with `ascii_case_insensitive_map`, written the slow obvious way
     /// (dynamic programming over bytes) as the oracle for the property tests.
     fn reference_match(pattern: &[u8], candidate: &[u8]) -> bool {
         let p: Vec<u8> = pattern.to_ascii_lowercase();

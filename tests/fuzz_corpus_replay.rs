@@ -2,6 +2,18 @@
 //! harness functions the cargo-fuzz targets run (`tests/fuzz_harness/mod.rs`), so the
 //! seeds and every reproducer saved there are checked by `cargo test` on stable Rust.
 
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: clippy's default set; a broken expectation fails the run loudly"
+)]
+
 mod fuzz_harness;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -8,6 +8,18 @@
 //! itself is 144 bytes; measured with valgrind massif, see the README). What the
 //! module itself chooses to keep is this Rust state plus the shim's 8-byte pointer.
 
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: clippy's default set; a broken expectation fails the run loudly"
+)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

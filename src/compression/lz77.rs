@@ -2,10 +2,10 @@
 //! against what this connection's client has inflated before (its window) and written
 //! as one fixed-Huffman block ([`super::fixed_huffman`]).
 //!
-//! Why by hand and not zlib: a zlib deflate stream keeps about 6 KB of Huffman-tree
+//! Why by hand and not zlib: a zlib deflate stream keeps kilobytes of Huffman-tree
 //! state on top of its window and hash, and builds dynamic trees at every flush, that
-//! is at every message: measured on 2026-12-01, 15.4 KB per connection and about 10 µs
-//! per 98-byte IRC line at window 11. IRC lines are too short for dynamic trees to
+//! is at every message, which cost far more memory per connection and time per line
+//! (docs/PERFORMANCE.md). IRC lines are too short for dynamic trees to
 //! repay their own header, so a fixed block loses little, and what a connection then
 //! keeps is its window and a small hash table. Only the server's own output takes this
 //! path; what clients send is inflated by zlib ([`super::zlib`]).
@@ -14,7 +14,9 @@
 //! zlib's fast levels): the next line's prefix (`:nick!ident@host PRIVMSG #channel :`)
 //! finds its last occurrence, and chat words their recent ones.
 
-use super::fixed_huffman::{stored_overhead, write_stored, FixedBlock, MAX_DISTANCE, MAX_MATCH};
+use super::fixed_huffman::{
+    stored_overhead, write_stored, FixedBlock, MatchDistance, MatchLength, MAX_DISTANCE, MAX_MATCH,
+};
 
 /// Bytes hashed to find a candidate; a match must be at least this long (deflate's
 /// own minimum is 3, but 3-byte matches rarely beat literals with fixed codes).
@@ -32,6 +34,13 @@ const ENTERED_PER_MATCH: usize = 4;
 /// The window is trimmed back to its size only once it has grown this much past it
 /// (a memmove per message otherwise), as a fraction of the window: 1/8.
 const TRIM_SLACK_SHIFT: u32 = 3;
+
+/// `len` bytes as a distance in the stream's wrapping 32-bit positions.
+fn stream_offset(len: usize) -> u32 {
+    #[expect(clippy::cast_possible_truncation, reason = "positions wrap at 2^32")]
+    let offset = len as u32;
+    offset
+}
 
 /// What the client's inflater holds of this connection's compressed messages.
 #[derive(Debug)]
@@ -97,7 +106,7 @@ impl MessageDeflater {
                     continue;
                 }
             }
-            block.back_reference(length, distance);
+            block.back_reference(MatchLength::new(length), MatchDistance::new(distance));
             let first_not_entered = at + if looked_ahead { 2 } else { 1 };
             let entered_end = (at + 1 + ENTERED_PER_MATCH)
                 .min(at + length)
@@ -105,7 +114,7 @@ impl MessageDeflater {
             self.enter(first_not_entered, entered_end);
             at += length;
         }
-        for &byte in self.history.get(at..end).unwrap_or_default() {
+        for &byte in self.history_between(at, end) {
             block.literal(byte);
         }
         block.finish();
@@ -119,7 +128,9 @@ impl MessageDeflater {
     /// Forgets everything sent so far: the next message refers to nothing before it
     /// (the client asked `server_no_context_takeover`).
     pub fn forget(&mut self) {
-        self.history_start = self.history_start.wrapping_add(self.history.len() as u32);
+        self.history_start = self
+            .history_start
+            .wrapping_add(stream_offset(self.history.len()));
         self.history.clear();
     }
 
@@ -130,32 +141,58 @@ impl MessageDeflater {
         if self.history.len() > self.window + slack {
             let dropped = self.history.len() - self.window;
             self.history.drain(..dropped);
-            self.history_start = self.history_start.wrapping_add(dropped as u32);
+            self.history_start = self.history_start.wrapping_add(stream_offset(dropped));
         }
         if self.history.capacity() > 2 * (self.window + slack) {
             self.history.shrink_to(self.window + slack);
         }
     }
 
-    #[inline(always)]
-    fn key_at(&self, at: usize) -> u32 {
-        match self.history.get(at..at + HASHED_BYTES) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => 0,
-        }
+    // Positions in this file come from the encoder's own loops over its history, never
+    // from the bytes in it: one past the history is a bug in those loops, and must panic
+    // (the bridge closes that connection) rather than hash or send made-up bytes.
+
+    /// The history from `from` to `to`.
+    #[expect(clippy::indexing_slicing, reason = "the encoder's own positions")]
+    fn history_between(&self, from: usize, to: usize) -> &[u8] {
+        &self.history[from..to]
     }
 
+    /// The [`HASHED_BYTES`] bytes at `at`, as one number.
+    #[expect(
+        clippy::inline_always,
+        reason = "called per byte; measured faster inlined"
+    )]
+    #[inline(always)]
+    fn key_at(&self, at: usize) -> u32 {
+        let mut key = [0; HASHED_BYTES];
+        key.copy_from_slice(self.history_between(at, at + HASHED_BYTES));
+        u32::from_le_bytes(key)
+    }
+
+    #[expect(clippy::indexing_slicing, reason = "the encoder's own positions")]
     fn byte_at(&self, at: usize) -> u8 {
-        self.history.get(at).copied().unwrap_or(0)
+        self.history[at]
+    }
+
+    /// The low 16 bits of `at`'s stream position: what the table keeps.
+    fn table_position(&self, at: usize) -> u16 {
+        #[expect(clippy::cast_possible_truncation, reason = "the low 16 bits are kept")]
+        let position = self.history_start.wrapping_add(stream_offset(at)) as u16;
+        position
     }
 
     /// Enters `at` in the table and returns the match its previous entry gives, if it
     /// is a real one of at least [`HASHED_BYTES`] within the window: (length, distance).
+    #[expect(
+        clippy::inline_always,
+        reason = "called per byte; measured faster inlined"
+    )]
     #[inline(always)]
     fn find(&mut self, at: usize, end: usize) -> Option<(usize, usize)> {
         let key = self.key_at(at);
         let slot = self.slot(key);
-        let position = self.history_start.wrapping_add(at as u32) as u16;
+        let position = self.table_position(at);
         let entry = self.head.get_mut(slot)?;
         let distance = usize::from(position.wrapping_sub(*entry));
         *entry = position;
@@ -171,6 +208,10 @@ impl MessageDeflater {
     }
 
     /// Fibonacci hashing: the key's top bits after a multiply by 2^32 / phi.
+    #[expect(
+        clippy::inline_always,
+        reason = "called per byte; measured faster inlined"
+    )]
     #[inline(always)]
     fn slot(&self, key: u32) -> usize {
         (key.wrapping_mul(0x9e37_79b1) >> self.hash_shift) as usize
@@ -180,7 +221,7 @@ impl MessageDeflater {
     fn enter(&mut self, from: usize, to: usize) {
         for at in from..to {
             let slot = self.slot(self.key_at(at));
-            let position = self.history_start.wrapping_add(at as u32) as u16;
+            let position = self.table_position(at);
             if let Some(entry) = self.head.get_mut(slot) {
                 *entry = position;
             }
@@ -192,13 +233,13 @@ impl MessageDeflater {
     /// Eight bytes at a time: the first differing bit of their XOR ends the match.
     fn match_length(&self, earlier: usize, at: usize, end: usize) -> usize {
         let limit = MAX_MATCH.min(end - at);
-        let (Some(from), Some(here)) = (
-            self.history.get(earlier..earlier + limit),
-            self.history.get(at..at + limit),
-        ) else {
-            return 0;
+        let from = self.history_between(earlier, earlier + limit);
+        let here = self.history_between(at, at + limit);
+        let word = |bytes: &[u8]| {
+            let mut word = [0; 8];
+            word.copy_from_slice(bytes);
+            u64::from_le_bytes(word)
         };
-        let word = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes);
         let mut length = 0;
         for (a, b) in from.chunks_exact(8).zip(here.chunks_exact(8)) {
             let differ = word(a) ^ word(b);

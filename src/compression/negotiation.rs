@@ -35,10 +35,8 @@ impl Agreed {
             value.push_str("; server_no_context_takeover");
         }
         if self.server_window_limited {
-            value.push_str(&format!(
-                "; server_max_window_bits={}",
-                self.server_window_bits
-            ));
+            value.push_str("; server_max_window_bits=");
+            value.push_str(&self.server_window_bits.to_string());
         }
         value
     }
@@ -84,10 +82,9 @@ fn accept(offer: &str, settings: &Settings) -> Option<Agreed> {
         }
         match (name.as_str(), value) {
             ("server_no_context_takeover", None) => server_no_context_takeover = true,
-            ("client_no_context_takeover", None) => {}
-            ("server_max_window_bits", Some(bits)) => server_max = Some(window_bits(&bits)?),
             // The client's window does not matter: the server inflates with the largest.
-            ("client_max_window_bits", None) => {}
+            ("client_no_context_takeover" | "client_max_window_bits", None) => {}
+            ("server_max_window_bits", Some(bits)) => server_max = Some(window_bits(&bits)?),
             ("client_max_window_bits", Some(bits)) => {
                 window_bits(&bits)?;
             }

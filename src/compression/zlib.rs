@@ -4,10 +4,8 @@
 //!
 //! Why C zlib: what clients send is hostile, and inflating it is zlib's best-tested
 //! path; through its C API an inflater stops wherever its output is refused, so a
-//! limit holds whatever the data expands to. zlib-rs 0.6 (pure Rust) and flate2 were
-//! measured on 2026-12-01 for the compressing side, where per-connection memory
-//! matters: zlib-rs keeps a fixed 128 KiB hash table whatever the memory level, flate2
-//! fixes the memory level at 8; the server's compressor is now our own ([`super::lz77`]).
+//! limit holds whatever the data expands to. (The server's own compressor is
+//! [`super::lz77`]; zlib here is only for inflating, and for the tests' client.)
 //!
 //! Each stream lives in a `Box` because zlib keeps a pointer back to it; its input
 //! and output pointers are set for one call and point into slices that outlive it.
@@ -44,6 +42,10 @@ extern "C" fn alloc(_opaque: z::voidpf, items: z::uInt, size: z::uInt) -> z::voi
         if block.is_null() {
             return std::ptr::null_mut();
         }
+        #[expect(
+            clippy::cast_ptr_alignment,
+            reason = "the block is SIZE_PREFIX-aligned"
+        )]
         block.cast::<usize>().write(bytes);
         block.add(SIZE_PREFIX).cast()
     }
@@ -56,11 +58,19 @@ extern "C" fn free(_opaque: z::voidpf, address: z::voidpf) {
     // SAFETY: `address` came from `alloc`, which wrote the block's size before it.
     unsafe {
         let block = address.cast::<u8>().sub(SIZE_PREFIX);
+        #[expect(
+            clippy::cast_ptr_alignment,
+            reason = "the block is SIZE_PREFIX-aligned"
+        )]
         let bytes = block.cast::<usize>().read();
         std::alloc::dealloc(block, Layout::from_size_align_unchecked(bytes, SIZE_PREFIX));
     }
 }
 
+#[expect(
+    clippy::unnecessary_box_returns,
+    reason = "zlib keeps a pointer to the stream"
+)]
 fn new_stream() -> Box<z::z_stream> {
     Box::new(z::z_stream {
         next_in: std::ptr::null_mut(),
@@ -80,6 +90,11 @@ fn new_stream() -> Box<z::z_stream> {
     })
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "~100 bytes"
+)]
 const STREAM_SIZE: c_int = std::mem::size_of::<z::z_stream>() as c_int;
 
 /// Output room added per step while compressing.
@@ -109,7 +124,7 @@ impl Deflater {
         // SAFETY: a fresh stream with our allocator; negative bits: raw deflate.
         let status = unsafe {
             z::deflateInit2_(
-                &mut *stream,
+                &raw mut *stream,
                 c_int::from(level),
                 z::Z_DEFLATED,
                 -c_int::from(window_bits),
@@ -140,7 +155,7 @@ impl Deflater {
             self.stream.avail_out = room as c_uint;
             // SAFETY: next_in/avail_in describe `input`, next_out/avail_out the end
             // of `out`; both outlive the call. zlib never writes through next_in.
-            let status = unsafe { z::deflate(&mut *self.stream, z::Z_SYNC_FLUSH) };
+            let status = unsafe { z::deflate(&raw mut *self.stream, z::Z_SYNC_FLUSH) };
             let written = room - self.stream.avail_out as usize;
             out.truncate(used + written);
             if status != z::Z_OK && status != z::Z_BUF_ERROR {
@@ -166,7 +181,7 @@ impl Deflater {
 impl Drop for Deflater {
     fn drop(&mut self) {
         // SAFETY: an initialised stream, ended once.
-        unsafe { z::deflateEnd(&mut *self.stream) };
+        unsafe { z::deflateEnd(&raw mut *self.stream) };
     }
 }
 
@@ -182,6 +197,8 @@ pub enum InflateStop<E> {
 /// Decompressed bytes are handed on in pieces of at most this many bytes: the stack
 /// buffer inflating writes into.
 const INFLATE_PIECE: usize = 4096;
+#[expect(clippy::cast_possible_truncation, reason = "4096 fits")]
+const INFLATE_PIECE_UINT: c_uint = INFLATE_PIECE as c_uint;
 
 /// A raw deflate decompressor with zlib's largest window (15 bits), so that it reads
 /// what any client compresses.
@@ -210,8 +227,14 @@ impl Inflater {
     pub fn with_window_bits(window_bits: c_int) -> Option<Inflater> {
         let mut stream = new_stream();
         // SAFETY: a fresh stream with our allocator; negative bits: raw deflate.
-        let status =
-            unsafe { z::inflateInit2_(&mut *stream, -window_bits, z::zlibVersion(), STREAM_SIZE) };
+        let status = unsafe {
+            z::inflateInit2_(
+                &raw mut *stream,
+                -window_bits,
+                z::zlibVersion(),
+                STREAM_SIZE,
+            )
+        };
         (status == z::Z_OK).then_some(Inflater {
             stream,
             ended: false,
@@ -221,7 +244,7 @@ impl Inflater {
     /// Ready for a message compressed on its own (no context takeover).
     pub fn reset(&mut self) {
         // SAFETY: an initialised stream.
-        unsafe { z::inflateReset(&mut *self.stream) };
+        unsafe { z::inflateReset(&raw mut *self.stream) };
         self.ended = false;
     }
 
@@ -247,13 +270,14 @@ impl Inflater {
         self.stream.avail_in = avail_in;
         let result = loop {
             self.stream.next_out = piece.as_mut_ptr();
-            self.stream.avail_out = INFLATE_PIECE as c_uint;
+            self.stream.avail_out = INFLATE_PIECE_UINT;
             // SAFETY: next_in/avail_in describe `input`, next_out/avail_out `piece`;
             // both outlive the call. zlib never writes through next_in.
-            let status = unsafe { z::inflate(&mut *self.stream, z::Z_SYNC_FLUSH) };
+            let status = unsafe { z::inflate(&raw mut *self.stream, z::Z_SYNC_FLUSH) };
             let written = INFLATE_PIECE - self.stream.avail_out as usize;
             if written > 0 {
-                if let Err(e) = emit(&piece[..written]) {
+                // zlib wrote at most the room it was given.
+                if let Err(e) = emit(piece.split_at(written).0) {
                     break Err(InflateStop::Refused(e));
                 }
             }
@@ -314,7 +338,7 @@ impl Inflater {
 impl Drop for Inflater {
     fn drop(&mut self) {
         // SAFETY: an initialised stream, ended once.
-        unsafe { z::inflateEnd(&mut *self.stream) };
+        unsafe { z::inflateEnd(&raw mut *self.stream) };
     }
 }
 

@@ -10,8 +10,8 @@ use std::ops::RangeInclusive;
 pub enum Kind {
     /// `yes`/`no`, `true`/`false`, `on`/`off`, `1`/`0` (ASCII case-insensitive).
     Boolean,
-    /// One of these words (ASCII case-insensitive).
-    Choice(&'static [&'static str]),
+    /// One word of a [`Choice`] type (ASCII case-insensitive).
+    Choice,
     /// A number of bytes, with an optional `K` (×1024) or `M` (×1024²) suffix.
     Size,
     /// A count (the same suffixes are accepted).
@@ -20,6 +20,23 @@ pub enum Kind {
     Duration,
     /// Text that the key's own parser reads (`proxyranges`, `allow`).
     Text,
+}
+
+/// The values of a [`Kind::Choice`] key: an enum whose every variant has its word, so
+/// that a new variant is a new accepted word with nothing else to keep in step.
+pub trait Choice: Copy + strum::IntoEnumIterator {
+    /// The word naming this value in the configuration.
+    fn word(self) -> &'static str;
+
+    /// The value `text` names (ASCII case-insensitive, spaces around it ignored).
+    fn from_word(text: &str) -> Option<Self> {
+        Self::iter().find(|value| text.trim().eq_ignore_ascii_case(value.word()))
+    }
+
+    /// Every word, for errors: "a, b, c".
+    fn words() -> String {
+        Self::iter().map(Self::word).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// An InspIRCd major version, whose stock module defines the keys it knows.
@@ -86,23 +103,13 @@ const fn key(
 }
 
 /// What to do when a client requests no known subprotocol.
-pub const DEFAULT_MODE: Key = key(
-    "defaultmode",
-    Kind::Choice(&["text", "binary", "reject"]),
-    "text",
-    NO_RANGE,
-);
+pub const DEFAULT_MODE: Key = key("defaultmode", Kind::Choice, "text", NO_RANGE);
 /// Deprecated (InspIRCd 3.12): `defaultmode` when that is absent (`no` = binary).
 pub const SEND_AS_TEXT: Key = key("sendastext", Kind::Boolean, "yes", NO_RANGE);
 /// Trusted reverse proxies.
 pub const PROXY_RANGES: Key = key("proxyranges", Kind::Text, "", NO_RANGE);
 /// Which real-IP header the proxies set.
-pub const PROXY_HEADER: Key = key(
-    "proxyheader",
-    Kind::Choice(&["x-real-ip", "x-forwarded-for", "any"]),
-    "any",
-    NO_RANGE,
-);
+pub const PROXY_HEADER: Key = key("proxyheader", Kind::Choice, "any", NO_RANGE);
 /// Accept upgrade requests without an Origin header. InspIRCd 4's stock module admits
 /// them by default; InspIRCd 3's refused them with 400.
 pub const ALLOW_MISSING_ORIGIN: Key = Key {

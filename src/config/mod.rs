@@ -23,7 +23,7 @@ use reader::TagReader;
 /// One configuration tag as the shim read it: every key/value pair, and where it is.
 #[derive(Clone, Debug, Default)]
 pub struct RawTag {
-    /// "file:line" as InspIRCd prints it.
+    /// `file:line`, as InspIRCd prints it.
     pub location: String,
     /// Key/value pairs in file order, keys as written.
     pub items: Vec<(String, String)>,
@@ -40,7 +40,7 @@ pub struct RawConfig {
 }
 
 /// What to do when the client requests no known subprotocol (`<websocket:defaultmode>`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, strum::EnumIter)]
 pub enum DefaultMode {
     /// Send text frames; outgoing lines are transcoded to UTF-8 (the default).
     #[default]
@@ -60,14 +60,11 @@ impl DefaultMode {
             DefaultMode::Reject => "reject",
         }
     }
+}
 
-    /// The mode a [`keys::DEFAULT_MODE`] word names.
-    fn of(word: &str) -> DefaultMode {
-        match word {
-            "binary" => DefaultMode::Binary,
-            "reject" => DefaultMode::Reject,
-            _ => DefaultMode::Text,
-        }
+impl keys::Choice for DefaultMode {
+    fn word(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -134,7 +131,7 @@ impl Limits {
 impl Default for Limits {
     /// The defaults of [`keys`].
     fn default() -> Limits {
-        #[allow(clippy::expect_used)]
+        #[expect(clippy::expect_used, reason = "the key table's own defaults: tested")]
         Limits::read(&TagReader::empty(WEBSOCKET, ServerVersion::V3))
             .expect("the key table's defaults are valid")
     }
@@ -194,7 +191,7 @@ impl Config {
             reader.get(&keys::SEND_AS_TEXT),
         ) {
             (Some(_), sendastext) => {
-                let mode = DefaultMode::of(reader.choice(&keys::DEFAULT_MODE)?);
+                let mode = reader.choice(&keys::DEFAULT_MODE)?;
                 reader.boolean(&keys::SEND_AS_TEXT)?;
                 if sendastext.is_some() {
                     warnings.push(format!(
@@ -215,12 +212,11 @@ impl Config {
                 ));
                 mode
             }
-            (None, None) => DefaultMode::of(reader.choice(&keys::DEFAULT_MODE)?),
+            (None, None) => reader.choice(&keys::DEFAULT_MODE)?,
         };
 
         let proxy_ranges = read_proxy_ranges(reader, warnings)?;
-        let proxy_header =
-            ProxyHeader::parse(reader.choice(&keys::PROXY_HEADER)?).unwrap_or_default();
+        let proxy_header: ProxyHeader = reader.choice(&keys::PROXY_HEADER)?;
 
         Ok(Config {
             origins,
@@ -249,7 +245,7 @@ impl Config {
     /// If globset cannot compile a pattern, which only happens for absurdly long ones;
     /// use [`Config::from_raw`] for patterns from untrusted sources.
     pub fn with_origins(origins: &[&str]) -> Config {
-        #[allow(clippy::expect_used)]
+        #[expect(clippy::expect_used, reason = "for tests and embedders, as documented")]
         let origins = OriginAllowList::new(origins).expect("origin patterns compile");
         Config::with_allow_list(origins)
     }
@@ -257,7 +253,7 @@ impl Config {
     /// A configuration with the given allow list and every other setting at its
     /// default ([`keys`]).
     pub fn with_allow_list(origins: OriginAllowList) -> Config {
-        #[allow(clippy::expect_used)]
+        #[expect(clippy::expect_used, reason = "the key table's own defaults: tested")]
         Config::read(
             origins,
             &TagReader::empty(WEBSOCKET, ServerVersion::V3),

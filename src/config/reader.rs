@@ -1,7 +1,7 @@
 //! Reading one tag's values through the key table.
 
 use super::error::ConfigError;
-use super::keys::{Key, Kind, ServerVersion};
+use super::keys::{Choice, Key, ServerVersion};
 use super::values::{
     parse_bool, parse_duration, parse_size, range_text, BOOLEAN_VALUES, DURATION_SYNTAX,
 };
@@ -105,18 +105,10 @@ impl<'a> TagReader<'a> {
         parse_bool(value).ok_or_else(|| self.invalid_value(key, value, BOOLEAN_VALUES.into()))
     }
 
-    /// A [`Kind::Choice`] key: the word, as the table spells it.
-    pub(super) fn choice(&self, key: &Key) -> Result<&'static str, ConfigError> {
+    /// A [`super::keys::Kind::Choice`] key: the value its word names.
+    pub(super) fn choice<C: Choice>(&self, key: &Key) -> Result<C, ConfigError> {
         let value = self.value(key);
-        let words: &'static [&'static str] = match key.kind {
-            Kind::Choice(words) => words,
-            _ => &[],
-        };
-        words
-            .iter()
-            .find(|w| value.trim().eq_ignore_ascii_case(w))
-            .copied()
-            .ok_or_else(|| self.invalid_value(key, value, words.join(", ")))
+        C::from_word(value).ok_or_else(|| self.invalid_value(key, value, C::words()))
     }
 
     /// A [`Kind::Size`] or [`Kind::Count`] key, within its range.

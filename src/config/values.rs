@@ -17,7 +17,7 @@ pub fn range_text(range: &RangeInclusive<u64>, kind: Kind) -> String {
     match kind {
         Kind::Size => format!("{start} to {end} bytes (K and M suffixes allowed)"),
         Kind::Duration => format!("{start} to {end} seconds"),
-        _ => format!("{start} to {end}"),
+        Kind::Count | Kind::Boolean | Kind::Choice | Kind::Text => format!("{start} to {end}"),
     }
 }
 

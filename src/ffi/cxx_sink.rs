@@ -31,6 +31,12 @@ impl<'a> CxxSink<'a> {
         }
     }
 
+    /// Drops everything written so far, gathered or appended.
+    pub(super) fn discard(&mut self) {
+        self.len = 0;
+        self.out.as_mut().clear();
+    }
+
     fn flush(&mut self) {
         if let Some(bytes) = self.gathered.get(..self.len).filter(|b| !b.is_empty()) {
             self.out.as_mut().push_bytes(bytes);

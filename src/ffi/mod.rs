@@ -39,6 +39,15 @@ mod bridge {
         DeliverThenClose,
     }
 
+    /// What the shim does after a write round.
+    #[derive(Debug)]
+    enum WriteAction {
+        /// Before the upgrade: the server's lines wait in their queue (nothing framed).
+        Hold,
+        /// The output replaces the server's lines: queue it, empty the upper queue.
+        Sent,
+    }
+
     /// InspIRCd socket types.
     enum SocketKind {
         User,
@@ -64,6 +73,9 @@ mod bridge {
         heard: bool,
         /// Set on the read that completed the handshake.
         upgrade: UpgradeResult,
+        /// Write now even if the output is empty: the lines the server queued before
+        /// the upgrade can go.
+        write_now: bool,
         /// Why the connection closes (for the log and the quit message).
         reason: String,
     }
@@ -72,18 +84,21 @@ mod bridge {
     #[derive(Default)]
     struct UpgradeResult {
         done: bool,
-        /// The real client address from a trusted proxy, as 4 or 16 bytes; empty when
-        /// there is none.
+        /// The real client address from a trusted proxy, as 4 or 16 bytes, to apply;
+        /// empty when there is none (or it is the peer's own).
         real_ip: Vec<u8>,
+        /// A debug line for the log when `real_ip` is set.
+        real_ip_note: String,
         /// The Origin header (for WHOIS), when `has_origin`.
         origin: String,
         has_origin: bool,
-        /// A warning for the log about the proxy's headers, or empty.
+        /// A warning line for the log about the proxy's headers, or empty.
         proxy_warning: String,
     }
 
-    /// The fields of a WHOIS 350 (RPL_WHOISGATEWAY) line.
+    /// A WHOIS 350 (`RPL_WHOISGATEWAY`) line's fields, when `show`.
     struct WhoisGateway {
+        show: bool,
         host: String,
         ip: String,
         text: String,
@@ -140,8 +155,8 @@ mod bridge {
             out: Pin<&mut CxxString>,
         ) -> ReadResult;
         /// One write round: `out` is replaced by the frames of the server's queued lines,
-        /// then a requested close frame. False before the upgrade: the queue must wait.
-        fn send(self: &mut WsSession, queue: &SendQueue, out: Pin<&mut CxxString>) -> bool;
+        /// then a requested close frame.
+        fn send(self: &mut WsSession, queue: &SendQueue, out: Pin<&mut CxxString>) -> WriteAction;
         /// InspIRCd 4's ping timer: writes a ping frame into `out` and returns true with
         /// `nativeping`; false otherwise (the server then sends an IRC PING).
         fn server_ping(self: &mut WsSession, out: Pin<&mut CxxString>) -> bool;
@@ -152,11 +167,11 @@ mod bridge {
         /// (empty otherwise).
         fn poll_keepalive(self: &mut WsSession, now_ms: u64, out: Pin<&mut CxxString>) -> String;
 
-        /// The socket is about to close; its output has all been written. True when the
-        /// caller should keep it open, reading, for the client's close frame
-        /// ([`crate::linger`]); `opaque` when the caller cannot pass the client's bytes
-        /// as they are (TLS below this hook).
-        fn begin_linger(self: &mut WsSession, opaque: bool, now_ms: u64) -> bool;
+        /// The socket is about to close. True when the caller should keep it open,
+        /// reading, for the client's close frame ([`crate::linger`]): only when all its
+        /// output was written (`drained`); `opaque` when the caller cannot pass the
+        /// client's bytes as they are (TLS below this hook).
+        fn begin_linger(self: &mut WsSession, opaque: bool, drained: bool, now_ms: u64) -> bool;
         /// Bytes that arrived while lingering; true once the wait is over.
         fn linger_read(self: &mut WsSession, input: &mut [u8], now_ms: u64) -> bool;
         /// True once the linger timeout has passed.
@@ -167,15 +182,28 @@ mod bridge {
         fn unload_quit_message() -> &'static str;
         /// Most capacity the shim's output buffer keeps between calls.
         fn output_keep_bytes() -> usize;
+        /// How often, in seconds, the shim polls keepalives and lingering sockets.
+        fn poll_period_seconds() -> u32;
+        /// What MODULES and the module list say the module is.
+        fn module_description() -> &'static str;
+        /// The `/STATS` letter of the module's counters.
+        fn stats_letter() -> u8;
 
-        /// WHOIS 350 for a WebSocket user from the synced origin (if the user sent one)
-        /// and, for a proxied user, the proxy's host and address.
+        /// The log line for a connection the module closes: `from` is the user's mask
+        /// (`is_user`) or nothing for a server link.
+        fn closing_log_line(from: &[u8], is_user: bool, reason: &[u8]) -> String;
+
+        /// WHOIS 350 for a user, from what the server knows: the synced origin, proxy
+        /// host and proxy address items (each when its `has_`), and whether the user
+        /// is connected here through the module.
         fn whois_gateway(
             origin: &[u8],
             has_origin: bool,
             proxy_host: &[u8],
+            has_proxy_host: bool,
             proxy_ip: &[u8],
-            proxied: bool,
+            has_proxy_ip: bool,
+            local_websocket: bool,
         ) -> WhoisGateway;
     }
 }
@@ -192,24 +220,50 @@ fn output_keep_bytes() -> usize {
     output::KEEP_BYTES
 }
 
+fn poll_period_seconds() -> u32 {
+    crate::keepalive::POLL_PERIOD_SECONDS
+}
+
+fn module_description() -> &'static str {
+    crate::MODULE_DESCRIPTION
+}
+
+fn stats_letter() -> u8 {
+    crate::counters::STATS_LETTER
+}
+
+fn closing_log_line(from: &[u8], is_user: bool, reason: &[u8]) -> String {
+    let from = is_user.then(|| String::from_utf8_lossy(from));
+    crate::log_line::closing(from.as_deref(), &String::from_utf8_lossy(reason))
+}
+
 fn whois_gateway(
     origin: &[u8],
     has_origin: bool,
     proxy_host: &[u8],
+    has_proxy_host: bool,
     proxy_ip: &[u8],
-    proxied: bool,
+    has_proxy_ip: bool,
+    local_websocket: bool,
 ) -> bridge::WhoisGateway {
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    // "*" stands for "not proxied", as in the cgiirc module's 350.
-    let (host, ip) = if proxied {
-        (text(proxy_host), text(proxy_ip))
-    } else {
-        ("*".to_owned(), "*".to_owned())
+    let facts = crate::whois::WhoisFacts {
+        origin: has_origin.then_some(origin),
+        proxy_host: has_proxy_host.then_some(proxy_host),
+        proxy_ip: has_proxy_ip.then_some(proxy_ip),
+        local_websocket,
     };
-    let text = if has_origin {
-        format!("is connected from the {} WebSocket origin", text(origin))
-    } else {
-        "is connected from a non-web WebSocket origin".to_owned()
-    };
-    bridge::WhoisGateway { host, ip, text }
+    match guard::caught(|| crate::whois::gateway_line(&facts)).flatten() {
+        Some(line) => bridge::WhoisGateway {
+            show: true,
+            host: line.host,
+            ip: line.ip,
+            text: line.text,
+        },
+        None => bridge::WhoisGateway {
+            show: false,
+            host: String::new(),
+            ip: String::new(),
+            text: String::new(),
+        },
+    }
 }

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::counters::Counters;
 use crate::handshake;
+use crate::log_line;
 
 /// The one owner of the configuration: none until the first load succeeds, then the
 /// one in force. Sessions keep the configuration they were accepted under (an `Arc`),
@@ -46,7 +47,11 @@ impl WsModule {
     pub(super) fn configure(&mut self, builder: &ConfigBuilder) -> Result<Vec<String>, String> {
         match caught(|| Config::from_raw(&builder.raw)) {
             Some(Ok(config)) => {
-                let warnings = config.warnings.clone();
+                let warnings = config
+                    .warnings
+                    .iter()
+                    .map(|w| log_line::warning(w))
+                    .collect();
                 self.config = Some(Arc::new(config));
                 Ok(warnings)
             }
@@ -66,8 +71,9 @@ impl WsModule {
             .as_ref()
             .ok_or_else(|| "WebSocket: module not configured".to_owned())?;
         let kind = match kind {
+            SocketKind::User => handshake::SocketKind::User,
             SocketKind::Server => handshake::SocketKind::Server,
-            _ => handshake::SocketKind::User,
+            SocketKind { repr } => return Err(format!("WebSocket: unknown socket kind {repr}")),
         };
         Ok(Box::new(WsSession(Connection::new(
             Arc::clone(config),
@@ -79,14 +85,7 @@ impl WsModule {
 
     /// The `/STATS W` lines.
     pub(super) fn stats(&self) -> Vec<String> {
-        caught(|| {
-            self.counters
-                .report()
-                .into_iter()
-                .map(|line| format!("WebSocket {line}"))
-                .collect()
-        })
-        .unwrap_or_default()
+        caught(|| self.counters.report()).unwrap_or_default()
     }
 }
 
@@ -116,6 +115,12 @@ mod tests {
         builder.begin_origin_tag(b"a.conf:1");
         builder.add_item(b"allow", b"https://*.example.com");
         assert_eq!(module.configure(&builder), Ok(Vec::new()));
+        let mut warned = ConfigBuilder::default();
+        warned.begin_origin_tag(b"a.conf:1");
+        warned.add_item(b"allow", b"*");
+        let warnings = module.configure(&warned).unwrap();
+        assert!(warnings[0].starts_with("WARNING: <wsorigin:allow> \"*\" at a.conf:1"));
+        module.configure(&builder).unwrap();
         let mut bad = ConfigBuilder::default();
         bad.begin_origin_tag(b"a.conf:1");
         bad.add_item(b"allow", b"https://*.example.com");

@@ -7,12 +7,13 @@ use cxx::CxxString;
 
 use super::bridge::{
     queue_bytes, queue_element, queue_length, ReadAction, ReadResult, SendQueue, ServerClose,
-    UpgradeResult,
+    UpgradeResult, WriteAction,
 };
 use super::cxx_sink::CxxSink;
 use super::guard::caught;
 use super::output;
 use crate::connection::Connection;
+use crate::linger::SocketState;
 use crate::session::{self, Ending, Upgrade};
 
 /// What the shim holds for one connection.
@@ -27,6 +28,7 @@ impl UpgradeResult {
                 Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
                 None => Vec::new(),
             },
+            real_ip_note: upgrade.real_ip_note.unwrap_or_default(),
             has_origin: upgrade.origin.is_some(),
             origin: upgrade.origin.unwrap_or_default(),
             proxy_warning: upgrade.proxy_warning.unwrap_or_default(),
@@ -35,16 +37,20 @@ impl UpgradeResult {
 }
 
 impl WsSession {
-    /// Runs `f` on the connection; if it panics, the connection is given up (nothing
-    /// more is read or sent) and the result is `fallback`.
-    fn guarded<T>(&mut self, fallback: T, f: impl FnOnce(&mut Connection) -> T) -> T {
-        match caught(|| f(&mut self.0)) {
-            Some(value) => value,
-            None => {
-                self.0.abandon();
-                fallback
-            }
+    /// Runs `f` on the connection with the call's output sink. If it panics (a bug in
+    /// the module), the call's output is discarded and the connection is failed with a
+    /// close frame 1011 ([`Connection::fail_internally`]): the ending is the error.
+    fn guarded<T>(
+        &mut self,
+        out: &mut CxxSink<'_>,
+        f: impl FnOnce(&mut Connection, &mut CxxSink<'_>) -> T,
+    ) -> Result<T, Ending> {
+        if let Some(value) = caught(|| f(&mut self.0, out)) {
+            return Ok(value);
         }
+        out.discard();
+        // A close frame into an emptied buffer: nothing left to panic over.
+        Err(self.0.fail_internally(out))
     }
 
     pub(super) fn receive(
@@ -55,19 +61,14 @@ impl WsSession {
         out: Pin<&mut CxxString>,
     ) -> ReadResult {
         let mut out = output::fresh(out);
-        let failed = ReadResult {
-            consumed: input.len(),
-            action: ReadAction::Close,
-            heard: false,
-            upgrade: UpgradeResult::default(),
-            reason: "WebSocket: internal error".to_owned(),
-        };
         let mut lines = CxxSink::new(lines);
-        self.guarded(failed, |connection| {
-            let report = connection.receive(input, now_ms, &mut lines, &mut out);
+        let consumed = input.len();
+        let result = self.guarded(&mut out, |connection, out| {
+            let report = connection.receive(input, now_ms, &mut lines, out);
             ReadResult {
                 consumed: report.consumed,
                 heard: report.heard,
+                write_now: report.upgrade.is_some(),
                 action: match (&report.ending, report.messages) {
                     (Some(_), 0) => ReadAction::Close,
                     (Some(_), _) => ReadAction::DeliverThenClose,
@@ -81,51 +82,153 @@ impl WsSession {
                     .map(Ending::reason)
                     .unwrap_or_default(),
             }
+        });
+        result.unwrap_or_else(|ending| ReadResult {
+            consumed,
+            action: ReadAction::Close,
+            heard: false,
+            write_now: false,
+            upgrade: UpgradeResult::default(),
+            reason: ending.reason(),
         })
     }
 
-    pub(super) fn send(&mut self, queue: &SendQueue, out: Pin<&mut CxxString>) -> bool {
+    pub(super) fn send(&mut self, queue: &SendQueue, out: Pin<&mut CxxString>) -> WriteAction {
         let mut out = output::fresh(out);
         let elements = (0..queue_length(queue)).map(|i| queue_element(queue, i));
         let bytes = queue_bytes(queue);
-        self.guarded(true, |connection| {
-            connection.send(elements, bytes, &mut out)
-        })
+        match self.guarded(&mut out, |connection, out| {
+            connection.send(elements, bytes, out)
+        }) {
+            Ok(true) => WriteAction::Sent,
+            Ok(false) => WriteAction::Hold,
+            // A socket cannot be closed from inside its own write: the close frame goes
+            // out now, and the next keepalive poll quits the user.
+            Err(ending) => {
+                self.0.quit_at_next_poll(ending);
+                WriteAction::Sent
+            }
+        }
     }
 
     pub(super) fn server_ping(&mut self, out: Pin<&mut CxxString>) -> bool {
         let mut out = output::fresh(out);
-        self.guarded(false, |connection| connection.server_ping(&mut out))
+        match self.guarded(&mut out, |connection, out| connection.server_ping(out)) {
+            Ok(sent) => sent,
+            // As for a write: the close frame is the output, the poll quits the user.
+            Err(ending) => {
+                self.0.quit_at_next_poll(ending);
+                true
+            }
+        }
     }
 
     pub(super) fn request_close(&mut self, why: ServerClose, quit_message: &[u8]) {
-        let why = match why {
-            ServerClose::Unload => session::ServerClose::Unload,
-            _ => session::ServerClose::Quit,
-        };
-        let message = String::from_utf8_lossy(quit_message);
-        self.guarded((), |connection| connection.request_close(why, &message));
+        // Nothing is written now: the close frame goes out with the next write round.
+        caught(|| {
+            let why = match why {
+                ServerClose::Quit => session::ServerClose::Quit,
+                ServerClose::Unload => session::ServerClose::Unload,
+                ServerClose { repr } => unreachable!("the shim asked a close for {repr}"),
+            };
+            self.0
+                .request_close(why, &String::from_utf8_lossy(quit_message));
+        });
     }
 
     pub(super) fn poll_keepalive(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> String {
         let mut out = output::fresh(out);
-        let failed = "WebSocket: internal error".to_owned();
-        self.guarded(failed, |connection| {
-            connection
-                .poll_keepalive(now_ms, &mut out)
-                .unwrap_or_default()
+        self.guarded(&mut out, |connection, out| {
+            connection.poll_keepalive(now_ms, out).unwrap_or_default()
         })
+        .unwrap_or_else(|ending| ending.reason())
     }
 
-    pub(super) fn begin_linger(&mut self, opaque: bool, now_ms: u64) -> bool {
-        self.guarded(false, |connection| connection.begin_linger(opaque, now_ms))
+    pub(super) fn begin_linger(&mut self, opaque: bool, drained: bool, now_ms: u64) -> bool {
+        let socket = SocketState { opaque, drained };
+        caught(|| self.0.begin_linger(socket, now_ms)).unwrap_or(false)
     }
 
     pub(super) fn linger_read(&mut self, input: &mut [u8], now_ms: u64) -> bool {
-        self.guarded(true, |connection| connection.linger_read(input, now_ms))
+        caught(|| self.0.linger_read(input, now_ms)).unwrap_or(true)
     }
 
     pub(super) fn linger_expired(&self, now_ms: u64) -> bool {
         caught(|| self.0.linger_expired(now_ms)).unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cxx::let_cxx_string;
+
+    use super::*;
+    use crate::ffi::bridge::SocketKind;
+    use crate::ffi::config_builder::ConfigBuilder;
+    use crate::ffi::module::{new_module, WsModule};
+    use crate::session::test_client::REQUEST;
+    use crate::sink::ByteSink;
+
+    fn configured_module() -> Box<WsModule> {
+        let mut module = new_module();
+        let mut builder = ConfigBuilder::default();
+        builder.begin_origin_tag(b"test.conf:1");
+        builder.add_item(b"allow", b"https://chat.example.com");
+        module.configure(&builder).expect("configured");
+        module
+    }
+
+    /// A session past its handshake.
+    fn open_session(module: &WsModule) -> Box<WsSession> {
+        let mut session = module
+            .new_session(&[127, 0, 0, 1], SocketKind::User)
+            .expect("session");
+        let_cxx_string!(lines = "");
+        let_cxx_string!(out = "");
+        let mut input = REQUEST.to_vec();
+        let result = session.receive(&mut input, 0, lines.as_mut(), out.as_mut());
+        assert!(result.upgrade.done, "{:?}", result.action);
+        session
+    }
+
+    #[test]
+    fn a_panic_inside_the_core_closes_that_connection_with_1011_and_is_counted() {
+        let module = configured_module();
+        let mut session = open_session(&module);
+        let_cxx_string!(out = "");
+        let mut sink = output::fresh(out.as_mut());
+        sink.put(b"half a frame");
+        let result: Result<(), Ending> = session.guarded(&mut sink, |_, out| {
+            out.put(b"more of it");
+            panic!("a broken invariant");
+        });
+        drop(sink);
+        assert_eq!(result, Err(Ending::InternalError));
+        // Only the close frame: 1011, "internal error".
+        let mut expected = vec![0x88, 16, 0x03, 0xf3];
+        expected.extend_from_slice(b"internal error");
+        assert_eq!(out.as_bytes(), &expected[..]);
+        assert!(module
+            .stats()
+            .contains(&"WebSocket closed by server after an internal error: 1".to_owned()));
+        // The connection takes nothing more.
+        let_cxx_string!(lines = "");
+        let_cxx_string!(out = "");
+        let mut ping = crate::session::test_client::frame_with(0x89, true, b"x");
+        let read = session.receive(&mut ping, 0, lines.as_mut(), out.as_mut());
+        assert!(out.as_bytes().is_empty() && lines.as_bytes().is_empty());
+        assert_eq!(read.consumed, ping.len());
+    }
+
+    #[test]
+    fn a_panic_while_writing_quits_the_user_at_the_next_poll() {
+        let module = configured_module();
+        let mut session = open_session(&module);
+        session.0.quit_at_next_poll(Ending::InternalError);
+        let_cxx_string!(out = "");
+        let reason = session.poll_keepalive(0, out.as_mut());
+        assert_eq!(reason, "WebSocket: internal error (close 1011)");
+        // Once.
+        assert_eq!(session.poll_keepalive(0, out.as_mut()), "");
     }
 }

@@ -72,9 +72,10 @@ pub fn encode_close_payload(code: u16, reason: &str, out: &mut Vec<u8>) {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    out.reserve(2 + end);
+    let (kept, _) = reason.split_at(end);
+    out.reserve(2 + kept.len());
     out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&reason.as_bytes()[..end]);
+    out.extend_from_slice(kept.as_bytes());
 }
 
 #[cfg(test)]

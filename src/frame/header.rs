@@ -101,8 +101,8 @@ impl FrameHeader {
     /// Errors are reported as soon as the deciding bytes are present: RSV bits, the
     /// opcode and a fragmented control frame from the first byte; a missing mask and a
     /// too long control frame from the second; the top bit of a 64-bit length from the
-    /// third. Non-minimal length encodings are accepted (RFC 6455 only asks senders to
-    /// use the minimal form).
+    /// third; a length not in its shortest form once the length bytes are in (RFC 6455
+    /// 5.2: "the minimal number of bytes MUST be used", as the stock module checks).
     pub fn parse(
         buf: &[u8],
         require_mask: bool,
@@ -139,7 +139,11 @@ impl FrameHeader {
                 let Some(bytes) = array_at::<2>(buf, 2) else {
                     return Ok(None);
                 };
-                (u64::from(u16::from_be_bytes(bytes)), 4)
+                let len = u16::from_be_bytes(bytes);
+                if usize::from(len) <= MAX_CONTROL_PAYLOAD {
+                    return Err(ProtocolError::NonMinimalLength);
+                }
+                (u64::from(len), 4)
             }
             LEN_64 => {
                 // The top bit is decided by the first length byte: report it at once.
@@ -152,7 +156,11 @@ impl FrameHeader {
                 let Some(bytes) = array_at::<8>(buf, 2) else {
                     return Ok(None);
                 };
-                (u64::from_be_bytes(bytes), 10)
+                let len = u64::from_be_bytes(bytes);
+                if u16::try_from(len).is_ok() {
+                    return Err(ProtocolError::NonMinimalLength);
+                }
+                (len, 10)
             }
             short => (u64::from(short), 2),
         };
@@ -188,27 +196,28 @@ impl FrameHeader {
         let fin = if self.fin { FIN_BIT } else { 0 };
         let b0 = fin | ((self.rsv << RSV_SHIFT) & RSV_BITS) | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { MASK_BIT } else { 0 };
-        out[0] = b0;
-        let mut pos = 2;
-        if let Some(short) = u8::try_from(self.payload_len)
-            .ok()
-            .filter(|&len| usize::from(len) <= MAX_CONTROL_PAYLOAD)
-        {
-            out[1] = mask_bit | short;
-        } else if let Ok(len16) = u16::try_from(self.payload_len) {
-            out[1] = mask_bit | LEN_16;
-            out[2..4].copy_from_slice(&len16.to_be_bytes());
-            pos = 4;
-        } else {
-            out[1] = mask_bit | LEN_64;
-            out[2..10].copy_from_slice(&self.payload_len.to_be_bytes());
-            pos = 10;
-        }
-        if let Some(key) = self.mask {
-            out[pos..pos + 4].copy_from_slice(&key);
-            pos += 4;
-        }
-        pos
+        let (len16, len64);
+        let (len_field, extended): (u8, &[u8]) = match u8::try_from(self.payload_len) {
+            Ok(short) if usize::from(short) <= MAX_CONTROL_PAYLOAD => (short, &[]),
+            _ => match u16::try_from(self.payload_len) {
+                Ok(len) => {
+                    len16 = len.to_be_bytes();
+                    (LEN_16, &len16)
+                }
+                Err(_) => {
+                    len64 = self.payload_len.to_be_bytes();
+                    (LEN_64, &len64)
+                }
+            },
+        };
+        let mask: &[u8] = self.mask.as_ref().map_or(&[], |key| key);
+        let parts = [&[b0, mask_bit | len_field][..], extended, mask];
+        let bytes = parts.into_iter().flatten();
+        // At most 2 + 8 + 4 bytes: `out` holds them all.
+        out.iter_mut()
+            .zip(bytes)
+            .map(|(slot, &byte)| *slot = byte)
+            .count()
     }
 }
 
@@ -302,14 +311,25 @@ mod tests {
     }
 
     #[test]
-    fn non_minimal_length_encodings_are_accepted() {
-        // 5 in the 16-bit form and in the 64-bit form.
-        let buf16 = [0x82, 0xFE, 0, 5, 1, 2, 3, 4];
+    fn lengths_not_in_their_shortest_form_are_refused() {
+        let refused = Err(ProtocolError::NonMinimalLength);
+        // 5 and 125 in the 16-bit form; 5 and 65535 in the 64-bit form: refused as soon
+        // as the length is in, before the mask key.
+        for buf in [
+            &[0x82, 0xFE, 0, 5][..],
+            &[0x82, 0xFE, 0, 125],
+            &[0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 5],
+            &[0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF],
+        ] {
+            assert_eq!(FrameHeader::parse(buf, true, 0), refused, "{buf:?}");
+        }
+        // The shortest lengths of each form are fine.
+        let buf16 = [0x82, 0xFE, 0, 126, 1, 2, 3, 4];
         let (h, n) = FrameHeader::parse(&buf16, true, 0).unwrap().unwrap();
-        assert_eq!((h.payload_len, n), (5, 8));
-        let buf64 = [0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4];
+        assert_eq!((h.payload_len, n), (126, 8));
+        let buf64 = [0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
         let (h, n) = FrameHeader::parse(&buf64, true, 0).unwrap().unwrap();
-        assert_eq!((h.payload_len, n), (5, 14));
+        assert_eq!((h.payload_len, n), (65536, 14));
     }
 
     #[test]

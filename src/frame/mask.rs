@@ -5,25 +5,25 @@
 //! their own frame types and starting at payload offset zero, while this session
 //! unmasks bytes as they arrive and so must resume in the middle of a payload. It is a
 //! few lines of safe code: the key is rotated by the offset and repeated into a `u64`;
-//! the payload is XORed 32 bytes per step (four independent `u64`s, which the compiler
+//! the payload is `XOR`ed 32 bytes per step (four independent `u64`s, which the compiler
 //! turns into vector instructions), then at most one step each of 16, 8 and 4 bytes,
 //! then single bytes. The `multiversion` crate compiles it a second time for AVX2 and
 //! picks that copy at run time where the CPU has it: the same safe code then XORs 32
-//! bytes per instruction instead of 16, about twice as fast from 1 KiB up (without it,
-//! in-cache unmasking of 1 KiB ran at 0.49 of a memcpy's speed, which uses AVX2).
-//! `benches/codec.rs` compares it with a memcpy of the same size.
+//! bytes per instruction instead of 16. `benches/codec.rs` compares it with a memcpy of
+//! the same size (docs/PERFORMANCE.md).
 
 /// XORs `buf` with `key`, where `buf` starts `offset` bytes into the payload
 /// (so a payload can be unmasked in pieces as it arrives). Applying it twice is identity.
 ///
 /// Deliberately not `#[inline]`: inlined into `Session::receive`'s frame loop it made
-/// that loop slower (about 108 against 92 ns per frame in `benches/codec.rs`).
+/// that loop slower (`benches/codec.rs`).
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // The key as seen from buf[0]: byte i of the payload uses key[(offset + i) % 4].
     // As a little-endian u32 that is a rotation by whole bytes; repeated into a u64
     // for 8-byte steps. (Words below are read little-endian too, on any machine.)
-    let shift = 8 * (offset % 4) as u32;
+    #[expect(clippy::cast_possible_truncation, reason = "0, 8, 16 or 24")]
+    let shift = (8 * (offset % 4)) as u32;
     let key32 = u32::from_le_bytes(key).rotate_right(shift);
     let wide = u64::from(key32) * 0x1_0000_0001;
     let key = key32.to_le_bytes();
@@ -52,9 +52,9 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
     if tail.len() >= 4 {
         let (head, rest) = tail.split_at_mut(4);
-        if let Ok(bytes) = <&mut [u8; 4]>::try_from(head) {
-            *bytes = (u32::from_le_bytes(*bytes) ^ key32).to_le_bytes();
-        }
+        let mut bytes = [0; 4];
+        bytes.copy_from_slice(head);
+        head.copy_from_slice(&(u32::from_le_bytes(bytes) ^ key32).to_le_bytes());
         tail = rest;
     }
     for (byte, k) in tail.iter_mut().zip(key) {
@@ -62,13 +62,14 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
-/// `word ^= wide` for an 8-byte slice.
+/// `word ^= wide` for an 8-byte slice (callers pass exactly 8 bytes: the copies
+/// panic otherwise, and compile to plain loads and stores).
+#[expect(clippy::inline_always, reason = "the vector loop needs it inlined")]
 #[inline(always)]
 fn xor_word(word: &mut [u8], wide: u64) {
-    // Callers pass exactly 8 bytes; the conversion cannot fail.
-    if let Ok(bytes) = <&mut [u8; 8]>::try_from(word) {
-        *bytes = (u64::from_le_bytes(*bytes) ^ wide).to_le_bytes();
-    }
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(word);
+    word.copy_from_slice(&(u64::from_le_bytes(bytes) ^ wide).to_le_bytes());
 }
 
 #[cfg(test)]

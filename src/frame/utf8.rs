@@ -65,19 +65,27 @@ impl Utf8Validator {
             // Complete the cut-off sequence with the first bytes of this piece. Four
             // bytes always decide a sequence, so only a too short piece leaves it open.
             let have = usize::from(self.pending_len);
-            let take = (MAX_SEQ - have).min(piece.len());
+            let (head, after) = piece.split_at(piece.len().min(MAX_SEQ - have));
             let mut joined = self.pending;
-            joined[have..have + take].copy_from_slice(&piece[..take]);
-            match simdutf8::compat::from_utf8(&joined[..have + take]) {
+            for (slot, &byte) in joined.iter_mut().skip(have).zip(head) {
+                *slot = byte;
+            }
+            let filled = have + head.len();
+            match simdutf8::compat::from_utf8(joined.get(..filled).unwrap_or_default()) {
                 Ok(_) => {
                     self.pending_len = 0;
-                    rest = &piece[take..];
+                    rest = after;
                 }
                 Err(e) if e.valid_up_to() > 0 => {
-                    // The pending sequence is complete (and longer than `have`); what
-                    // follows it is checked again below with the rest of the piece.
+                    // The pending sequence is complete (longer than `have`, and the
+                    // first of the joined bytes to fail is past it); what follows it is
+                    // checked again below with the rest of the piece.
                     self.pending_len = 0;
-                    rest = &piece[e.valid_up_to() - have..];
+                    rest = e
+                        .valid_up_to()
+                        .checked_sub(have)
+                        .and_then(|from| piece.get(from..))
+                        .ok_or(ProtocolError::InvalidUtf8)?;
                 }
                 Err(e) => {
                     if e.error_len().is_some() {
@@ -85,7 +93,7 @@ impl Utf8Validator {
                     }
                     // Still cut off: the whole piece was too short to finish it.
                     self.pending = joined;
-                    self.pending_len = seq_len(have + take);
+                    self.pending_len = seq_len(filled);
                     return Ok(());
                 }
             }
@@ -95,7 +103,7 @@ impl Utf8Validator {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_some() => Err(ProtocolError::InvalidUtf8),
             Err(e) => {
-                let tail = &rest[e.valid_up_to()..];
+                let tail = rest.get(e.valid_up_to()..).unwrap_or_default();
                 // An incomplete sequence is at most three bytes long.
                 let Some(slot) = self.pending.get_mut(..tail.len()) else {
                     return Err(ProtocolError::InvalidUtf8);
@@ -110,7 +118,9 @@ impl Utf8Validator {
 
 /// A length of at most [`MAX_SEQ`] bytes, as stored in `pending_len`.
 fn seq_len(len: usize) -> u8 {
-    u8::try_from(len.min(MAX_SEQ)).unwrap_or(0)
+    #[expect(clippy::cast_possible_truncation, reason = "at most MAX_SEQ")]
+    let len = len.min(MAX_SEQ) as u8;
+    len
 }
 
 #[cfg(test)]

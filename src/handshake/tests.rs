@@ -1,4 +1,4 @@
-//! Handshake tests; BAD_INPUT rows 1-13, 15, 20-21 are named `row_NN_...`.
+//! Handshake tests; `BAD_INPUT` rows 1-13, 15, 20-21 are named `row_NN_...`.
 
 use super::*;
 use crate::config::Config;
@@ -32,7 +32,10 @@ fn request_with(extra: &[&str], skip: &[&str]) -> Vec<u8> {
     let mut text = String::from("GET / HTTP/1.1\r\n");
     for (name, value) in base {
         if !skip.iter().any(|s| s.eq_ignore_ascii_case(name)) {
-            text.push_str(&format!("{name}: {value}\r\n"));
+            text.push_str(name);
+            text.push_str(": ");
+            text.push_str(value);
+            text.push_str("\r\n");
         }
     }
     for line in extra {
@@ -370,7 +373,7 @@ fn subprotocols_in_several_headers_are_one_list() {
 
 #[test]
 fn each_subprotocol_selects_its_mode() {
-    for protocol in Subprotocol::ALL {
+    for protocol in Subprotocol::iter() {
         let line = format!("Sec-WebSocket-Protocol: {}", protocol.name());
         let accepted = accepted(&request_with(&[&line], &[]));
         assert_eq!(accepted.subprotocol, Some(protocol));
@@ -449,7 +452,7 @@ fn proxy_header_is_required_when_proxyranges_is_set() {
     let req = request_with(&["X-Real-IP: garbage"], &[]);
     match poll_with(&req, &config, user_peer()) {
         HandshakeStatus::Rejected(reason) => {
-            assert_eq!(reason, RejectReason::MalformedProxyHeader)
+            assert_eq!(reason, RejectReason::MalformedProxyHeader);
         }
         other => panic!("{other:?}"),
     }
@@ -527,7 +530,7 @@ fn untrusted_peer_proxy_header_is_ignored() {
 
 #[test]
 fn every_rejection_response_closes_and_names_the_reason() {
-    for reason in RejectReason::ALL {
+    for reason in RejectReason::iter() {
         let response = String::from_utf8(reason.response()).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").expect("header end");
         assert!(head.starts_with(&format!("HTTP/1.1 {} ", reason.status())));

@@ -8,6 +8,7 @@ use crate::sink::ByteSink;
 /// line. CR and LF inside it are dropped, so that it can never become two commands, and
 /// "\r\n" is appended. An empty message becomes an empty line, which InspIRCd charges
 /// like a command, so a flood of them meets the server's flood control.
+#[derive(Debug)]
 pub struct IrcLines<'a, S: ByteSink> {
     lines: &'a mut S,
 }

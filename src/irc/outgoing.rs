@@ -102,7 +102,7 @@ impl LineFramer {
             let room = limit.saturating_sub(self.pending.len());
             // Look for the newline only as far as it could still end this line, so a
             // long input without newlines is scanned once, not once per flush.
-            let window = &input[..input.len().min(room + 1)];
+            let (window, _) = input.split_at(input.len().min(room + 1));
             match memchr::memchr(b'\n', window) {
                 Some(nl) => {
                     let (line, rest) = input.split_at(nl);
@@ -117,7 +117,8 @@ impl LineFramer {
                             out,
                         );
                     }
-                    input = &rest[1..];
+                    // `rest` starts with the newline.
+                    input = rest.split_at(1).1;
                 }
                 None if input.len() <= room => {
                     self.pending.extend_from_slice(input);
@@ -206,22 +207,10 @@ fn write_message(
 }
 
 /// Bytes per step of [`scan_line`], which is written by hand because no crate answers
-/// its question (is there a CR or an LF, and is every byte ASCII) in one pass: the
-/// question without the LF was measured in one
-/// criterion run on 2026-12-01 (this 2-core x86-64 machine, median ns per line), it
-/// against `memchr` for the CR then `simdutf8` (or std's `is_ascii` first):
-///
-/// | line | this scan | memchr + simdutf8 | memchr + is_ascii |
-/// |---|---|---|---|
-/// | 20 B ASCII | 4.9 | 12.9 | 9.4 |
-/// | 60 B ASCII | 3.9 | 17.1 | 9.2 |
-/// | 100 B ASCII | 6.2 | 17.2 | 28.7 |
-/// | 200 B ASCII | 12.4 | 18.4 | 19.8 |
-/// | 512 B ASCII | 25.0 | 18.0 | 16.2 |
-///
-/// IRC lines are mostly ASCII and under 200 bytes. The search for the newline, where
-/// `memchr` was as fast or faster from 100 bytes on (5.9 against 6.3 ns at 100 B, 8.8
-/// against 18.0 at 512 B; 1-3 ns slower below), uses the crate.
+/// its question (is there a CR or an LF, and is every byte ASCII) in one pass; for IRC
+/// lines (mostly ASCII, under 200 bytes) it beat `memchr` for the CR then `simdutf8` or
+/// `is_ascii` (`benches/codec.rs`). The search for the newline in longer input uses
+/// `memchr`, which is as fast or faster there.
 ///
 /// A loop over a fixed-size block without an early exit becomes vector compares (SSE2
 /// on any x86-64); input shorter than a block is read eight bytes at a time. The last,
@@ -229,9 +218,7 @@ fn write_message(
 /// it overlaps bytes already seen, which does not change "is there a CR".
 ///
 /// With the LF asked too, the usual send-queue element (one line) takes one pass
-/// instead of a `memchr` then this scan. Under callgrind (`loadbench --callgrind`,
-/// 2026-12-01) that and the shim's module-wide output buffer took the fanout from
-/// 1,762 to 1,682 instructions per delivery; the AVX2 copy of this scan to 1,617.
+/// instead of a `memchr` then this scan.
 const BLOCK: usize = 32;
 
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -239,6 +226,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each byte of `x` equal to `b`, exactly (no false positives).
+#[expect(clippy::inline_always, reason = "per word of every line sent")]
 #[inline(always)]
 fn bytes_equal(x: u64, b: u8) -> u64 {
     let y = x ^ (ONES * u64::from(b));
@@ -246,17 +234,17 @@ fn bytes_equal(x: u64, b: u8) -> u64 {
     !(((y & LOW7).wrapping_add(LOW7)) | y | LOW7)
 }
 
-/// The little-endian word at the start of `bytes` (at least 8 long).
+/// The little-endian word at the start of `bytes` (at least 8 long: callers check).
+#[expect(clippy::inline_always, reason = "per word of every line sent")]
 #[inline(always)]
 fn word(bytes: &[u8]) -> u64 {
     let mut w = [0u8; 8];
-    if let Some(b) = bytes.get(..8) {
-        w.copy_from_slice(b);
-    }
+    w.copy_from_slice(bytes.split_at(8).0);
     u64::from_le_bytes(w)
 }
 
 /// What [`scan_line`] found.
+#[derive(Clone, Copy, Debug)]
 struct LineScan {
     /// A CR is in the line (the one before the LF has already been stripped).
     has_cr: bool,
@@ -268,7 +256,7 @@ struct LineScan {
 
 /// The multiversion crate compiles this a second time for AVX2, picked at run time
 /// where the CPU has it: a block is then one 32-byte vector instead of two (the scan of
-/// a 100-byte line: 139 -> 60 instructions under callgrind).
+/// a 100-byte line takes less than half the instructions).
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 fn scan_line(line: &[u8]) -> LineScan {
     let len = line.len();
@@ -276,21 +264,18 @@ fn scan_line(line: &[u8]) -> LineScan {
         // Per byte lane, over all blocks: the bytes ORed together (bit 7: non-ASCII),
         // and 0xff where a CR, or an LF, was seen. Combined once at the end.
         let (mut high, mut cr, mut lf) = ([0u8; BLOCK], [0u8; BLOCK], [0u8; BLOCK]);
-        let mut add = |block: &[u8; BLOCK]| {
-            for i in 0..BLOCK {
-                high[i] |= block[i];
-                cr[i] |= 0u8.wrapping_sub(u8::from(block[i] == b'\r'));
-                lf[i] |= 0u8.wrapping_sub(u8::from(block[i] == b'\n'));
+        let mut add = |block: &[u8]| {
+            let lanes = high.iter_mut().zip(&mut cr).zip(&mut lf).zip(block);
+            for (((high, cr), lf), &byte) in lanes {
+                *high |= byte;
+                *cr |= 0u8.wrapping_sub(u8::from(byte == b'\r'));
+                *lf |= 0u8.wrapping_sub(u8::from(byte == b'\n'));
             }
         };
         for block in line.chunks_exact(BLOCK) {
-            if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
-                add(block);
-            }
-        }
-        if let Ok(block) = <&[u8; BLOCK]>::try_from(&line[len - BLOCK..]) {
             add(block);
         }
+        add(line.split_at(len - BLOCK).1);
         let any = |lanes: &[u8; BLOCK]| lanes.iter().fold(0u8, |acc, &lane| acc | lane);
         return LineScan {
             has_cr: any(&cr) != 0,
@@ -302,13 +287,13 @@ fn scan_line(line: &[u8]) -> LineScan {
         let (mut cr, mut lf, mut all) = (0u64, 0u64, 0u64);
         let mut at = 0;
         while at + 8 <= len {
-            let x = word(&line[at..]);
+            let x = word(line.split_at(at).1);
             cr |= bytes_equal(x, b'\r');
             lf |= bytes_equal(x, b'\n');
             all |= x;
             at += 8;
         }
-        let x = word(&line[len - 8..]);
+        let x = word(line.split_at(len - 8).1);
         cr |= bytes_equal(x, b'\r');
         lf |= bytes_equal(x, b'\n');
         all |= x;

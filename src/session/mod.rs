@@ -22,6 +22,7 @@ use crate::handshake::{
 };
 use crate::irc::{IrcLines, LineFramer, MessageMode};
 use crate::keepalive::{Keepalive, KeepaliveAction};
+use crate::log_line;
 use crate::protocol_error::ProtocolError;
 use crate::sink::ByteSink;
 
@@ -87,10 +88,14 @@ struct OpenState {
 pub struct Upgrade {
     pub subprotocol: Option<Subprotocol>,
     pub mode: MessageMode,
-    /// The address a trusted proxy reported; the caller applies it.
+    /// The address a trusted proxy reported, when it is not the peer's own; the caller
+    /// applies it.
     pub real_ip: Option<IpAddr>,
-    /// A warning for the log: the proxy sent both real-IP headers and they disagree.
+    /// A warning line for the log: the proxy sent both real-IP headers and they
+    /// disagree.
     pub proxy_warning: Option<String>,
+    /// A debug line for the log when `real_ip` is set.
+    pub real_ip_note: Option<String>,
     pub origin: Option<String>,
     /// permessage-deflate, if negotiated.
     pub compression: Option<Agreed>,
@@ -106,6 +111,9 @@ pub enum Ending {
     Failed(ProtocolError),
     /// The client sent a close frame (with this code, if any); it was echoed.
     ClientClosed { code: Option<u16> },
+    /// A bug in the module (a broken invariant, caught at the bridge): the connection
+    /// was closed with 1011 ([`Session::fail_internally`]).
+    InternalError,
 }
 
 impl Ending {
@@ -117,6 +125,10 @@ impl Ending {
                 format!("WebSocket: {error} (close {})", error.close_code().code())
             }
             Ending::ClientClosed { .. } => "Connection closed".to_owned(),
+            Ending::InternalError => format!(
+                "WebSocket: internal error (close {})",
+                CloseCode::InternalError.code()
+            ),
         }
     }
 }
@@ -191,9 +203,14 @@ impl Session {
         &self.config
     }
 
-    /// Gives up on the connection (after an internal error): nothing more is read or
-    /// sent.
-    pub fn abandon(&mut self) {
+    /// Gives up on the connection after a bug in the module (a panic the bridge
+    /// caught): a close frame with 1011 if it is open, then nothing more is read or
+    /// sent. `out` must hold no partial output of the failed call.
+    pub fn fail_internally(&mut self, out: &mut impl ByteSink) {
+        if let State::Open(_) = self.state {
+            let code = CloseCode::InternalError;
+            write_close_frame(code.code(), "internal error", out);
+        }
         self.state = State::Closed;
         self.pending_close = None;
     }
@@ -250,14 +267,22 @@ impl Session {
                     report.consumed = accepted.request_len;
                     // The proxy's address in words only for a warning: rare.
                     let peer = handshaking.peer;
-                    let proxy_warning = accepted
-                        .header_conflict
-                        .map(|c| c.warning(&peer.map(|ip| ip.to_string()).unwrap_or_default()));
+                    let proxy_warning = accepted.header_conflict.map(|c| {
+                        log_line::warning(
+                            &c.warning(&peer.map(|ip| ip.to_string()).unwrap_or_default()),
+                        )
+                    });
+                    // A proxy naming the peer itself changes nothing.
+                    let canonical = |ip: IpAddr| ip.to_canonical();
+                    let real_ip = accepted
+                        .real_ip
+                        .filter(|real| Some(canonical(*real)) != peer.map(canonical));
                     report.upgrade = Some(Upgrade {
                         subprotocol: accepted.subprotocol,
                         mode: accepted.mode,
                         proxy_warning,
-                        real_ip: accepted.real_ip,
+                        real_ip_note: real_ip.map(|real| log_line::real_address(peer, real)),
+                        real_ip,
                         origin: accepted.origin,
                         compression: accepted.compression,
                     });

@@ -3,7 +3,7 @@
 //! bridge tests.
 
 /// A browser-like upgrade request that the default and `with_origins` configurations
-/// accept (Origin https://chat.example.com); the masking key of every frame
+/// accept (Origin `https://chat.example.com`); the masking key of every frame
 /// [`frame_with`] masks.
 pub(crate) use testkit::ws::{CHAT_EXAMPLE_REQUEST as REQUEST, MASK};
 

@@ -1,5 +1,5 @@
 //! Session tests: a client written here talks to a [`Session`] in memory.
-//! BAD_INPUT rows 14 and 22-39 are named `row_NN_...`.
+//! `BAD_INPUT` rows 14 and 22-39 are named `row_NN_...`.
 
 use super::test_client::{frame_with, MASK, REQUEST};
 use super::*;
@@ -1031,4 +1031,57 @@ fn short_server_lines_are_sent_uncompressed() {
     assert_eq!(frames.len(), 1);
     assert!(!frames[0].rsv1);
     assert_eq!(frames[0].payload, b"PING :a");
+}
+
+/// The request with `header` added before its blank line.
+fn request_with_header(header: &str) -> Vec<u8> {
+    let request = std::str::from_utf8(REQUEST).unwrap();
+    let head = request.strip_suffix("\r\n\r\n").unwrap();
+    format!("{head}\r\n{header}\r\n\r\n").into_bytes()
+}
+
+fn behind_loopback_proxy() -> Config {
+    let mut config = Config::with_origins(&["https://*.example.com"]);
+    config.proxy_ranges = crate::proxy::ProxyRanges::parse("127.0.0.0/8").unwrap();
+    config
+}
+
+#[test]
+fn a_trusted_proxys_address_is_reported_with_a_note_for_the_log() {
+    let mut h = Harness::with_config(behind_loopback_proxy());
+    h.feed(&request_with_header("X-Real-IP: 192.0.2.7"));
+    let upgrade = h.upgrade.expect("upgraded");
+    assert_eq!(upgrade.real_ip, "192.0.2.7".parse().ok());
+    assert_eq!(
+        upgrade.real_ip_note.as_deref(),
+        Some("Real address of 127.0.0.1 from a trusted proxy: 192.0.2.7")
+    );
+}
+
+#[test]
+fn a_proxy_naming_the_peer_itself_changes_nothing() {
+    for same in ["127.0.0.1", "::ffff:127.0.0.1"] {
+        let mut h = Harness::with_config(behind_loopback_proxy());
+        h.feed(&request_with_header(&format!("X-Forwarded-For: {same}")));
+        let upgrade = h.upgrade.expect("upgraded");
+        assert_eq!(
+            (upgrade.real_ip, upgrade.real_ip_note),
+            (None, None),
+            "{same}"
+        );
+    }
+}
+
+#[test]
+fn row_46_a_length_not_in_its_shortest_form_closes_1002_before_the_payload() {
+    // 5 in the 16-bit form, 200 in the 64-bit form: refused once the length is in.
+    for header in [
+        &[0x81, 0xFE, 0, 5][..],
+        &[0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 200],
+    ] {
+        let mut h = Harness::open();
+        h.feed(header);
+        h.assert_failed_with(1002);
+        assert!(h.lines.is_empty());
+    }
 }

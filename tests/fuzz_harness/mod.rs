@@ -775,6 +775,7 @@ fn check_receive(run: &ReceiveRun, client: &[u8], config: &Config) {
                     }
                 }
                 Some(Ending::Rejected(_)) => unreachable!(),
+                Some(Ending::InternalError) => panic!("the core broke an invariant"),
             }
         }
     }

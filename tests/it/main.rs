@@ -5,6 +5,18 @@
 //! Where a behaviour is shared with the stock module, [`both_modules!`] runs a test's
 //! body against each: `proxy::x_real_ip_preferred::ours` and `::stock`.
 
+#![allow(
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: clippy's default set; a broken expectation fails the run loudly"
+)]
+
 /// Two `#[test]`s for one body that takes a [`common::Module`]: `both_modules!(name)`
 /// runs `fn name(m: Module)`, and `both_modules!(name, |m| expr)` an expression of `m`,
 /// as `name::ours` and `name::stock`.
