@@ -2,8 +2,8 @@
 //! at into the staticlib; the Makefile links that into `m_websocket.so`.
 //!
 //! - `INSPIRCD_SOURCE`: an InspIRCd source tree, configured or not (its `include/` and,
-//!   for InspIRCd 4, its `vendor/` {fmt}); buildscript/headers.rs says how an
-//!   unconfigured tree's config.h is made.
+//!   for InspIRCd 4, its `vendor/` {fmt}); `buildscript/headers.rs` says how an
+//!   unconfigured tree's `config.h` is made.
 //! - `INSPIRCD_INCLUDE_DIR`: installed headers instead (default /usr/include/inspircd,
 //!   from Debian's inspircd-dev package). Their config.h says which InspIRCd they are:
 //!   3.x or 4.x.
@@ -14,7 +14,7 @@
 //!
 //! A module is built for one minor version of InspIRCd: the ABI number it exports comes
 //! from these headers (`MODULE_INIT`), and the server refuses any other. Which hook API
-//! the headers declare is found by compiling (buildscript/api_probe.rs).
+//! the headers declare is found by compiling (`buildscript/api_probe.rs`).
 
 // A build script reports its failures on stderr, which cargo shows.
 #![allow(clippy::print_stderr)]
@@ -62,8 +62,8 @@ fn main() {
     let mut build = cxx_build::bridge("src/ffi/mod.rs");
     build
         .file("cpp/m_websocket.cpp")
-        .include(&headers.include_dir)
-        .include(&headers.config_dir)
+        .include(&headers.include)
+        .include(&headers.config)
         .include("include")
         .std("c++17")
         // InspIRCd modules are built without RTTI; with it the module fails to load
@@ -80,7 +80,7 @@ fn main() {
         3 => {}
         4 => {
             let fmt_dir = headers
-                .fmt_dir
+                .fmt
                 .clone()
                 .filter(|d| d.join("fmt/format.h").is_file())
                 .unwrap_or_else(|| {
@@ -101,7 +101,7 @@ fn main() {
         other => fail(&format!(
             "InspIRCd {other} is not supported (the headers in {} are InspIRCd {other}); \
              this module builds for InspIRCd 3 and 4",
-            headers.include_dir.display()
+            headers.include.display()
         )),
     }
     build.compile("m_websocket_shim");

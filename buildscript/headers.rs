@@ -20,12 +20,12 @@ const DEFAULT_INCLUDE_DIR: &str = "/usr/include/inspircd";
 
 /// The headers a module is compiled against.
 pub struct Headers {
-    /// The directory holding inspircd.h.
-    pub include_dir: PathBuf,
-    /// Where config.h is: the include directory, or where [`generate_config`] wrote it.
-    pub config_dir: PathBuf,
+    /// The directory holding `inspircd.h`.
+    pub include: PathBuf,
+    /// Where `config.h` is: the include directory, or where [`generate_config`] wrote it.
+    pub config: PathBuf,
     /// The directory holding `fmt/format.h` (InspIRCd 4), if known.
-    pub fmt_dir: Option<PathBuf>,
+    pub fmt: Option<PathBuf>,
 }
 
 impl Headers {
@@ -81,9 +81,9 @@ impl Headers {
             }
         };
         Headers {
-            include_dir,
-            config_dir,
-            fmt_dir,
+            include: include_dir,
+            config: config_dir,
+            fmt: fmt_dir,
         }
     }
 
@@ -92,20 +92,20 @@ impl Headers {
     /// a generated config.h was made from (not that file itself, which this build
     /// writes, so that cargo would always find it newer than the build).
     pub fn inputs(&self) -> Vec<PathBuf> {
-        let mut inputs = vec![self.include_dir.clone()];
-        if self.config_dir != self.include_dir {
-            if let Some(tree) = self.include_dir.parent() {
+        let mut inputs = vec![self.include.clone()];
+        if self.config != self.include {
+            if let Some(tree) = self.include.parent() {
                 inputs.push(tree.join("make/template/config.h"));
                 inputs.push(tree.join("src/version.sh"));
             }
         }
-        inputs.extend(self.fmt_dir.iter().map(|d| d.join("fmt")));
+        inputs.extend(self.fmt.iter().map(|d| d.join("fmt")));
         inputs
     }
 
     /// The major version config.h names (`#define INSPIRCD_VERSION "InspIRCd-4.7.0..."`).
     pub fn major_version(&self) -> u32 {
-        let path = self.config_dir.join("config.h");
+        let path = self.config.join("config.h");
         let config = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
         config
@@ -222,23 +222,23 @@ fn substitute<'a>(line: &str, value: impl Fn(&str) -> Option<&'a str>) -> (Strin
     let mut out = String::new();
     let mut other = false;
     let mut rest = line;
-    while let Some(start) = rest.find('@') {
-        let after = &rest[start + 1..];
-        let Some(len) = after.find('@') else { break };
-        let inner = &after[..len];
+    while let Some((before, after)) = rest.split_once('@') {
+        let Some((inner, tail)) = after.split_once('@') else {
+            break;
+        };
         let name = inner.split('|').next().unwrap_or(inner);
+        out.push_str(before);
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             // Not a placeholder: keep the '@' and look further on.
-            out.push_str(&rest[..=start]);
+            out.push('@');
             rest = after;
             continue;
         }
-        out.push_str(&rest[..start]);
         match value(name) {
             Some(v) => out.push_str(v),
             None => other = true,
         }
-        rest = &after[len + 1..];
+        rest = tail;
     }
     out.push_str(rest);
     (out, other)
@@ -267,10 +267,11 @@ fn header_using(tree: &Path, macro_name: &str) -> Option<PathBuf> {
 
 /// Whether `text` has `name` as a whole identifier.
 fn mentions(text: &str, name: &str) -> bool {
-    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let is_ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let bytes = text.as_bytes();
     text.match_indices(name).any(|(at, _)| {
-        let before = text.as_bytes()[..at].last().copied();
-        let after = text.as_bytes().get(at + name.len()).copied();
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i));
+        let after = bytes.get(at + name.len());
         !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
     })
 }
