@@ -18,39 +18,46 @@ fn loads_upgrades_registers_pings_and_closes() {
             .websocket(r#"pinginterval="300s""#)
             .connect_attrs(PINGFREQ),
     );
-    let (mut conn, upgrade) = RawConn::upgrade(server.ws_port, &[]);
+    let (mut conn, upgrade) = Client::upgrade(server.ws_port, &[]).expect("upgrade (101)");
     assert_eq!(upgrade.header("Sec-WebSocket-Accept"), Some(SAMPLE_ACCEPT));
-    conn.register("smoke");
+    conn.register("smoke").expect("registration (001)");
 
-    conn.send_frame(true, OP_PING, b"smoke-ping");
-    let pong = conn.expect_frame("the pong to our ping frame", |f| f.opcode == OP_PONG);
+    conn.send_frame(true, OP_PING, b"smoke-ping").expect("send");
+    let pong = conn
+        .expect_frame("the pong to our ping frame", |f| f.opcode == OP_PONG)
+        .expect("the pong to our ping frame");
     assert_eq!(pong.payload, b"smoke-ping");
 
     match dialect() {
         Dialect::V3 => {
-            let ping = conn.expect_frame("the server's IRC PING", |f| {
-                f.opcode == OP_TEXT && f.payload.starts_with(b"PING ")
-            });
+            let ping = conn
+                .expect_frame("the server's IRC PING", |f| {
+                    f.opcode == OP_TEXT && f.payload.starts_with(b"PING ")
+                })
+                .expect("the server's IRC PING");
             let token = show(&ping.payload)["PING ".len()..].to_string();
-            conn.send_text(&format!("PONG {token}"));
+            conn.send_text(&format!("PONG {token}")).expect("send");
         }
         Dialect::V4 => {
-            let ping = conn.expect_frame("the server's ping frame (IOHook::Ping)", |f| {
-                f.opcode == OP_PING
-            });
-            conn.send_frame(true, OP_PONG, &ping.payload);
+            let ping = conn
+                .expect_frame("the server's ping frame (IOHook::Ping)", |f| {
+                    f.opcode == OP_PING
+                })
+                .expect("the server's ping frame (IOHook::Ping)");
+            conn.send_frame(true, OP_PONG, &ping.payload).expect("send");
         }
     }
-    conn.send_text("PING :still-here");
+    conn.send_text("PING :still-here").expect("send");
     conn.expect_frame("the PONG to our IRC PING", |f| {
         show(&f.payload).contains("PONG") && show(&f.payload).contains("still-here")
-    });
+    })
+    .expect("the PONG to our IRC PING");
 
-    conn.send_text("QUIT :smoke done");
-    let close = conn.expect_frame("the close frame after QUIT", |f| f.opcode == OP_CLOSE);
+    conn.send_text("QUIT :smoke done").expect("send");
+    let close = conn
+        .expect_frame("the close frame after QUIT", |f| f.opcode == OP_CLOSE)
+        .expect("the close frame after QUIT");
     assert_eq!(close.close_code(), Some(1000));
-    assert!(
-        conn.frames_until_eof().is_empty(),
-        "nothing follows the close frame"
-    );
+    let after = conn.frames_until_eof().expect("frames until EOF");
+    assert!(after.is_empty(), "frames after the close frame: {after:?}");
 }
