@@ -121,7 +121,7 @@ SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 # tests; nginx and haproxy: tests/it/deployment.rs runs the module behind both;
 # mmdebstrap: Debian 13's InspIRCd 4 for INSPIRCD=4 and make test; libgnutls28-dev and
 # pkg-config: ssl_gnutls of InspIRCd built from source for make test).
-DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx haproxy mmdebstrap \
+DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx libnginx-mod-stream haproxy mmdebstrap \
 	libgnutls28-dev pkg-config
 
 RUN_IRC_PORT ?= 6667
@@ -283,7 +283,7 @@ clean:
 # crash is saved under fuzz/artifacts/. `cargo test` replays fuzz/corpus/ on stable.
 FUZZ_SECONDS ?= 60
 FUZZ_SANITIZER ?= address
-FUZZ_TARGETS := handshake frame_header session messages compression
+FUZZ_TARGETS := handshake frame_header session messages compression proxy_protocol
 
 .PHONY: fuzz
 fuzz:
