@@ -27,9 +27,10 @@ set -eu
 # The stock modules tests/it and the test kit load (<module name=...>, Conf::module,
 # Dialect::tls_listener/link): sha1 (the stock websocket module needs it), the stock
 # websocket module, ssl_gnutls (TLS tests), spanningtree (linked servers), sslinfo
-# (tls.rs), connectban, md5 and cloaking (deployment.rs; InspIRCd 4 loads cloak and
-# cloak_md5 for <module name="cloaking">).
-SUITE_MODULES="m_sha1 m_websocket m_ssl_gnutls m_spanningtree m_sslinfo m_connectban m_md5 m_cloak m_cloak_md5"
+# (tls.rs, proxy_protocol.rs, proxy_recipes.rs), sslmodes (the proxy tests' +z),
+# connectban, md5 and cloaking (deployment.rs; InspIRCd 4 loads cloak and cloak_md5 for
+# <module name="cloaking">).
+SUITE_MODULES="m_sha1 m_websocket m_ssl_gnutls m_spanningtree m_sslinfo m_sslmodes m_connectban m_md5 m_cloak m_cloak_md5"
 
 usage() {
 	echo "usage: $0 tree|server|core|cache SOURCE [MODULE...]" >&2
