@@ -401,7 +401,7 @@ void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 }
 
 #if WSGATE_INSPIRCD4
-bool WebSocketHook::Ping()
+bool WebSocketHook::Ping(WSGATE_PING_PARAMS)
 {
 	WebSocketHookProvider* const provider = Provider();
 	if (!session->server_ping(provider->output))

@@ -20,6 +20,19 @@
 # define WSGATE_INSPIRCD4 0
 #endif
 
+#if WSGATE_INSPIRCD4
+/* IOHook::Ping's parameters: none up to 4.11, the socket on the 4.x branch after it.
+ * build.rs finds which by compiling against the headers (buildscript/api_probe.rs).
+ */
+# if !defined(WSGATE_PING_TAKES_SOCKET)
+#  error "WSGATE_PING_TAKES_SOCKET is set by build.rs from what iohook.h declares"
+# elif WSGATE_PING_TAKES_SOCKET
+#  define WSGATE_PING_PARAMS StreamSocket*
+# else
+#  define WSGATE_PING_PARAMS
+# endif
+#endif
+
 namespace compat
 {
 #if WSGATE_INSPIRCD4

@@ -128,7 +128,7 @@ namespace wsgate
 		/** InspIRCd 4's ping timer (every `<connect pingfreq>`): a ping frame, written at
 		 * once, instead of an IRC PING (`nativeping`).
 		 */
-		bool Ping() override;
+		bool Ping(WSGATE_PING_PARAMS) override;
 #endif
 
 		/** Queues a close frame after the lines already queued (QUIT, unload). */

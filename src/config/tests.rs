@@ -216,6 +216,41 @@ fn permissive_origin_patterns_warn_with_location() {
     )));
 }
 
+/// The catch-all values stock InspIRCd 4.11 warns about (`*`, `http://*`, `https://*`,
+/// in any case) warn here too, each with its value and location; an origin with a host
+/// does not.
+#[test]
+fn catch_all_origins_of_stock_4_11_warn() {
+    for allow in ["*", "http://*", "https://*", "HTTP://*", "Https://*"] {
+        let cfg = RawConfig {
+            origins: vec![tag(ORIGIN_LOC, &[("allow", allow)])],
+            websocket: None,
+            ..RawConfig::default()
+        };
+        let c = Config::from_raw(&cfg).unwrap();
+        assert_eq!(
+            c.warnings,
+            vec![format!(
+                "<wsorigin:allow> \"{allow}\" at {ORIGIN_LOC} admits every website: any web page can make its visitors' browsers connect to this server"
+            )],
+            "{allow}"
+        );
+    }
+    for allow in [
+        "https://*.example",
+        "http://irc.example",
+        "https://irc.example:*",
+    ] {
+        let cfg = RawConfig {
+            origins: vec![tag(ORIGIN_LOC, &[("allow", allow)])],
+            websocket: None,
+            ..RawConfig::default()
+        };
+        let c = Config::from_raw(&cfg).unwrap();
+        assert!(c.warnings.is_empty(), "{allow}: {:?}", c.warnings);
+    }
+}
+
 #[test]
 fn unknown_wsorigin_key_warns() {
     let cfg = RawConfig {

@@ -63,5 +63,7 @@ mod proxy;
 mod proxy_bursts;
 mod proxy_protocol;
 mod proxy_recipes;
+mod smoke;
 mod subprotocols;
 mod tls;
+mod upstream_changes;
