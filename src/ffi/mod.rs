@@ -104,17 +104,24 @@ mod bridge {
         text: String,
     }
 
+    /// Where one element of InspIRCd's send queue lies (its `std::string`'s `data()` and
+    /// `size()`), as [`queue_views`] fills it.
+    #[derive(Clone, Copy)]
+    struct QueueView {
+        data: *const u8,
+        len: usize,
+    }
+
     unsafe extern "C++" {
         include!("send_queue.h");
 
         /// InspIRCd's `StreamSocket::SendQueue`: the server's lines for one socket.
         type SendQueue;
-        /// How many elements (strings) the queue holds.
-        fn queue_length(queue: &SendQueue) -> usize;
         /// The queue's bytes in all.
         fn queue_bytes(queue: &SendQueue) -> usize;
-        /// Element `index` (below `queue_length`).
-        fn queue_element(queue: &SendQueue, index: usize) -> &[u8];
+        /// Fills `views` with the elements (strings) from index `start` on, as many as
+        /// fit; returns how many (0 past the end).
+        fn queue_views(queue: &SendQueue, start: usize, views: &mut [QueueView]) -> usize;
     }
 
     extern "Rust" {

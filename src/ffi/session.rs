@@ -6,7 +6,7 @@ use std::pin::Pin;
 use cxx::CxxString;
 
 use super::bridge::{
-    queue_bytes, queue_element, queue_length, ReadAction, ReadResult, SendQueue, ServerClose,
+    queue_bytes, queue_views, QueueView, ReadAction, ReadResult, SendQueue, ServerClose,
     UpgradeResult, WriteAction,
 };
 use super::cxx_sink::CxxSink;
@@ -33,6 +33,69 @@ impl UpgradeResult {
             origin: upgrade.origin.unwrap_or_default(),
             proxy_warning: upgrade.proxy_warning.unwrap_or_default(),
         }
+    }
+}
+
+/// The elements of InspIRCd's send queue in order, their views fetched
+/// [`QueueElements::BATCH`] at a time (one call into the shim per batch rather than
+/// per element).
+struct QueueElements<'q> {
+    queue: &'q SendQueue,
+    views: [QueueView; QueueElements::BATCH],
+    /// Index in the queue of the element after the last fetched.
+    fetched: usize,
+    /// How many of `views` hold elements of the last batch; `next` is the next to hand
+    /// out.
+    filled: usize,
+    next: usize,
+    /// The last batch was short: the queue holds no more.
+    exhausted: bool,
+}
+
+impl<'q> QueueElements<'q> {
+    /// Elements fetched per call: a write round of a busy channel holds a few dozen
+    /// lines; a larger batch would only cost stack.
+    const BATCH: usize = 32;
+
+    fn new(queue: &'q SendQueue) -> QueueElements<'q> {
+        let empty = QueueView {
+            data: std::ptr::null(),
+            len: 0,
+        };
+        QueueElements {
+            queue,
+            views: [empty; QueueElements::BATCH],
+            fetched: 0,
+            filled: 0,
+            next: 0,
+            exhausted: false,
+        }
+    }
+}
+
+impl<'q> Iterator for QueueElements<'q> {
+    type Item = &'q [u8];
+
+    fn next(&mut self) -> Option<&'q [u8]> {
+        if self.next == self.filled {
+            if self.exhausted {
+                return None;
+            }
+            self.filled = queue_views(self.queue, self.fetched, &mut self.views);
+            assert!(
+                self.filled <= self.views.len(),
+                "the shim overfilled the views"
+            );
+            self.fetched += self.filled;
+            self.exhausted = self.filled < self.views.len();
+            self.next = 0;
+        }
+        let view = *self.views.get(..self.filled)?.get(self.next)?;
+        self.next += 1;
+        // SAFETY: the shim filled `view` with `data()` and `size()` of a `std::string`
+        // held by `queue`, which no one changes while it is borrowed for `'q` (InspIRCd
+        // runs on one thread, and the queue is only read during this bridge call).
+        Some(unsafe { std::slice::from_raw_parts(view.data, view.len) })
     }
 }
 
@@ -95,7 +158,7 @@ impl WsSession {
 
     pub(super) fn send(&mut self, queue: &SendQueue, out: Pin<&mut CxxString>) -> WriteAction {
         let mut out = output::fresh(out);
-        let elements = (0..queue_length(queue)).map(|i| queue_element(queue, i));
+        let elements = QueueElements::new(queue);
         let bytes = queue_bytes(queue);
         match self.guarded(&mut out, |connection, out| {
             connection.send(elements, bytes, out)
