@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks an Autobahn|Testsuite report (index.json) against conformance/expected.json.
 
-    check.py [--expected FILE] [--spec FILE] [--update] REPORT/index.json
+    check.py [--expected FILE] [--spec FILE] [--update] REPORT/index.json [...]
+
+Several reports (the shards of one run) are checked as one.
 
 Every case in the report must have the behavior and close behavior that expected.json
 lists for it; only OK, NON-STRICT, INFORMATIONAL and UNIMPLEMENTED may be listed. A
@@ -65,13 +67,19 @@ def write_expected(path, expected, report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", help="the report's index.json")
+    parser.add_argument("reports", nargs="+", help="the reports' index.json")
     parser.add_argument("--expected", default="conformance/expected.json")
     parser.add_argument("--spec", help="the fuzzingclient spec that produced the report")
     parser.add_argument("--update", action="store_true", help="rewrite --expected")
     args = parser.parse_args()
 
-    report = load_report(args.report)
+    report = {}
+    for path in args.reports:
+        shard = load_report(path)
+        repeated = set(report) & set(shard)
+        if repeated:
+            sys.exit(f"{path}: cases also in another report: {sorted(repeated, key=case_key)}")
+        report.update(shard)
     with open(args.expected) as f:
         expected = json.load(f)["cases"]
     if args.update:

@@ -2,10 +2,10 @@
 //! against what this connection's client has inflated before (its window) and written
 //! as one fixed-Huffman block ([`super::fixed_huffman`]).
 //!
-//! Why by hand and not zlib: a zlib deflate stream keeps about 6 KB of Huffman-tree
+//! Why by hand and not zlib: a zlib deflate stream keeps kilobytes of Huffman-tree
 //! state on top of its window and hash, and builds dynamic trees at every flush, that
-//! is at every message: measured on 2026-12-01, 15.4 KB per connection and about 10 µs
-//! per 98-byte IRC line at window 11. IRC lines are too short for dynamic trees to
+//! is at every message, which cost far more memory per connection and time per line
+//! (docs/PERFORMANCE.md). IRC lines are too short for dynamic trees to
 //! repay their own header, so a fixed block loses little, and what a connection then
 //! keeps is its window and a small hash table. Only the server's own output takes this
 //! path; what clients send is inflated by zlib ([`super::zlib`]).

@@ -1071,3 +1071,17 @@ fn a_proxy_naming_the_peer_itself_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn row_46_a_length_not_in_its_shortest_form_closes_1002_before_the_payload() {
+    // 5 in the 16-bit form, 200 in the 64-bit form: refused once the length is in.
+    for header in [
+        &[0x81, 0xFE, 0, 5][..],
+        &[0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0, 200],
+    ] {
+        let mut h = Harness::open();
+        h.feed(header);
+        h.assert_failed_with(1002);
+        assert!(h.lines.is_empty());
+    }
+}
