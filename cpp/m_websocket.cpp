@@ -177,7 +177,18 @@ bool WebSocketHookProvider::QueueOutput(StreamSocket::SendQueue& sendq)
 {
 	if (output.empty())
 		return false;
-	sendq.push_back(output);
+	// Pieces of at most output_piece_bytes() bytes (src/ffi/output.rs says why).
+	const size_t piece = output_piece_bytes();
+	if (output.size() <= piece)
+		sendq.push_back(output);
+	else
+	{
+		for (size_t at = 0; at < output.size(); at += piece)
+		{
+			outputpiece.assign(output, at, piece);
+			sendq.push_back(outputpiece);
+		}
+	}
 	if (output.capacity() > output_keep_bytes())
 		std::string().swap(output);
 	return true;

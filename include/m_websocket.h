@@ -33,6 +33,9 @@ namespace wsgate
 		 */
 		std::string output;
 
+		/** One piece of a long output on its way into a send queue (QueueOutput). */
+		std::string outputpiece;
+
 		/** Copies what the last call wrote into `sendq`; false if it wrote nothing. */
 		bool QueueOutput(StreamSocket::SendQueue& sendq);
 

@@ -189,6 +189,8 @@ mod bridge {
         fn unload_quit_message() -> &'static str;
         /// Most capacity the shim's output buffer keeps between calls.
         fn output_keep_bytes() -> usize;
+        /// Longest string the shim adds to a send queue: longer output goes in pieces.
+        fn output_piece_bytes() -> usize;
         /// How often, in seconds, the shim polls keepalives and lingering sockets.
         fn poll_period_seconds() -> u32;
         /// What MODULES and the module list say the module is.
@@ -225,6 +227,10 @@ fn unload_quit_message() -> &'static str {
 
 fn output_keep_bytes() -> usize {
     output::KEEP_BYTES
+}
+
+fn output_piece_bytes() -> usize {
+    output::PIECE_BYTES
 }
 
 fn poll_period_seconds() -> u32 {
