@@ -2,6 +2,12 @@
 //! compression, and the time to frame each line, for the defaults and a few settings.
 //! Prints figures; asserts nothing (`cargo bench --bench compression`).
 //!
+//! With `--once`, only the uncompressed pass and the defaults run, once each, in
+//! functions of their own for counting instructions: `valgrind --tool=callgrind
+//! --toggle-collect='*once_uncompressed*'` (or `'*once_defaults*'`) on the bench's
+//! binary counts one pass; divided by the burst's lines, per line
+//! (docs/PERFORMANCE.md).
+//!
 //! The burst, from a fixed seed: 200 nicks built from syllables, each with an ident and
 //! a host in InspIRCd's formats (a cloak `xxxxxxxx.yyyyyyyy.example.net`, or an IP
 //! cloak), in one channel. 90% of lines are `PRIVMSG #channel :text`, the rest JOIN,
@@ -177,8 +183,35 @@ fn run(lines: &[Vec<u8>], settings: Option<&(Settings, &[u8])>) -> (usize, f64) 
     (wire, ns)
 }
 
+/// The uncompressed pass of `--once` (a function of its own for callgrind).
+#[inline(never)]
+fn once_uncompressed(lines: &[Vec<u8>]) -> usize {
+    run(lines, None).0
+}
+
+/// The defaults' pass of `--once`.
+#[inline(never)]
+fn once_defaults(lines: &[Vec<u8>], settings: &(Settings, &[u8])) -> usize {
+    run(lines, Some(settings)).0
+}
+
 fn main() {
     let lines = burst();
+    if std::env::args().any(|a| a == "--once") {
+        let default = Settings {
+            enabled: true,
+            ..Settings::default()
+        };
+        let browser: &[u8] = b"permessage-deflate; client_max_window_bits";
+        let plain = once_uncompressed(&lines);
+        let compressed = once_defaults(&lines, &(default, browser));
+        println!(
+            "{} lines: uncompressed {plain} B, defaults {compressed} B ({:.1}%)",
+            lines.len(),
+            100.0 * compressed as f64 / plain as f64
+        );
+        return;
+    }
     let raw: usize = lines.iter().map(|l| l.len()).sum();
     println!(
         "burst: {} lines, {} bytes of IRC ({:.1} per line); {NICKS} nicks, 1 channel",

@@ -13,11 +13,18 @@
 #include "rust/cxx.h"
 #include "inspircd-websocket/src/ffi/mod.rs.h"
 
+#include <map>
 #include <set>
 
 namespace wsgate
 {
 	class LingeringClose;
+	class WebSocketHook;
+
+	/** The hooks whose keepalive the timer must poll, by the time it is due (the core's
+	 * KeepaliveDeadline).
+	 */
+	typedef std::multimap<uint64_t, WebSocketHook*> KeepaliveSchedule;
 
 	/** The "websocket" hook provider: creates one WebSocketHook per accepted socket, and
 	 * holds what the hooks share.
@@ -55,6 +62,9 @@ namespace wsgate
 		/** Sockets closed by the server that wait for the client's close frame. */
 		std::set<LingeringClose*> lingering;
 
+		/** The hooks to poll for keepalive, by deadline. */
+		KeepaliveSchedule keepalives;
+
 		WebSocketHookProvider(Module* mod);
 #if WSGATE_INSPIRCD4
 		void OnAccept(StreamSocket* sock, const irc::sockets::sockaddrs& client, const irc::sockets::sockaddrs& server) override;
@@ -78,6 +88,9 @@ namespace wsgate
 		 * every lingering socket, so that none outlives the module's code.
 		 */
 		void FinishLingering();
+
+		/** Polls the keepalive of every hook whose deadline is `now_ms` or earlier. */
+		void PollKeepalives(uint64_t now_ms);
 	};
 
 	/** One WebSocket connection: an IOHookMiddle around a Rust session. */
@@ -85,10 +98,14 @@ namespace wsgate
 	{
 		rust::Box<WsSession> session;
 
-#if WSGATE_INSPIRCD4
-		/** The hooked socket, which Ping() must schedule a write on. */
+		/** The hooked socket (Ping() schedules a write on it; the keepalive poll finds
+		 * its user).
+		 */
 		StreamSocket* const socket;
-#endif
+
+		/** This hook's entry in the provider's keepalive schedule, when `scheduled`. */
+		KeepaliveSchedule::iterator keepalive_entry;
+		bool scheduled = false;
 
 		WebSocketHookProvider* Provider() const
 		{
@@ -121,7 +138,19 @@ namespace wsgate
 		/** Queues a close frame after the lines already queued (QUIT, unload). */
 		void RequestClose(ServerClose why, const std::string& quitmessage);
 
-		/** Sends a keepalive ping when the client is idle; quits a user who did not answer one. */
-		void Keepalive(LocalUser* user);
+		~WebSocketHook();
+
+		/** (Re)enters this hook in the keepalive schedule at the core's deadline, or
+		 * takes it out when the core has none.
+		 */
+		void Schedule();
+
+		/** Takes this hook out of the keepalive schedule. */
+		void Unschedule();
+
+		/** Sends a keepalive ping when the client is idle; quits a user who did not
+		 * answer one. Called when the deadline has come, out of the schedule.
+		 */
+		void Keepalive(uint64_t now_ms);
 	};
 }

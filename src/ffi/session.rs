@@ -6,8 +6,8 @@ use std::pin::Pin;
 use cxx::CxxString;
 
 use super::bridge::{
-    queue_bytes, queue_views, QueueView, ReadAction, ReadResult, SendQueue, ServerClose,
-    UpgradeResult, WriteAction,
+    queue_bytes, queue_views, KeepaliveDeadline, QueueView, ReadAction, ReadResult, SendQueue,
+    ServerClose, UpgradeResult, WriteAction,
 };
 use super::cxx_sink::CxxSink;
 use super::guard::caught;
@@ -156,27 +156,34 @@ impl WsSession {
         })
     }
 
-    pub(super) fn send(&mut self, queue: &SendQueue, out: Pin<&mut CxxString>) -> WriteAction {
+    pub(super) fn send(
+        &mut self,
+        queue: &SendQueue,
+        now_ms: u64,
+        out: Pin<&mut CxxString>,
+    ) -> WriteAction {
         let mut out = output::fresh(out);
         let elements = QueueElements::new(queue);
         let bytes = queue_bytes(queue);
         match self.guarded(&mut out, |connection, out| {
-            connection.send(elements, bytes, out)
+            connection.send(elements, bytes, now_ms, out)
         }) {
             Ok(true) => WriteAction::Sent,
             Ok(false) => WriteAction::Hold,
             // A socket cannot be closed from inside its own write: the close frame goes
-            // out now, and the next keepalive poll quits the user.
+            // out now, and the next keepalive poll, due at once, quits the user.
             Err(ending) => {
                 self.0.quit_at_next_poll(ending);
-                WriteAction::Sent
+                WriteAction::SentThenQuit
             }
         }
     }
 
-    pub(super) fn server_ping(&mut self, out: Pin<&mut CxxString>) -> bool {
+    pub(super) fn server_ping(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> bool {
         let mut out = output::fresh(out);
-        match self.guarded(&mut out, |connection, out| connection.server_ping(out)) {
+        match self.guarded(&mut out, |connection, out| {
+            connection.server_ping(now_ms, out)
+        }) {
             Ok(sent) => sent,
             // As for a write: the close frame is the output, the poll quits the user.
             Err(ending) => {
@@ -197,6 +204,24 @@ impl WsSession {
             self.0
                 .request_close(why, &String::from_utf8_lossy(quit_message));
         });
+    }
+
+    pub(super) fn keepalive_deadline(&self) -> KeepaliveDeadline {
+        match caught(|| self.0.keepalive_deadline()) {
+            Some(Some(at_ms)) => KeepaliveDeadline {
+                scheduled: true,
+                at_ms,
+            },
+            Some(None) => KeepaliveDeadline {
+                scheduled: false,
+                at_ms: 0,
+            },
+            // A bug: poll at once, where the guard fails the connection if it recurs.
+            None => KeepaliveDeadline {
+                scheduled: true,
+                at_ms: 0,
+            },
+        }
     }
 
     pub(super) fn poll_keepalive(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> String {
@@ -287,7 +312,13 @@ mod tests {
     fn a_panic_while_writing_quits_the_user_at_the_next_poll() {
         let module = configured_module();
         let mut session = open_session(&module);
+        let deadline = session.keepalive_deadline();
+        assert!(deadline.scheduled && deadline.at_ms > 0);
         session.0.quit_at_next_poll(Ending::InternalError);
+        // Due at once.
+        let deadline = session.keepalive_deadline();
+        assert!(deadline.scheduled);
+        assert_eq!(deadline.at_ms, 0);
         let_cxx_string!(out = "");
         let reason = session.poll_keepalive(0, out.as_mut());
         assert_eq!(reason, "WebSocket: internal error (close 1011)");
