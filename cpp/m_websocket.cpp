@@ -121,6 +121,14 @@ class LingeringClose : public EventHandler
 		return session->linger_expired(NowMs());
 	}
 
+	/** The wait is over: the session goes now (its counters with it), the object at the
+	 * next timer run.
+	 */
+	void DropSession()
+	{
+		rust::Box<WsSession> done(std::move(session));
+	}
+
 	void OnEventHandlerRead() override
 	{
 		if (ReadAvailable())
@@ -210,11 +218,21 @@ void WebSocketHookProvider::EndLinger(LingeringClose* closing)
 {
 	lingering.erase(closing);
 	SocketEngine::Close(closing);
-	ServerInstance->GlobalCulls.AddItem(closing);
+	closing->DropSession();
+	// Not deleted here: this may run inside its own read handler.
+	ended.push_back(closing);
+}
+
+void WebSocketHookProvider::DeleteEnded()
+{
+	for (std::vector<LingeringClose*>::const_iterator i = ended.begin(); i != ended.end(); ++i)
+		delete *i;
+	ended.clear();
 }
 
 void WebSocketHookProvider::ExpireLingering()
 {
+	DeleteEnded();
 	for (std::set<LingeringClose*>::iterator i = lingering.begin(); i != lingering.end(); )
 	{
 		// Ending one removes it from the set: step first.
@@ -256,6 +274,7 @@ void WebSocketHookProvider::FinishLingering()
 	for (std::set<LingeringClose*>::const_iterator i = lingering.begin(); i != lingering.end(); ++i)
 		delete *i;
 	lingering.clear();
+	DeleteEnded();
 }
 
 void WebSocketHookProvider::PollKeepalives(uint64_t now_ms)

@@ -15,6 +15,7 @@
 
 #include <map>
 #include <set>
+#include <vector>
 
 namespace wsgate
 {
@@ -62,6 +63,11 @@ namespace wsgate
 		/** Sockets closed by the server that wait for the client's close frame. */
 		std::set<LingeringClose*> lingering;
 
+		/** Lingering sockets whose wait is over, closed, deleted at the next timer run
+		 * (rather than through InspIRCd's cull list, which logs a line for each).
+		 */
+		std::vector<LingeringClose*> ended;
+
 		/** The hooks to poll for keepalive, by deadline. */
 		KeepaliveSchedule keepalives;
 
@@ -80,6 +86,9 @@ namespace wsgate
 
 		/** A lingering socket is done: closes it. */
 		void EndLinger(LingeringClose* closing);
+
+		/** Deletes the lingering sockets that have ended. */
+		void DeleteEnded();
 
 		/** Closes the lingering sockets whose timeout has passed. */
 		void ExpireLingering();
