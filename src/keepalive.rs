@@ -30,6 +30,10 @@ pub enum KeepaliveAction {
 /// deadline it was told before is never late, only sometimes early (then the poll
 /// does nothing and the new deadline says when to come back).
 #[derive(Clone, Debug)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "every field is a time or a span in milliseconds: the unit belongs in each name"
+)]
 pub struct Keepalive {
     interval_ms: u64,
     last_heard_ms: u64,
