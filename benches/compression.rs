@@ -33,31 +33,13 @@ use std::time::Instant;
 
 use inspircd_websocket::compression::{negotiate, Compressor, Settings};
 use inspircd_websocket::irc::{LineFramer, MessageMode};
+// xorshift64* from a fixed state: the burst is the same on every run.
+use testkit::rng::Rng;
 
 /// Lines in the burst.
 const LINES: usize = 20_000;
 /// Nicks in the channel.
 const NICKS: usize = 200;
-
-/// xorshift64*: the burst is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// A rank in 0..n, small ranks far more likely (roughly Zipf).
-    fn rank(&mut self, n: usize) -> usize {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((n as f64).powf(u) - 1.0) as usize % n
-    }
-}
 
 const SYLLABLES: [&str; 24] = [
     "ka", "ri", "to", "mi", "zen", "lo", "dar", "vex", "no", "sha", "qu", "el", "bo", "tan", "ix",
@@ -94,15 +76,15 @@ fn users(rng: &mut Rng) -> Vec<User> {
             let host = if rng.below(3) == 0 {
                 format!(
                     "{:08X}.{:08X}.{:08X}.IP",
-                    rng.next() as u32,
-                    rng.next() as u32,
-                    rng.next() as u32
+                    rng.next_u64() as u32,
+                    rng.next_u64() as u32,
+                    rng.next_u64() as u32
                 )
             } else {
                 format!(
                     "{:08x}.{:08x}.example.net",
-                    rng.next() as u32,
-                    rng.next() as u32
+                    rng.next_u64() as u32,
+                    rng.next_u64() as u32
                 )
             };
             User { nick, ident, host }
@@ -122,7 +104,10 @@ fn text(rng: &mut Rng, words: &[&str], users: &[User]) -> String {
             t.push(' ');
         }
         if rng.below(60) == 0 {
-            t.push_str(&format!("https://example.org/{:x}", rng.next() & 0xffffff));
+            t.push_str(&format!(
+                "https://example.org/{:x}",
+                rng.next_u64() & 0xffffff
+            ));
         } else {
             t.push_str(words[rng.rank(words.len())]);
         }
@@ -137,7 +122,7 @@ fn text(rng: &mut Rng, words: &[&str], users: &[User]) -> String {
 }
 
 fn burst() -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::from_state(0x9e37_79b9_7f4a_7c15);
     let words: Vec<&str> = WORDS.split(' ').collect();
     let users = users(&mut rng);
     (0..LINES)

@@ -211,7 +211,25 @@ def compression_seeds():
         seeds.append(compression_input(i % 16, 1, c, b"", b"\x81\x07"))
     for i, c in enumerate(twins):
         seeds.append(compression_input((i * 5) % 16, 2 | (4 if i % 2 else 0), c, server, b"\x05", b"\x09"))
+    # Server lines that repeat 1,500 bytes back: the default window (12 bits) may refer
+    # to the repeat, a window the client lowered to 9 bits may not; the harness inflates
+    # in the window the 101 states (offer 3: 12 bits stated; offer 2: 9 bits).
+    seeds.append(compression_input(3 << 2, 0, b"", window_lines()))
+    seeds.append(compression_input(2 << 2, 0, b"", window_lines()))
     return seeds
+
+
+def window_lines():
+    """Five PRIVMSG lines of 300 pseudo-random letters each, the first one again last."""
+    state = 12345
+    lines = []
+    for _ in range(5):
+        text = bytearray()
+        for _ in range(300):
+            state = (state * 1103515245 + 12345) % (1 << 31)
+            text.append(ord("a") + state % 26)
+        lines.append(b":n!u@h PRIVMSG #c :" + bytes(text) + b"\r\n")
+    return b"".join(lines + lines[:1])
 
 
 for target, seeds in [("handshake", handshake_seeds()), ("frame_header", frame_header_seeds()),

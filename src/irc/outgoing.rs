@@ -218,25 +218,25 @@ fn write_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameHeader;
     use proptest::prelude::*;
 
-    /// Splits framer output back into (opcode, payload), checking every frame is a
-    /// complete unmasked FIN frame.
-    fn decode(mut bytes: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
-        let mut frames = Vec::new();
-        while !bytes.is_empty() {
-            let (h, n) = FrameHeader::parse(bytes, false, 0)
-                .expect("valid header")
-                .expect("complete header");
-            assert!(h.fin, "every frame has FIN");
-            assert_eq!(h.mask, None, "server frames are unmasked");
-            assert_eq!(h.rsv, 0);
-            let len = h.payload_len as usize;
-            frames.push((h.opcode, bytes[n..n + len].to_vec()));
-            bytes = &bytes[n + len..];
-        }
-        frames
+    /// Splits framer output back into (opcode, payload) with the test kit's decoder
+    /// (written independently of this crate's parser), checking every frame is a
+    /// complete unmasked FIN frame without RSV bits.
+    fn decode(bytes: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
+        testkit::ws::decode_frames(bytes)
+            .expect("whole frames")
+            .into_iter()
+            .map(|f| {
+                assert!(f.fin, "every frame has FIN");
+                assert!(!f.masked, "server frames are unmasked");
+                assert_eq!(f.rsv, 0);
+                (
+                    OpCode::from_u8(f.opcode).expect("a known opcode"),
+                    f.payload,
+                )
+            })
+            .collect()
     }
 
     fn frame_all(chunks: &[&[u8]], mode: MessageMode, limit: usize) -> (Vec<u8>, LineFramer) {

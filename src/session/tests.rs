@@ -5,6 +5,9 @@ use super::test_client::{frame_with, MASK, REQUEST};
 use super::*;
 use crate::config::Config;
 use proptest::prelude::*;
+// A server frame as the client decodes it: the test kit's decoder, written independently
+// of this crate's parser.
+use testkit::ws::Frame as ServerFrame;
 
 const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
@@ -23,44 +26,22 @@ fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
     payload
 }
 
-/// A server frame as the client decodes it.
-#[derive(Debug, PartialEq, Eq)]
-struct ServerFrame {
-    fin: bool,
-    rsv1: bool,
-    opcode: u8,
-    payload: Vec<u8>,
-}
-
 /// Decodes unmasked server frames; panics on anything malformed or left over.
 fn server_frames(bytes: &[u8]) -> Vec<ServerFrame> {
     server_frames_allowing(bytes, 0)
 }
 
 /// [`server_frames`] where the RSV bits in `allowed_rsv` (as in the first byte) may be
-/// set; `rsv1` tells.
-fn server_frames_allowing(mut bytes: &[u8], allowed_rsv: u8) -> Vec<ServerFrame> {
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        let b0 = bytes[0];
-        let b1 = bytes[1];
-        assert_eq!(b1 & 0x80, 0, "server frames are never masked");
-        assert_eq!(b0 & 0x70 & !allowed_rsv, 0, "no RSV bits but those allowed");
-        let (len, start) = match b1 & 0x7f {
-            126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            n => (n as usize, 2),
-        };
-        frames.push(ServerFrame {
-            fin: b0 & 0x80 != 0,
-            rsv1: b0 & 0x40 != 0,
-            opcode: b0 & 0x0f,
-            payload: bytes[start..start + len].to_vec(),
-        });
-        bytes = &bytes[start + len..];
+/// set; `rsv1()` tells.
+fn server_frames_allowing(bytes: &[u8], allowed_rsv: u8) -> Vec<ServerFrame> {
+    let frames = testkit::ws::decode_frames(bytes).expect("whole server frames");
+    for f in &frames {
+        assert!(!f.masked, "server frames are never masked");
+        assert_eq!(
+            (f.rsv << 4) & !allowed_rsv,
+            0,
+            "no RSV bits but those allowed"
+        );
     }
     frames
 }
@@ -243,8 +224,9 @@ fn row_26_ping_between_fragments_is_answered_and_message_assembled() {
     assert_eq!(
         h.sent_frames(),
         vec![ServerFrame {
-            rsv1: false,
             fin: true,
+            rsv: 0,
+            masked: false,
             opcode: PONG,
             payload: b"keepalive".to_vec()
         }]
@@ -408,8 +390,9 @@ fn empty_close_is_answered_with_an_empty_close() {
     assert_eq!(
         h.sent_frames(),
         vec![ServerFrame {
-            rsv1: false,
             fin: true,
+            rsv: 0,
+            masked: false,
             opcode: CLOSE,
             payload: Vec::new()
         }]
@@ -562,8 +545,9 @@ fn binary_subprotocol_frames_lines_as_binary() {
     assert_eq!(
         server_frames(&out),
         vec![ServerFrame {
-            rsv1: false,
             fin: true,
+            rsv: 0,
+            masked: false,
             opcode: BINARY,
             payload: b"PRIVMSG a :\xff".to_vec()
         }]
@@ -667,8 +651,9 @@ fn idle_client_gets_a_keepalive_ping_then_a_1001_close_if_silent() {
     assert_eq!(
         server_frames(&out),
         vec![ServerFrame {
-            rsv1: false,
             fin: true,
+            rsv: 0,
+            masked: false,
             opcode: PING,
             payload: b"keepalive".to_vec()
         }]
@@ -1009,7 +994,7 @@ fn server_lines_are_compressed_with_context_takeover() {
     }
     let frames = server_frames_allowing(&h.out, RSV1_BIT);
     assert_eq!(frames.len(), 3);
-    assert!(frames.iter().all(|f| f.rsv1 && f.fin && f.opcode == TEXT));
+    assert!(frames.iter().all(|f| f.rsv1() && f.fin && f.opcode == TEXT));
     // The second refers back to the first.
     assert!(
         frames[1].payload.len() < frames[0].payload.len() / 2,
@@ -1034,7 +1019,7 @@ fn short_server_lines_are_sent_uncompressed() {
     assert!(h.session.send(b"PING :a\r\n", h.now_ms, &mut h.out));
     let frames = server_frames_allowing(&h.out, RSV1_BIT);
     assert_eq!(frames.len(), 1);
-    assert!(!frames[0].rsv1);
+    assert!(!frames[0].rsv1());
     assert_eq!(frames[0].payload, b"PING :a");
 }
 

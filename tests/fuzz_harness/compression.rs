@@ -3,29 +3,29 @@
 //! `[setup byte][flags][receive cuts][send cuts][server length: 2 bytes]`, then the
 //! server's bytes, then the client's bytes.
 //!
-//! Setup bits 0-1: the configuration ([`configs`]: compression on with the defaults,
-//! with everything compressed at the fastest level and the smallest window, with small
-//! message limits, with the largest window and memory); bits 2-3: the client's offer
+//! Setup bits 0-1: the configuration ([`configs`]: compression on with the defaults;
+//! the smallest window and hash table with every message compressed; small message
+//! limits; the largest window and hash table); bits 2-3: the client's offer
 //! ([`OFFERS`], each one the server accepts). Flags bit 0: the client bytes are taken
 //! as they are, not as a frame spec; bit 1: the client bytes are a list of messages
-//! that this harness compresses itself (flate2, independent of the module's zlib),
-//! checked against the same messages sent uncompressed; bit 2: the server asks for a
-//! close at the end.
+//! that this harness compresses itself (the test kit's flate2, independent of the
+//! module's compressor), checked against the same messages sent uncompressed; bit 2:
+//! the server asks for a close at the end.
 //!
 //! Checked: no panic, whatever the frames (RSV1 on anything, arbitrary deflate data,
 //! fragments, bombs, control frames with RSV1); the same result in any chunking; the 101
 //! accepts permessage-deflate; one line per message, none longer than `maxmessage`
 //! (plus "\r\n") however far its data would inflate; a compressed message gives the
 //! very lines, output and ending its uncompressed twin gives; and what `Session::send`
-//! frames (compressed or not) inflates, with one flate2 stream per connection, to one
-//! message per line, never much larger than the line.
+//! frames (compressed or not) inflates, as a client does it (the test kit's decoder, one
+//! stream per connection, in the window the 101 agreed to, not 15 bits), to one message
+//! per line, never much larger than the line.
 #![allow(dead_code)]
 
 use std::sync::{Arc, OnceLock};
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use inspircd_websocket::config::{Config, RawConfig};
-use inspircd_websocket::frame::{FrameHeader, OpCode};
+use inspircd_websocket::frame::OpCode;
 use inspircd_websocket::handshake::{Peer, SocketKind};
 use inspircd_websocket::protocol_error::ProtocolError;
 use inspircd_websocket::session::{Ending, ServerClose, Session};
@@ -91,39 +91,9 @@ fn request(offer: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Appends one masked client frame.
+/// Appends one client frame masked with `key`.
 fn frame(out: &mut Vec<u8>, first: u8, payload: &[u8], key: [u8; 4]) {
-    out.push(first);
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-}
-
-/// `payload` compressed on its own, without the 00 00 ff ff tail (RFC 7692 7.2.1).
-fn deflate(payload: &[u8], level: u32) -> Vec<u8> {
-    let mut c = Compress::new(Compression::new(level.min(9)), false);
-    let mut out = Vec::with_capacity(payload.len() + 64);
-    loop {
-        let done = c.total_in() as usize;
-        c.compress_vec(&payload[done..], &mut out, FlushCompress::Sync)
-            .expect("flate2 deflate");
-        if c.total_in() as usize == payload.len() && out.ends_with(&[0, 0, 0xff, 0xff]) {
-            break;
-        }
-        out.reserve(out.capacity().max(64));
-    }
-    out.truncate(out.len() - 4);
-    out
+    testkit::ws::encode_frame_into(out, first, payload, Some(key));
 }
 
 /// The message list of flags bit 1: `[kind][length][payload]` repeated. Kind bits 0-3
@@ -145,7 +115,7 @@ fn message_twins(mut spec: &[u8]) -> (Vec<u8>, Vec<u8>) {
             frame(
                 &mut compressed,
                 fin | 0x40 | opcode,
-                &deflate(payload, level),
+                &testkit::deflate::deflate_message_level(payload, level),
                 key,
             );
         } else {
@@ -156,74 +126,54 @@ fn message_twins(mut spec: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (compressed, plain)
 }
 
-/// Server frames as they arrived: opcode, RSV1, payload (FIN, unmasked, checked).
-fn server_frames(mut bytes: &[u8]) -> Vec<(OpCode, bool, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        let (header, n) = FrameHeader::parse(bytes, false, 0b100)
-            .expect("server frame header is valid")
-            .expect("server frame header is complete");
-        assert!(header.fin && header.mask.is_none());
-        let len = usize::try_from(header.payload_len).expect("length fits");
-        assert!(n + len <= bytes.len(), "server frame is truncated");
-        frames.push((
-            header.opcode,
-            header.rsv & 0b100 != 0,
-            bytes[n..n + len].to_vec(),
-        ));
-        bytes = &bytes[n + len..];
-    }
-    frames
+/// Server frames as they arrived: opcode, RSV1, payload (FIN, unmasked, no RSV2 or
+/// RSV3, checked), decoded by the test kit, not by the module's own parser.
+fn server_frames(bytes: &[u8]) -> Vec<(OpCode, bool, Vec<u8>)> {
+    testkit::ws::decode_frames(bytes)
+        .expect("the server's output is whole frames")
+        .into_iter()
+        .map(|f| {
+            assert!(f.fin && !f.masked && f.rsv & 0b011 == 0, "{f:?}");
+            let opcode = OpCode::from_u8(f.opcode).expect("a known opcode");
+            (opcode, f.rsv1(), f.payload)
+        })
+        .collect()
 }
 
-/// Inflates the server's compressed frames with one stream (the server's window
-/// carries over) and re-frames them uncompressed, for the checks of the plain target.
-fn inflate_sent(sent: &[u8]) -> Vec<u8> {
-    let mut inflate = Decompress::new(false);
+/// Inflates the server's messages as a client does, with the test kit's decoder: one
+/// stream per connection (the server's window carries over unless the 101 agreed to
+/// `server_no_context_takeover`) in the window the 101 agreed to (`head`'s
+/// `server_max_window_bits`, 15 bits when it states none), so that a back-reference
+/// beyond that window fails. Re-frames them uncompressed for the checks of the plain
+/// target.
+fn inflate_sent(head: &[u8], sent: &[u8]) -> Vec<u8> {
+    let agreed = testkit::http::HttpResponse::parse_head(head)
+        .and_then(|r| r.deflate())
+        .expect("the 101's extension answer")
+        .expect("a permessage-deflate answer");
+    let mut decoder = testkit::messages::Decoder::with_inflater(
+        testkit::deflate::Inflater::for_agreement(&agreed),
+    );
     let mut out = Vec::new();
-    for (opcode, compressed, payload) in server_frames(sent) {
-        let message = if compressed {
-            assert!(
-                matches!(opcode, OpCode::Text | OpCode::Binary),
-                "RSV1 on a {opcode:?} frame"
-            );
-            let mut input = payload.clone();
-            input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-            let mut message = Vec::with_capacity(input.len() * 8 + 64);
-            let mut used = 0;
-            loop {
-                let before = inflate.total_in();
-                let status = inflate
-                    .decompress_vec(&input[used..], &mut message, FlushDecompress::Sync)
-                    .expect("the server's deflate data inflates");
-                assert_ne!(status, Status::StreamEnd, "the server ended its stream");
-                used += (inflate.total_in() - before) as usize;
-                if used == input.len() && message.len() < message.capacity() {
-                    break;
-                }
-                message.reserve(message.capacity().max(64));
+    for f in testkit::ws::decode_frames(sent).expect("the server's output is whole frames") {
+        assert!(f.fin, "a fragment from the server: {f:?}");
+        let received = decoder
+            .push(f)
+            .unwrap_or_else(|e| panic!("the server's frames, as a client reads them: {e}"))
+            .expect("one frame, one message");
+        let (opcode, payload) = match received {
+            testkit::messages::Received::Message(m) => {
+                assert!(
+                    m.wire_len <= m.payload.len() + m.payload.len() / 8 + 64,
+                    "{} compressed bytes for a {}-byte message",
+                    m.wire_len,
+                    m.payload.len()
+                );
+                (m.opcode, m.payload)
             }
-            assert!(
-                payload.len() <= message.len() + message.len() / 8 + 64,
-                "{} compressed bytes for a {}-byte message",
-                payload.len(),
-                message.len()
-            );
-            message
-        } else {
-            payload
+            testkit::messages::Received::Control(f) => (f.opcode, f.payload),
         };
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: message.len() as u64,
-        };
-        let mut head = [0u8; 14];
-        let n = header.encode(&mut head);
-        out.extend_from_slice(&head[..n]);
-        out.extend_from_slice(&message);
+        testkit::ws::encode_frame_into(&mut out, 0x80 | opcode, &payload, None);
     }
     out
 }
@@ -327,7 +277,11 @@ pub fn compression(data: &[u8]) {
     }
     assert_eq!(chunked_sent, whole_sent, "chunked send differs");
     if whole_session.is_open() {
-        check_sent(&inflate_sent(&whole_sent), server, upgrade.mode);
+        check_sent(
+            &inflate_sent(&whole.out[..head_end], &whole_sent),
+            server,
+            upgrade.mode,
+        );
     } else {
         assert!(whole_sent.is_empty(), "output on a closed connection");
     }

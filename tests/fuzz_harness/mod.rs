@@ -685,20 +685,19 @@ pub fn session(data: &[u8]) {
     }
 }
 
-/// Decodes unmasked FIN server frames; panics on anything malformed or left over.
-fn server_frames(mut bytes: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        let (header, n) = FrameHeader::parse(bytes, false, 0)
-            .expect("server frame header is valid")
-            .expect("server frame header is complete");
-        assert!(header.fin && header.mask.is_none() && header.rsv == 0);
-        let len = usize::try_from(header.payload_len).expect("length fits");
-        assert!(n + len <= bytes.len(), "server frame is truncated");
-        frames.push((header.opcode, bytes[n..n + len].to_vec()));
-        bytes = &bytes[n + len..];
-    }
-    frames
+/// Decodes the server's frames with the test kit's client-side decoder (not the
+/// module's own parser); each must be unmasked, FIN, without RSV bits and of a known
+/// opcode; panics on anything malformed or left over.
+fn server_frames(bytes: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
+    testkit::ws::decode_frames(bytes)
+        .expect("the server's output is whole frames")
+        .into_iter()
+        .map(|f| {
+            assert!(f.fin && !f.masked && f.rsv == 0, "{f:?}");
+            let opcode = OpCode::from_u8(f.opcode).expect("a known opcode");
+            (opcode, f.payload)
+        })
+        .collect()
 }
 
 fn check_receive(run: &ReceiveRun, client: &[u8], config: &Config) {

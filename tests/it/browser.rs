@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::common::deflate::{assert_deflate_accepted, compressible_texts, DeflateClient};
+use crate::common::deflate::{assert_deflate_accepted, compressible_texts, deflate_client};
 use crate::common::node::{ensure_node_modules, node_major, web_dir, NodeScript};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -556,7 +556,7 @@ struct Setup {
     _pages: StaticServer,
     server: Server,
     ws_url: String,
-    plain: IrcClient,
+    plain: Client,
     page: Page,
 }
 
@@ -581,11 +581,11 @@ fn setup_with(kind: BrowserKind, transport: Transport, conf: Conf, plain_nick: &
     };
     // The plain client registers while the browser starts (InspIRCd completes
     // registrations on a one-second tick) ...
-    let mut plain = IrcClient::start(server.irc_port, plain_nick);
+    let mut plain = Client::irc_start(server.irc_port, plain_nick).expect("a plain user");
     let page = Page::open(kind, &format!("{origin}/browser.html"));
-    plain.wait_welcome();
+    plain.wait_welcome().expect("001");
     // ... and is in the channel before any browser connection opens.
-    plain.join(CHAN);
+    plain.join(CHAN).expect("JOIN");
     Setup {
         _pages: pages,
         server,
@@ -598,7 +598,7 @@ fn setup_with(kind: BrowserKind, transport: Transport, conf: Conf, plain_nick: &
 /// Waits until the plain client has seen one line matching `matcher(nick)` per nick,
 /// in any order; returns them in `nicks` order.
 fn expect_each<F: Fn(&str) -> bool>(
-    plain: &mut IrcClient,
+    plain: &mut Client,
     nicks: &[&str],
     what: &str,
     matcher: impl Fn(&str) -> F,
@@ -606,9 +606,11 @@ fn expect_each<F: Fn(&str) -> bool>(
     let preds: Vec<F> = nicks.iter().map(|n| matcher(n)).collect();
     let mut got: Vec<Option<String>> = vec![None; nicks.len()];
     while got.iter().any(Option::is_none) {
-        let line = plain.expect_str(&format!("{what} of {nicks:?} (have {got:?})"), |l| {
-            preds.iter().zip(&got).any(|(p, g)| g.is_none() && p(l))
-        });
+        let line = plain
+            .expect_str(&format!("{what} of {nicks:?} (have {got:?})"), |l| {
+                preds.iter().zip(&got).any(|(p, g)| g.is_none() && p(l))
+            })
+            .expect("the awaited line or frame");
         let i = preds
             .iter()
             .zip(&got)
@@ -619,7 +621,7 @@ fn expect_each<F: Fn(&str) -> bool>(
     got.into_iter().map(Option::unwrap).collect()
 }
 
-fn expect_joins(plain: &mut IrcClient, nicks: &[&str]) {
+fn expect_joins(plain: &mut Client, nicks: &[&str]) {
     expect_each(plain, nicks, "JOIN", |nick| {
         let a = format!(":{nick}!web@127.0.0.1 JOIN :{CHAN}");
         let b = format!(":{nick}!web@127.0.0.1 JOIN {CHAN}");
@@ -664,9 +666,11 @@ fn chat(kind: BrowserKind, transport: Transport) {
             "send",
             &[id.into(), format!("PRIVMSG {CHAN} :{text}").into()],
         );
-        let got = plain.expect(&format!("PRIVMSG from {nick}"), |l| {
-            show(l).contains(" PRIVMSG ")
-        });
+        let got = plain
+            .expect_line(&format!("PRIVMSG from {nick}"), |l| {
+                show(l).contains(" PRIVMSG ")
+            })
+            .expect("the awaited line or frame");
         assert_eq!(
             show(&got),
             format!(":{nick}!web@127.0.0.1 PRIVMSG {CHAN} :{text}"),
@@ -683,7 +687,9 @@ fn chat(kind: BrowserKind, transport: Transport) {
     // browser connection has also seen the other's message (browser -> browser), and
     // before the plain client's: the server relayed it before the plain client got it,
     // and the plain client sent its message after that.
-    plain.send(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"));
+    plain
+        .send_line(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"))
+        .expect("send");
     let want = format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{FROM_PLAIN}");
     let st = page.wait("the plain client's message in both connections", |st| {
         users.iter().all(|(id, _)| lines_of(st, id).contains(&want))
@@ -702,7 +708,9 @@ fn chat(kind: BrowserKind, transport: Transport) {
         );
     }
     // And a private message to one of them.
-    plain.send(&format!("PRIVMSG webq :{FROM_PLAIN} (private)"));
+    plain
+        .send_line(&format!("PRIVMSG webq :{FROM_PLAIN} (private)"))
+        .expect("send");
     let want_private = format!(":plain!u@127.0.0.1 PRIVMSG webq :{FROM_PLAIN} (private)");
     page.wait("the private message in webq", |st| {
         lines_of(st, "q").contains(&want_private)
@@ -883,7 +891,7 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
         mut page,
     } = setup(kind, transport, module, "oper");
     let browser = kind.name();
-    oper.oper();
+    oper.oper().expect("OPER");
 
     // What a client that knows both names offers. Ours picks the first (the IRCv3
     // name), as stock does on InspIRCd 4; Debian's stock 3.15 knows only the second
@@ -906,7 +914,9 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
         "send",
         &["q".into(), format!("QUIT :{QUIT_MESSAGE}").into()],
     );
-    let quit_q = oper.expect_str("webq's QUIT", |l| l.starts_with(&quit_prefix("webq")));
+    let quit_q = oper
+        .expect_str("webq's QUIT", |l| l.starts_with(&quit_prefix("webq")))
+        .expect("webq's QUIT");
     assert!(
         quit_q.ends_with(QUIT_MESSAGE),
         "webq's QUIT should end with its quit message {QUIT_MESSAGE:?}: {quit_q:?}"
@@ -920,7 +930,9 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
         "close",
         &["c".into(), 1000.into(), "bye from the page".into()],
     );
-    let quit_c = oper.expect_str("webc's QUIT", |l| l.starts_with(&quit_prefix("webc")));
+    let quit_c = oper
+        .expect_str("webc's QUIT", |l| l.starts_with(&quit_prefix("webc")))
+        .expect("webc's QUIT");
     page.wait("the close event of c (after ws.close(1000))", |st| {
         !st["c"]["close"].is_null()
     });
@@ -932,7 +944,7 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
         "[{browser}] u should still be open before UNLOADMODULE: {}",
         st["u"]
     );
-    oper.send("UNLOADMODULE m_websocket.so");
+    oper.send_line("UNLOADMODULE m_websocket.so").expect("send");
     let st = page.wait("the close event of u (after UNLOADMODULE)", |st| {
         !st["u"]["close"].is_null()
     });
@@ -966,8 +978,11 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
     );
 
     // The server unloaded the module, said why, and carries on.
-    oper.expect("973 (module unloaded)", |l| is_numeric(l, "973"));
-    let quit_u = oper.expect_str("webu's QUIT", |l| l.starts_with(&quit_prefix("webu")));
+    oper.expect_line("973 (module unloaded)", |l| is_numeric(l, "973"))
+        .expect("973 (module unloaded)");
+    let quit_u = oper
+        .expect_str("webu's QUIT", |l| l.starts_with(&quit_prefix("webu")))
+        .expect("webu's QUIT");
     assert!(
         quit_u.ends_with(&format!("QUIT :{UNLOAD_REASON}")),
         "webu's QUIT: {quit_u:?}"
@@ -979,19 +994,19 @@ fn close_kinds(kind: BrowserKind, transport: Transport, module: Module) {
 /// The server still answers `client` (a PING round trip) and runs. If the connection
 /// ends or the answer does not come, says whether inspircd is still running (waiting
 /// up to [`TIMEOUT`] for it to exit), with its output and log.
-fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str) {
+fn assert_server_answers(server: &mut Server, client: &mut Client, when: &str) {
     let token = "still-there";
-    client.send(&format!("PING :{token}"));
+    client.send_line(&format!("PING :{token}")).expect("send");
     let deadline = Instant::now() + TIMEOUT;
     let ended = loop {
-        match client.read_line(deadline) {
-            Ok(Some(l)) => {
+        match client.line_until(deadline) {
+            Ok(l) => {
                 let l = show(&l);
                 if l.contains(" PONG ") && l.ends_with(&format!(":{token}")) {
                     break None;
                 }
             }
-            Ok(None) => break Some("the server closed the connection"),
+            Err(e) if e.is_closed() => break Some("the server closed the connection"),
             Err(_) => break Some("no answer"),
         }
     };
@@ -1002,7 +1017,7 @@ fn assert_server_answers(server: &mut Server, client: &mut IrcClient, when: &str
         }
         panic!(
             "{when}: {why} to {}'s PING; inspircd is {}\nlast lines:\n{}\noutput:\n{}\nlog tail:\n{}",
-            client.nick,
+            client.name,
             if server.is_alive() { "still running" } else { "gone (it died)" },
             client.recent(),
             tail(&server.output(), 20),
@@ -1109,7 +1124,7 @@ fn chromium_with_large_cookies_was_refused_with_an_8k_limit() {
 
 /// `compression="yes"`: the browser negotiates permessage-deflate (the page's
 /// `ws.extensions` and the server's STATS W say so), and every line arrives exactly,
-/// both ways. A raw client that negotiates deflate too ([`DeflateClient`]) sits in the
+/// both ways. A raw client that negotiates deflate too ([`deflate_client`]) sits in the
 /// channel: it sees on the wire that the server compresses what it relays (RSV1), and
 /// it sends the browser a compressed line of its own.
 fn compressed_chat(kind: BrowserKind) {
@@ -1124,14 +1139,15 @@ fn compressed_chat(kind: BrowserKind) {
     let browser = kind.name();
 
     // The wire client, in the channel (366) before the browser connects.
-    let (mut wire, r) = DeflateClient::connect_from(server.ws_port, &_pages.origin());
+    let (mut wire, r) =
+        deflate_client(server.ws_port, &_pages.origin()).expect("the deflate client");
     assert!(
         r.header("Sec-WebSocket-Extensions")
             .is_some_and(|e| e.starts_with("permessage-deflate")),
         "{r:?}"
     );
-    wire.register("zwire");
-    wire.join(CHAN);
+    wire.register("zwire").expect("registration");
+    wire.join(CHAN).expect("JOIN");
 
     page.connect("z", &ws_url, "webz", &["text.ircv3.net"]);
     page.wait_joined(&[("z", "webz")], "text.ircv3.net");
@@ -1148,7 +1164,8 @@ fn compressed_chat(kind: BrowserKind) {
         format!(":webz!web@127.0.0.1 JOIN :{CHAN}"),
         format!(":webz!web@127.0.0.1 JOIN {CHAN}"),
     ];
-    wire.expect_line("webz's JOIN", |l| join.iter().any(|j| j == l));
+    wire.expect_str("webz's JOIN", |l| join.iter().any(|j| j == l))
+        .expect("webz's JOIN");
 
     // Browser -> plain and wire, byte-exact; one at a time (the next goes when both
     // have the previous one).
@@ -1158,14 +1175,18 @@ fn compressed_chat(kind: BrowserKind) {
             &["z".into(), format!("PRIVMSG {CHAN} :{text}").into()],
         );
         let want = format!(":webz!web@127.0.0.1 PRIVMSG {CHAN} :{text}");
-        let got = plain.expect("PRIVMSG from webz", |l| show(l).contains(" PRIVMSG "));
+        let got = plain
+            .expect_line("PRIVMSG from webz", |l| show(l).contains(" PRIVMSG "))
+            .expect("PRIVMSG from webz");
         assert_eq!(
             got,
             want.as_bytes(),
             "[{browser}] what the plain client got: {:?}",
             show(&got)
         );
-        let got = wire.expect_line("PRIVMSG from webz", |l| l.contains(" PRIVMSG "));
+        let got = wire
+            .expect_str("PRIVMSG from webz", |l| l.contains(" PRIVMSG "))
+            .expect("PRIVMSG from webz");
         assert_eq!(got, want, "[{browser}] what the deflate client got");
         assert!(
             wire.last_compressed,
@@ -1176,16 +1197,23 @@ fn compressed_chat(kind: BrowserKind) {
     // Plain -> browser (and wire), then wire -> browser: exact, in order.
     let mut want = Vec::new();
     for text in compressible_texts(FROM_PLAIN, "plain") {
-        plain.send(&format!("PRIVMSG {CHAN} :{text}"));
+        plain
+            .send_line(&format!("PRIVMSG {CHAN} :{text}"))
+            .expect("send");
         want.push(format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{text}"));
-        let got = wire.expect_line("PRIVMSG from plain", |l| l.contains(" PRIVMSG "));
+        let got = wire
+            .expect_str("PRIVMSG from plain", |l| l.contains(" PRIVMSG "))
+            .expect("PRIVMSG from plain");
         assert_eq!(&got, want.last().unwrap());
         assert!(wire.last_compressed, "{got:?} came uncompressed");
     }
     let from_wire = format!("{} (from a deflate client)", "ä ✓ 🎉 ".repeat(30));
-    wire.send_line(&format!("PRIVMSG {CHAN} :{from_wire}"));
+    wire.send_line(&format!("PRIVMSG {CHAN} :{from_wire}"))
+        .expect("send");
     want.push(format!(":zwire!z@127.0.0.1 PRIVMSG {CHAN} :{from_wire}"));
-    let got = plain.expect("PRIVMSG from zwire", |l| show(l).contains(" PRIVMSG "));
+    let got = plain
+        .expect_line("PRIVMSG from zwire", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from zwire");
     assert_eq!(&got, want.last().unwrap().as_bytes());
     let st = page.wait("every PRIVMSG in the browser", |st| {
         lines_of(st, "z")
@@ -1229,7 +1257,9 @@ fn compressed_chat(kind: BrowserKind) {
         (Some(1000), Some(true)),
         "[{browser}] {close}"
     );
-    let quit = plain.expect_str("webz's QUIT", |l| l.starts_with(&quit_prefix("webz")));
+    let quit = plain
+        .expect_str("webz's QUIT", |l| l.starts_with(&quit_prefix("webz")))
+        .expect("webz's QUIT");
     assert!(quit.ends_with(QUIT_MESSAGE), "{quit:?}");
     server.assert_alive();
 }

@@ -9,16 +9,19 @@ use tungstenite::Message;
 const CHAN: &str = "#chat";
 
 /// A plain user "plain" and a WebSocket user "web" (with `opts`), both in #chat.
-fn setup(server: &Server, opts: &WsOpts) -> (IrcClient, WsClient) {
-    let (mut irc, mut ws) = server.pair_with("plain", "web", opts);
-    irc.send(&format!("JOIN {CHAN}"));
-    ws.send_line(&format!("JOIN {CHAN}"));
-    irc.expect("366 for #chat", |l| is_numeric(l, "366"));
-    ws.expect("366 for #chat", |l| is_numeric(l, "366"));
+fn setup(server: &Server, opts: &WsOpts) -> (Client, WsClient) {
+    let (mut irc, mut ws) = server.pair_with("plain", "web", opts).expect("the pair");
+    irc.send_line(&format!("JOIN {CHAN}")).expect("send");
+    ws.send_line(&format!("JOIN {CHAN}")).expect("send");
+    irc.expect_line("366 for #chat", |l| is_numeric(l, "366"))
+        .expect("366 for #chat");
+    ws.expect_line("366 for #chat", |l| is_numeric(l, "366"))
+        .expect("366 for #chat");
     // Both JOINs are processed; make sure each has seen the other's.
-    irc.expect("web's JOIN", |l| {
+    irc.expect_line("web's JOIN", |l| {
         show(l).starts_with(":web!ws@127.0.0.1 JOIN")
-    });
+    })
+    .expect("web's JOIN");
     (irc, ws)
 }
 
@@ -27,21 +30,29 @@ fn utf8_text_both_ways(m: Module) {
     let (mut irc, mut ws) = setup(&server, &WsOpts::default());
 
     let text = "héllo wörld ✓ 日本語 🎉";
-    ws.send_line(&format!("PRIVMSG {CHAN} :{text}"));
-    let got = irc.expect("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "));
+    ws.send_line(&format!("PRIVMSG {CHAN} :{text}"))
+        .expect("send");
+    let got = irc
+        .expect_line("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from web");
     assert_eq!(
         got,
         format!(":web!ws@127.0.0.1 PRIVMSG {CHAN} :{text}").into_bytes()
     );
 
     let text2 = "ünïcödé ☃ back";
-    irc.send(&format!("PRIVMSG {CHAN} :{text2}"));
-    let got = ws.expect("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "));
+    irc.send_line(&format!("PRIVMSG {CHAN} :{text2}"))
+        .expect("send");
+    let got = ws
+        .expect_msg("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from plain");
     assert_text(&got, &format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{text2}"));
 
     // Private message too.
-    ws.send_line("PRIVMSG plain :direct ✉");
-    let got = irc.expect("private PRIVMSG", |l| show(l).contains(" PRIVMSG plain "));
+    ws.send_line("PRIVMSG plain :direct ✉").expect("send");
+    let got = irc
+        .expect_line("private PRIVMSG", |l| show(l).contains(" PRIVMSG plain "))
+        .expect("private PRIVMSG");
     assert_eq!(got, ":web!ws@127.0.0.1 PRIVMSG plain :direct ✉".as_bytes());
 }
 both_modules!(utf8_text_both_ways);
@@ -55,16 +66,20 @@ fn binary_mode_non_utf8_byte_exact(m: Module) {
     let mut line = format!("PRIVMSG {CHAN} :").into_bytes();
     line.extend_from_slice(raw);
     line.extend_from_slice(b"\r\n");
-    irc.send_raw(&line);
-    let got = ws.expect("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "));
+    irc.send(&line).expect("send");
+    let got = ws
+        .expect_msg("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from plain");
     let mut want = format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :").into_bytes();
     want.extend_from_slice(raw);
     assert_binary(&got, &want);
 
     let mut out = format!("PRIVMSG {CHAN} :").into_bytes();
     out.extend_from_slice(b"bin \x80\x81 \xf5!");
-    ws.send_binary(&out);
-    let got = irc.expect("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "));
+    ws.send_binary(&out).expect("send");
+    let got = irc
+        .expect_line("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from web");
     let mut want = format!(":web!ws@127.0.0.1 PRIVMSG {CHAN} :").into_bytes();
     want.extend_from_slice(b"bin \x80\x81 \xf5!");
     assert_eq!(got, want, "{:?}", show(&got));
@@ -77,8 +92,10 @@ fn text_mode_replaces_invalid_utf8(m: Module) {
     let (mut irc, mut ws) = setup(&server, &WsOpts::default());
     let mut line = format!("PRIVMSG {CHAN} :").into_bytes();
     line.extend_from_slice(b"caf\xe9 x \xff end\r\n");
-    irc.send_raw(&line);
-    let got = ws.expect("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "));
+    irc.send(&line).expect("send");
+    let got = ws
+        .expect_msg("PRIVMSG from plain", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from plain");
     assert_text(
         &got,
         &format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :caf\u{FFFD} x \u{FFFD} end"),
@@ -100,17 +117,20 @@ fn binary_client_to_text_client(m: Module) {
         &WsOpts::default().protocols("text.inspircd.org"),
     )
     .unwrap();
-    bin.start_register("binuser");
-    txt.start_register("txtuser");
-    bin.wait_welcome();
-    txt.wait_welcome();
-    bin.join(CHAN);
-    txt.join(CHAN);
-    bin.expect("txtuser JOIN", |l| show(l).starts_with(":txtuser!"));
+    bin.start_register("binuser").expect("NICK/USER");
+    txt.start_register("txtuser").expect("NICK/USER");
+    bin.wait_welcome().expect("001");
+    txt.wait_welcome().expect("001");
+    bin.join(CHAN).expect("JOIN");
+    txt.join(CHAN).expect("JOIN");
+    bin.expect_line("txtuser JOIN", |l| show(l).starts_with(":txtuser!"))
+        .expect("txtuser JOIN");
     let mut out = format!("PRIVMSG {CHAN} :").into_bytes();
     out.extend_from_slice(b"a\xffb \xe9 c");
-    bin.send_binary(&out);
-    let got = txt.expect("PRIVMSG from binuser", |l| show(l).contains(" PRIVMSG "));
+    bin.send_binary(&out).expect("send");
+    let got = txt
+        .expect_msg("PRIVMSG from binuser", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from binuser");
     assert_text(
         &got,
         &format!(":binuser!ws@127.0.0.1 PRIVMSG {CHAN} :a\u{FFFD}b \u{FFFD} c"),
@@ -143,8 +163,10 @@ fn fragmented_message_is_one_line(m: Module) {
             true,
         ))
         .unwrap();
-    ws.flush();
-    let got = irc.expect("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "));
+    ws.flush().expect("flush");
+    let got = irc
+        .expect_line("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from web");
     assert_eq!(show(&got), ":web!ws@127.0.0.1 PRIVMSG #chat :fragmented ✓");
 }
 both_modules!(fragmented_message_is_one_line);
@@ -160,8 +182,10 @@ fn ping_between_fragments(m: Module) {
     ws.ws
         .write(frame(b"fore and after", OpCode::Data(Data::Continue), true))
         .unwrap();
-    ws.flush();
-    let got = irc.expect("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "));
+    ws.flush().expect("flush");
+    let got = irc
+        .expect_line("PRIVMSG from web", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from web");
     assert_eq!(
         show(&got),
         ":web!ws@127.0.0.1 PRIVMSG #chat :before and after"
@@ -185,24 +209,27 @@ fn burst_of_3000_in_order(m: Module) {
     let server = Server::start(Conf::new(m));
     let (mut irc, mut ws) = setup(&server, &WsOpts::default());
     for i in 0..3000 {
-        ws.queue_line(&format!("PRIVMSG {CHAN} :burst message number {i}"));
+        ws.queue_line(&format!("PRIVMSG {CHAN} :burst message number {i}"))
+            .expect("queue");
     }
-    ws.flush();
+    ws.flush().expect("flush");
     for i in 0..3000 {
-        let got = irc.expect(&format!("burst message {i}"), |l| {
-            show(l).contains(" PRIVMSG ")
-        });
+        let got = irc
+            .expect_line(&format!("burst message {i}"), |l| {
+                show(l).contains(" PRIVMSG ")
+            })
+            .expect("the awaited line or frame");
         assert_eq!(
             show(&got),
             format!(":web!ws@127.0.0.1 PRIVMSG {CHAN} :burst message number {i}")
         );
     }
-    ws.sync("after-burst");
+    ws.sync("after-burst").expect("round trip");
 }
 both_modules!(burst_of_3000_in_order);
 
 /// BAD_INPUT 43: every server line is exactly one WebSocket message without CR/LF
-/// (checked on each message by `WsClient::expect`), in text and binary mode, including
+/// (checked on each message by `WsClient::expect_msg`), in text and binary mode, including
 /// multi-line replies and a line near the 512-byte limit.
 fn one_line_one_message(m: Module) {
     let server = Server::start(Conf::new(m));
@@ -210,21 +237,27 @@ fn one_line_one_message(m: Module) {
         let mut ws =
             WsClient::connect(server.ws_port, &WsOpts::default().protocols(proto)).unwrap();
         // Before registration: several replies to one message.
-        ws.send_line("PING :a");
-        ws.send_line("PRIVMSG x :y");
+        ws.send_line("PING :a").expect("send");
+        ws.send_line("PRIVMSG x :y").expect("send");
         let mut n = 0;
-        ws.expect("two 451 replies", |l| {
+        ws.expect_line("two 451 replies", |l| {
             if is_numeric(l, "451") {
                 n += 1;
             }
             n == 2
-        });
-        ws.register(&format!("one{}", &proto[..3]));
+        })
+        .expect("two 451 replies");
+        ws.register(&format!("one{}", &proto[..3]))
+            .expect("registration");
         // The registration burst ends with the missing-MOTD numeric; each line checked.
-        ws.expect("422 (no MOTD)", |l| is_numeric(l, "422"));
+        ws.expect_line("422 (no MOTD)", |l| is_numeric(l, "422"))
+            .expect("422 (no MOTD)");
         let long = "x".repeat(400);
-        ws.send_line(&format!("PRIVMSG {} :{long}", ws.nick.clone()));
-        let got = ws.expect("own long PRIVMSG", |l| show(l).contains(" PRIVMSG "));
+        ws.send_line(&format!("PRIVMSG {} :{long}", ws.nick.clone()))
+            .expect("send");
+        let got = ws
+            .expect_msg("own long PRIVMSG", |l| show(l).contains(" PRIVMSG "))
+            .expect("own long PRIVMSG");
         let data = got.into_data();
         assert!(show(&data).ends_with(&long));
     }
@@ -236,15 +269,19 @@ both_modules!(one_line_one_message);
 fn crlf_inside_message_is_one_command(m: Module) {
     let server = Server::start(Conf::new(m));
     let (mut irc, mut ws) = setup(&server, &WsOpts::default());
-    ws.send_line("PRIVMSG #chat :x\r\nQUIT :oops");
-    let got = irc.expect("PRIVMSG from web", |l| {
-        let s = show(l);
-        s.contains(" PRIVMSG ") || s.contains(" QUIT ")
-    });
+    ws.send_line("PRIVMSG #chat :x\r\nQUIT :oops")
+        .expect("send");
+    let got = irc
+        .expect_line("PRIVMSG from web", |l| {
+            let s = show(l);
+            s.contains(" PRIVMSG ") || s.contains(" QUIT ")
+        })
+        .expect("PRIVMSG from web");
     assert_eq!(show(&got), ":web!ws@127.0.0.1 PRIVMSG #chat :xQUIT :oops");
-    ws.sync("still-here");
-    irc.send("PRIVMSG #chat :after");
-    ws.expect("PRIVMSG after", |l| show(l).ends_with(":after"));
+    ws.sync("still-here").expect("round trip");
+    irc.send_line("PRIVMSG #chat :after").expect("send");
+    ws.expect_line("PRIVMSG after", |l| show(l).ends_with(":after"))
+        .expect("PRIVMSG after");
 }
 both_modules!(crlf_inside_message_is_one_command);
 
@@ -253,7 +290,7 @@ both_modules!(crlf_inside_message_is_one_command);
 fn stalled_reader_hits_sendq(m: Module) {
     let server = Server::start(Conf::new(m).connect_attrs(r#"hardsendq="262144""#));
     let (mut irc, ws) = setup(&server, &WsOpts::default());
-    set_rcvbuf(ws.ws.get_ref().tcp(), 16 * 1024);
+    set_rcvbuf(ws.ws.get_ref().tcp(), 16 * 1024).expect("SO_RCVBUF");
     // The WebSocket user stops reading. Flood the channel until its quit shows up.
     let payload = "y".repeat(400);
     let mut quit = None;
@@ -267,12 +304,12 @@ fn stalled_reader_hits_sendq(m: Module) {
             batch
                 .extend_from_slice(format!("PRIVMSG {CHAN} :{round} {i} {payload}\r\n").as_bytes());
         }
-        irc.send_raw(&batch);
-        irc.send(&format!("PING :round{round}"));
+        irc.send(&batch).expect("send");
+        irc.send_line(&format!("PING :round{round}")).expect("send");
         loop {
             let deadline = std::time::Instant::now() + TIMEOUT;
-            match irc.read_line(deadline) {
-                Ok(Some(l)) => {
+            match irc.line_until(deadline) {
+                Ok(l) => {
                     let s = show(&l);
                     if s.starts_with(":web!") && s.contains(" QUIT ") {
                         quit = Some(s);

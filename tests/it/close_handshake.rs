@@ -10,23 +10,15 @@ use crate::common::*;
 
 /// Asserts that the server keeps the connection open (no frame, no EOF) for `quiet`.
 /// An absence: it cannot fail because the machine is slow.
-fn assert_still_open(conn: &mut RawConn, quiet: Duration, what: &str) {
-    match conn.read_frame_until(Instant::now() + quiet) {
-        None => {}
-        Some(Some(f)) => panic!("{what}: unexpected frame {f:?}"),
-        Some(None) => panic!("{what}: the server closed TCP before the client's close"),
+fn assert_still_open(conn: &mut Client, quiet: Duration, what: &str) {
+    match conn.frame_until(Instant::now() + quiet) {
+        Err(e) if e.is_timeout() => {}
+        Ok(f) => panic!("{what}: unexpected frame {f:?}"),
+        Err(e) if e.is_closed() => {
+            panic!("{what}: the server closed TCP before the client's close")
+        }
+        Err(e) => panic!("{what}: {e:?}"),
     }
-}
-
-/// A registered raw client in `#room`, seen there by `watcher`.
-fn join_room(server: &Server, watcher: &mut IrcClient, nick: &str) -> RawConn {
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
-    conn.register(nick);
-    conn.send_text("JOIN #room");
-    watcher.expect_str(&format!("{nick} joins"), |l| {
-        l.starts_with(&format!(":{nick}!")) && l.contains(" JOIN ")
-    });
-    conn
 }
 
 fn close_frame(frames: &[RawFrame]) -> &RawFrame {
@@ -42,15 +34,19 @@ fn close_frame(frames: &[RawFrame]) -> &RawFrame {
 #[test]
 fn after_quit_tcp_waits_for_the_clients_close_frame() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
-    let mut watcher = server.irc("watcher");
-    watcher.join("#room");
-    let mut conn = join_room(&server, &mut watcher, "leaver");
+    let mut watcher = server.irc("watcher").expect("watcher");
+    watcher.join("#room").expect("JOIN");
+    let mut conn = server.raw_user_in(&mut watcher, "#room", "leaver");
     conn.silent_on_close();
-    conn.send_text("QUIT :off now");
-    watcher.expect_str("the quit, at once", |l| {
-        l.starts_with(":leaver!") && l.contains(" QUIT :") && l.ends_with("off now")
-    });
-    let close = conn.expect_frame("the server's close frame", |f| f.opcode == OP_CLOSE);
+    conn.send_text("QUIT :off now").expect("send");
+    watcher
+        .expect_str("the quit, at once", |l| {
+            l.starts_with(":leaver!") && l.contains(" QUIT :") && l.ends_with("off now")
+        })
+        .expect("the quit, at once");
+    let close = conn
+        .expect_frame("the server's close frame", |f| f.opcode == OP_CLOSE)
+        .expect("the server's close frame");
     assert_eq!(close.close_code(), Some(1000));
     assert_still_open(
         &mut conn,
@@ -59,18 +55,21 @@ fn after_quit_tcp_waits_for_the_clients_close_frame() {
     );
 
     // Data in flight from the client is dropped; only its close ends the wait.
-    conn.send_text("PRIVMSG #room :too late");
+    conn.send_text("PRIVMSG #room :too late").expect("send");
     assert_still_open(
         &mut conn,
         Duration::from_millis(300),
         "after a late message",
     );
-    conn.send_frame(true, OP_CLOSE, &1000u16.to_be_bytes());
+    conn.send_frame(true, OP_CLOSE, &1000u16.to_be_bytes())
+        .expect("send");
     assert!(
-        conn.frames_until_eof().is_empty(),
+        conn.frames_until_eof()
+            .expect("frames until EOF")
+            .is_empty(),
         "nothing follows the server's close frame"
     );
-    watcher.sync("after");
+    watcher.sync("after").expect("round trip");
     assert!(
         !watcher.recent().contains("too late"),
         "a message after the close was delivered:\n{}",
@@ -82,15 +81,15 @@ fn after_quit_tcp_waits_for_the_clients_close_frame() {
 #[test]
 fn a_silent_client_is_closed_after_closetimeout() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="1s""#));
-    let mut oper = server.irc("oper");
-    oper.oper();
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
-    conn.register("silent");
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    conn.register("silent").expect("registration");
     conn.silent_on_close();
-    conn.send_text("QUIT :bye");
-    let frames = conn.frames_until_eof();
+    conn.send_text("QUIT :bye").expect("send");
+    let frames = conn.frames_until_eof().expect("frames until EOF");
     assert_eq!(close_frame(&frames).close_code(), Some(1000));
-    let stats = oper.stats_w();
+    let stats = oper.stats_w().expect("STATS W");
     assert!(
         stats.contains(&"WebSocket close replies timed out: 1".to_owned()),
         "{stats:#?}"
@@ -101,15 +100,15 @@ fn a_silent_client_is_closed_after_closetimeout() {
 #[test]
 fn closetimeout_zero_closes_at_once() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="0""#));
-    let mut oper = server.irc("oper");
-    oper.oper();
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
-    conn.register("quick");
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    conn.register("quick").expect("registration");
     conn.silent_on_close();
-    conn.send_text("QUIT :bye");
-    let frames = conn.frames_until_eof();
+    conn.send_text("QUIT :bye").expect("send");
+    let frames = conn.frames_until_eof().expect("frames until EOF");
     close_frame(&frames);
-    let stats = oper.stats_w();
+    let stats = oper.stats_w().expect("STATS W");
     assert!(
         !stats.iter().any(|l| l.contains("close replies")),
         "{stats:#?}"
@@ -121,14 +120,20 @@ fn closetimeout_zero_closes_at_once() {
 #[test]
 fn after_a_protocol_error_the_first_bytes_end_the_wait() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.silent_on_close();
-    conn.send(&encode_frame(true, OP_TEXT, b"unmasked", None));
-    let close = conn.expect_frame("close 1002", |f| f.opcode == OP_CLOSE);
+    conn.send(&encode_frame(true, OP_TEXT, b"unmasked", None))
+        .expect("send");
+    let close = conn
+        .expect_frame("close 1002", |f| f.opcode == OP_CLOSE)
+        .expect("close 1002");
     assert_eq!(close.close_code(), Some(1002));
     assert_still_open(&mut conn, Duration::from_millis(500), "after the 1002");
-    conn.send(b"\x88\x82");
-    assert!(conn.frames_until_eof().is_empty());
+    conn.send(b"\x88\x82").expect("send");
+    assert!(conn
+        .frames_until_eof()
+        .expect("frames until EOF")
+        .is_empty());
 }
 
 /// On UNLOADMODULE every WebSocket user gets 1001 and its socket waits for the
@@ -137,25 +142,27 @@ fn after_a_protocol_error_the_first_bytes_end_the_wait() {
 #[test]
 fn unload_waits_for_close_replies_but_not_past_its_bound() {
     let mut server = Server::start(Conf::new(Module::Ours).websocket(r#"closetimeout="60s""#));
-    let mut oper = server.irc("oper");
-    oper.oper();
-    oper.join("#room");
-    let mut answers = join_room(&server, &mut oper, "answers");
-    let mut silent = join_room(&server, &mut oper, "silent");
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
+    oper.join("#room").expect("JOIN");
+    let mut answers = server.raw_user_in(&mut oper, "#room", "answers");
+    let mut silent = server.raw_user_in(&mut oper, "#room", "silent");
     silent.silent_on_close();
 
-    oper.send("UNLOADMODULE m_websocket.so");
-    oper.expect("973 (module unloaded)", |l| is_numeric(l, "973"));
+    oper.send_line("UNLOADMODULE m_websocket.so").expect("send");
+    oper.expect_line("973 (module unloaded)", |l| is_numeric(l, "973"))
+        .expect("973 (module unloaded)");
     for (conn, nick) in [(&mut answers, "answers"), (&mut silent, "silent")] {
-        let frames = conn.frames_until_eof();
+        let frames = conn.frames_until_eof().expect("frames until EOF");
         let close = close_frame(&frames);
         assert_eq!(close.close_code(), Some(1001), "[{nick}] {frames:?}");
         assert_eq!(&close.payload[2..], b"WebSocket module unloading");
     }
     server.assert_alive();
-    oper.send("LOADMODULE websocket");
-    oper.expect("975 (module loaded)", |l| is_numeric(l, "975"));
-    let mut again = server.ws("again");
-    again.join("#room");
+    oper.send_line("LOADMODULE websocket").expect("send");
+    oper.expect_line("975 (module loaded)", |l| is_numeric(l, "975"))
+        .expect("975 (module loaded)");
+    let mut again = server.ws("again").expect("again");
+    again.join("#room").expect("JOIN");
     server.assert_alive();
 }

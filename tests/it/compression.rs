@@ -1,12 +1,12 @@
 //! permessage-deflate on the real server: negotiated only when configured, and exact
-//! bytes both ways with a client whose deflate (flate2's miniz_oxide) shares no code
-//! with the module's zlib.
+//! bytes both ways with a client whose deflate (flate2's and miniz_oxide's) shares no
+//! code with the module's compressor.
 
 use flate2::{Compress, Compression, FlushCompress};
 use testkit::deflate::RSV1;
 use testkit::ws::{encode_frame_byte, BROWSER_DEFLATE_OFFER};
 
-use crate::common::deflate::{assert_deflate_accepted, DeflateClient};
+use crate::common::deflate::{assert_deflate_accepted, deflate_client};
 use crate::common::*;
 
 const CHAN: &str = "#zip";
@@ -14,24 +14,30 @@ const CHAN: &str = "#zip";
 #[test]
 fn compressed_both_ways_exact_bytes_ours() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
-    let (mut web, r) = DeflateClient::connect(server.ws_port);
+    let (mut web, r) = deflate_client(server.ws_port, ORIGIN).expect("a deflate client");
     assert_eq!(
         r.header("Sec-WebSocket-Extensions"),
         Some("permessage-deflate; client_no_context_takeover"),
         "{r:?}"
     );
-    web.register("zweb");
+    web.register("zweb").expect("registration");
 
-    let mut irc = IrcClient::register(server.irc_port, "plain");
-    irc.send(&format!("JOIN {CHAN}"));
-    irc.expect("366", |l| is_numeric(l, "366"));
-    web.send_line(&format!("JOIN {CHAN}"));
-    web.expect_line("366", |l| l.split(' ').nth(1) == Some("366"));
-    irc.expect("zweb's JOIN", |l| show(l).starts_with(":zweb!"));
+    let mut irc = Client::irc_register(server.irc_port, "plain").expect("registration");
+    irc.send_line(&format!("JOIN {CHAN}")).expect("send");
+    irc.expect_line("366", |l| is_numeric(l, "366"))
+        .expect("366");
+    web.send_line(&format!("JOIN {CHAN}")).expect("send");
+    web.expect_str("366", |l| l.split(' ').nth(1) == Some("366"))
+        .expect("366");
+    irc.expect_line("zweb's JOIN", |l| show(l).starts_with(":zweb!"))
+        .expect("zweb's JOIN");
 
     let text = "héllo wörld ✓ 日本語 🎉, compressed on the way in";
-    web.send_line(&format!("PRIVMSG {CHAN} :{text}"));
-    let got = irc.expect("PRIVMSG from zweb", |l| show(l).contains(" PRIVMSG "));
+    web.send_line(&format!("PRIVMSG {CHAN} :{text}"))
+        .expect("send");
+    let got = irc
+        .expect_line("PRIVMSG from zweb", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from zweb");
     assert_eq!(
         got,
         format!(":zweb!z@127.0.0.1 PRIVMSG {CHAN} :{text}").into_bytes()
@@ -39,8 +45,11 @@ fn compressed_both_ways_exact_bytes_ours() {
 
     for i in 0..20 {
         let text = format!("line {i}: ünïcödé ☃ back, and the same words again and again");
-        irc.send(&format!("PRIVMSG {CHAN} :{text}"));
-        let got = web.expect_line("PRIVMSG from plain", |l| l.contains(" PRIVMSG "));
+        irc.send_line(&format!("PRIVMSG {CHAN} :{text}"))
+            .expect("send");
+        let got = web
+            .expect_str("PRIVMSG from plain", |l| l.contains(" PRIVMSG "))
+            .expect("PRIVMSG from plain");
         assert_eq!(got, format!(":plain!u@127.0.0.1 PRIVMSG {CHAN} :{text}"));
     }
     assert!(
@@ -56,9 +65,9 @@ fn compressed_both_ways_exact_bytes_ours() {
 /// InspIRCd 3 and 4 know no extension), and the client is served uncompressed.
 fn offer_declined_by_default(m: Module) {
     let server = Server::start(Conf::new(m));
-    let (mut conn, r) = RawConn::upgrade(server.ws_port, &[BROWSER_DEFLATE_OFFER]);
+    let (mut conn, r) = Client::upgrade(server.ws_port, &[BROWSER_DEFLATE_OFFER]).expect("upgrade");
     assert_eq!(r.header("Sec-WebSocket-Extensions"), None, "{r:?}");
-    conn.register("plainweb");
+    conn.register("plainweb").expect("registration");
 }
 both_modules!(offer_declined_by_default);
 
@@ -66,13 +75,16 @@ both_modules!(offer_declined_by_default);
 #[test]
 fn compressed_frame_without_negotiation_closes_1002_ours() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     conn.send(&encode_frame_byte(
         0x80 | RSV1 | OP_TEXT,
         &[0xf2, 0x48, 0x05, 0x00],
         Some(MASK),
-    ));
-    let close = conn.expect_frame("close", |f| f.opcode == OP_CLOSE);
+    ))
+    .expect("send");
+    let close = conn
+        .expect_frame("close", |f| f.opcode == OP_CLOSE)
+        .expect("close");
     assert_eq!(close.close_code(), Some(1002));
 }
 
@@ -80,19 +92,22 @@ fn compressed_frame_without_negotiation_closes_1002_ours() {
 #[test]
 fn decompression_bomb_closes_1009_ours() {
     let mut server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
-    let (mut web, _) = DeflateClient::connect(server.ws_port);
+    let (mut web, _) = deflate_client(server.ws_port, ORIGIN).expect("a deflate client");
     let mut deflate = Compress::new(Compression::best(), false);
     let mut bomb = Vec::with_capacity(64 * 1024);
     deflate
         .compress_vec(&vec![b'a'; 16 << 20], &mut bomb, FlushCompress::Sync)
         .expect("compress");
     assert!(bomb.len() < 40_000, "{}", bomb.len());
-    web.conn.send(&encode_frame_byte(
+    web.send(&encode_frame_byte(
         0x80 | RSV1 | OP_TEXT,
         &bomb[..bomb.len() - 4],
         Some(MASK),
-    ));
-    let close = web.conn.expect_frame("close", |f| f.opcode == OP_CLOSE);
+    ))
+    .expect("send");
+    let close = web
+        .expect_frame("close", |f| f.opcode == OP_CLOSE)
+        .expect("close");
     assert_eq!(close.close_code(), Some(1009));
     server.assert_alive();
 }

@@ -6,24 +6,25 @@ use crate::common::*;
 const NEW_ORIGIN: &str = "https://new.example";
 
 fn origin_status(server: &Server, origin: &str) -> u16 {
-    let r = http_exchange(server.ws_port, &upgrade_request_from(Some(origin)));
+    let r =
+        http_exchange(server.ws_port, &upgrade_request_from(Some(origin))).expect("the response");
     r.status
 }
 
-fn rehash(oper: &mut IrcClient) -> Vec<String> {
-    oper.send("REHASH");
-    oper.expect("382 (rehashing)", |l| is_numeric(l, "382"));
+fn rehash(oper: &mut Client) -> Vec<String> {
+    oper.send_line("REHASH").expect("send");
+    oper.expect_line("382 (rehashing)", |l| is_numeric(l, "382"))
+        .expect("382 (rehashing)");
     oper.expect_str("rehash finished notice", |l| {
         l.contains("NOTICE") && l.contains("rehashed server")
-    });
+    })
+    .expect("rehash finished notice");
     // Module errors are sent right after the notice, in the same server loop pass; a
     // round trip collects them.
-    oper.sync("after-rehash");
-    let n = oper.seen.len();
-    oper.seen[n.saturating_sub(10)..]
-        .iter()
-        .map(|l| show(l))
-        .collect()
+    oper.sync("after-rehash")
+        .expect("a round trip after REHASH");
+    let seen = oper.seen();
+    seen[seen.len().saturating_sub(10)..].to_vec()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -32,8 +33,8 @@ fn rehash(oper: &mut IrcClient) -> Vec<String> {
 
 fn rehash_adds_origin(m: Module) {
     let mut server = Server::start(Conf::new(m));
-    let mut oper = server.irc("oper");
-    oper.oper();
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
     assert_eq!(origin_status(&server, NEW_ORIGIN), 403);
     server.rewrite_config(Conf::new(m).origins(&[ORIGIN, NEW_ORIGIN]));
     let lines = rehash(&mut oper);
@@ -51,8 +52,8 @@ both_modules!(rehash_adds_origin);
 /// REHASH can also remove an origin.
 fn rehash_removes_origin(m: Module) {
     let mut server = Server::start(Conf::new(m).origins(&[ORIGIN, NEW_ORIGIN]));
-    let mut oper = server.irc("oper");
-    oper.oper();
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
     assert_eq!(origin_status(&server, NEW_ORIGIN), 101);
     server.rewrite_config(Conf::new(m));
     rehash(&mut oper);
@@ -64,8 +65,8 @@ both_modules!(rehash_removes_origin);
 /// A bad rehash keeps the old configuration and reports the error to the oper.
 fn bad_rehash_keeps_old_config(m: Module) {
     let mut server = Server::start(Conf::new(m));
-    let mut oper = server.irc("oper");
-    oper.oper();
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
     server.rewrite_config(
         Conf::new(m)
             .origins(&[NEW_ORIGIN])
@@ -82,10 +83,12 @@ fn bad_rehash_keeps_old_config(m: Module) {
     assert_eq!(origin_status(&server, ORIGIN), 101);
     assert_eq!(origin_status(&server, NEW_ORIGIN), 403);
     // And the old defaultmode (text).
-    let (mut c, r) = RawConn::upgrade(server.ws_port, &[]);
+    let (mut c, r) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     assert_eq!(r.header_count("Sec-WebSocket-Protocol"), 0);
-    c.send_text("PING :mode");
-    let f = c.expect_frame("a reply", |f| f.opcode == OP_TEXT || f.opcode == OP_BINARY);
+    c.send_text("PING :mode").expect("send");
+    let f = c
+        .expect_frame("a reply", |f| f.opcode == OP_TEXT || f.opcode == OP_BINARY)
+        .expect("a reply");
     assert_eq!(f.opcode, OP_TEXT);
     if m == Module::Ours {
         server.wait_log("the config error in the log", |l| {
@@ -177,8 +180,8 @@ fn braces_in_a_bad_value_are_reported_as_written(m: Module) {
     );
 
     let mut server = Server::start(Conf::new(m));
-    let mut oper = server.irc("oper");
-    oper.oper();
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
     server.rewrite_config(Conf::new(m).websocket(&format!(r#"defaultmode="{BRACES}""#)));
     let lines = rehash(&mut oper);
     assert!(
@@ -222,30 +225,36 @@ fn startup_refused_bad_bool_ours() {
 /// before closing TCP; stock just closes TCP.
 fn unload_and_load(m: Module) {
     let mut server = Server::start(Conf::new(m));
-    let mut oper = IrcClient::start(server.irc_port, "oper");
-    let mut friend = IrcClient::start(server.irc_port, "friend");
-    let (mut web, _) = RawConn::upgrade(server.ws_port, &[]);
-    web.send_text("NICK web");
-    web.send_text("USER w 0 * :w");
-    oper.wait_welcome();
-    friend.wait_welcome();
-    web.expect_frame("001", |f| is_numeric(&f.payload, "001"));
-    oper.oper();
-    friend.join("#room");
-    oper.join("#room");
-    web.send_text("JOIN #room");
-    friend.expect("web's JOIN", |l| show(l).starts_with(":web!"));
+    let mut oper = Client::irc_start(server.irc_port, "oper").expect("a plain user");
+    let mut friend = Client::irc_start(server.irc_port, "friend").expect("a plain user");
+    let (mut web, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    web.send_text("NICK web").expect("send");
+    web.send_text("USER w 0 * :w").expect("send");
+    oper.wait_welcome().expect("001");
+    friend.wait_welcome().expect("001");
+    web.expect_frame("001", |f| is_numeric(&f.payload, "001"))
+        .expect("001");
+    oper.oper().expect("OPER");
+    friend.join("#room").expect("JOIN");
+    oper.join("#room").expect("JOIN");
+    web.send_text("JOIN #room").expect("send");
+    friend
+        .expect_line("web's JOIN", |l| show(l).starts_with(":web!"))
+        .expect("web's JOIN");
 
-    oper.send("UNLOADMODULE m_websocket.so");
-    oper.expect("973 (module unloaded)", |l| is_numeric(l, "973"));
-    let quit = friend.expect_str("web's QUIT", |l| {
-        l.starts_with(":web!") && l.contains(" QUIT ")
-    });
+    oper.send_line("UNLOADMODULE m_websocket.so").expect("send");
+    oper.expect_line("973 (module unloaded)", |l| is_numeric(l, "973"))
+        .expect("973 (module unloaded)");
+    let quit = friend
+        .expect_str("web's QUIT", |l| {
+            l.starts_with(":web!") && l.contains(" QUIT ")
+        })
+        .expect("web's QUIT");
     assert!(
         quit.ends_with("QUIT :WebSocket module unloading"),
         "quit line: {quit}"
     );
-    let frames = web.frames_until_eof();
+    let frames = web.frames_until_eof().expect("frames until EOF");
     if m == Module::Ours {
         let last = frames
             .last()
@@ -260,18 +269,23 @@ fn unload_and_load(m: Module) {
 
     // The server and its plain users carry on.
     server.assert_alive();
-    friend.send("PRIVMSG #room :still here");
-    let l = oper.expect_str("friend's PRIVMSG", |l| l.contains(" PRIVMSG #room "));
+    friend.send_line("PRIVMSG #room :still here").expect("send");
+    let l = oper
+        .expect_str("friend's PRIVMSG", |l| l.contains(" PRIVMSG #room "))
+        .expect("friend's PRIVMSG");
     assert_eq!(l, ":friend!u@127.0.0.1 PRIVMSG #room :still here");
 
-    oper.send("LOADMODULE websocket");
-    oper.expect("975 (module loaded)", |l| is_numeric(l, "975"));
+    oper.send_line("LOADMODULE websocket").expect("send");
+    oper.expect_line("975 (module loaded)", |l| is_numeric(l, "975"))
+        .expect("975 (module loaded)");
     let mut again = WsClient::connect(server.ws_port, &WsOpts::default())
         .unwrap_or_else(|e| panic!("after LOADMODULE: {}", describe_ws_error(&e)));
-    again.register("again");
-    again.join("#room");
-    again.send_line("PRIVMSG #room :back");
-    let l = friend.expect_str("again's PRIVMSG", |l| l.contains(" PRIVMSG #room "));
+    again.register("again").expect("registration");
+    again.join("#room").expect("JOIN");
+    again.send_line("PRIVMSG #room :back").expect("send");
+    let l = friend
+        .expect_str("again's PRIVMSG", |l| l.contains(" PRIVMSG #room "))
+        .expect("again's PRIVMSG");
     assert_eq!(l, ":again!ws@127.0.0.1 PRIVMSG #room :back");
     server.assert_alive();
 }

@@ -4,18 +4,20 @@
 use crate::common::*;
 use std::io::Write;
 
-fn upgraded(m: Module) -> (Server, RawConn) {
+fn upgraded(m: Module) -> (Server, Client) {
     let server = Server::start(Conf::new(m));
-    let (c, _r) = RawConn::upgrade(server.ws_port, &[]);
+    let (c, _r) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     (server, c)
 }
 
 /// Reads frames up to a close frame, asserts its code is one of `codes`, and that the
 /// server then closes TCP without sending anything else. Returns the close frame.
-fn expect_close(c: &mut RawConn, codes: &[u16]) -> RawFrame {
-    let f = c.expect_frame(&format!("a close frame with code {codes:?}"), |f| {
-        f.opcode == OP_CLOSE
-    });
+fn expect_close(c: &mut Client, codes: &[u16]) -> RawFrame {
+    let f = c
+        .expect_frame(&format!("a close frame with code {codes:?}"), |f| {
+            f.opcode == OP_CLOSE
+        })
+        .expect("the awaited line or frame");
     let code = f.close_code();
     assert!(
         code.map(|c| codes.contains(&c)).unwrap_or(false),
@@ -26,7 +28,7 @@ fn expect_close(c: &mut RawConn, codes: &[u16]) -> RawFrame {
     if f.payload.len() > 2 {
         std::str::from_utf8(&f.payload[2..]).expect("close reason must be UTF-8");
     }
-    let rest = c.frames_until_eof();
+    let rest = c.frames_until_eof().expect("frames until EOF");
     assert!(rest.is_empty(), "frames after the close frame: {rest:?}");
     f
 }
@@ -34,9 +36,10 @@ fn expect_close(c: &mut RawConn, codes: &[u16]) -> RawFrame {
 /// The server is still alive and serves a new WebSocket client.
 fn still_serving(server: &mut Server) {
     server.assert_alive();
-    let (mut c, _) = RawConn::upgrade(server.ws_port, &[]);
-    c.send_text("PING :alive");
-    c.expect_frame("a reply from a fresh connection", |f| f.opcode == OP_TEXT);
+    let (mut c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    c.send_text("PING :alive").expect("send");
+    c.expect_frame("a reply from a fresh connection", |f| f.opcode == OP_TEXT)
+        .expect("a reply from a fresh connection");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -45,8 +48,9 @@ fn still_serving(server: &mut Server) {
 
 fn ping_gets_pong_with_same_payload(m: Module) {
     let (_server, mut c) = upgraded(m);
-    c.send_frame(true, OP_PING, b"ping-payload \x00\xff");
-    let f = c.read_frame().expect("EOF instead of pong");
+    c.send_frame(true, OP_PING, b"ping-payload \x00\xff")
+        .expect("send");
+    let f = c.frame().expect("EOF instead of pong");
     assert_eq!(
         f,
         RawFrame {
@@ -66,7 +70,7 @@ fn ping_gets_pong_tungstenite(m: Module) {
     let mut c = WsClient::connect(server.ws_port, &WsOpts::default()).unwrap();
     c.ws.send(tungstenite::Message::Ping(b"tping".to_vec()))
         .unwrap();
-    match c.recv() {
+    match c.recv().expect("a pong") {
         tungstenite::Message::Pong(p) => assert_eq!(p, b"tping"),
         other => panic!("expected pong, got {other:?}"),
     }
@@ -87,13 +91,14 @@ fn ten_pings_ten_pongs_ours() {
             Some(MASK),
         ));
     }
-    c.send(&bytes);
+    c.send(&bytes).expect("send");
     for i in 0..10 {
-        let f = c.read_frame().expect("EOF instead of pong");
+        let f = c.frame().expect("EOF instead of pong");
         assert_eq!((f.opcode, show(&f.payload)), (OP_PONG, format!("p{i}")));
     }
-    c.send_text("PING :after-pings");
-    c.expect_frame("reply after the pings", |f| f.opcode == OP_TEXT);
+    c.send_text("PING :after-pings").expect("send");
+    c.expect_frame("reply after the pings", |f| f.opcode == OP_TEXT)
+        .expect("reply after the pings");
     server.assert_alive();
 }
 
@@ -102,9 +107,9 @@ fn ten_pings_ten_pongs_ours() {
 #[test]
 fn second_ping_kills_stock() {
     let (server, mut c) = upgraded(Module::Stock);
-    c.send_frame(true, OP_PING, b"1");
-    c.send_frame(true, OP_PING, b"2");
-    let frames = c.frames_until_eof();
+    c.send_frame(true, OP_PING, b"1").expect("send");
+    c.send_frame(true, OP_PING, b"2").expect("send");
+    let frames = c.frames_until_eof().expect("frames until EOF");
     assert_eq!(frames.len(), 2, "{frames:?}");
     assert_eq!(frames[0].opcode, OP_PONG);
     assert_eq!(frames[1].close_code(), Some(1008));
@@ -130,9 +135,11 @@ fn ping_flood_closes_1008(m: Module) {
     let writer = std::thread::spawn(move || {
         let _ = w.write_all(&bytes);
     });
-    let f = c.expect_frame("close after ping flood", |f| f.opcode == OP_CLOSE);
+    let f = c
+        .expect_frame("close after ping flood", |f| f.opcode == OP_CLOSE)
+        .expect("close after ping flood");
     assert_eq!(f.close_code(), Some(1008), "{f:?}");
-    let _ = c.frames_until_eof();
+    let _ = c.frames_until_eof().expect("frames until EOF");
     writer.join().unwrap();
     server.assert_alive();
 }
@@ -141,9 +148,9 @@ both_modules!(ping_flood_closes_1008);
 /// BAD_INPUT 38: an unsolicited pong is ignored.
 fn unsolicited_pong_ignored(m: Module) {
     let (_server, mut c) = upgraded(m);
-    c.send_frame(true, OP_PONG, b"unsolicited");
-    c.send_text("PING :x");
-    let f = c.read_frame().expect("EOF after unsolicited pong");
+    c.send_frame(true, OP_PONG, b"unsolicited").expect("send");
+    c.send_text("PING :x").expect("send");
+    let f = c.frame().expect("EOF after unsolicited pong");
     assert_eq!(f.opcode, OP_TEXT, "{f:?}");
     assert!(show(&f.payload).starts_with(":test.example "), "{f:?}");
 }
@@ -160,7 +167,7 @@ fn client_close_is_echoed_ours() {
     let (mut server, mut c) = upgraded(Module::Ours);
     let mut payload = 1000u16.to_be_bytes().to_vec();
     payload.extend_from_slice(b"bye");
-    c.send_frame(true, OP_CLOSE, &payload);
+    c.send_frame(true, OP_CLOSE, &payload).expect("send");
     let f = expect_close(&mut c, &[1000]);
     assert!(!f.masked);
     server.assert_alive();
@@ -171,7 +178,7 @@ fn client_close_is_echoed_ours() {
 #[test]
 fn client_close_tungstenite_ours() {
     let server = Server::start(Conf::new(Module::Ours));
-    let mut c = server.ws("closer");
+    let mut c = server.ws("closer").expect("closer");
     c.ws.close(Some(tungstenite::protocol::CloseFrame {
         code: tungstenite::protocol::frame::coding::CloseCode::Normal,
         reason: "done".into(),
@@ -187,7 +194,7 @@ fn client_close_tungstenite_ours() {
             }
             Ok(tungstenite::Message::Close(None)) => got_close = true,
             Ok(_) => continue,
-            Err(e) if e.contains("ConnectionClosed") => break,
+            Err(e) if e.message().contains("ConnectionClosed") => break,
             Err(e) => panic!("unexpected end of the closing handshake: {e}"),
         }
     }
@@ -198,13 +205,15 @@ fn client_close_tungstenite_ours() {
 #[test]
 fn empty_close_is_echoed_ours() {
     let (_server, mut c) = upgraded(Module::Ours);
-    c.send_frame(true, OP_CLOSE, b"");
-    let f = c.expect_frame("close echo", |f| f.opcode == OP_CLOSE);
+    c.send_frame(true, OP_CLOSE, b"").expect("send");
+    let f = c
+        .expect_frame("close echo", |f| f.opcode == OP_CLOSE)
+        .expect("close echo");
     assert!(
         f.payload.is_empty() || f.close_code() == Some(1000),
         "{f:?}"
     );
-    let rest = c.frames_until_eof();
+    let rest = c.frames_until_eof().expect("frames until EOF");
     assert!(rest.is_empty(), "{rest:?}");
 }
 
@@ -212,8 +221,9 @@ fn empty_close_is_echoed_ours() {
 #[test]
 fn client_close_drops_tcp_stock() {
     let (_server, mut c) = upgraded(Module::Stock);
-    c.send_frame(true, OP_CLOSE, &1000u16.to_be_bytes());
-    let frames = c.frames_until_eof();
+    c.send_frame(true, OP_CLOSE, &1000u16.to_be_bytes())
+        .expect("send");
+    let frames = c.frames_until_eof().expect("frames until EOF");
     assert!(frames.is_empty(), "{frames:?}");
 }
 
@@ -222,10 +232,10 @@ fn client_close_drops_tcp_stock() {
 #[test]
 fn quit_sends_close_frame_ours() {
     let server = Server::start(Conf::new(Module::Ours));
-    let (mut c, _) = RawConn::upgrade(server.ws_port, &[]);
-    c.register("quitter");
-    c.send_text("QUIT :leaving now");
-    let frames = c.frames_until_eof();
+    let (mut c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    c.register("quitter").expect("registration");
+    c.send_text("QUIT :leaving now").expect("send");
+    let frames = c.frames_until_eof().expect("frames until EOF");
     let last = frames.last().expect("no frames before EOF");
     assert_eq!(
         last.opcode, OP_CLOSE,
@@ -248,15 +258,17 @@ fn quit_sends_close_frame_ours() {
 #[test]
 fn frames_after_close_ignored_ours() {
     let server = Server::start(Conf::new(Module::Ours));
-    let mut irc = IrcClient::start(server.irc_port, "watcher");
-    let (mut c, _) = RawConn::upgrade(server.ws_port, &[]);
-    c.send_text("NICK ghost");
-    c.send_text("USER g 0 * :g");
-    irc.wait_welcome();
-    c.expect_frame("001", |f| is_numeric(&f.payload, "001"));
-    irc.join("#room");
-    c.send_text("JOIN #room");
-    irc.expect("ghost JOIN", |l| show(l).starts_with(":ghost!"));
+    let mut irc = Client::irc_start(server.irc_port, "watcher").expect("a plain user");
+    let (mut c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    c.send_text("NICK ghost").expect("send");
+    c.send_text("USER g 0 * :g").expect("send");
+    irc.wait_welcome().expect("001");
+    c.expect_frame("001", |f| is_numeric(&f.payload, "001"))
+        .expect("001");
+    irc.join("#room").expect("JOIN");
+    c.send_text("JOIN #room").expect("send");
+    irc.expect_line("ghost JOIN", |l| show(l).starts_with(":ghost!"))
+        .expect("ghost JOIN");
     let mut bytes = encode_frame(true, OP_CLOSE, &1000u16.to_be_bytes(), Some(MASK));
     bytes.extend(encode_frame(
         true,
@@ -264,11 +276,13 @@ fn frames_after_close_ignored_ours() {
         b"PRIVMSG #room :after close",
         Some(MASK),
     ));
-    c.send(&bytes);
-    let l = irc.expect("ghost's QUIT or a PRIVMSG", |l| {
-        let s = show(l);
-        s.starts_with(":ghost!") && (s.contains(" QUIT ") || s.contains(" PRIVMSG "))
-    });
+    c.send(&bytes).expect("send");
+    let l = irc
+        .expect_line("ghost's QUIT or a PRIVMSG", |l| {
+            let s = show(l);
+            s.starts_with(":ghost!") && (s.contains(" QUIT ") || s.contains(" PRIVMSG "))
+        })
+        .expect("ghost's QUIT or a PRIVMSG");
     assert!(
         show(&l).contains(" QUIT "),
         "a frame after the close was executed: {}",
@@ -338,6 +352,17 @@ fn long_control_frame_closes_1002(m: Module) {
 }
 both_modules!(long_control_frame_closes_1002);
 
+/// BAD_INPUT 46: a length not in its shortest form (5 bytes in the 16-bit form), which
+/// both modules refuse (RFC 6455 5.2).
+fn non_minimal_length_closes_1002(m: Module) {
+    let payload = b"PING ";
+    let mut frame = vec![0x81, 0x80 | 126, 0, 5];
+    frame.extend_from_slice(&MASK);
+    frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(b, k)| b ^ k));
+    protocol_error_with(m, &frame, &[1002]);
+}
+both_modules!(non_minimal_length_closes_1002);
+
 /// BAD_INPUT 25: fragmented control frame.
 #[test]
 fn fragmented_ping_closes_1002_ours() {
@@ -375,11 +400,14 @@ fn invalid_utf8_text_closes_1007_ours() {
 #[test]
 fn invalid_utf8_text_taken_stock() {
     let (mut server, mut c) = upgraded(Module::Stock);
-    c.register("careless");
-    c.send_frame(true, OP_TEXT, b"PING :\xff\xfe");
-    let reply = c.expect_frame("the PONG", |f| {
-        f.opcode == OP_CLOSE || show(&f.payload).contains("PONG")
-    });
+    c.register("careless").expect("registration");
+    c.send_frame(true, OP_TEXT, b"PING :\xff\xfe")
+        .expect("send");
+    let reply = c
+        .expect_frame("the PONG", |f| {
+            f.opcode == OP_CLOSE || show(&f.payload).contains("PONG")
+        })
+        .expect("the PONG");
     assert_eq!(reply.opcode, OP_TEXT, "{reply:?}");
     server.assert_alive();
 }
@@ -402,10 +430,12 @@ fn utf8_split_across_fragments_ours() {
     let (_server, mut c) = upgraded(Module::Ours);
     let mut b = encode_frame(false, OP_TEXT, b"PING :caf\xc3", Some(MASK));
     b.extend(encode_frame(true, OP_CONT, b"\xa9", Some(MASK)));
-    c.send(&b);
-    let f = c.expect_frame("reply to split UTF-8", |f| {
-        f.opcode == OP_TEXT || f.opcode == OP_CLOSE
-    });
+    c.send(&b).expect("send");
+    let f = c
+        .expect_frame("reply to split UTF-8", |f| {
+            f.opcode == OP_TEXT || f.opcode == OP_CLOSE
+        })
+        .expect("reply to split UTF-8");
     assert_eq!(f.opcode, OP_TEXT, "valid split UTF-8 was refused: {f:?}");
     // Invalid: C3 then 28.
     let mut b = encode_frame(false, OP_TEXT, b"PING :caf\xc3", Some(MASK));
@@ -450,7 +480,8 @@ fn invalid_close_codes_1002_ours() {
 fn valid_close_codes_echoed_ours() {
     for code in [1001u16, 1003, 3000, 4999] {
         let (_server, mut c) = upgraded(Module::Ours);
-        c.send_frame(true, OP_CLOSE, &code.to_be_bytes());
+        c.send_frame(true, OP_CLOSE, &code.to_be_bytes())
+            .expect("send");
         expect_close(&mut c, &[1000, code]);
     }
 }
@@ -483,7 +514,7 @@ fn huge_length_closes_1009_before_payload(m: Module) {
 both_modules!(huge_length_closes_1009_before_payload);
 
 /// Writes `bytes` from a thread (the server may close before reading everything).
-fn write_in_background(c: &RawConn, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+fn write_in_background(c: &Client, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
     let mut w = c.stream.try_clone().unwrap();
     std::thread::spawn(move || {
         for chunk in bytes.chunks(16 * 1024) {
@@ -556,14 +587,14 @@ fn truncated_frame_then_eof(m: Module) {
     // can miss an EOF that arrives together with data a hook cannot consume yet.)
     let mut bytes = encode_frame(true, OP_PING, b"before-eof", Some(MASK));
     bytes.extend_from_slice(&f[..10]);
-    c.send(&bytes);
-    let pong = c.read_frame().expect("EOF instead of pong");
+    c.send(&bytes).expect("send");
+    let pong = c.frame().expect("EOF instead of pong");
     assert_eq!(
         (pong.opcode, pong.payload.as_slice()),
         (OP_PONG, &b"before-eof"[..])
     );
     c.shutdown_write();
-    let frames = c.frames_until_eof();
+    let frames = c.frames_until_eof().expect("frames until EOF");
     assert!(
         frames.iter().all(|f| f.opcode == OP_CLOSE),
         "unexpected frames: {frames:?}"
@@ -590,7 +621,7 @@ fn random_bytes_after_upgrade(m: Module) {
     };
     let mut conns = Vec::new();
     for _ in 0..30 {
-        let (c, _) = RawConn::upgrade(server.ws_port, &[]);
+        let (c, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
         let len = (next() % 2048) as usize + 1;
         let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         bytes.extend(std::iter::repeat_n(0u8, 256 * 1024));
@@ -602,10 +633,13 @@ fn random_bytes_after_upgrade(m: Module) {
         loop {
             // Frames may be malformed from our parser's view only if the server sent
             // garbage; read raw bytes until EOF.
-            match c.read_frame_until(deadline) {
-                Some(Some(_)) => continue,
-                Some(None) => break,
-                None => panic!("a connection fed random bytes was not closed"),
+            match c.frame_until(deadline) {
+                Ok(_) => continue,
+                Err(e) if e.is_closed() => break,
+                Err(e) if e.is_timeout() => {
+                    panic!("a connection fed random bytes was not closed")
+                }
+                Err(e) => panic!("{e:?}"),
             }
         }
         w.join().unwrap();

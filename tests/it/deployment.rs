@@ -40,7 +40,7 @@ fn proxied_ip(port: u16, src: Ipv4Addr, nick: &str, headers: &[(&str, &str)]) ->
         .find(|l| is_numeric(l.as_bytes(), "001"))
         .cloned()
         .unwrap();
-    let ip = c.own_ip();
+    let ip = c.own_ip().expect("the own address");
     assert!(
         welcome.ends_with(&format!("{nick}!ws@{ip}")),
         "001 {welcome:?} does not show the address {ip} that WHOIS shows"
@@ -63,7 +63,7 @@ fn wait_closed(c: &mut WsClient, what: &str) -> String {
     loop {
         match c.recv_until(deadline) {
             Ok(_) => {}
-            Err(e) if e == "timeout" => panic!(
+            Err(e) if e.is_timeout() => panic!(
                 "[{}] still connected after {TIMEOUT:?}, expected {what}; seen:\n{}",
                 c.nick,
                 c.recent()
@@ -75,20 +75,24 @@ fn wait_closed(c: &mut WsClient, what: &str) -> String {
 
 /// The displayed host of `nick` in a WHOIS (numeric 311) by a WebSocket client.
 fn ws_whois_host(c: &mut WsClient, nick: &str) -> String {
-    c.send_line(&format!("WHOIS {nick}"));
+    c.send_line(&format!("WHOIS {nick}")).expect("send");
     let l = show(
-        &c.expect("numeric 311", |l| is_numeric(l, "311"))
-            .into_data(),
+        &c.expect_line("numeric 311", |l| is_numeric(l, "311"))
+            .expect("numeric 311"),
     );
-    c.expect("end of WHOIS", |l| is_numeric(l, "318"));
+    c.expect_line("end of WHOIS", |l| is_numeric(l, "318"))
+        .expect("end of WHOIS");
     l.split(' ').nth(5).unwrap().to_string()
 }
 
 /// The displayed host of `nick` in a WHOIS (numeric 311) by a plain client.
-fn irc_whois_host(c: &mut IrcClient, nick: &str) -> String {
-    c.send(&format!("WHOIS {nick}"));
-    let l = c.expect_str("numeric 311", |l| l.split(' ').nth(1) == Some("311"));
-    c.expect("end of WHOIS", |l| is_numeric(l, "318"));
+fn irc_whois_host(c: &mut Client, nick: &str) -> String {
+    c.send_line(&format!("WHOIS {nick}")).expect("send");
+    let l = c
+        .expect_str("numeric 311", |l| l.split(' ').nth(1) == Some("311"))
+        .expect("numeric 311");
+    c.expect_line("end of WHOIS", |l| is_numeric(l, "318"))
+        .expect("end of WHOIS");
     l.split(' ').nth(5).unwrap().to_string()
 }
 
@@ -170,7 +174,7 @@ fn connectban_counts_real_addresses_ours() {
         // Others still get in through the same proxy, and the first ten are still here.
         attempt_user_via(nginx.port, ip(51), "other").registered("a user from 127.0.0.51");
         for c in &mut users {
-            c.sync("still-connected");
+            c.sync("still-connected").expect("round trip");
         }
         assert!(connectban_zline_lines(&server, PROXY_ADDR).is_empty());
     });
@@ -204,7 +208,7 @@ fn connectban_counts_the_proxy_stock() {
         );
         // The two who got in have their real addresses, so the proxy's Z-line spares them.
         for c in &mut users {
-            c.sync("spared");
+            c.sync("spared").expect("round trip");
         }
         attempt_user_via(nginx.port, ip(51), "other")
             .assert_refused("a user from another real address after the proxy's Z-line");
@@ -439,16 +443,19 @@ fn dual_stack_zline(m: Module) {
     };
     assert_eq!(proxied_ip(nginx.port, ip(5), "five", &[]), five);
     let mut user = attempt_user_via(nginx.port, ip(5), "fiveagain").registered("fiveagain");
-    let mut direct = irc_from(ip(5), server.irc_port, "fivedirect");
+    let mut direct = irc_from(ip(5), server.irc_port, "fivedirect").expect("a plain user");
 
-    let mut oper = server.irc("oper");
-    oper.oper();
-    oper.send(&format!("ZLINE 127.0.0.5 0 :{ZLINE_REASON}"));
-    oper.sync("zlined");
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
+    oper.send_line(&format!("ZLINE 127.0.0.5 0 :{ZLINE_REASON}"))
+        .expect("send");
+    oper.sync("zlined").expect("round trip");
 
     if m == Module::Stock {
-        direct.expect_closed("the Z-line on 127.0.0.5 to disconnect the direct user");
-        user.sync("missed-by-the-zline");
+        direct
+            .expect_eof("the Z-line on 127.0.0.5 to disconnect the direct user")
+            .expect("the Z-line on 127.0.0.5 to disconnect the direct user");
+        user.sync("missed-by-the-zline").expect("round trip");
         assert_eq!(
             proxied_ip(nginx.port, ip(5), "fivenew", &[]),
             "0::ffff:127.0.0.5",
@@ -464,7 +471,9 @@ fn dual_stack_zline(m: Module) {
         said.contains("Z-lined"),
         "proxied user closed without the Z-line: {said}"
     );
-    direct.expect_closed("the Z-line on 127.0.0.5 to disconnect the direct user");
+    direct
+        .expect_eof("the Z-line on 127.0.0.5 to disconnect the direct user")
+        .expect("the Z-line on 127.0.0.5 to disconnect the direct user");
     let again = attempt_user_via(nginx.port, ip(5), "fivenew");
     again.assert_refused("a new proxied user from 127.0.0.5 after the Z-line");
     wait_log_count(&server, "three Z-lined quits", 3, |l| {
@@ -507,10 +516,12 @@ fn request_with_cookies(total: usize, line: usize) -> Vec<u8> {
 }
 
 /// Sends a hand-written request through the proxy from 127.0.0.9; the response.
-fn via_nginx(port: u16, request: &[u8]) -> (RawConn, HttpResponse) {
-    let mut c = raw_via(port, ip(9));
-    c.send(request);
-    let r = read_proxied_response(&mut c);
+fn via_nginx(port: u16, request: &[u8]) -> (Client, HttpResponse) {
+    let mut c = Client::raw(Some(ip(9)), port).expect("connect to nginx");
+    c.send(request).expect("send");
+    let r = c
+        .read_response_body(true)
+        .expect("the response through the proxy");
     (c, r)
 }
 
@@ -529,7 +540,7 @@ fn cookies_12k(m: Module) {
         "12 KiB of cookies in one line through nginx\n{}",
         roomy.logs()
     ));
-    assert_eq!(c.own_ip(), "127.0.0.9");
+    assert_eq!(c.own_ip().expect("the own address"), "127.0.0.9");
 
     let defaults = NginxConf::new(RECIPE_REAL_IP_AND_XFF).start(&server);
     let line = format!("Cookie: {cookie}");
@@ -541,7 +552,7 @@ fn cookies_12k(m: Module) {
     // The same 12 KiB in three Cookie lines fits nginx's defaults.
     let (mut c, r) = via_nginx(defaults.port, &request_with_cookies(12 * 1024 + 200, 4096));
     assert_eq!(r.status, 101, "12 KiB of cookies in 4 KiB lines: {r:?}");
-    c.register("cookies3");
+    c.register("cookies3").expect("registration");
 }
 both_modules!(cookies_12k);
 
@@ -580,7 +591,7 @@ fn largest_request_nginx_passes(m: Module) {
         r.status, 101,
         "the largest request nginx passes ({lo} bytes) must be admitted: {r:?}"
     );
-    c.register("largest");
+    c.register("largest").expect("registration");
 }
 both_modules!(largest_request_nginx_passes);
 
@@ -613,7 +624,7 @@ fn hold_idle(mut c: WsClient) -> Idle {
         match c.recv_until(deadline) {
             Ok(Message::Ping(_)) => pings += 1,
             Ok(_) => {}
-            Err(e) if e == "timeout" => {
+            Err(e) if e.is_timeout() => {
                 return Idle::Alive {
                     client: Box::new(c),
                     pings,
@@ -622,7 +633,7 @@ fn hold_idle(mut c: WsClient) -> Idle {
             Err(how) => {
                 return Idle::Dropped {
                     after: start.elapsed(),
-                    how,
+                    how: how.to_string(),
                     pings,
                 }
             }
@@ -646,8 +657,8 @@ fn idle_pair(m: Module) -> IdlePair {
     let nginx100 = NginxConf::new(RECIPE_REAL_IP_AND_XFF)
         .location("proxy_read_timeout 100s;")
         .start(&server);
-    let a = ws_user_via(nginx60.port, ip(30), "idle60");
-    let b = ws_user_via(nginx100.port, ip(31), "idle100");
+    let a = ws_user_via(nginx60.port, ip(30), "idle60").expect("a WebSocket user through nginx");
+    let b = ws_user_via(nginx100.port, ip(31), "idle100").expect("a WebSocket user through nginx");
     let (behind60, behind100) = thread::scope(|s| {
         let ha = s.spawn(|| hold_idle(a));
         let hb = s.spawn(|| hold_idle(b));
@@ -675,7 +686,7 @@ fn idle_behind_nginx_ours() {
             Idle::Alive { mut client, pings } => {
                 eprintln!("idle user {name}: alive after {IDLE_HOLD:?}, {pings} keepalive pings");
                 assert!(pings > 0, "{name}: alive, but no keepalive ping arrived");
-                client.sync("alive-after-idle");
+                client.sync("alive-after-idle").expect("round trip");
             }
             Idle::Dropped { after, how, pings } => panic!(
                 "idle user {name} was dropped after {after:?} ({how}; {pings} pings before)\n{}",
@@ -801,7 +812,7 @@ fn clone_limits_proxy_class(m: Module) {
         );
     }
     for c in users.iter_mut().step_by(37) {
-        c.sync("still-here");
+        c.sync("still-here").expect("round trip");
     }
 }
 both_modules!(clone_limits_proxy_class);
@@ -844,10 +855,11 @@ fn kline_real_address(m: Module) {
     let nginx = NginxConf::new(RECIPE_REAL_IP_AND_XFF).start(&server);
     let mut seven = attempt_user_via(nginx.port, ip(7), "seven").registered("seven");
     let mut eight = attempt_user_via(nginx.port, ip(8), "eight").registered("eight");
-    let mut oper = server.irc("oper");
-    oper.oper();
-    oper.send("KLINE *@127.0.0.7 0 :kline (deployment test)");
-    oper.sync("klined");
+    let mut oper = server.irc("oper").expect("oper");
+    oper.oper().expect("OPER");
+    oper.send_line("KLINE *@127.0.0.7 0 :kline (deployment test)")
+        .expect("send");
+    oper.sync("klined").expect("round trip");
     let said = wait_closed(&mut seven, "the K-line on *@127.0.0.7");
     assert!(
         said.contains("K-lined"),
@@ -860,7 +872,7 @@ fn kline_real_address(m: Module) {
     wait_log_count(&server, "two K-lined quits", 2, |l| {
         l.contains("QuitUser:") && l.contains("'K-lined: kline (deployment test)'")
     });
-    eight.sync("unaffected");
+    eight.sync("unaffected").expect("round trip");
 }
 both_modules!(kline_real_address);
 
@@ -891,18 +903,18 @@ fn cloak_real_address(m: Module) {
     let server = Server::start(conf);
     let nginx = NginxConf::new(RECIPE_REAL_IP_AND_XFF).start(&server);
     let mut proxied = attempt_user_via(nginx.port, ip(7), "proxied").registered("proxied");
-    let mut direct = irc_from(ip(7), server.irc_port, "direct");
-    let mut other = irc_from(ip(8), server.irc_port, "other");
-    let mut local = server.irc("local");
-    proxied.send_line("MODE proxied +x");
-    proxied.sync("cloaked");
+    let mut direct = irc_from(ip(7), server.irc_port, "direct").expect("a plain user");
+    let mut other = irc_from(ip(8), server.irc_port, "other").expect("a plain user");
+    let mut local = server.irc("local").expect("local");
+    proxied.send_line("MODE proxied +x").expect("send");
+    proxied.sync("cloaked").expect("round trip");
     for (c, nick) in [
         (&mut direct, "direct"),
         (&mut other, "other"),
         (&mut local, "local"),
     ] {
-        c.send(&format!("MODE {nick} +x"));
-        c.sync("cloaked");
+        c.send_line(&format!("MODE {nick} +x")).expect("send");
+        c.sync("cloaked").expect("round trip");
     }
     let p = ws_whois_host(&mut proxied, "proxied");
     let d = irc_whois_host(&mut direct, "direct");

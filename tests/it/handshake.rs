@@ -6,7 +6,7 @@ use crate::common::*;
 /// Starts a server, sends `req` raw, returns the response (the server stays up).
 fn exchange(conf: Conf, req: &[u8]) -> (Server, HttpResponse) {
     let mut server = Server::start(conf);
-    let r = http_exchange(server.ws_port, req);
+    let r = http_exchange(server.ws_port, req).expect("the response");
     server.assert_alive();
     (server, r)
 }
@@ -46,7 +46,7 @@ fn ours_accepts(req: &[u8]) -> HttpResponse {
 
 fn upgrade_101_exact(m: Module) {
     let server = Server::start(Conf::new(m));
-    let (_c, r) = RawConn::upgrade(server.ws_port, &[]);
+    let (_c, r) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
     assert_eq!(r.status_line, "HTTP/1.1 101 Switching Protocols");
     assert_eq!(r.header("Sec-WebSocket-Accept"), Some(SAMPLE_ACCEPT));
     assert_eq!(accept_for(SAMPLE_KEY), SAMPLE_ACCEPT);
@@ -66,8 +66,8 @@ both_modules!(upgrade_101_exact);
 /// tungstenite (a real client) upgrades and registers.
 fn tungstenite_registers(m: Module) {
     let server = Server::start(Conf::new(m));
-    let mut c = server.ws("wsuser");
-    c.sync("t1");
+    let mut c = server.ws("wsuser").expect("wsuser");
+    c.sync("t1").expect("round trip");
 }
 both_modules!(tungstenite_registers);
 
@@ -91,7 +91,8 @@ fn origin_glob_case_insensitive(m: Module) {
         "http://exact.test.evil",
         "https://app.example.com.evil",
     ] {
-        let r = http_exchange(server.ws_port, &upgrade_request_from(Some(origin)));
+        let r = http_exchange(server.ws_port, &upgrade_request_from(Some(origin)))
+            .expect("the response");
         assert_error_closed(&r, 403);
     }
 }
@@ -100,21 +101,21 @@ both_modules!(origin_glob_case_insensitive);
 /// BAD_INPUT 13: a request trickled one byte at a time still upgrades.
 fn trickled_request_upgrades(m: Module) {
     let server = Server::start(Conf::new(m));
-    let mut c = RawConn::connect(server.ws_port);
+    let mut c = Client::raw(None, server.ws_port).expect("connect");
     for b in upgrade_request(&[]) {
-        c.send(&[b]);
+        c.send(&[b]).expect("send");
     }
-    let r = c.read_response();
+    let r = c.read_response().expect("the response");
     assert_eq!(r.status, 101, "{r:?}");
     assert_eq!(r.header("Sec-WebSocket-Accept"), Some(SAMPLE_ACCEPT));
-    c.register("trickle");
+    c.register("trickle").expect("registration");
 }
 both_modules!(trickled_request_upgrades);
 
 /// BAD_INPUT 14: request and first frames in one write; the frames are not lost.
 fn request_and_frames_in_one_write(m: Module) {
     let server = Server::start(Conf::new(m));
-    let mut c = RawConn::connect(server.ws_port);
+    let mut c = Client::raw(None, server.ws_port).expect("connect");
     let mut bytes = upgrade_request(&[]);
     bytes.extend(encode_frame(true, OP_TEXT, b"NICK onewrite", Some(MASK)));
     bytes.extend(encode_frame(
@@ -123,10 +124,12 @@ fn request_and_frames_in_one_write(m: Module) {
         b"USER u 0 * :one write",
         Some(MASK),
     ));
-    c.send(&bytes);
-    let r = c.read_response();
+    c.send(&bytes).expect("send");
+    let r = c.read_response().expect("the response");
     assert_eq!(r.status, 101, "{r:?}");
-    let f = c.expect_frame("numeric 001", |f| is_numeric(&f.payload, "001"));
+    let f = c
+        .expect_frame("numeric 001", |f| is_numeric(&f.payload, "001"))
+        .expect("numeric 001");
     assert!(
         show(&f.payload).starts_with(":test.example 001 onewrite :"),
         "{f:?}"
@@ -472,7 +475,7 @@ fn oversized_request_rejected_ours() {
     let server = Server::start(Conf::new(Module::Ours));
     let filler = format!("X-Filler: {}", "a".repeat(70 * 1024));
     let req = upgrade_request(&[&filler]);
-    let mut c = RawConn::connect(server.ws_port);
+    let mut c = Client::raw(None, server.ws_port).expect("connect");
     // The server may answer and close before it has read everything; write from a
     // thread and ignore write errors.
     let mut w = c.stream.try_clone().unwrap();
@@ -480,7 +483,7 @@ fn oversized_request_rejected_ours() {
         use std::io::Write;
         let _ = w.write_all(&req);
     });
-    let r = c.read_response();
+    let r = c.read_response().expect("the response");
     writer.join().unwrap();
     assert!(
         r.status == 431 || r.status == 400,

@@ -190,9 +190,9 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
 
     // The plain client is in the channel (366) before the Node client starts, so it
     // sees kiwi's JOIN whichever of the two the server would have handled first.
-    let mut plain = IrcClient::start(server.irc_port, "plain");
-    plain.wait_welcome();
-    plain.join(CHAN);
+    let mut plain = Client::irc_start(server.irc_port, "plain").expect("a plain user");
+    plain.wait_welcome().expect("001");
+    plain.join(CHAN).expect("JOIN");
     let mut node = NodeClient::spawn(config, server.dir());
 
     // The WebSocket opened with the IRCv3 text subprotocol.
@@ -215,11 +215,15 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
         format!(":{NICK}!fw@127.0.0.1 JOIN :{CHAN}"),
         format!(":{NICK}!fw@127.0.0.1 JOIN {CHAN}"),
     ];
-    plain.expect_str("kiwi's JOIN", |l| want_join.iter().any(|w| w == l));
+    plain
+        .expect_str("kiwi's JOIN", |l| want_join.iter().any(|w| w == l))
+        .expect("kiwi's JOIN");
 
     // irc-framework -> plain, byte-exact.
     node.command(json!({"cmd": "say", "target": CHAN, "text": FROM_NODE}));
-    let got = plain.expect("PRIVMSG from kiwi", |l| show(l).contains(" PRIVMSG "));
+    let got = plain
+        .expect_line("PRIVMSG from kiwi", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG from kiwi");
     assert_eq!(
         got,
         format!(":{NICK}!fw@127.0.0.1 PRIVMSG {CHAN} :{FROM_NODE}").into_bytes(),
@@ -228,7 +232,9 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
     );
 
     // plain -> irc-framework: a channel message and a private one, exact text.
-    plain.send(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"));
+    plain
+        .send_line(&format!("PRIVMSG {CHAN} :{FROM_PLAIN}"))
+        .expect("send");
     let m = node.expect("privmsg", "the plain client's channel message", |_| true);
     assert_eq!(
         (
@@ -248,7 +254,9 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
         "channel message as irc-framework parsed it: {m}"
     );
     let private = format!("{FROM_PLAIN} (private)");
-    plain.send(&format!("PRIVMSG {NICK} :{private}"));
+    plain
+        .send_line(&format!("PRIVMSG {NICK} :{private}"))
+        .expect("send");
     let m = node.expect("privmsg", "the plain client's private message", |_| true);
     assert_eq!(
         (&m["nick"], &m["target"], &m["message"]),
@@ -305,9 +313,11 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
         "the closing handshake was not clean: {close}"
     );
     node.expect("socket_close", "irc-framework's socket close", |_| true);
-    let quit = plain.expect_str("kiwi's QUIT", |l| {
-        l.starts_with(&format!(":{NICK}!fw@127.0.0.1 QUIT :"))
-    });
+    let quit = plain
+        .expect_str("kiwi's QUIT", |l| {
+            l.starts_with(&format!(":{NICK}!fw@127.0.0.1 QUIT :"))
+        })
+        .expect("kiwi's QUIT");
     eprintln!("[{variant:?}] close event {close}; the plain client saw {quit:?}");
     let quit_message_kept = quit.ends_with(&format!(" QUIT :{QUIT_MESSAGE}"));
     if code == 1000 {
@@ -358,10 +368,12 @@ fn irc_framework_chat(variant: Variant, compression: bool) {
 /// what the server compresses; it compresses only messages of 1 KiB and more (its
 /// `threshold`), so what it sends goes uncompressed within the negotiated connection;
 /// Node's built-in WebSocket (undici) offers and inflates deflate too.
-fn compressed_lines(server: &Server, plain: &mut IrcClient, node: &mut NodeClient) {
+fn compressed_lines(server: &Server, plain: &mut Client, node: &mut NodeClient) {
     assert_deflate_accepted(server.irc_port, 1, "irc-framework's connection");
     for text in compressible_texts(FROM_PLAIN, "plain") {
-        plain.send(&format!("PRIVMSG {CHAN} :{text}"));
+        plain
+            .send_line(&format!("PRIVMSG {CHAN} :{text}"))
+            .expect("send");
         let m = node.expect("privmsg", "the plain client's long line", |_| true);
         assert_eq!(
             (&m["nick"], &m["target"], &m["message"]),
@@ -376,7 +388,9 @@ fn compressed_lines(server: &Server, plain: &mut IrcClient, node: &mut NodeClien
         .filter(|t| t.len() < 300)
     {
         node.command(json!({"cmd": "say", "target": CHAN, "text": text}));
-        let got = plain.expect("PRIVMSG from kiwi", |l| show(l).contains(" PRIVMSG "));
+        let got = plain
+            .expect_line("PRIVMSG from kiwi", |l| show(l).contains(" PRIVMSG "))
+            .expect("PRIVMSG from kiwi");
         assert_eq!(
             got,
             format!(":{NICK}!fw@127.0.0.1 PRIVMSG {CHAN} :{text}").into_bytes(),

@@ -12,25 +12,29 @@ use crate::common::*;
 const PINGFREQ: &str = r#"pingfreq="4""#;
 
 /// Two rounds of the server's ping, each answered at once: the user stays.
-fn answer_two_pings(conn: &mut RawConn) {
+fn answer_two_pings(conn: &mut Client) {
     for round in 1..=2 {
         match dialect() {
             Dialect::V3 => {
-                let ping = conn.expect_frame(&format!("IRC PING {round}"), |f| {
-                    f.opcode == OP_TEXT && f.payload.starts_with(b"PING ")
-                });
+                let ping = conn
+                    .expect_frame(&format!("IRC PING {round}"), |f| {
+                        f.opcode == OP_TEXT && f.payload.starts_with(b"PING ")
+                    })
+                    .expect("the awaited line or frame");
                 let token = show(&ping.payload)["PING ".len()..].to_string();
-                conn.send_text(&format!("PONG {token}"));
+                conn.send_text(&format!("PONG {token}")).expect("send");
             }
             Dialect::V4 => {
-                let ping = conn.expect_frame(&format!("ping frame {round}"), |f| {
-                    assert!(
-                        !(f.opcode == OP_TEXT && f.payload.starts_with(b"PING ")),
-                        "an IRC PING although nativeping is on: {f:?}"
-                    );
-                    f.opcode == OP_PING
-                });
-                conn.send_frame(true, OP_PONG, &ping.payload);
+                let ping = conn
+                    .expect_frame(&format!("ping frame {round}"), |f| {
+                        assert!(
+                            !(f.opcode == OP_TEXT && f.payload.starts_with(b"PING ")),
+                            "an IRC PING although nativeping is on: {f:?}"
+                        );
+                        f.opcode == OP_PING
+                    })
+                    .expect("the awaited line or frame");
+                conn.send_frame(true, OP_PONG, &ping.payload).expect("send");
             }
         }
     }
@@ -43,13 +47,14 @@ fn pinged_idle_user_who_answers_stays(m: Module) {
             .websocket(r#"pinginterval="300s""#)
             .connect_attrs(PINGFREQ),
     );
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
-    conn.register("answers");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    conn.register("answers").expect("registration");
     answer_two_pings(&mut conn);
-    conn.send_text("PING :still-here");
+    conn.send_text("PING :still-here").expect("send");
     conn.expect_frame("the PONG to our PING", |f| {
         show(&f.payload).contains("PONG") && show(&f.payload).contains("still-here")
-    });
+    })
+    .expect("the PONG to our PING");
 }
 
 #[test]
@@ -74,19 +79,24 @@ fn pinged_idle_user_stock() {
 /// ERROR.
 fn stock_v4_times_out_idle_users_who_would_answer() {
     let server = Server::start(Conf::new(Module::Stock).connect_attrs(PINGFREQ));
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
-    conn.register("waits");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    conn.register("waits").expect("registration");
     let deadline = Instant::now() + 3 * TIMEOUT;
     loop {
-        match conn.read_frame_until(deadline) {
-            Some(Some(f)) if f.opcode == OP_PING => conn.send_frame(true, OP_PONG, &f.payload),
-            Some(Some(f)) if f.opcode == OP_TEXT && f.payload.starts_with(b"ERROR") => {
+        match conn.frame_until(deadline) {
+            Ok(f) if f.opcode == OP_PING => {
+                conn.send_frame(true, OP_PONG, &f.payload).expect("send")
+            }
+            Ok(f) if f.opcode == OP_TEXT && f.payload.starts_with(b"ERROR") => {
                 assert!(show(&f.payload).contains("Ping timeout"), "{f:?}");
                 return;
             }
-            Some(Some(_)) => {}
-            Some(None) => panic!("closed without a ping-timeout ERROR"),
-            None => panic!("stock 4 did not time the user out (was its ping written?)"),
+            Ok(_) => {}
+            Err(e) if e.is_closed() => panic!("closed without a ping-timeout ERROR"),
+            Err(e) if e.is_timeout() => {
+                panic!("stock 4 did not time the user out (was its ping written?)")
+            }
+            Err(e) => panic!("{e:?}"),
         }
     }
 }
@@ -101,26 +111,32 @@ fn chatting_without_answering_the_servers_ping_ours() {
             .websocket(r#"pinginterval="300s""#)
             .connect_attrs(PINGFREQ),
     );
-    let (mut conn, _) = RawConn::upgrade(server.ws_port, &[]);
-    conn.register("chatty");
+    let (mut conn, _) = Client::upgrade(server.ws_port, &[]).expect("upgrade");
+    conn.register("chatty").expect("registration");
     match dialect() {
         Dialect::V3 => {
-            conn.expect_frame("the server's IRC PING", |f| f.payload.starts_with(b"PING "));
-            conn.send_text("PRIVMSG chatty :not a PONG");
-            let error = conn.expect_frame("the ping timeout", |f| f.payload.starts_with(b"ERROR"));
+            conn.expect_frame("the server's IRC PING", |f| f.payload.starts_with(b"PING "))
+                .expect("the server's IRC PING");
+            conn.send_text("PRIVMSG chatty :not a PONG").expect("send");
+            let error = conn
+                .expect_frame("the ping timeout", |f| f.payload.starts_with(b"ERROR"))
+                .expect("the ping timeout");
             assert!(show(&error.payload).contains("Ping timeout"), "{error:?}");
         }
         Dialect::V4 => {
             for round in 1..=2 {
                 conn.expect_frame(&format!("the server's ping frame {round}"), |f| {
                     f.opcode == OP_PING
-                });
-                conn.send_text(&format!("PRIVMSG chatty :round {round}"));
+                })
+                .expect("the awaited line or frame");
+                conn.send_text(&format!("PRIVMSG chatty :round {round}"))
+                    .expect("send");
             }
-            conn.send_text("PING :still-here");
+            conn.send_text("PING :still-here").expect("send");
             conn.expect_frame("the PONG to our PING", |f| {
                 show(&f.payload).contains("still-here")
-            });
+            })
+            .expect("the PONG to our PING");
         }
     }
 }

@@ -12,12 +12,12 @@ fn ip_with_headers(server: &Server, nick: &str, headers: &[(&str, &str)]) -> Str
     }
     let mut c = WsClient::connect(server.ws_port, &opts)
         .unwrap_or_else(|e| panic!("handshake failed: {}", describe_ws_error(&e)));
-    c.start_register(nick);
+    c.start_register(nick).expect("NICK/USER");
     let welcome = show(
-        &c.expect("numeric 001", |l| is_numeric(l, "001"))
-            .into_data(),
+        &c.expect_line("numeric 001", |l| is_numeric(l, "001"))
+            .expect("numeric 001"),
     );
-    let ip = c.own_ip();
+    let ip = c.own_ip().expect("the own address");
     assert!(
         welcome.ends_with(&format!("{nick}!ws@{ip}")),
         "001 {welcome:?} does not show address {ip}"
@@ -136,7 +136,8 @@ fn multi_hop_x_forwarded_for_rejected_stock() {
     let r = http_exchange(
         server.ws_port,
         &upgrade_request(&["X-Forwarded-For: 198.51.100.9, 127.0.0.1"]),
-    );
+    )
+    .expect("the response");
     assert_error_closed(&r, 400);
 }
 
@@ -146,7 +147,8 @@ fn garbage_x_forwarded_for_400(m: Module) {
     let r = http_exchange(
         server.ws_port,
         &upgrade_request(&["X-Forwarded-For: definitely-not-an-ip"]),
-    );
+    )
+    .expect("the response");
     assert_error_closed(&r, 400);
     if m == Module::Ours {
         assert_ours_error(
@@ -221,7 +223,8 @@ fn proxyheader_x_real_ip_ignores_a_forged_x_forwarded_for_ours() {
     let r = http_exchange(
         server.ws_port,
         &upgrade_request(&["X-Forwarded-For: 198.51.100.6"]),
-    );
+    )
+    .expect("the response");
     assert_ours_error(&r, 400, &["real ip"]);
 }
 
@@ -244,8 +247,8 @@ fn lines_that_come_with_a_close_are_handled_under_the_real_address_ours() {
         &1000u16.to_be_bytes(),
         Some(MASK),
     ));
-    let mut conn = RawConn::connect(server.ws_port);
-    conn.send(&bytes);
+    let mut conn = Client::raw(None, server.ws_port).expect("connect");
+    conn.send(&bytes).expect("send");
     let quit = server.wait_log("the user's quit", |l| l.contains("QuitUser:"));
     assert!(
         quit.contains("Z-lined") && quit.contains("no entry"),

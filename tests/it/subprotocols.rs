@@ -9,11 +9,13 @@ use tungstenite::Message;
 fn negotiate(server: &Server, protocols: Option<&str>) -> (HttpResponse, u8) {
     let line = protocols.map(|p| format!("Sec-WebSocket-Protocol: {p}"));
     let extra: Vec<&str> = line.iter().map(|s| s.as_str()).collect();
-    let (mut c, r) = RawConn::upgrade(server.ws_port, &extra);
-    c.send_text("PING :mode");
-    let f = c.expect_frame("an answer to PING (451 or PONG)", |f| {
-        f.opcode == OP_TEXT || f.opcode == OP_BINARY
-    });
+    let (mut c, r) = Client::upgrade(server.ws_port, &extra).expect("upgrade");
+    c.send_text("PING :mode").expect("send");
+    let f = c
+        .expect_frame("an answer to PING (451 or PONG)", |f| {
+            f.opcode == OP_TEXT || f.opcode == OP_BINARY
+        })
+        .expect("an answer to PING (451 or PONG)");
     assert!(show(&f.payload).starts_with(":test.example "), "{f:?}");
     assert!(
         f.fin && f.rsv == 0 && !f.masked,
@@ -41,8 +43,10 @@ fn tungstenite_with(server: &Server, proto: &str) -> (WsClient, Message) {
     let mut c = WsClient::connect(server.ws_port, &WsOpts::default().protocols(proto))
         .unwrap_or_else(|e| panic!("handshake with {proto}: {}", describe_ws_error(&e)));
     assert_eq!(c.protocol().as_deref(), Some(proto));
-    c.send_line("PING :mode");
-    let m = c.expect("an answer to PING", |l| l.starts_with(b":test.example "));
+    c.send_line("PING :mode").expect("send");
+    let m = c
+        .expect_msg("an answer to PING", |l| l.starts_with(b":test.example "))
+        .expect("an answer to PING");
     (c, m)
 }
 
@@ -120,7 +124,8 @@ fn defaultmode_reject(m: Module) {
     let r = http_exchange(
         server.ws_port,
         &upgrade_request(&["Sec-WebSocket-Protocol: foo, bar"]),
-    );
+    )
+    .expect("the response");
     assert_error_closed(&r, 400);
     let (r, op) = negotiate(&server, Some("binary.inspircd.org"));
     assert_selected(&r, Some("binary.inspircd.org"));
@@ -224,13 +229,14 @@ fn reject_mode_accepts_ircv3_net_ours() {
 #[test]
 fn protocol_list_over_two_header_lines_ours() {
     let server = Server::start(Conf::new(Module::Ours).websocket(r#"defaultmode="reject""#));
-    let (mut c, r) = RawConn::upgrade(
+    let (mut c, r) = Client::upgrade(
         server.ws_port,
         &[
             "Sec-WebSocket-Protocol: foo",
             "Sec-WebSocket-Protocol: binary.ircv3.net",
         ],
-    );
+    )
+    .expect("upgrade");
     assert_selected(&r, Some("binary.ircv3.net"));
-    c.register("twolines");
+    c.register("twolines").expect("registration");
 }

@@ -7,7 +7,7 @@ use crate::common::*;
 fn wss_chat(m: Module) {
     let server = Server::start(Conf::new(m).tls());
     let cert = server.dir().join("cert.pem");
-    let mut irc = IrcClient::start(server.irc_port, "plain");
+    let mut irc = Client::irc_start(server.irc_port, "plain").expect("a plain user");
     let mut ws = WsClient::connect_tls(
         server.wss_port,
         &WsOpts::default().protocols("text.inspircd.org"),
@@ -15,19 +15,24 @@ fn wss_chat(m: Module) {
     )
     .unwrap_or_else(|e| panic!("wss handshake failed: {}", describe_ws_error(&e)));
     assert_eq!(ws.protocol().as_deref(), Some("text.inspircd.org"));
-    ws.start_register("secure");
-    irc.wait_welcome();
-    ws.wait_welcome();
-    irc.join("#tls");
-    ws.join("#tls");
-    irc.expect("secure's JOIN", |l| show(l).starts_with(":secure!"));
+    ws.start_register("secure").expect("NICK/USER");
+    irc.wait_welcome().expect("001");
+    ws.wait_welcome().expect("001");
+    irc.join("#tls").expect("JOIN");
+    ws.join("#tls").expect("JOIN");
+    irc.expect_line("secure's JOIN", |l| show(l).starts_with(":secure!"))
+        .expect("secure's JOIN");
 
-    ws.send_line("PRIVMSG #tls :over TLS ✓");
-    let got = irc.expect_str("PRIVMSG over TLS", |l| l.contains(" PRIVMSG "));
+    ws.send_line("PRIVMSG #tls :over TLS ✓").expect("send");
+    let got = irc
+        .expect_str("PRIVMSG over TLS", |l| l.contains(" PRIVMSG "))
+        .expect("PRIVMSG over TLS");
     assert_eq!(got, ":secure!ws@127.0.0.1 PRIVMSG #tls :over TLS ✓");
 
-    irc.send("PRIVMSG #tls :back to TLS");
-    let got = ws.expect("PRIVMSG to the TLS user", |l| show(l).contains(" PRIVMSG "));
+    irc.send_line("PRIVMSG #tls :back to TLS").expect("send");
+    let got = ws
+        .expect_msg("PRIVMSG to the TLS user", |l| show(l).contains(" PRIVMSG "))
+        .expect("PRIVMSG to the TLS user");
     assert_text(&got, ":plain!u@127.0.0.1 PRIVMSG #tls :back to TLS");
 
     // Ping/pong through both hooks.
@@ -55,9 +60,10 @@ fn wss_user_is_secure(m: Module) {
     let cert = server.dir().join("cert.pem");
     let mut ws = WsClient::connect_tls(server.wss_port, &WsOpts::default(), &cert)
         .unwrap_or_else(|e| panic!("wss handshake failed: {}", describe_ws_error(&e)));
-    ws.register("secure2");
-    ws.send_line("WHOIS secure2");
-    ws.expect("671 (secure connection)", |l| is_numeric(l, "671"));
+    ws.register("secure2").expect("registration");
+    ws.send_line("WHOIS secure2").expect("send");
+    ws.expect_line("671 (secure connection)", |l| is_numeric(l, "671"))
+        .expect("671 (secure connection)");
 }
 both_modules!(wss_user_is_secure);
 

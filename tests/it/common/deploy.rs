@@ -14,8 +14,7 @@
 use super::*;
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
@@ -405,105 +404,43 @@ impl Haproxy {
 // Clients from a chosen source address
 // ---------------------------------------------------------------------------------------
 
-fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
-/// A TCP connection to 127.0.0.1:`port` whose source address is `src` (bound before
-/// connecting; the port is chosen by the kernel).
-pub fn connect_from(src: Ipv4Addr, port: u16) -> TcpStream {
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor that `stream` owns from the start (it
-    // is closed on every path).
-    let stream = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket(): {}", io::Error::last_os_error());
-        let stream = TcpStream::from_raw_fd(fd);
-        let one: libc::c_int = 1;
-        // Take the source port at connect time, not at bind time (many connections
-        // from one source address).
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        let local = sockaddr_in(SocketAddrV4::new(src, 0));
-        let r = libc::bind(
-            stream.as_raw_fd(),
-            &local as *const libc::sockaddr_in as *const libc::sockaddr,
-            len,
-        );
-        assert_eq!(r, 0, "bind to {src}: {}", io::Error::last_os_error());
-        let remote = sockaddr_in(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-        let r = libc::connect(
-            stream.as_raw_fd(),
-            &remote as *const libc::sockaddr_in as *const libc::sockaddr,
-            len,
-        );
-        assert_eq!(
-            r,
-            0,
-            "connect from {src} to 127.0.0.1:{port}: {}",
-            io::Error::last_os_error()
-        );
-        stream
-    };
-    let local = stream.local_addr().unwrap();
-    assert_eq!(local.ip(), std::net::IpAddr::V4(src), "source address");
-    stream.set_nodelay(true).unwrap();
-    stream
-}
-
 /// A WebSocket handshake through the proxy on `port` from `src` (tungstenite's client
 /// over the pre-bound socket).
 // Tests match on tungstenite's own error, large as it is (as `WsClient::connect`).
 #[allow(clippy::result_large_err)]
 pub fn ws_via(port: u16, src: Ipv4Addr, opts: &WsOpts) -> Result<WsClient, tungstenite::Error> {
-    let tcp = connect_from(src, port);
-    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let tcp = connect_from(src, port)?;
+    tcp.set_read_timeout(Some(TIMEOUT))?;
     WsClient::handshake(Stream::Plain(tcp), "ws", port, opts)
 }
 
 /// A WebSocket user through the proxy on `port` from `src`, registered as `nick`.
-pub fn ws_user_via(port: u16, src: Ipv4Addr, nick: &str) -> WsClient {
-    let mut c = ws_via(port, src, &WsOpts::default()).unwrap_or_else(|e| {
-        panic!(
-            "[{nick}] handshake through the proxy from {src} failed: {}",
-            describe_ws_error(&e)
+pub fn ws_user_via(port: u16, src: Ipv4Addr, nick: &str) -> ClientResult<WsClient> {
+    let mut c = ws_via(port, src, &WsOpts::default()).map_err(|e| {
+        ClientError::new(
+            ErrorKind::Protocol,
+            format!(
+                "[{nick}] handshake through the proxy from {src} failed: {}",
+                describe_ws_error(&e)
+            ),
         )
-    });
-    c.register(nick);
-    c
+    })?;
+    c.register(nick)?;
+    Ok(c)
 }
 
 /// A plain IRC client connected from `src` that has sent NICK/USER.
-pub fn irc_start_from(src: Ipv4Addr, port: u16, nick: &str) -> IrcClient {
-    let mut c = IrcClient::over(connect_from(src, port));
-    c.nick = nick.to_string();
-    c.send(&format!("NICK {nick}"));
-    c.send("USER u 0 * :Plain user");
-    c
+pub fn irc_start_from(src: Ipv4Addr, port: u16, nick: &str) -> ClientResult<Client> {
+    let mut c = Client::irc(Some(src), port)?.ident("u", "Plain user");
+    c.start_register(nick)?;
+    Ok(c)
 }
 
 /// A plain IRC user connected from `src`, registered as `nick`.
-pub fn irc_from(src: Ipv4Addr, port: u16, nick: &str) -> IrcClient {
-    let mut c = irc_start_from(src, port, nick);
-    c.wait_welcome();
-    c
-}
-
-/// A raw connection through the proxy on `port` from `src` (hand-written requests).
-pub fn raw_via(port: u16, src: Ipv4Addr) -> RawConn {
-    RawConn::over(connect_from(src, port))
+pub fn irc_from(src: Ipv4Addr, port: u16, nick: &str) -> ClientResult<Client> {
+    let mut c = irc_start_from(src, port, nick)?;
+    c.wait_welcome()?;
+    Ok(c)
 }
 
 /// How a user's attempt to connect and register through a proxy ended.
@@ -572,35 +509,17 @@ pub fn attempt_via(port: u16, src: Ipv4Addr, nick: &str, opts: &WsOpts) -> Attem
     c.nick = nick.to_string();
     // The server may already be closing (a ban on the real address): ignore send errors
     // and read what it said.
-    let _ = c.ws.send(Message::Text(format!("NICK {nick}")));
-    let _ =
-        c.ws.send(Message::Text("USER ws 0 * :WebSocket user".into()));
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match c.recv_until(deadline) {
-            Ok(Message::Text(t)) => {
-                if is_numeric(t.as_bytes(), "001") {
-                    return Attempt::Registered(Box::new(c));
-                }
-                if let Some(token) = t.strip_prefix("PING ") {
-                    let _ = c.ws.send(Message::Text(format!("PONG {token}")));
-                }
-            }
-            Ok(Message::Binary(b)) if is_numeric(&b, "001") => {
-                return Attempt::Registered(Box::new(c))
-            }
-            Ok(_) => {}
-            Err(e) if e == "timeout" => panic!(
-                "[{nick}] from {src}: neither 001 nor the end of the connection within {TIMEOUT:?}; seen:\n{}",
-                c.recent()
-            ),
-            Err(end) => {
-                return Attempt::Closed {
-                    seen: c.seen.clone(),
-                    end,
-                }
-            }
-        }
+    let _ = c.start_register(nick);
+    match c.expect_msg("001 or the end of the connection", |l| is_numeric(l, "001")) {
+        Ok(_) => Attempt::Registered(Box::new(c)),
+        Err(e) if e.is_timeout() => panic!(
+            "[{nick}] from {src}: neither 001 nor the end of the connection within {TIMEOUT:?}; seen:\n{}",
+            c.recent()
+        ),
+        Err(end) => Attempt::Closed {
+            seen: c.seen.clone(),
+            end: end.to_string(),
+        },
     }
 }
 
@@ -666,39 +585,6 @@ pub fn within_one_hour(scenario: impl Fn()) {
             Err(e) => std::panic::resume_unwind(e),
         }
     }
-}
-
-/// Reads an HTTP response that came through a proxy: the head, then for anything but
-/// 101 the body by Content-Length (a proxy keeps its client's connection open after an
-/// upstream's error answer, where the server itself would close), or until the close.
-pub fn read_proxied_response(c: &mut RawConn) -> HttpResponse {
-    let mut resp = c.read_head(" through the proxy");
-    if resp.status == 101 {
-        return resp;
-    }
-    let want = resp
-        .header("Content-Length")
-        .and_then(|v| v.parse::<usize>().ok());
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if want.is_some_and(|n| c.buf.len() >= n) {
-            break;
-        }
-        match c.fill(deadline) {
-            Ok(()) => {}
-            Err(ReadEnd::Eof) => {
-                resp.closed = true;
-                break;
-            }
-            Err(ReadEnd::Timeout) => panic!(
-                "the body of {:?} did not arrive within {TIMEOUT:?} (Content-Length {want:?}); got {:?}",
-                resp.status_line,
-                show(&c.buf)
-            ),
-        }
-    }
-    resp.body = std::mem::take(&mut c.buf);
-    resp
 }
 
 /// nginx's own refusal of a request head larger than its buffers (the module never

@@ -1,14 +1,16 @@
 //! Shared harness for the integration tests: a real InspIRCd per test (the test kit's
-//! launcher: a private temp dir with a private module directory), plus IRC, WebSocket
-//! (tungstenite), raw HTTP and raw frame clients.
+//! launcher: a private temp dir with a private module directory), the test kit's plain
+//! IRC and raw WebSocket clients ([`Client`], [`Client`]), and a tungstenite client
+//! ([`WsClient`]) for what a WebSocket library does.
 //!
 //! Nothing here sleeps to wait for state: every wait is for a concrete event (a line on
-//! a socket, a line in a file, a process exit) with a bounded deadline that fails the
-//! test with a message saying what was awaited and what was seen instead.
+//! a socket, a line in a file, a process exit) with a bounded deadline. A client's wait
+//! returns a `Result` whose error says what was awaited and what was seen instead; the
+//! tests call `.expect()` on it.
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,13 +22,19 @@ use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+pub use testkit::client::{Client, Error as ClientError, ErrorKind, IrcLines};
+pub use testkit::http::{request, HttpResponse};
 pub use testkit::inspircd::{Conf, Dialect, Link, WsModule};
-pub use testkit::irc::take_line;
+pub use testkit::irc::is_numeric;
+pub use testkit::net::{connect_from, set_rcvbuf};
 pub use testkit::wait::{poll_until, read_lossy, tail};
 pub use testkit::ws::{
-    encode_frame, find, parse_frame, Frame as RawFrame, MASK, OP_BINARY, OP_CLOSE, OP_CONT,
-    OP_PING, OP_PONG, OP_TEXT, SAMPLE_ACCEPT, SAMPLE_KEY,
+    encode_frame, Frame as RawFrame, MASK, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+    SAMPLE_ACCEPT, SAMPLE_KEY,
 };
+
+/// What the harness's client calls return.
+pub type ClientResult<T> = testkit::client::Result<T>;
 
 /// A raw client that negotiates permessage-deflate.
 pub mod deflate;
@@ -36,7 +44,7 @@ pub mod deploy;
 pub mod node;
 
 /// Upper bound for every wait in the suite.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub const TIMEOUT: Duration = testkit::client::DEFAULT_TIMEOUT;
 /// The origin allowed by the default `<wsorigin>`.
 pub const ORIGIN: &str = testkit::inspircd::DEFAULT_ORIGIN;
 
@@ -159,6 +167,21 @@ impl DerefMut for Server {
 }
 
 impl Server {
+    /// A raw WebSocket user registered as `nick` that has joined `chan`, as `watcher`
+    /// (in `chan`) saw.
+    pub fn raw_user_in(&self, watcher: &mut Client, chan: &str, nick: &str) -> Client {
+        let (mut conn, _) = Client::upgrade(self.ws_port, &[]).expect("upgrade");
+        conn.register(nick).expect("registration");
+        conn.send_text(&format!("JOIN {chan}")).expect("JOIN");
+        let joined = format!(":{nick}!");
+        watcher
+            .expect_str(&format!("{nick}'s JOIN"), |l| {
+                l.starts_with(&joined) && l.contains(" JOIN ")
+            })
+            .expect("the JOIN");
+        conn
+    }
+
     /// Starts a server and waits until it reports that it is running with every
     /// listener bound. Retries on port clashes.
     pub fn start(conf: Conf) -> Server {
@@ -194,15 +217,17 @@ impl Server {
         let a = Server::start(a);
         for (server, peer, probe_nick) in [(&a, "b.test", "probea"), (&b, "a.test", "probeb")] {
             // A nick of its own on each server: the network knows both.
-            let mut probe = server.irc(probe_nick);
+            let mut probe = server.irc(probe_nick).expect("a probe on each server");
             let deadline = Instant::now() + TIMEOUT;
             loop {
-                probe.send("LINKS");
+                probe.send_line("LINKS").expect("LINKS");
                 let mut servers = Vec::new();
                 loop {
-                    let l = probe.expect_str("the LINKS list", |l| {
-                        is_numeric(l.as_bytes(), "364") || is_numeric(l.as_bytes(), "365")
-                    });
+                    let l = probe
+                        .expect_str("the LINKS list", |l| {
+                            is_numeric(l.as_bytes(), "364") || is_numeric(l.as_bytes(), "365")
+                        })
+                        .expect("the LINKS list");
                     if is_numeric(l.as_bytes(), "365") {
                         break;
                     }
@@ -218,7 +243,7 @@ impl Server {
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            probe.send("QUIT");
+            probe.send_line("QUIT").expect("QUIT");
         }
         (a, b)
     }
@@ -239,215 +264,61 @@ impl Server {
         );
     }
 
-    pub fn irc(&self, nick: &str) -> IrcClient {
-        IrcClient::register(self.irc_port, nick)
+    /// A plain IRC user registered as `nick`.
+    pub fn irc(&self, nick: &str) -> ClientResult<Client> {
+        Client::irc_register(self.irc_port, nick)
     }
 
     /// A tungstenite client with the allowed Origin, registered as `nick`.
-    pub fn ws(&self, nick: &str) -> WsClient {
-        let mut c = WsClient::connect(self.ws_port, &WsOpts::default())
-            .unwrap_or_else(|e| panic!("WebSocket handshake failed: {}", describe_ws_error(&e)));
-        c.register(nick);
-        c
+    pub fn ws(&self, nick: &str) -> ClientResult<WsClient> {
+        let mut c = WsClient::connect(self.ws_port, &WsOpts::default()).map_err(|e| {
+            ClientError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "[{nick}] WebSocket handshake failed: {}",
+                    describe_ws_error(&e)
+                ),
+            )
+        })?;
+        c.register(nick)?;
+        Ok(c)
     }
 
     /// A plain user and a WebSocket user, registered concurrently.
-    pub fn pair(&self, irc_nick: &str, ws_nick: &str) -> (IrcClient, WsClient) {
+    pub fn pair(&self, irc_nick: &str, ws_nick: &str) -> ClientResult<(Client, WsClient)> {
         self.pair_with(irc_nick, ws_nick, &WsOpts::default())
     }
 
-    pub fn pair_with(&self, irc_nick: &str, ws_nick: &str, opts: &WsOpts) -> (IrcClient, WsClient) {
-        let mut irc = IrcClient::start(self.irc_port, irc_nick);
-        let mut ws = WsClient::connect(self.ws_port, opts)
-            .unwrap_or_else(|e| panic!("WebSocket handshake failed: {}", describe_ws_error(&e)));
-        ws.start_register(ws_nick);
-        irc.wait_welcome();
-        ws.wait_welcome();
-        (irc, ws)
+    pub fn pair_with(
+        &self,
+        irc_nick: &str,
+        ws_nick: &str,
+        opts: &WsOpts,
+    ) -> ClientResult<(Client, WsClient)> {
+        let mut irc = Client::irc_start(self.irc_port, irc_nick)?;
+        let mut ws = WsClient::connect(self.ws_port, opts).map_err(|e| {
+            ClientError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "[{ws_nick}] WebSocket handshake failed: {}",
+                    describe_ws_error(&e)
+                ),
+            )
+        })?;
+        ws.start_register(ws_nick)?;
+        irc.wait_welcome()?;
+        ws.wait_welcome()?;
+        Ok((irc, ws))
     }
 
-    pub fn raw(&self) -> RawConn {
-        RawConn::connect(self.ws_port)
+    /// A raw connection to the WebSocket port.
+    pub fn raw(&self) -> ClientResult<Client> {
+        Client::raw(None, self.ws_port)
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// Plain IRC client
-// ---------------------------------------------------------------------------------------
 
 pub fn show(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-pub struct IrcClient {
-    pub nick: String,
-    stream: TcpStream,
-    buf: Vec<u8>,
-    /// Every line received, for failure messages.
-    pub seen: Vec<Vec<u8>>,
-}
-
-impl IrcClient {
-    pub fn connect(port: u16) -> IrcClient {
-        IrcClient::over(TcpStream::connect(("127.0.0.1", port)).expect("connect IRC port"))
-    }
-
-    /// A client on a connected stream (e.g. one bound to a chosen source address).
-    pub fn over(stream: TcpStream) -> IrcClient {
-        stream.set_nodelay(true).unwrap();
-        IrcClient {
-            nick: String::new(),
-            stream,
-            buf: Vec::new(),
-            seen: Vec::new(),
-        }
-    }
-
-    pub fn register(port: u16, nick: &str) -> IrcClient {
-        let mut c = IrcClient::start(port, nick);
-        c.wait_welcome();
-        c
-    }
-
-    /// Connects and sends NICK/USER without waiting. InspIRCd completes registrations
-    /// on a once-a-second tick, so tests start several before waiting for any.
-    pub fn start(port: u16, nick: &str) -> IrcClient {
-        let mut c = IrcClient::connect(port);
-        c.nick = nick.to_string();
-        c.send(&format!("NICK {nick}"));
-        c.send("USER u 0 * :Plain user");
-        c
-    }
-
-    pub fn send(&mut self, line: &str) {
-        self.send_raw(format!("{line}\r\n").as_bytes());
-    }
-
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write to IRC socket");
-    }
-
-    /// Next line (without CR LF) before `deadline`; `Ok(None)` on EOF.
-    pub fn read_line(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, &'static str> {
-        loop {
-            if let Some(line) = take_line(&mut self.buf) {
-                self.seen.push(line.clone());
-                return Ok(Some(line));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err("timeout");
-            }
-            self.stream.set_read_timeout(Some(deadline - now)).unwrap();
-            let mut tmp = [0u8; 65536];
-            match self.stream.read(&mut tmp) {
-                Ok(0) => return Ok(None),
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if is_timeout(&e) => return Err("timeout"),
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
-                Err(e) => panic!("IRC read error: {e}"),
-            }
-        }
-    }
-
-    /// Waits for a line matching `pred` (answering server PINGs); returns it.
-    pub fn expect(&mut self, what: &str, mut pred: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.read_line(deadline) {
-                Ok(Some(line)) => {
-                    if pred(&line) {
-                        return line;
-                    }
-                    if line.starts_with(b"PING ") {
-                        let mut pong = b"PONG ".to_vec();
-                        pong.extend_from_slice(&line[5..]);
-                        pong.extend_from_slice(b"\r\n");
-                        self.send_raw(&pong);
-                    }
-                }
-                Ok(None) => panic!(
-                    "[{}] connection closed while waiting for {what}; last lines:\n{}",
-                    self.nick,
-                    self.recent()
-                ),
-                Err(_) => panic!(
-                    "[{}] timed out after {TIMEOUT:?} waiting for {what}; last lines:\n{}",
-                    self.nick,
-                    self.recent()
-                ),
-            }
-        }
-    }
-
-    pub fn expect_str(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        show(&self.expect(what, |l| pred(&String::from_utf8_lossy(l))))
-    }
-
-    pub fn recent(&self) -> String {
-        let n = self.seen.len();
-        self.seen[n.saturating_sub(25)..]
-            .iter()
-            .map(|l| show(l))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    pub fn oper(&mut self) {
-        self.send("OPER admin secret");
-        self.expect("381 (you are now an IRC operator)", |l| {
-            is_numeric(l, "381")
-        });
-    }
-
-    /// The numerics of a `WHOIS nick`, up to and including 318 (end of WHOIS).
-    pub fn whois(&mut self, nick: &str) -> Vec<String> {
-        self.send(&format!("WHOIS {nick}"));
-        let mut lines = Vec::new();
-        loop {
-            let line = self.expect_str("a WHOIS reply", |l| {
-                l.split(' ')
-                    .nth(1)
-                    .is_some_and(|n| n.len() == 3 && n.starts_with('3'))
-            });
-            let end = is_numeric(line.as_bytes(), "318");
-            lines.push(line);
-            if end {
-                return lines;
-            }
-        }
-    }
-
-    /// The lines of `/STATS W` (the module's counters), without the numeric prefix.
-    pub fn stats_w(&mut self) -> Vec<String> {
-        self.send("STATS W");
-        let mut lines = Vec::new();
-        loop {
-            let line = self.expect_str("STATS W output", |l| {
-                is_numeric(l.as_bytes(), "210") || is_numeric(l.as_bytes(), "219")
-            });
-            if is_numeric(line.as_bytes(), "219") {
-                return lines;
-            }
-            lines.push(line.split(" :").nth(1).unwrap_or_default().to_string());
-        }
-    }
-
-    /// Waits for EOF (or reset), failing on timeout.
-    pub fn expect_closed(&mut self, what: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.read_line(deadline) {
-                Ok(Some(_)) => continue,
-                Ok(None) => return,
-                Err(_) => panic!(
-                    "[{}] connection not closed ({what}); last lines:\n{}",
-                    self.nick,
-                    self.recent()
-                ),
-            }
-        }
-    }
 }
 
 pub fn is_timeout(e: &io::Error) -> bool {
@@ -455,13 +326,6 @@ pub fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
-}
-
-/// `:server NNN ...`
-pub fn is_numeric(line: &[u8], num: &str) -> bool {
-    let s = String::from_utf8_lossy(line);
-    let mut it = s.split(' ');
-    matches!((it.next(), it.next()), (Some(p), Some(n)) if p.starts_with(':') && n == num)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -566,9 +430,9 @@ pub struct WsClient {
 #[allow(clippy::result_large_err)]
 impl WsClient {
     pub fn connect(port: u16, opts: &WsOpts) -> Result<WsClient, tungstenite::Error> {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect WebSocket port");
-        tcp.set_nodelay(true).unwrap();
-        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port))?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(TIMEOUT))?;
         Self::handshake(Stream::Plain(tcp), "ws", port, opts)
     }
 
@@ -577,9 +441,9 @@ impl WsClient {
         opts: &WsOpts,
         cert_pem: &Path,
     ) -> Result<WsClient, tungstenite::Error> {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect wss port");
-        tcp.set_nodelay(true).unwrap();
-        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port))?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(TIMEOUT))?;
         let conn = tls_client(cert_pem);
         Self::handshake(
             Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))),
@@ -589,7 +453,7 @@ impl WsClient {
         )
     }
 
-    fn handshake(
+    pub fn handshake(
         stream: Stream,
         scheme: &str,
         port: u16,
@@ -634,59 +498,63 @@ impl WsClient {
             .map(|v| v.to_str().unwrap().to_string())
     }
 
-    pub fn register(&mut self, nick: &str) {
-        self.start_register(nick);
-        self.wait_welcome();
+    pub fn register(&mut self, nick: &str) -> ClientResult<()> {
+        self.start_register(nick)?;
+        self.wait_welcome()
     }
 
     /// Sends NICK/USER without waiting for 001.
-    pub fn start_register(&mut self, nick: &str) {
+    pub fn start_register(&mut self, nick: &str) -> ClientResult<()> {
         self.nick = nick.to_string();
-        self.send_line(&format!("NICK {nick}"));
-        self.send_line("USER ws 0 * :WebSocket user");
+        self.start_register_as(nick, "ws", "WebSocket user")
     }
 
     /// WHOIS self and return the address InspIRCd has for the user.
-    pub fn own_ip(&mut self) -> String {
+    pub fn own_ip(&mut self) -> ClientResult<String> {
         let nick = self.nick.clone();
-        self.send_line(&format!("WHOIS {nick}"));
+        self.send_line(&format!("WHOIS {nick}"))?;
         let numeric = connecting_from_numeric();
-        let m = self.expect(&format!("numeric {numeric}"), |l| is_numeric(l, numeric));
+        let m = self.expect_msg(&format!("numeric {numeric}"), |l| is_numeric(l, numeric))?;
         let line = show(&m.into_data());
-        self.expect("end of WHOIS", |l| is_numeric(l, "318"));
-        connecting_from_address(&line)
+        self.expect_msg("end of WHOIS", |l| is_numeric(l, "318"))?;
+        Ok(connecting_from_address(&line))
     }
 
-    /// Sends one IRC line as one text message (no CR LF).
-    pub fn send_line(&mut self, line: &str) {
-        self.ws
-            .send(Message::Text(line.to_string()))
-            .expect("WebSocket send");
+    /// An error of this client's for a failed tungstenite call.
+    fn failed(&self, what: &str, e: tungstenite::Error) -> ClientError {
+        ClientError::new(ErrorKind::Io, format!("[{}] {what}: {e:?}", self.nick))
     }
 
-    pub fn send_binary(&mut self, bytes: &[u8]) {
+    pub fn send_binary(&mut self, bytes: &[u8]) -> ClientResult<()> {
         self.ws
             .send(Message::Binary(bytes.to_vec()))
-            .expect("WebSocket send");
+            .map_err(|e| self.failed("WebSocket send", e))
     }
 
     /// Queues a message without flushing (for bursts).
-    pub fn queue_line(&mut self, line: &str) {
+    pub fn queue_line(&mut self, line: &str) -> ClientResult<()> {
         self.ws
             .write(Message::Text(line.to_string()))
-            .expect("WebSocket write");
+            .map_err(|e| self.failed("WebSocket write", e))
     }
 
-    pub fn flush(&mut self) {
-        self.ws.flush().expect("WebSocket flush");
+    pub fn flush(&mut self) -> ClientResult<()> {
+        self.ws
+            .flush()
+            .map_err(|e| self.failed("WebSocket flush", e))
     }
 
-    /// Next message before `deadline`; Err with a description on timeout or error.
-    pub fn recv_until(&mut self, deadline: Instant) -> Result<Message, String> {
+    /// Next message before `deadline`. The error's kind says why: the deadline
+    /// ([`ErrorKind::Timeout`]), the connection's end (closed, reset:
+    /// [`ErrorKind::Closed`]), or another failure; its message has tungstenite's.
+    pub fn recv_until(&mut self, deadline: Instant) -> ClientResult<Message> {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err("timeout".into());
+                return Err(ClientError::new(
+                    ErrorKind::Timeout,
+                    format!("[{}] timeout", self.nick),
+                ));
             }
             self.ws
                 .get_ref()
@@ -703,54 +571,73 @@ impl WsClient {
                     return Ok(m);
                 }
                 Err(tungstenite::Error::Io(e)) if is_timeout(&e) => continue,
-                Err(e) => return Err(format!("{e:?}")),
+                Err(e) => {
+                    let kind = match &e {
+                        tungstenite::Error::ConnectionClosed
+                        | tungstenite::Error::AlreadyClosed
+                        | tungstenite::Error::Io(_)
+                        | tungstenite::Error::Protocol(
+                            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                        ) => ErrorKind::Closed,
+                        _ => ErrorKind::Protocol,
+                    };
+                    return Err(ClientError::new(kind, format!("[{}] {e:?}", self.nick)));
+                }
             }
         }
     }
 
-    pub fn recv(&mut self) -> Message {
+    /// The next message within [`TIMEOUT`].
+    pub fn recv(&mut self) -> ClientResult<Message> {
         let deadline = Instant::now() + TIMEOUT;
-        match self.recv_until(deadline) {
-            Ok(m) => m,
-            Err(e) => panic!(
-                "[{}] no WebSocket message: {e}; seen:\n{}",
-                self.nick,
-                self.recent()
-            ),
-        }
+        self.recv_until(deadline).map_err(|e| {
+            ClientError::new(
+                e.kind(),
+                format!("no WebSocket message: {e}; seen:\n{}", self.recent()),
+            )
+        })
     }
 
-    /// Waits for a data message whose payload matches `pred`; asserts on the way that
-    /// every data message is exactly one IRC line without CR or LF, and answers IRC PINGs.
-    pub fn expect(&mut self, what: &str, mut pred: impl FnMut(&[u8]) -> bool) -> Message {
+    /// Waits for a data message whose payload matches `pred`; checks on the way that
+    /// every data message is exactly one IRC line without CR or LF, and answers IRC
+    /// PINGs.
+    pub fn expect_msg(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&[u8]) -> bool,
+    ) -> ClientResult<Message> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            let m = match self.recv_until(deadline) {
-                Ok(m) => m,
-                Err(e) => panic!(
-                    "[{}] while waiting for {what}: {e}; seen:\n{}",
-                    self.nick,
-                    self.recent()
-                ),
-            };
+            let m = self.recv_until(deadline).map_err(|e| {
+                ClientError::new(
+                    e.kind(),
+                    format!(
+                        "[{}] while waiting for {what}: {e}; seen:\n{}",
+                        self.nick,
+                        self.recent()
+                    ),
+                )
+            })?;
             let data: &[u8] = match &m {
                 Message::Text(t) => t.as_bytes(),
                 Message::Binary(b) => b,
                 _ => continue,
             };
-            assert!(
-                !data.contains(&b'\r') && !data.contains(&b'\n'),
-                "[{}] WebSocket message contains CR/LF: {:?}",
-                self.nick,
-                show(data)
-            );
-            assert!(!data.is_empty(), "[{}] empty WebSocket message", self.nick);
-            if pred(data) {
-                return m;
+            if data.is_empty() || data.contains(&b'\r') || data.contains(&b'\n') {
+                return Err(ClientError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "[{}] a WebSocket message that is not one IRC line: {:?}",
+                        self.nick,
+                        show(data)
+                    ),
+                ));
             }
-            if data.starts_with(b"PING ") {
-                let reply = format!("PONG {}", show(&data[5..]));
-                self.send_line(&reply);
+            if pred(data) {
+                return Ok(m);
+            }
+            if let Some(pong) = testkit::client::pong_for(data) {
+                self.send_line(&show(&pong))?;
             }
         }
     }
@@ -761,49 +648,24 @@ impl WsClient {
     }
 }
 
-/// What the plain and the WebSocket client share: an IRC line out, and a wait for a
-/// line in that satisfies a predicate (failing the test on EOF or timeout).
-pub trait IrcLines {
-    fn send_irc(&mut self, line: &str);
-    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool);
-
-    fn wait_welcome(&mut self) {
-        self.wait_line("numeric 001", &mut |l| is_numeric(l, "001"));
-    }
-
-    /// Round trip: everything the server did for earlier lines is done when this returns.
-    fn sync(&mut self, token: &str) {
-        self.send_irc(&format!("PING :{token}"));
-        let want = format!(":{token}");
-        self.wait_line(&format!("PONG {token}"), &mut |l| {
-            let s = show(l);
-            s.contains(" PONG ") && s.ends_with(&want)
-        });
-    }
-
-    fn join(&mut self, chan: &str) {
-        self.send_irc(&format!("JOIN {chan}"));
-        self.wait_line(&format!("end of NAMES for {chan}"), &mut |l| {
-            is_numeric(l, "366")
-        });
-    }
-}
-
-impl IrcLines for IrcClient {
-    fn send_irc(&mut self, line: &str) {
-        self.send(line);
-    }
-    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool) {
-        self.expect(what, pred);
-    }
-}
-
+/// The test kit's IRC conversation over tungstenite: every line one text message.
 impl IrcLines for WsClient {
-    fn send_irc(&mut self, line: &str) {
-        self.send_line(line);
+    fn name(&self) -> &str {
+        &self.nick
     }
-    fn wait_line(&mut self, what: &str, pred: &mut dyn FnMut(&[u8]) -> bool) {
-        self.expect(what, pred);
+
+    fn send_line(&mut self, line: &str) -> ClientResult<()> {
+        self.ws
+            .send(Message::Text(line.to_string()))
+            .map_err(|e| self.failed("WebSocket send", e))
+    }
+
+    fn wait_line(
+        &mut self,
+        what: &str,
+        pred: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> ClientResult<Vec<u8>> {
+        self.expect_msg(what, pred).map(Message::into_data)
     }
 }
 
@@ -917,286 +779,8 @@ pub fn tls_client(cert_pem: &Path) -> rustls::ClientConnection {
 }
 
 // ---------------------------------------------------------------------------------------
-// Raw HTTP and raw frames
+// Raw HTTP
 // ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub status_line: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// The server closed the connection (EOF or reset) after the response.
-    pub closed: bool,
-}
-
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn header_count(&self, name: &str) -> usize {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .count()
-    }
-    pub fn body_str(&self) -> String {
-        show(&self.body)
-    }
-}
-
-/// A raw TCP connection to a WebSocket listener.
-///
-/// Like a real client (RFC 6455 5.5.1), it answers the server's close frame with one
-/// of its own as soon as it reads it, unless it sent a close first or was made
-/// [`RawConn::silent_on_close`]: the server waits for that reply before it closes TCP.
-pub struct RawConn {
-    pub stream: TcpStream,
-    buf: Vec<u8>,
-    /// A close frame has gone from this client (its own or its reply).
-    close_sent: bool,
-    /// Answer the server's close frame.
-    answers_close: bool,
-}
-
-pub enum ReadEnd {
-    Eof,
-    Timeout,
-}
-
-impl RawConn {
-    pub fn connect(port: u16) -> RawConn {
-        RawConn::over(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-    }
-
-    /// A raw client on a connected stream (e.g. one bound to a chosen source address).
-    pub fn over(stream: TcpStream) -> RawConn {
-        stream.set_nodelay(true).unwrap();
-        RawConn {
-            stream,
-            buf: Vec::new(),
-            close_sent: false,
-            answers_close: true,
-        }
-    }
-
-    /// Never answers the server's close frame (a client that has gone away): the
-    /// server then closes TCP after its linger timeout.
-    pub fn silent_on_close(&mut self) {
-        self.answers_close = false;
-    }
-
-    /// Writes bytes; errors (the server may already have closed) are returned.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
-    }
-
-    pub fn send(&mut self, bytes: &[u8]) {
-        self.write(bytes).expect("write to raw socket");
-    }
-
-    /// Reads more bytes into the buffer; `Err(Eof|Timeout)`.
-    fn fill(&mut self, deadline: Instant) -> Result<(), ReadEnd> {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(ReadEnd::Timeout);
-        }
-        self.stream.set_read_timeout(Some(deadline - now)).unwrap();
-        let mut tmp = [0u8; 65536];
-        match self.stream.read(&mut tmp) {
-            Ok(0) => Err(ReadEnd::Eof),
-            Ok(n) => {
-                self.buf.extend_from_slice(&tmp[..n]);
-                Ok(())
-            }
-            Err(e) if is_timeout(&e) => Err(ReadEnd::Timeout),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                Err(ReadEnd::Eof)
-            }
-            Err(e) => panic!("raw read error: {e}"),
-        }
-    }
-
-    /// Reads an HTTP response head; for non-101 responses also reads the body until the
-    /// server closes (or Content-Length is satisfied and then waits for the close).
-    pub fn read_response(&mut self) -> HttpResponse {
-        let mut resp = self.read_head("");
-        if resp.status == 101 {
-            return resp;
-        }
-        // Body: everything until EOF (the server must close after an error).
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match self.fill(deadline) {
-                Ok(()) => {}
-                Err(ReadEnd::Eof) => {
-                    resp.closed = true;
-                    break;
-                }
-                Err(ReadEnd::Timeout) => break,
-            }
-        }
-        resp.body = std::mem::take(&mut self.buf);
-        resp
-    }
-
-    /// Reads an HTTP response head (status line and headers, no body); `via` says
-    /// where it came from in the failure message.
-    pub fn read_head(&mut self, via: &str) -> HttpResponse {
-        let deadline = Instant::now() + TIMEOUT;
-        let head_end = loop {
-            if let Some(p) = find(&self.buf, b"\r\n\r\n") {
-                break p;
-            }
-            if let Err(e) = self.fill(deadline) {
-                panic!(
-                    "no complete HTTP response head{via} ({}); got {:?}",
-                    match e {
-                        ReadEnd::Eof => "closed",
-                        ReadEnd::Timeout => "timed out",
-                    },
-                    show(&self.buf)
-                );
-            }
-        };
-        let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ASCII response head");
-        self.buf.drain(..head_end + 4);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap().to_string();
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap();
-        assert_eq!(version, "HTTP/1.1", "status line {status_line:?}");
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let headers: Vec<(String, String)> = lines
-            .map(|l| {
-                let (k, v) = l
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("bad header line {l:?}"));
-                (k.to_string(), v.trim().to_string())
-            })
-            .collect();
-        HttpResponse {
-            status,
-            status_line,
-            headers,
-            body: Vec::new(),
-            closed: false,
-        }
-    }
-
-    /// Next frame; `None` on EOF. Panics on timeout.
-    pub fn read_frame(&mut self) -> Option<RawFrame> {
-        let deadline = Instant::now() + TIMEOUT;
-        self.read_frame_until(deadline)
-            .unwrap_or_else(|| panic!("timed out waiting for a frame; buffered {:?}", self.buf))
-    }
-
-    /// `Some(Some(frame))`, `Some(None)` on EOF, `None` on timeout.
-    pub fn read_frame_until(&mut self, deadline: Instant) -> Option<Option<RawFrame>> {
-        loop {
-            if let Some((f, used)) = parse_frame(&self.buf) {
-                self.buf.drain(..used);
-                assert!(!f.masked, "the server sent a masked frame: {f:?}");
-                if f.opcode == OP_CLOSE && self.answers_close && !self.close_sent {
-                    // The server may already have closed (the stock module does).
-                    let code = f.payload.get(..2).unwrap_or_default().to_vec();
-                    self.close_sent = true;
-                    let _ = self.write(&encode_frame(true, OP_CLOSE, &code, Some(MASK)));
-                }
-                return Some(Some(f));
-            }
-            match self.fill(deadline) {
-                Ok(()) => {}
-                Err(ReadEnd::Eof) => {
-                    assert!(
-                        self.buf.is_empty(),
-                        "EOF inside a frame; buffered {:?}",
-                        self.buf
-                    );
-                    return Some(None);
-                }
-                Err(ReadEnd::Timeout) => return None,
-            }
-        }
-    }
-
-    /// Reads frames until one satisfies `pred`; skips others. Panics on EOF/timeout.
-    pub fn expect_frame(&mut self, what: &str, pred: impl Fn(&RawFrame) -> bool) -> RawFrame {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut skipped = Vec::new();
-        loop {
-            match self.read_frame_until(deadline) {
-                Some(Some(f)) if pred(&f) => return f,
-                Some(Some(f)) => skipped.push(format!("op={} {:?}", f.opcode, show(&f.payload))),
-                Some(None) => panic!(
-                    "EOF while waiting for {what}; frames before:\n{}",
-                    skipped.join("\n")
-                ),
-                None => panic!(
-                    "timed out waiting for {what}; frames before:\n{}",
-                    skipped.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Reads and returns all frames until EOF; panics on timeout.
-    pub fn frames_until_eof(&mut self) -> Vec<RawFrame> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut v = Vec::new();
-        loop {
-            match self.read_frame_until(deadline) {
-                Some(Some(f)) => v.push(f),
-                Some(None) => return v,
-                None => panic!("the server did not close the connection; frames: {v:?}"),
-            }
-        }
-    }
-
-    /// Sends a masked client frame.
-    pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        self.close_sent |= opcode == OP_CLOSE;
-        self.send(&encode_frame(fin, opcode, payload, Some(MASK)));
-    }
-
-    pub fn send_text(&mut self, line: &str) {
-        self.send_frame(true, OP_TEXT, line.as_bytes());
-    }
-
-    /// Performs a WebSocket handshake with the default headers plus `extra` lines
-    /// (each "Name: value"); asserts 101.
-    pub fn upgrade(port: u16, extra: &[&str]) -> (RawConn, HttpResponse) {
-        let mut c = RawConn::connect(port);
-        c.send(&upgrade_request(extra));
-        let r = c.read_response();
-        assert_eq!(r.status, 101, "expected 101, got {r:?}");
-        (c, r)
-    }
-
-    /// Registers over raw text frames; waits for 001.
-    pub fn register(&mut self, nick: &str) {
-        self.send_text(&format!("NICK {nick}"));
-        self.send_text("USER raw 0 * :Raw user");
-        self.expect_frame("numeric 001", |f| {
-            (f.opcode == OP_TEXT || f.opcode == OP_BINARY) && is_numeric(&f.payload, "001")
-        });
-    }
-
-    pub fn shutdown_write(&self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
-    }
-}
 
 /// A valid upgrade request (Host, Upgrade, Connection, key, version 13, Origin) plus
 /// `extra` header lines.
@@ -1221,21 +805,10 @@ pub fn upgrade_request_from(origin: Option<&str>) -> Vec<u8> {
     }
 }
 
-/// Builds a request from explicit header lines (nothing added).
-pub fn request(request_line: &str, headers: &[&str]) -> Vec<u8> {
-    let mut s = format!("{request_line}\r\n");
-    for h in headers {
-        s.push_str(h);
-        s.push_str("\r\n");
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
-}
-
 /// Sends `bytes` to a WebSocket port and reads the response.
-pub fn http_exchange(port: u16, bytes: &[u8]) -> HttpResponse {
-    let mut c = RawConn::connect(port);
-    c.send(bytes);
+pub fn http_exchange(port: u16, bytes: &[u8]) -> ClientResult<HttpResponse> {
+    let mut c = Client::raw(None, port)?;
+    c.send(bytes)?;
     c.read_response()
 }
 
@@ -1324,20 +897,4 @@ pub fn accept_for(key: &str) -> String {
     h.update(key.as_bytes());
     h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
-}
-
-/// Caps a socket's receive buffer (disables autotuning), so a client that stops reading
-/// pushes back on the server quickly.
-pub fn set_rcvbuf(stream: &TcpStream, bytes: i32) {
-    use std::os::fd::AsRawFd;
-    let r = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &bytes as *const i32 as *const libc::c_void,
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "setsockopt SO_RCVBUF");
 }

@@ -1,77 +1,33 @@
 //! loadbench: one InspIRCd binary (Debian 12's InspIRCd 3, or with `INSPIRCD=4` Debian
-//! 13's InspIRCd 4 unpacked by tools/inspircd4/fetch.sh) with (A) this m_websocket.so,
-//! (B) that server's stock m_websocket.so + m_sha1.so, (C) plain TCP clients only,
-//! alternated A B C A B C ... for several rounds, measuring the server's CPU time, wall
-//! time and memory under:
-//!
-//! - idle: RSS growth per registered, idle connection (N connections);
-//! - connect: K × (TCP connect, WebSocket handshake, NICK/USER, 001, QUIT, close),
-//!   C at a time;
-//! - fanout: one sender, R receivers in one channel, M messages; until every receiver
-//!   has every message;
-//! - fanout-deflate (this module only, and "before"): the same with `compression="yes"`
-//!   and every client offering permessage-deflate as browsers do; the receivers inflate
-//!   (one flate2 stream per connection, the server's window carried over) and count
-//!   the PRIVMSG lines as before. The stock module accepts no extension, so its figure
-//!   would be its fanout's. Both fanouts also count the bytes the clients received;
-//! - ingest: R senders, N messages each into a channel of their own (nobody reads it),
-//!   closed loop: a batch of a few KiB, then PING, wait for the PONG, next batch.
+//! 13's InspIRCd 4) with (A) this m_websocket.so, (B) that server's stock m_websocket.so
+//! and m_sha1.so, (C) plain TCP clients only (and with `--before PATH` another build of
+//! this module), alternated in every round, measuring the server's CPU time, wall time
+//! and memory (or with `--callgrind` its instructions) in five phases: idle, connect,
+//! fanout, fanout-deflate and ingest. tools/loadbench/README.md says what each phase
+//! does, how `--callgrind` brackets a phase with `callgrind_control --dump` requests,
+//! and what the table's ratios mean.
 //!
 //! Every loop is bounded by a count and a deadline; servers are stopped by their PID.
-//! The client side is one thread driving non-blocking sockets through epoll, with a
-//! minimal RFC 6455 client (masked frames out, unmasked frames in).
+//! The clients are the test kit's pool ([`testkit::pool`]): one thread driving
+//! non-blocking sockets through epoll, WebSocket or plain IRC.
 //!
 //! Usage: loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] [--callgrind]
 //!                  [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]
-//!
-//! `--before PATH` adds a fourth kind, "before": another build of this module (say, the
-//! one before a performance change), run in the same alternation (ours, before, stock,
-//! plain in every round) so that before and after share the machine's conditions. The
-//! table then gains a "before" and an "ours/before" column.
-//!
-//! `--callgrind` counts instructions instead of timing: on a shared 2-core machine
-//! without hardware counters, CPU seconds vary by ±5-30 % between runs, which hides a
-//! module's own cost (a few % of the server's). Each server runs under
-//! `valgrind --tool=callgrind`, and a phase's figure is the number of user-space
-//! instructions (Ir) the server process executed in it: inspircd, its modules and their
-//! libraries, all threads. How: callgrind's counters are read with
-//! `callgrind_control --dump=TAG PID` (it reaches the process through vgdb, which
-//! interrupts the server's epoll_wait with ptrace; we run as root). A dump writes the
-//! counts since the previous dump into `<out-file>.N` and zeroes them, so the phase is
-//! bracketed by one dump when the server is idle before it (discarded: startup and
-//! setup) and one when it is idle again after it, whose `summary:` line is the phase's
-//! Ir. callgrind_control exits 0 even when it reached nothing, so the dump file found by
-//! its `desc: Trigger: dump TAG` line is the proof that the request arrived. The counts
-//! repeat to within a fraction of a percent (what varies is how the kernel splits the
-//! clients' bytes into reads, and the server's once-a-second timer), so one round is the
-//! default. Workloads are much smaller (valgrind runs the server ~50× slower) and every
-//! timeout longer; the idle phase is skipped, as is any RSS or time figure: valgrind's
-//! own memory and speed would be all they showed.
-//!
-//! `--perf DIR` records every measured phase of the server with `perf record -g -p PID`
-//! into DIR/<kind>-<phase>-r<round>.data (for `perf report -i`); the figures of such a
-//! run include perf's own cost.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::deflate::{Inflater, RSV1_LOW};
 use testkit::inspircd::{Conf, Install, Launcher, Stop, WsModule};
 use testkit::irc::command;
+use testkit::pool::{Cause, Event, Handler, Id, Pool, Proto};
 use testkit::process::{raise_nofile, signal_then_kill};
 use testkit::procfs::{clk_tck, Proc};
 use testkit::stats::median;
-use testkit::ws::{
-    encode_frame_into, find, first_byte, parse_header, upgrade_request, BROWSER_DEFLATE_OFFER,
-    OP_TEXT,
-};
+use testkit::ws::{upgrade_request, BROWSER_DEFLATE_OFFER, OP_CLOSE};
 
 // ---------------------------------------------------------------------------------
 // Settings
@@ -479,370 +435,123 @@ fn callgrind_ir(dump: &str) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------------
-// Clients: non-blocking sockets on one epoll, a minimal WebSocket client
+// Clients: the test kit's pool (non-blocking sockets on one epoll, WebSocket or plain)
 
-struct Client {
-    stream: TcpStream,
-    /// Still waiting for the 101 (WebSocket only).
-    handshaking: bool,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
-    tx_pos: usize,
-    mask_seed: u32,
-    /// permessage-deflate was negotiated: the server's compressed messages inflate here.
-    inflater: Option<Inflater>,
-}
-
-struct Pool {
-    epfd: i32,
+/// How a phase's clients connect: to the server's port, as WebSocket clients (then
+/// offering permessage-deflate when `deflate`) or plain IRC ones.
+#[derive(Clone, Copy)]
+struct Dial {
     port: u16,
     ws: bool,
-    /// WebSocket clients offer permessage-deflate (as browsers do).
     deflate: bool,
-    /// Connections whose 101 accepted permessage-deflate.
-    negotiated: usize,
-    /// Bytes the clients received (the 101s included).
-    rx_bytes: u64,
-    clients: Vec<Option<Client>>,
-    opened: Vec<usize>,
-    live: usize,
-    /// Connections the server or the network closed (not by us).
-    lost: usize,
 }
 
-/// What a scenario does with connection events.
-trait Handler {
-    fn on_open(&mut self, pool: &mut Pool, i: usize);
-    fn on_line(&mut self, pool: &mut Pool, i: usize, line: &[u8]);
-    fn on_close(&mut self, _pool: &mut Pool, _i: usize) {}
+impl Dial {
+    fn proto(&self) -> Proto {
+        if !self.ws {
+            return Proto::Irc;
+        }
+        let host = format!("127.0.0.1:{}", self.port);
+        let offer: &[&str] = if self.deflate {
+            &[BROWSER_DEFLATE_OFFER]
+        } else {
+            &[]
+        };
+        Proto::websocket(upgrade_request(&host, "http://bench.local", offer))
+    }
+
+    /// Opens connection number `n` (its tag).
+    fn open(&self, pool: &mut Pool, n: usize) -> Result<Id, String> {
+        pool.connect(self.proto(), n)
+            .map_err(|e| format!("connect: {e}"))
+    }
+}
+
+/// What a phase does with its connections' events.
+trait Scenario {
+    /// The connection is ready for IRC (plain: connected; WebSocket: upgraded).
+    fn on_open(&mut self, pool: &mut Pool, id: Id, n: usize);
+    /// A line from the server (its PINGs are answered before).
+    fn on_line(&mut self, pool: &mut Pool, id: Id, n: usize, line: &[u8]);
+    /// The server ended the connection.
+    fn on_close(&mut self, _pool: &mut Pool, _id: Id, _n: usize) {}
     fn done(&self) -> bool;
 }
 
-impl Pool {
-    fn new(port: u16, ws: bool) -> io::Result<Pool> {
-        Pool::with_deflate(port, ws, false)
-    }
+/// A phase: what every scenario does with an event before its own logic. The server's
+/// PINGs are answered; a close frame closes the connection (the server is closing
+/// it); a refused handshake or a protocol error is reported. Such ends, and the
+/// server's own, count as lost.
+struct Phase<S> {
+    scenario: S,
+    /// Connections whose 101 agreed to permessage-deflate.
+    negotiated: usize,
+    lost: usize,
+}
 
-    /// A pool whose WebSocket clients offer permessage-deflate when `deflate`.
-    fn with_deflate(port: u16, ws: bool, deflate: bool) -> io::Result<Pool> {
-        // SAFETY: plain syscall; the fd is closed in Drop.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Pool {
-            epfd,
-            port,
-            ws,
-            deflate: ws && deflate,
+impl<S: Scenario> Phase<S> {
+    fn new(scenario: S) -> Phase<S> {
+        Phase {
+            scenario,
             negotiated: 0,
-            rx_bytes: 0,
-            clients: Vec::new(),
-            opened: Vec::new(),
-            live: 0,
             lost: 0,
-        })
-    }
-
-    /// Opens a connection; WebSocket clients send the upgrade request at once and are
-    /// "open" when the 101 arrives, plain ones immediately.
-    fn connect(&mut self) -> io::Result<usize> {
-        let stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_nodelay(true)?;
-        stream.set_nonblocking(true)?;
-        let i = self.clients.len();
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: i as u64,
-        };
-        // SAFETY: valid epoll fd and socket fd; ev is a valid epoll_event.
-        let rc =
-            unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), &mut ev) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut c = Client {
-            stream,
-            handshaking: self.ws,
-            rx: Vec::with_capacity(4096),
-            tx: Vec::new(),
-            tx_pos: 0,
-            mask_seed: 0x9e37_79b9 ^ (i as u32).wrapping_mul(2_654_435_761),
-            inflater: None,
-        };
-        if self.ws {
-            let host = format!("127.0.0.1:{}", self.port);
-            let offer: &[&str] = if self.deflate {
-                &[BROWSER_DEFLATE_OFFER]
-            } else {
-                &[]
-            };
-            c.tx.extend(upgrade_request(&host, "http://bench.local", offer));
-        } else {
-            self.opened.push(i);
-        }
-        self.clients.push(Some(c));
-        self.live += 1;
-        self.flush(i);
-        Ok(i)
-    }
-
-    /// Queues one IRC line (without CRLF) and tries to write it now.
-    fn send(&mut self, i: usize, line: &[u8]) {
-        let ws = self.ws;
-        let Some(Some(c)) = self.clients.get_mut(i) else {
-            return;
-        };
-        if ws {
-            // FIN + text, masked with a key of its own.
-            c.mask_seed ^= c.mask_seed << 13;
-            c.mask_seed ^= c.mask_seed >> 17;
-            c.mask_seed ^= c.mask_seed << 5;
-            let key = c.mask_seed.to_ne_bytes();
-            encode_frame_into(&mut c.tx, first_byte(true, OP_TEXT), line, Some(key));
-        } else {
-            c.tx.extend_from_slice(line);
-            c.tx.extend_from_slice(b"\r\n");
-        }
-        self.flush(i);
-    }
-
-    fn flush(&mut self, i: usize) {
-        let Some(Some(c)) = self.clients.get_mut(i) else {
-            return;
-        };
-        while c.tx_pos < c.tx.len() {
-            match c.stream.write(&c.tx[c.tx_pos..]) {
-                Ok(0) => break,
-                Ok(n) => c.tx_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return, // the read side reports the close
-            }
-        }
-        c.tx.clear();
-        c.tx_pos = 0;
-    }
-
-    /// Closes our side (no callback).
-    fn close(&mut self, i: usize) {
-        if let Some(slot) = self.clients.get_mut(i) {
-            if slot.take().is_some() {
-                self.live -= 1;
-            }
         }
     }
 
-    fn close_all(&mut self) {
-        for i in 0..self.clients.len() {
-            self.close(i);
-        }
+    /// Runs the pool until the scenario is done or the deadline passes.
+    fn run(&mut self, pool: &mut Pool, deadline: Instant) -> Result<(), String> {
+        pool.run(self, deadline, |p| p.scenario.done())
+            .map_err(|e| format!("phase deadline passed ({e})"))
     }
 
-    /// Drives the connections until `h.done()` or the deadline.
-    fn run(&mut self, h: &mut dyn Handler, deadline: Instant) -> Result<(), String> {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            while let Some(i) = self.opened.pop() {
-                h.on_open(self, i);
-            }
-            if h.done() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err("phase deadline passed".into());
-            }
-            // SAFETY: events has room for its length in epoll_events.
-            let n = unsafe {
-                libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, 50)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+    fn lose(&mut self, pool: &mut Pool, id: Id, n: usize) {
+        self.lost += 1;
+        self.scenario.on_close(pool, id, n);
+    }
+}
+
+impl<S: Scenario> Handler for Phase<S> {
+    fn on_event(&mut self, pool: &mut Pool, id: Id, n: usize, event: Event<'_>) {
+        match event {
+            Event::Connected => {}
+            Event::Open(_) => {
+                if pool.deflate(id) {
+                    self.negotiated += 1;
                 }
-                return Err(format!("epoll_wait: {e}"));
+                self.scenario.on_open(pool, id, n);
             }
-            for ev in &events[..n as usize] {
-                let i = ev.u64 as usize;
-                let flags = ev.events as i32;
-                if flags & libc::EPOLLOUT != 0 {
-                    self.flush(i);
-                }
-                if flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0
-                {
-                    self.read_ready(i, h, &mut buf);
+            Event::Line(line) => {
+                if !pool.answer_ping(id, line) {
+                    self.scenario.on_line(pool, id, n, line);
                 }
             }
-        }
-    }
-
-    fn read_ready(&mut self, i: usize, h: &mut dyn Handler, buf: &mut [u8]) {
-        let mut eof = false;
-        {
-            let Some(Some(c)) = self.clients.get_mut(i) else {
-                return;
-            };
-            loop {
-                match c.stream.read(buf) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        c.rx.extend_from_slice(&buf[..n]);
-                        self.rx_bytes += n as u64;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        eof = true;
-                        break;
-                    }
+            Event::Message(m) => {
+                if !pool.answer_ping(id, &m.payload) {
+                    self.scenario.on_line(pool, id, n, &m.payload);
                 }
             }
-        }
-        self.process(i, h);
-        if eof && matches!(self.clients.get(i), Some(Some(_))) {
-            self.close(i);
-            self.lost += 1;
-            h.on_close(self, i);
-        }
-    }
-
-    /// Parses what client `i` has received and hands each line to the handler.
-    fn process(&mut self, i: usize, h: &mut dyn Handler) {
-        let ws = self.ws;
-        let Some(Some(c)) = self.clients.get_mut(i) else {
-            return;
-        };
-        let mut rx = std::mem::take(&mut c.rx);
-        let mut pos = 0;
-        if c.handshaking {
-            let Some(end) = find(&rx, b"\r\n\r\n") else {
-                c.rx = rx;
-                return;
-            };
-            if !rx.starts_with(b"HTTP/1.1 101") {
-                eprintln!("handshake refused: {}", String::from_utf8_lossy(&rx[..end]));
-                self.close(i);
-                self.lost += 1;
-                h.on_close(self, i);
-                return;
+            // WebSocket pings and pongs: none expected in a short run.
+            Event::Control(f) if f.opcode != OP_CLOSE => {}
+            Event::Control(_) => {
+                pool.close(id);
+                self.lose(pool, id, n);
             }
-            c.handshaking = false;
-            pos = end + 4;
-            let head = String::from_utf8_lossy(&rx[..end]).to_ascii_lowercase();
-            if head.contains("\r\nsec-websocket-extensions: permessage-deflate") {
-                c.inflater = Some(Inflater::new());
-                self.negotiated += 1;
-            }
-            h.on_open(self, i);
-        }
-        // Taken out while the handler runs (it may close the connection); put back
-        // with the unparsed bytes.
-        let mut inflater = match self.clients.get_mut(i) {
-            Some(Some(c)) => c.inflater.take(),
-            _ => None,
-        };
-        let mut inflated = Vec::new();
-        let mut pongs: Vec<Vec<u8>> = Vec::new();
-        loop {
-            if !matches!(self.clients.get(i), Some(Some(_))) {
-                return; // the handler closed it
-            }
-            let rest = &rx[pos..];
-            if ws {
-                // Server frames are not masked: the payload is read in place.
-                let Some(header) = parse_header(rest) else {
-                    break;
-                };
-                let Some(payload) = header.frame_len().and_then(|end| rest.get(header.len..end))
-                else {
-                    break;
-                };
-                pos += header.len + payload.len();
-                let payload = if header.rsv & RSV1_LOW != 0 && header.opcode != 0x8 {
-                    // A compressed message (the server sends no fragments).
-                    let Some(inf) = inflater.as_mut() else {
-                        eprintln!("a compressed frame without permessage-deflate");
-                        self.close(i);
-                        self.lost += 1;
-                        h.on_close(self, i);
-                        return;
-                    };
-                    inflated.clear();
-                    if let Err(e) = inf.inflate_message(payload, &mut inflated) {
-                        eprintln!("{e}");
-                        self.close(i);
-                        self.lost += 1;
-                        h.on_close(self, i);
-                        return;
-                    }
-                    &inflated[..]
-                } else {
-                    payload
-                };
-                match header.opcode {
-                    0x0..=0x2 => {
-                        let line = payload.strip_suffix(b"\r\n").unwrap_or(payload);
-                        if line.starts_with(b"PING ") {
-                            let mut p = b"PONG ".to_vec();
-                            p.extend_from_slice(&line[5..]);
-                            pongs.push(p);
-                        } else {
-                            h.on_line(self, i, line);
-                        }
-                    }
-                    0x8 => {
-                        self.close(i);
-                        self.lost += 1;
-                        h.on_close(self, i);
-                        return;
-                    }
-                    _ => {} // WebSocket ping/pong: none expected in a short run
+            Event::Closed(c) => {
+                match c.cause {
+                    Cause::Eof => {}
+                    Cause::Refused(r) => eprintln!("handshake refused: {}", r.status_line),
+                    Cause::Io(e) => eprintln!("connection {n}: {e}"),
+                    Cause::Protocol(e) => eprintln!("connection {n}: {e}"),
                 }
-            } else {
-                let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-                    break;
-                };
-                let raw = &rest[..nl];
-                let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-                pos += nl + 1;
-                if line.starts_with(b"PING ") {
-                    let mut p = b"PONG ".to_vec();
-                    p.extend_from_slice(&line[5..]);
-                    pongs.push(p);
-                } else {
-                    h.on_line(self, i, line);
-                }
+                self.lose(pool, id, n);
             }
-        }
-        for p in pongs {
-            self.send(i, &p);
-        }
-        if let Some(Some(c)) = self.clients.get_mut(i) {
-            rx.drain(..pos);
-            c.rx = rx;
-            c.inflater = inflater;
         }
     }
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.clients.clear();
-        // SAFETY: our own epoll fd.
-        unsafe {
-            libc::close(self.epfd);
-        }
-    }
-}
-
-fn register(pool: &mut Pool, i: usize, nick: &str) {
-    pool.send(i, format!("NICK {nick}").as_bytes());
-    pool.send(i, format!("USER u{nick} 0 * :loadbench").as_bytes());
+fn register(pool: &mut Pool, id: Id, nick: &str) {
+    pool.send_line(id, format!("NICK {nick}").as_bytes());
+    pool.send_line(id, format!("USER u{nick} 0 * :loadbench").as_bytes());
 }
 
 /// A PRIVMSG of exactly `len` bytes with its CRLF.
@@ -863,14 +572,16 @@ fn message(target: &str, seq: usize, len: usize) -> Vec<u8> {
 /// Opens `total` connections, at most `concurrency` of them not yet settled (a count
 /// the scenario keeps) at a time.
 struct Opener {
+    dial: Dial,
     total: usize,
     concurrency: usize,
     started: usize,
 }
 
 impl Opener {
-    fn new(total: usize, concurrency: usize) -> Opener {
+    fn new(dial: Dial, total: usize, concurrency: usize) -> Opener {
         Opener {
+            dial,
             total,
             concurrency,
             started: 0,
@@ -878,16 +589,16 @@ impl Opener {
     }
 
     /// Opens more while fewer than `concurrency` of those started are unsettled;
-    /// `opened(slot, n)` for the n-th connection (from 0).
+    /// `opened(id, n)` for the n-th connection (from 0, its tag).
     fn open_more(
         &mut self,
         pool: &mut Pool,
         settled: usize,
-        mut opened: impl FnMut(usize, usize),
+        mut opened: impl FnMut(Id, usize),
     ) -> Result<(), String> {
         while self.started < self.total && self.started - settled < self.concurrency {
-            let i = pool.connect().map_err(|e| format!("connect: {e}"))?;
-            opened(i, self.started);
+            let id = self.dial.open(pool, self.started)?;
+            opened(id, self.started);
             self.started += 1;
         }
         Ok(())
@@ -895,19 +606,21 @@ impl Opener {
 }
 
 /// Opens `total` connections, `concurrency` at a time, and registers each (001) and,
-/// if `channel` gives one, joins it (366). The connections stay open.
+/// if `channel` gives one, joins it (366). The connections stay open; `ids[n]` is the
+/// n-th.
 struct OpenAndRegister {
     prefix: String,
     total: usize,
     open: Opener,
     ready: usize,
     channel: Option<fn(usize) -> String>,
-    index: HashMap<usize, usize>,
+    ids: Vec<Id>,
     failed: Option<String>,
 }
 
 impl OpenAndRegister {
     fn new(
+        dial: Dial,
         prefix: &str,
         total: usize,
         concurrency: usize,
@@ -916,35 +629,42 @@ impl OpenAndRegister {
         OpenAndRegister {
             prefix: prefix.into(),
             total,
-            open: Opener::new(total, concurrency),
+            open: Opener::new(dial, total, concurrency),
             ready: 0,
             channel,
-            index: HashMap::new(),
+            ids: Vec::with_capacity(total),
             failed: None,
         }
     }
 
     fn start_more(&mut self, pool: &mut Pool) {
-        let index = &mut self.index;
-        if let Err(e) = self.open.open_more(pool, self.ready, |i, n| {
-            index.insert(i, n);
-        }) {
+        let ids = &mut self.ids;
+        if let Err(e) = self.open.open_more(pool, self.ready, |id, _| ids.push(id)) {
             self.failed = Some(e);
         }
     }
+
+    /// Opens, registers (and joins) them all; the setup of a phase.
+    fn setup(mut self, pool: &mut Pool, deadline: Instant) -> Result<(Vec<Id>, usize), String> {
+        self.start_more(pool);
+        let mut phase = Phase::new(self);
+        phase.run(pool, deadline)?;
+        if let Some(f) = &phase.scenario.failed {
+            return Err(f.clone());
+        }
+        Ok((phase.scenario.ids, phase.negotiated))
+    }
 }
 
-impl Handler for OpenAndRegister {
-    fn on_open(&mut self, pool: &mut Pool, i: usize) {
-        let n = self.index.get(&i).copied().unwrap_or(i);
-        register(pool, i, &format!("{}{n}", self.prefix));
+impl Scenario for OpenAndRegister {
+    fn on_open(&mut self, pool: &mut Pool, id: Id, n: usize) {
+        register(pool, id, &format!("{}{n}", self.prefix));
     }
-    fn on_line(&mut self, pool: &mut Pool, i: usize, line: &[u8]) {
+    fn on_line(&mut self, pool: &mut Pool, id: Id, n: usize, line: &[u8]) {
         let cmd = command(line);
-        let n = self.index.get(&i).copied().unwrap_or(i);
         if cmd == b"001" {
             match self.channel {
-                Some(ch) => pool.send(i, format!("JOIN {}", ch(n)).as_bytes()),
+                Some(ch) => pool.send_line(id, format!("JOIN {}", ch(n)).as_bytes()),
                 None => {
                     self.ready += 1;
                     self.start_more(pool);
@@ -957,7 +677,7 @@ impl Handler for OpenAndRegister {
             self.failed = Some(format!("registration: {}", String::from_utf8_lossy(line)));
         }
     }
-    fn on_close(&mut self, _pool: &mut Pool, _i: usize) {
+    fn on_close(&mut self, _pool: &mut Pool, _id: Id, _n: usize) {
         self.failed = Some("a connection closed while registering".into());
     }
     fn done(&self) -> bool {
@@ -982,16 +702,16 @@ impl ConnectQuit {
     }
 }
 
-impl Handler for ConnectQuit {
-    fn on_open(&mut self, pool: &mut Pool, i: usize) {
-        register(pool, i, &format!("k{}x{i}", self.round));
+impl Scenario for ConnectQuit {
+    fn on_open(&mut self, pool: &mut Pool, id: Id, n: usize) {
+        register(pool, id, &format!("k{}x{n}", self.round));
     }
-    fn on_line(&mut self, pool: &mut Pool, i: usize, line: &[u8]) {
+    fn on_line(&mut self, pool: &mut Pool, id: Id, _n: usize, line: &[u8]) {
         if command(line) == b"001" {
-            pool.send(i, b"QUIT :bye");
+            pool.send_line(id, b"QUIT :bye");
         }
     }
-    fn on_close(&mut self, pool: &mut Pool, _i: usize) {
+    fn on_close(&mut self, pool: &mut Pool, _id: Id, _n: usize) {
         self.finished += 1;
         self.start_more(pool);
     }
@@ -1000,9 +720,10 @@ impl Handler for ConnectQuit {
     }
 }
 
-/// Connection 0 sends `messages` PRIVMSGs to #fan in batches (PING/PONG between);
+/// The `sender` sends `messages` PRIVMSGs to #fan in batches (PING/PONG between);
 /// the others count what they receive.
 struct Fanout {
+    sender: Id,
     messages: usize,
     batch: usize,
     line_len: usize,
@@ -1016,28 +737,29 @@ impl Fanout {
     fn send_batch(&mut self, pool: &mut Pool) {
         let end = (self.sent + self.batch).min(self.messages);
         while self.sent < end {
-            pool.send(0, &message("#fan", self.sent, self.line_len));
+            pool.send_line(self.sender, &message("#fan", self.sent, self.line_len));
             self.sent += 1;
         }
         if self.sent < self.messages {
-            pool.send(0, b"PING :batch");
+            pool.send_line(self.sender, b"PING :batch");
         }
     }
 }
 
-impl Handler for Fanout {
-    fn on_open(&mut self, _pool: &mut Pool, _i: usize) {}
-    fn on_line(&mut self, pool: &mut Pool, i: usize, line: &[u8]) {
+impl Scenario for Fanout {
+    fn on_open(&mut self, _pool: &mut Pool, _id: Id, _n: usize) {}
+    fn on_line(&mut self, pool: &mut Pool, id: Id, n: usize, line: &[u8]) {
         let cmd = command(line);
-        if i == 0 {
+        if id == self.sender {
             if cmd == b"PONG" {
                 self.send_batch(pool);
             }
         } else if cmd == b"PRIVMSG" {
-            let r = &mut self.received[i];
-            *r += 1;
-            if *r == self.messages {
-                self.complete += 1;
+            if let Some(r) = self.received.get_mut(n) {
+                *r += 1;
+                if *r == self.messages {
+                    self.complete += 1;
+                }
             }
         }
     }
@@ -1046,47 +768,47 @@ impl Handler for Fanout {
     }
 }
 
-/// Every connection sends `messages` PRIVMSGs into its own channel, `batch` lines at a
+/// Every sender sends `messages` PRIVMSGs into its own channel, `batch` lines at a
 /// time, each batch followed by a PING; the next batch goes when the PONG is back.
 struct Ingest {
+    senders: Vec<Id>,
     messages: usize,
     batch: usize,
     line_len: usize,
     sent: Vec<usize>,
     finished: usize,
-    senders: usize,
 }
 
 impl Ingest {
-    fn send_batch(&mut self, pool: &mut Pool, i: usize) {
-        let target = format!("#in{i}");
-        let end = (self.sent[i] + self.batch).min(self.messages);
-        let mut seq = self.sent[i];
-        while seq < end {
-            pool.send(i, &message(&target, seq, self.line_len));
-            seq += 1;
+    fn send_batch(&mut self, pool: &mut Pool, n: usize) {
+        let (Some(&id), Some(sent)) = (self.senders.get(n), self.sent.get_mut(n)) else {
+            return;
+        };
+        let target = format!("#in{n}");
+        let end = (*sent + self.batch).min(self.messages);
+        while *sent < end {
+            pool.send_line(id, &message(&target, *sent, self.line_len));
+            *sent += 1;
         }
-        self.sent[i] = seq;
-        pool.send(i, b"PING :batch");
+        pool.send_line(id, b"PING :batch");
     }
 }
 
-impl Handler for Ingest {
-    fn on_open(&mut self, _pool: &mut Pool, _i: usize) {}
-    fn on_line(&mut self, pool: &mut Pool, i: usize, line: &[u8]) {
+impl Scenario for Ingest {
+    fn on_open(&mut self, _pool: &mut Pool, _id: Id, _n: usize) {}
+    fn on_line(&mut self, pool: &mut Pool, _id: Id, n: usize, line: &[u8]) {
         if command(line) == b"PONG" {
-            if self.sent[i] >= self.messages {
+            if self.sent.get(n).is_some_and(|&s| s >= self.messages) {
                 self.finished += 1;
             } else {
-                self.send_batch(pool, i);
+                self.send_batch(pool, n);
             }
         }
     }
     fn done(&self) -> bool {
-        self.finished >= self.senders
+        self.finished >= self.senders.len()
     }
 }
-
 // ---------------------------------------------------------------------------------
 // Measurement
 
@@ -1200,9 +922,14 @@ struct RoundResult {
 
 fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResult, String> {
     let mut server = Server::start(kind, s, &format!("{}-{round}", kind.name()))?;
-    let ws = kind.websocket();
+    let dial = Dial {
+        port: server.port,
+        ws: kind.websocket(),
+        deflate: false,
+    };
     let w = &s.work;
     let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
+    let new_pool = || Pool::new(server.port).map_err(|e| e.to_string());
     let mut r = RoundResult::default();
     let name = |phase: &str| format!("{}-{phase}-r{}", kind.name(), round + 1);
 
@@ -1211,13 +938,10 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         server.settle(s.wait(SETTLE_LIMIT));
         let rss0 = server.proc().rss_kib();
         r.idle_base_mib = rss0 as f64 / 1024.0;
-        let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
-        let mut h = OpenAndRegister::new(&format!("i{round}x"), w.idle_conns, 500, None);
-        h.start_more(&mut pool);
-        pool.run(&mut h, deadline())?;
-        if let Some(f) = &h.failed {
-            return Err(format!("idle: {f}"));
-        }
+        let mut pool = new_pool()?;
+        OpenAndRegister::new(dial, &format!("i{round}x"), w.idle_conns, 500, None)
+            .setup(&mut pool, deadline())
+            .map_err(|e| format!("idle: {e}"))?;
         server.settle(s.wait(SETTLE_LIMIT));
         let rss1 = server.proc().rss_kib();
         r.idle_kib_per_conn = (rss1 as f64 - rss0 as f64) / w.idle_conns as f64;
@@ -1226,59 +950,61 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
 
     // connect: handshake + registration + QUIT, C at a time.
     {
-        let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
-        let mut h = ConnectQuit {
+        let mut pool = new_pool()?;
+        let mut phase = Phase::new(ConnectQuit {
             total: w.connect_total,
-            open: Opener::new(w.connect_total, w.connect_concurrency),
+            open: Opener::new(dial, w.connect_total, w.connect_concurrency),
             finished: 0,
             round,
             failed: None,
-        };
+        });
         r.connect = measure(&server, s, &name("connect"), || {
-            h.start_more(&mut pool);
-            pool.run(&mut h, deadline())?;
-            h.failed.clone().map_or(Ok(()), Err)
+            phase.scenario.start_more(&mut pool);
+            phase.run(&mut pool, deadline())?;
+            phase.scenario.failed.clone().map_or(Ok(()), Err)
         })?;
     }
 
     // fanout: 1 sender + R receivers in #fan; then the same with permessage-deflate.
-    r.fanout = fanout(&server, s, ws, false, &name("fanout"), round)?;
+    r.fanout = fanout(&server, s, dial, &name("fanout"), round)?;
     r.fanout_deflate = if kind.compresses() {
-        fanout(&server, s, ws, true, &name("fanout-deflate"), round)?
+        let dial = Dial {
+            deflate: true,
+            ..dial
+        };
+        fanout(&server, s, dial, &name("fanout-deflate"), round)?
     } else {
         NOT_RUN
     };
 
-    // ingest: R senders, N messages each into a channel of their own.
+    // ingest: R senders, N messages each into a channel of their own (#in<n>).
     {
-        let mut pool = Pool::new(server.port, ws).map_err(|e| e.to_string())?;
-        let mut setup = OpenAndRegister::new(
+        let mut pool = new_pool()?;
+        let setup = OpenAndRegister::new(
+            dial,
             &format!("g{round}x"),
             w.ingest_senders,
             250,
             Some(|n| format!("#in{n}")),
         );
-        setup.start_more(&mut pool);
-        pool.run(&mut setup, deadline())?;
-        if let Some(f) = &setup.failed {
-            return Err(format!("ingest setup: {f}"));
-        }
-        // Pool slots are in opening order, so slot i joined #in{i}.
-        let mut h = Ingest {
+        let (senders, _) = setup
+            .setup(&mut pool, deadline())
+            .map_err(|e| format!("ingest setup: {e}"))?;
+        let mut phase = Phase::new(Ingest {
+            sent: vec![0; senders.len()],
+            senders,
             messages: w.ingest_messages,
             batch: INGEST_BATCH,
             line_len: LINE_LEN,
-            sent: vec![0; pool.clients.len()],
             finished: 0,
-            senders: w.ingest_senders,
-        };
+        });
         r.ingest = measure(&server, s, &name("ingest"), || {
-            for i in 0..w.ingest_senders {
-                h.send_batch(&mut pool, i);
+            for n in 0..w.ingest_senders {
+                phase.scenario.send_batch(&mut pool, n);
             }
-            pool.run(&mut h, deadline())?;
-            if pool.lost > 0 {
-                return Err(format!("ingest: {} connections lost", pool.lost));
+            phase.run(&mut pool, deadline())?;
+            if phase.lost > 0 {
+                return Err(format!("ingest: {} connections lost", phase.lost));
             }
             Ok(())
         })?;
@@ -1292,55 +1018,54 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
 }
 
 /// The fanout phase: 1 sender + R receivers in #fan, every client offering
-/// permessage-deflate when `deflate` (and then every one must have negotiated it).
+/// permessage-deflate when the dial says so (and then every one must have agreed).
 fn fanout(
     server: &Server,
     s: &Settings,
-    ws: bool,
-    deflate: bool,
+    dial: Dial,
     name: &str,
     round: usize,
 ) -> Result<Sample, String> {
     let w = &s.work;
     let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
-    let mut pool = Pool::with_deflate(server.port, ws, deflate).map_err(|e| e.to_string())?;
-    let prefix = format!("{}{round}x", if deflate { "z" } else { "f" });
-    let mut setup = OpenAndRegister::new(
+    let mut pool = Pool::new(dial.port).map_err(|e| e.to_string())?;
+    let prefix = format!("{}{round}x", if dial.deflate { "z" } else { "f" });
+    let setup = OpenAndRegister::new(
+        dial,
         &prefix,
         w.fanout_receivers + 1,
         250,
         Some(|_| "#fan".to_string()),
     );
-    setup.start_more(&mut pool);
-    pool.run(&mut setup, deadline())?;
-    if let Some(f) = &setup.failed {
-        return Err(format!("{name} setup: {f}"));
-    }
-    if deflate && pool.negotiated != w.fanout_receivers + 1 {
+    let (ids, negotiated) = setup
+        .setup(&mut pool, deadline())
+        .map_err(|e| format!("{name} setup: {e}"))?;
+    if dial.deflate && negotiated != w.fanout_receivers + 1 {
         return Err(format!(
-            "{name}: {} of {} connections negotiated permessage-deflate",
-            pool.negotiated,
+            "{name}: {negotiated} of {} connections negotiated permessage-deflate",
             w.fanout_receivers + 1
         ));
     }
-    // Connection 0 is the sender (the first one opened).
-    let mut h = Fanout {
+    // The sender is the first connection opened.
+    let sender = *ids.first().ok_or("no connections")?;
+    let mut phase = Phase::new(Fanout {
+        sender,
         messages: w.fanout_messages,
         batch: FANOUT_BATCH,
         line_len: LINE_LEN,
         sent: 0,
-        received: vec![0; pool.clients.len()],
+        received: vec![0; ids.len()],
         complete: 0,
         receivers: w.fanout_receivers,
-    };
+    });
     let mut rx_bytes = 0;
     let mut sample = measure(server, s, name, || {
         let before = pool.rx_bytes;
-        h.send_batch(&mut pool);
-        pool.run(&mut h, deadline())?;
+        phase.scenario.send_batch(&mut pool);
+        phase.run(&mut pool, deadline())?;
         rx_bytes = pool.rx_bytes - before;
-        if pool.lost > 0 {
-            return Err(format!("{name}: {} connections lost", pool.lost));
+        if phase.lost > 0 {
+            return Err(format!("{name}: {} connections lost", phase.lost));
         }
         Ok(())
     })?;

@@ -1,5 +1,5 @@
 //! soak: soak and lifecycle stress tests of this project's m_websocket.so in a real
-//! InspIRCd 3 (`/usr/sbin/inspircd`), on free 127.0.0.1 ports.
+//! InspIRCd (3, or 4 with `INSPIRCD=4`; the test kit's launcher), on free 127.0.0.1 ports.
 //!
 //!   soak   [--module PATH] [--conns N] [--seconds S] [--no-warmup] [--keep]
 //!   stress [--module PATH] [--valgrind-module PATH] [--cycles N] [--rehashes N]
@@ -9,11 +9,12 @@
 //! Environment: SOAK_CONNS, SOAK_SECONDS (defaults 5000, 120) for `soak`;
 //! STRESS_CYCLES (100), STRESS_REHASHES for `stress`.
 
+mod chat;
+mod clients;
 mod handshakes;
 mod server;
 mod soak;
 mod stress;
-mod ws;
 
 use std::path::PathBuf;
 

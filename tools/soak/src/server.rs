@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use testkit::inspircd::{Conf, Server, WsModule, OPER_NAME, OPER_PASS};
+pub use testkit::inspircd::{Conf, Server, WsModule};
 use testkit::inspircd::{Install, Launcher, Stop};
 pub use testkit::process::{crashed, describe_exit, raise_nofile};
 pub use testkit::wait::{read_lossy, tail};

@@ -1,20 +1,28 @@
 //! `soak`: N concurrent WebSocket connections to a real InspIRCd with the module,
-//! churned for a bounded time with a mix of operations, on one thread driving
-//! non-blocking sockets through epoll. A plain IRC oper (another thread) watches the
-//! server's own counts (LUSERS, STATS W). Reports the server's RSS, fds and CPU, every
-//! operation and every error; returns whether the run passed.
+//! churned for a bounded time with a mix of operations, on one thread driving the test
+//! kit's client pool (non-blocking sockets on epoll). A plain IRC oper (another thread)
+//! watches the server's own counts (LUSERS, STATS W). Reports the server's RSS, fds and
+//! CPU, every operation and every error; returns whether the run passed.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use testkit::client::{Client, IrcLines};
+use testkit::irc::command_str;
+use testkit::messages::Message;
+use testkit::pool::{Cause, Closed, Event, Handler, Id, Pool, Proto};
+use testkit::rng::Rng;
+use testkit::ws::{
+    close_payload, encode_frame, first_byte, Frame, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
+    OP_TEXT,
+};
+
+use crate::chat::{chat_text, check_chat, parse_privmsg};
+use crate::clients::upgrade_request;
 use crate::server::{self, Server};
-use crate::ws::*;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -124,11 +132,8 @@ const PROTOCOLS: [Option<&str>; 3] = [None, Some("text.ircv3.net"), Some("binary
 
 struct Slot {
     phase: Phase,
-    stream: Option<TcpStream>,
-    serial: u32,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
-    tx_pos: usize,
+    /// The slot's connection in the pool, while it has one.
+    id: Option<Id>,
     deadline: Instant,
     end: End,
     end_at: Option<Instant>,
@@ -188,9 +193,11 @@ enum Stage {
     Drain,
 }
 
+/// The workload: a slot per concurrent connection, each living through [`Phase`]s
+/// and reconnecting after its [`End`]; the connections themselves are the test kit's
+/// [`Pool`]'s, whose events this handles.
 struct Engine {
     port: u16,
-    epfd: i32,
     slots: Vec<Slot>,
     stage: Stage,
     counts: Counts,
@@ -201,80 +208,18 @@ struct Engine {
     inflight: usize,
     peak_open: usize,
     peak_active: usize,
-    serial: u32,
     rng: Rng,
     /// Allow HalfHandshake and end times (false while ramping).
     churning: bool,
 }
 
-fn connect_nb(port: u16) -> io::Result<TcpStream> {
-    // SAFETY: plain syscalls on a descriptor we own; it is wrapped in a TcpStream
-    // (which closes it) before any early return after the connect.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let stream = TcpStream::from_raw_fd(fd);
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let rc = libc::connect(
-            fd,
-            &addr as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(e);
-            }
-        }
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    }
-}
-
-fn set_linger_zero(s: &TcpStream) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid socket and option struct.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &l as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
-
 impl Engine {
     fn new(port: u16, settings: &Settings) -> Engine {
-        // SAFETY: plain syscall; closed in Drop.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        assert!(epfd >= 0, "epoll_create1: {}", io::Error::last_os_error());
         let now = Instant::now();
         let slots = (0..settings.conns)
             .map(|i| Slot {
                 phase: Phase::Idle,
-                stream: None,
-                serial: 0,
-                rx: Vec::new(),
-                tx: Vec::new(),
-                tx_pos: 0,
+                id: None,
                 deadline: now,
                 end: End::Clean,
                 end_at: None,
@@ -292,7 +237,6 @@ impl Engine {
             .collect();
         Engine {
             port,
-            epfd,
             slots,
             stage: Stage::Ramp,
             counts: Counts::default(),
@@ -303,7 +247,6 @@ impl Engine {
             inflight: 0,
             peak_open: 0,
             peak_active: 0,
-            serial: 0,
             rng: Rng::new(42),
             churning: false,
         }
@@ -356,39 +299,38 @@ impl Engine {
         }
     }
 
-    fn start(&mut self, i: usize) {
+    fn start(&mut self, pool: &mut Pool, i: usize) {
         let end = self.pick_end();
-        let stream = match connect_nb(self.port) {
-            Ok(s) => s,
+        let protocol = PROTOCOLS[(self.slots[i].rng.next_u64() % 3) as usize];
+        let mut request = upgrade_request(self.port, server::ORIGIN, protocol);
+        if end == End::HalfHandshake {
+            let cut = 10 + (self.slots[i].rng.next_u64() as usize % (request.len() - 20));
+            request.truncate(cut);
+        }
+        let data_opcode = if protocol == Some("binary.ircv3.net") {
+            OP_BINARY
+        } else {
+            OP_TEXT
+        };
+        let id = match pool.connect(
+            Proto::WebSocket {
+                request,
+                data_opcode,
+            },
+            i,
+        ) {
+            Ok(id) => id,
             Err(e) => {
                 self.errors.add("connect failed", format!("slot {i}: {e}"));
                 self.slots[i].reconnect_at = Some(Instant::now() + Duration::from_millis(500));
                 return;
             }
         };
-        self.serial = self.serial.wrapping_add(1);
-        let serial = self.serial;
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: (i as u64) | ((serial as u64) << 32),
-        };
-        // SAFETY: valid epoll fd and socket fd; ev is a valid epoll_event.
-        let rc =
-            unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), &mut ev) };
-        if rc < 0 {
-            self.errors
-                .add("epoll_ctl failed", io::Error::last_os_error().to_string());
-            return;
-        }
         self.counts.connects += 1;
         self.open += 1;
         self.peak_open = self.peak_open.max(self.open);
         let s = &mut self.slots[i];
-        s.stream = Some(stream);
-        s.serial = serial;
-        s.rx.clear();
-        s.tx.clear();
-        s.tx_pos = 0;
+        s.id = Some(id);
         s.end = end;
         s.end_at = None;
         s.ping_out = None;
@@ -396,24 +338,23 @@ impl Engine {
         s.gen += 1;
         s.seq = 0;
         s.nick = format!("s{i}g{}", s.gen);
-        s.protocol = PROTOCOLS[(s.rng.next() % 3) as usize];
+        s.protocol = protocol;
         self.set_phase(i, Phase::Connecting);
     }
 
-    /// Closes slot `i`'s connection (if any) and schedules the reconnect.
-    fn finish(&mut self, i: usize, reset: bool) {
-        if let Some(st) = self.slots[i].stream.take() {
+    /// Closes slot `i`'s connection (if the pool still has it) and schedules the
+    /// reconnect.
+    fn finish(&mut self, pool: &mut Pool, i: usize, reset: bool) {
+        if let Some(id) = self.slots[i].id.take() {
             if reset {
-                set_linger_zero(&st);
+                pool.reset(id);
+            } else {
+                pool.close(id);
             }
-            drop(st);
             self.open -= 1;
         }
         self.set_phase(i, Phase::Idle);
         let s = &mut self.slots[i];
-        s.rx = Vec::new();
-        s.tx = Vec::new();
-        s.tx_pos = 0;
         s.end_at = None;
         s.ping_out = None;
         s.reconnect_at = match self.stage {
@@ -423,7 +364,7 @@ impl Engine {
         };
     }
 
-    fn fail(&mut self, i: usize, kind: &str, detail: String) {
+    fn fail(&mut self, pool: &mut Pool, i: usize, kind: &str, detail: String) {
         let s = &self.slots[i];
         self.errors.add(
             kind,
@@ -435,7 +376,7 @@ impl Engine {
                 s.protocol.unwrap_or("none")
             ),
         );
-        self.finish(i, false);
+        self.finish(pool, i, false);
         // Back off after a failure instead of hammering a broken server.
         if self.slots[i].reconnect_at.is_some() {
             let s = &mut self.slots[i];
@@ -453,242 +394,121 @@ impl Engine {
         *self.counts.ends.entry(e).or_default() += 1;
     }
 
-    fn queue(&mut self, i: usize, bytes: &[u8]) {
-        self.slots[i].tx.extend_from_slice(bytes);
-        self.flush(i);
+    fn id(&self, i: usize) -> Option<Id> {
+        self.slots[i].id
     }
 
-    fn send_frame(&mut self, i: usize, fin: bool, opcode: u8, payload: &[u8]) {
-        let m = self.slots[i].rng.mask();
-        let f = encode_frame(fin, opcode, payload, Some(m));
-        self.queue(i, &f);
-    }
-
-    fn data_opcode(&self, i: usize) -> u8 {
-        if self.slots[i].protocol == Some("binary.ircv3.net") {
-            OP_BINARY
-        } else {
-            OP_TEXT
+    fn send_frame(&mut self, pool: &mut Pool, i: usize, fin: bool, opcode: u8, payload: &[u8]) {
+        if let Some(id) = self.id(i) {
+            pool.send_frame(id, first_byte(fin, opcode), payload);
         }
     }
 
-    fn send_line(&mut self, i: usize, line: &str) {
-        let op = self.data_opcode(i);
-        self.send_frame(i, true, op, line.as_bytes());
-    }
-
-    fn flush(&mut self, i: usize) {
-        let s = &mut self.slots[i];
-        let Some(st) = s.stream.as_mut() else { return };
-        if s.phase == Phase::Connecting {
-            return;
-        }
-        while s.tx_pos < s.tx.len() {
-            match st.write(&s.tx[s.tx_pos..]) {
-                Ok(0) => break,
-                Ok(n) => s.tx_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return, // the read side reports the close
-            }
-        }
-        s.tx.clear();
-        s.tx_pos = 0;
-    }
-
-    fn on_event(&mut self, tag: u64, flags: u32, buf: &mut [u8]) {
-        let i = (tag & 0xffff_ffff) as usize;
-        let serial = (tag >> 32) as u32;
-        if i >= self.slots.len() || self.slots[i].serial != serial || self.slots[i].stream.is_none()
-        {
-            return; // stale
-        }
-        let flags = flags as i32;
-        if self.slots[i].phase == Phase::Connecting {
-            if flags & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) == 0 {
-                return;
-            }
-            let err = self.slots[i].stream.as_ref().unwrap().take_error();
-            match err {
-                Ok(None) => {}
-                Ok(Some(e)) | Err(e) => {
-                    self.fail(i, "connect failed", e.to_string());
-                    return;
-                }
-            }
-            let port = self.port;
-            let proto = self.slots[i].protocol;
-            let req = upgrade_request(port, server::ORIGIN, proto);
-            if self.slots[i].end == End::HalfHandshake {
-                self.set_phase(i, Phase::HalfHandshake);
-                let cut = 10 + (self.slots[i].rng.next() as usize % (req.len() - 20));
-                let at = Instant::now() + Duration::from_millis(self.slots[i].rng.range(0, 2000));
-                self.slots[i].end_at = Some(at);
-                self.queue(i, &req[..cut]);
-            } else {
-                self.set_phase(i, Phase::Handshake);
-                self.queue(i, &req);
-            }
-        }
-        if flags & libc::EPOLLOUT != 0 {
-            self.flush(i);
-        }
-        if flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
-            self.read_ready(i, buf);
+    fn send_line(&mut self, pool: &mut Pool, i: usize, line: &str) {
+        if let Some(id) = self.id(i) {
+            pool.send_line(id, line.as_bytes());
         }
     }
 
-    fn read_ready(&mut self, i: usize, buf: &mut [u8]) {
-        let mut eof = false;
-        let mut err = None;
-        {
-            let s = &mut self.slots[i];
-            let Some(st) = s.stream.as_mut() else { return };
-            loop {
-                match st.read(buf) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => s.rx.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        eof = true;
-                        err = Some(e);
-                        break;
-                    }
-                }
-            }
-        }
-        self.process(i);
-        if eof && self.slots[i].stream.is_some() {
-            let phase = self.slots[i].phase;
-            match phase {
-                Phase::EofWait => {
-                    if !self.slots[i].rx.is_empty() {
-                        let n = self.slots[i].rx.len();
-                        self.fail(i, "EOF inside a frame", format!("{n} bytes buffered"));
-                    } else {
-                        self.ended(i);
-                        self.finish(i, false);
-                    }
-                }
-                _ => {
-                    let what = match &err {
-                        Some(e) => format!("read error {e}"),
-                        None => "EOF".to_string(),
-                    };
-                    let kind = match phase {
-                        Phase::CloseWait | Phase::QuitWait | Phase::ProtoWait => {
-                            "TCP close without the expected close frame"
-                        }
-                        _ => "unexpected TCP close by the server",
-                    };
-                    self.fail(
-                        i,
-                        kind,
-                        format!("{what}; {} bytes buffered", self.slots[i].rx.len()),
-                    );
-                }
-            }
-        }
-    }
-
-    fn process(&mut self, i: usize) {
-        if self.slots[i].rx.is_empty() {
-            return;
-        }
-        match self.slots[i].phase {
-            Phase::HalfHandshake => {
-                let got = String::from_utf8_lossy(&self.slots[i].rx).into_owned();
-                self.fail(i, "response to a half-sent upgrade request", got);
-                return;
-            }
-            Phase::Handshake => {
-                let Some(end) = find(&self.slots[i].rx, b"\r\n\r\n") else {
-                    return;
-                };
-                let head: Vec<u8> = self.slots[i].rx.drain(..end + 4).collect();
-                if let Err(e) = check_101(&head) {
-                    self.fail(i, "handshake refused", e);
-                    return;
-                }
-                self.counts.upgraded += 1;
-                *self
-                    .counts
-                    .by_protocol
-                    .entry(self.slots[i].protocol.unwrap_or("none"))
-                    .or_default() += 1;
-                self.set_phase(i, Phase::Register);
-                let nick = self.slots[i].nick.clone();
-                self.send_line(i, &format!("NICK {nick}"));
-                self.send_line(i, "USER soak 0 * :soak client");
-            }
-            _ => {}
-        }
-        let mut rx = std::mem::take(&mut self.slots[i].rx);
-        let mut pos = 0;
-        while let Some((f, used)) = parse_frame(&rx[pos..]) {
-            pos += used;
-            if !self.on_frame(i, f) {
-                return; // the slot was closed
-            }
-            if self.slots[i].stream.is_none() {
-                return;
-            }
-        }
-        rx.drain(..pos);
-        self.slots[i].rx = rx;
-    }
-
-    /// Handles one server frame; false when the slot got closed.
-    fn on_frame(&mut self, i: usize, f: Frame) -> bool {
-        if f.masked || f.rsv != 0 {
-            self.fail(
-                i,
-                "invalid server frame",
-                format!("masked={} rsv={}", f.masked, f.rsv),
-            );
-            return false;
-        }
-        match f.opcode {
-            OP_TEXT | OP_BINARY if f.fin => {
-                let line = String::from_utf8_lossy(&f.payload).into_owned();
-                self.on_line(i, &line)
-            }
-            OP_TEXT | OP_BINARY | OP_CONT => {
-                self.fail(
+    /// The connection ended without this client closing it.
+    fn on_closed(&mut self, pool: &mut Pool, i: usize, closed: Closed) {
+        let phase = self.slots[i].phase;
+        // The pool has closed it already.
+        self.slots[i].id = None;
+        self.open -= 1;
+        let buffered = closed.buffered;
+        let what = match closed.cause {
+            Cause::Refused(r) if phase == Phase::HalfHandshake => {
+                return self.fail(
+                    pool,
                     i,
-                    "fragmented server message",
-                    format!("opcode {} fin {}", f.opcode, f.fin),
-                );
-                false
+                    "response to a half-sent upgrade request",
+                    r.status_line,
+                )
             }
+            Cause::Refused(r) => {
+                let why = r
+                    .check_101()
+                    .err()
+                    .unwrap_or_else(|| format!("{:?}", r.deflate().err().unwrap_or_default()));
+                return self.fail(pool, i, "handshake refused", why);
+            }
+            Cause::Protocol(e) => return self.fail(pool, i, "invalid server frame", e),
+            Cause::Io(e) if phase == Phase::Connecting => {
+                return self.fail(pool, i, "connect failed", e.to_string())
+            }
+            Cause::Io(e) => format!("read error {e}"),
+            Cause::Eof => "EOF".to_string(),
+        };
+        match phase {
+            Phase::EofWait if buffered > 0 => self.fail(
+                pool,
+                i,
+                "EOF inside a frame",
+                format!("{buffered} bytes buffered"),
+            ),
+            Phase::EofWait => {
+                self.ended(i);
+                self.finish(pool, i, false);
+            }
+            Phase::CloseWait | Phase::QuitWait | Phase::ProtoWait => self.fail(
+                pool,
+                i,
+                "TCP close without the expected close frame",
+                format!("{what}; {buffered} bytes buffered"),
+            ),
+            _ => self.fail(
+                pool,
+                i,
+                "unexpected TCP close by the server",
+                format!("{what}; {buffered} bytes buffered"),
+            ),
+        }
+    }
+
+    /// The 101 arrived (checked by the pool).
+    fn on_open(&mut self, pool: &mut Pool, i: usize, status_line: &str) {
+        if self.slots[i].phase == Phase::HalfHandshake {
+            return self.fail(
+                pool,
+                i,
+                "response to a half-sent upgrade request",
+                status_line.to_string(),
+            );
+        }
+        self.counts.upgraded += 1;
+        *self
+            .counts
+            .by_protocol
+            .entry(self.slots[i].protocol.unwrap_or("none"))
+            .or_default() += 1;
+        self.set_phase(i, Phase::Register);
+        let nick = self.slots[i].nick.clone();
+        self.send_line(pool, i, &format!("NICK {nick}"));
+        self.send_line(pool, i, "USER soak 0 * :soak client");
+    }
+
+    /// Handles one server control frame.
+    fn on_control(&mut self, pool: &mut Pool, i: usize, f: &Frame) {
+        match f.opcode {
             OP_PING => {
                 self.counts.server_pings += 1;
-                self.send_frame(i, true, OP_PONG, &f.payload);
-                true
+                self.send_frame(pool, i, true, OP_PONG, &f.payload);
             }
             OP_PONG => match self.slots[i].ping_out.take() {
-                Some((p, _)) if p == f.payload => {
-                    self.counts.ws_pongs += 1;
-                    true
-                }
-                other => {
-                    self.fail(
-                        i,
-                        "unexpected pong",
-                        format!(
-                            "got {:?}, awaited {:?}",
-                            String::from_utf8_lossy(&f.payload),
-                            other.map(|o| String::from_utf8_lossy(&o.0).into_owned())
-                        ),
-                    );
-                    false
-                }
+                Some((p, _)) if p == f.payload => self.counts.ws_pongs += 1,
+                other => self.fail(
+                    pool,
+                    i,
+                    "unexpected pong",
+                    format!(
+                        "got {:?}, awaited {:?}",
+                        String::from_utf8_lossy(&f.payload),
+                        other.map(|o| String::from_utf8_lossy(&o.0).into_owned())
+                    ),
+                ),
             },
-            OP_CLOSE => {
+            _ => {
                 let code = f.close_code();
                 let reason = f.close_reason();
                 let want = match self.slots[i].phase {
@@ -697,56 +517,62 @@ impl Engine {
                     _ => None,
                 };
                 match want {
-                    Some(w) if code == Some(w) => {
-                        self.set_phase(i, Phase::EofWait);
-                        true
-                    }
-                    Some(w) => {
-                        self.fail(
-                            i,
-                            "wrong close code",
-                            format!("awaited {w}, got {code:?} {reason:?}"),
-                        );
-                        false
-                    }
-                    None => {
-                        self.fail(i, "unexpected close frame", format!("{code:?} {reason:?}"));
-                        false
-                    }
+                    Some(w) if code == Some(w) => self.set_phase(i, Phase::EofWait),
+                    Some(w) => self.fail(
+                        pool,
+                        i,
+                        "wrong close code",
+                        format!("awaited {w}, got {code:?} {reason:?}"),
+                    ),
+                    None => self.fail(
+                        pool,
+                        i,
+                        "unexpected close frame",
+                        format!("{code:?} {reason:?}"),
+                    ),
                 }
-            }
-            op => {
-                self.fail(i, "unknown server opcode", format!("{op}"));
-                false
             }
         }
     }
 
-    fn on_line(&mut self, i: usize, line: &str) -> bool {
+    /// Handles one server message: the module never fragments what it sends.
+    fn on_message(&mut self, pool: &mut Pool, i: usize, m: &Message) {
+        if m.frames > 1 {
+            return self.fail(
+                pool,
+                i,
+                "fragmented server message",
+                format!("opcode {} in {} frames", m.opcode, m.frames),
+            );
+        }
+        let line = String::from_utf8_lossy(&m.payload).into_owned();
+        self.on_line(pool, i, &line);
+    }
+
+    fn on_line(&mut self, pool: &mut Pool, i: usize, line: &str) {
         if let Some(t) = line.strip_prefix("PING ") {
             self.counts.irc_pings += 1;
-            self.send_line(i, &format!("PONG {t}"));
-            return true;
+            self.send_line(pool, i, &format!("PONG {t}"));
+            return;
         }
         if line.starts_with("ERROR ") {
             if self.slots[i].phase == Phase::QuitWait {
                 self.counts.quit_error_lines += 1;
-                return true;
+                return;
             }
             // The server is closing us; the close frame that follows decides.
             self.errors.add(
                 "ERROR line from the server",
                 format!("{}: {line}", self.slots[i].nick),
             );
-            return true;
+            return;
         }
-        let cmd = command(line);
-        match cmd {
+        match command_str(line) {
             "001" if self.slots[i].phase == Phase::Register => {
                 self.counts.registered += 1;
                 self.set_phase(i, Phase::Join);
                 let chan = self.slots[i].chan;
-                self.send_line(i, &format!("JOIN #c{chan}"));
+                self.send_line(pool, i, &format!("JOIN #c{chan}"));
             }
             "366" if self.slots[i].phase == Phase::Join => {
                 self.counts.joined += 1;
@@ -767,41 +593,39 @@ impl Engine {
                 };
             }
             "432" | "433" | "436" | "437" | "471" | "473" | "474" | "475" | "405" | "451"
-            | "421" => {
-                self.fail(i, "IRC error numeric", line.to_string());
-                return false;
-            }
+            | "421" => self.fail(pool, i, "IRC error numeric", line.to_string()),
             "PRIVMSG" => match parse_privmsg(line) {
                 Some((_, _, text)) if check_chat(text).is_some() => self.counts.chats_received += 1,
-                _ => {
-                    self.fail(i, "corrupt chat message", line.chars().take(200).collect());
-                    return false;
-                }
+                _ => self.fail(
+                    pool,
+                    i,
+                    "corrupt chat message",
+                    line.chars().take(200).collect(),
+                ),
             },
             _ => self.counts.other_lines += 1,
         }
-        true
     }
 
-    fn do_end(&mut self, i: usize) {
+    fn do_end(&mut self, pool: &mut Pool, i: usize) {
         let e = self.slots[i].end;
         match e {
             End::Clean => {
                 let p = close_payload(1000, "soak bye");
-                self.send_frame(i, true, OP_CLOSE, &p);
+                self.send_frame(pool, i, true, OP_CLOSE, &p);
                 self.set_phase(i, Phase::CloseWait);
             }
             End::Quit => {
-                self.send_line(i, "QUIT :soak bye");
+                self.send_line(pool, i, "QUIT :soak bye");
                 self.set_phase(i, Phase::QuitWait);
             }
             End::Abrupt => {
                 self.ended(i);
-                self.finish(i, false);
+                self.finish(pool, i, false);
             }
             End::Reset => {
                 self.ended(i);
-                self.finish(i, true);
+                self.finish(pool, i, true);
             }
             End::HalfFrame => {
                 let m = self.slots[i].rng.mask();
@@ -810,43 +634,51 @@ impl Engine {
                     self.slots[i].chan
                 );
                 let f = encode_frame(true, OP_TEXT, payload.as_bytes(), Some(m));
-                let cut = 1 + (self.slots[i].rng.next() as usize % (f.len() - 2));
-                self.queue(i, &f[..cut]);
+                let cut = 1 + (self.slots[i].rng.next_u64() as usize % (f.len() - 2));
+                if let Some(id) = self.id(i) {
+                    pool.send_raw(id, &f[..cut]);
+                }
                 self.ended(i);
-                self.finish(i, false);
+                self.finish(pool, i, false);
             }
             End::ProtoError => {
                 let f = encode_frame(true, OP_TEXT, b"PRIVMSG #nowhere :unmasked", None);
-                self.queue(i, &f);
+                if let Some(id) = self.id(i) {
+                    pool.send_raw(id, &f);
+                }
                 self.set_phase(i, Phase::ProtoWait);
             }
             End::HalfHandshake => {
                 self.ended(i);
-                self.finish(i, false);
+                self.finish(pool, i, false);
             }
         }
     }
 
-    fn send_chat(&mut self, i: usize) {
+    fn send_chat(&mut self, pool: &mut Pool, i: usize) {
         let s = &mut self.slots[i];
         s.seq += 1;
         let line = format!("PRIVMSG #c{} :{}", s.chan, chat_text(&s.nick, s.seq));
         let fragment = s.rng.range(0, 4) == 0;
-        let op = self.data_opcode(i);
+        let op = if s.protocol == Some("binary.ircv3.net") {
+            OP_BINARY
+        } else {
+            OP_TEXT
+        };
         if fragment {
             let b = line.as_bytes();
             let cut = b.len() / 2;
-            self.send_frame(i, false, op, &b[..cut]);
-            self.send_frame(i, true, OP_CONT, &b[cut..]);
+            self.send_frame(pool, i, false, op, &b[..cut]);
+            self.send_frame(pool, i, true, OP_CONT, &b[cut..]);
             self.counts.chats_fragmented += 1;
         } else {
-            self.send_line(i, &line);
+            self.send_line(pool, i, &line);
         }
         self.counts.chats_sent += 1;
     }
 
     /// Timers: reconnects, phase deadlines, chat, pings, ends.
-    fn tick(&mut self) {
+    fn tick(&mut self, pool: &mut Pool) {
         let now = Instant::now();
         for i in 0..self.slots.len() {
             let phase = self.slots[i].phase;
@@ -857,29 +689,40 @@ impl Engine {
                             && self.inflight < self.settings.inflight
                             && self.stage != Stage::Drain
                         {
-                            self.start(i);
+                            self.start(pool, i);
                         }
                     }
                 }
                 Phase::HalfHandshake => {
                     if self.slots[i].end_at.is_some_and(|t| t <= now) {
-                        self.ended(i);
-                        self.finish(i, false);
+                        // Nothing may have come back, not even part of an answer.
+                        let got = self.id(i).map_or(0, |id| pool.buffered(id));
+                        if got > 0 {
+                            self.fail(
+                                pool,
+                                i,
+                                "response to a half-sent upgrade request",
+                                format!("{got} bytes"),
+                            );
+                        } else {
+                            self.ended(i);
+                            self.finish(pool, i, false);
+                        }
                     }
                 }
                 Phase::Active => {
                     if let Some((_, sent)) = &self.slots[i].ping_out {
                         if now.duration_since(*sent) > self.settings.phase_timeout {
-                            self.fail(i, "timeout", "no pong to a WebSocket ping".into());
+                            self.fail(pool, i, "timeout", "no pong to a WebSocket ping".into());
                             continue;
                         }
                     }
                     if self.slots[i].end_at.is_some_and(|t| t <= now) {
-                        self.do_end(i);
+                        self.do_end(pool, i);
                         continue;
                     }
                     if self.slots[i].next_chat <= now {
-                        self.send_chat(i);
+                        self.send_chat(pool, i);
                         let c = self.settings.chat_every;
                         let s = &mut self.slots[i];
                         s.next_chat = now + s.rng.duration(c.0, c.1);
@@ -891,7 +734,7 @@ impl Engine {
                         s.ping_out = Some((payload.clone(), now));
                         let p = self.settings.ping_every;
                         s.next_ping = now + s.rng.duration(p.0, p.1);
-                        self.send_frame(i, true, OP_PING, &payload);
+                        self.send_frame(pool, i, true, OP_PING, &payload);
                         self.counts.ws_pings += 1;
                     }
                 }
@@ -899,6 +742,7 @@ impl Engine {
                     if now > self.slots[i].deadline {
                         let t = self.settings.phase_timeout;
                         self.fail(
+                            pool,
                             i,
                             "timeout",
                             format!("no progress in {phase:?} within {t:?}"),
@@ -909,10 +753,14 @@ impl Engine {
         }
     }
 
-    /// Drives sockets and timers until `until` returns true or the deadline passes.
-    fn run(&mut self, deadline: Instant, mut on_second: impl FnMut(&mut Engine) -> bool) -> bool {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
-        let mut buf = vec![0u8; 256 * 1024];
+    /// Drives the pool and the timers until `on_second` (called once a second)
+    /// returns true (then true) or the deadline passes (then false).
+    fn run(
+        &mut self,
+        pool: &mut Pool,
+        deadline: Instant,
+        mut on_second: impl FnMut(&mut Engine) -> bool,
+    ) -> bool {
         let mut last_tick = Instant::now() - Duration::from_secs(1);
         let mut last_second = Instant::now();
         loop {
@@ -922,7 +770,7 @@ impl Engine {
             }
             if now.duration_since(last_tick) >= Duration::from_millis(50) {
                 last_tick = now;
-                self.tick();
+                self.tick(pool);
             }
             if now.duration_since(last_second) >= Duration::from_secs(1) {
                 last_second = now;
@@ -930,19 +778,9 @@ impl Engine {
                     return true;
                 }
             }
-            // SAFETY: events has room for its length in epoll_events.
-            let n = unsafe {
-                libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, 20)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                panic!("epoll_wait: {e}");
-            }
-            for ev in events.iter().take(n as usize).copied() {
-                self.on_event(ev.u64, ev.events, &mut buf);
+            if let Err(e) = pool.turn(self, Duration::from_millis(20)) {
+                self.errors.add("epoll_wait failed", e.to_string());
+                return false;
             }
         }
     }
@@ -996,14 +834,33 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        for s in &mut self.slots {
-            s.stream = None;
+impl Handler for Engine {
+    fn on_event(&mut self, pool: &mut Pool, id: Id, i: usize, event: Event<'_>) {
+        if self.slots.get(i).and_then(|s| s.id) != Some(id) {
+            return; // a connection this slot no longer has
         }
-        // SAFETY: our own epoll fd.
-        unsafe {
-            libc::close(self.epfd);
+        match event {
+            Event::Connected => {
+                if self.slots[i].end == End::HalfHandshake {
+                    self.set_phase(i, Phase::HalfHandshake);
+                    let at =
+                        Instant::now() + Duration::from_millis(self.slots[i].rng.range(0, 2000));
+                    self.slots[i].end_at = Some(at);
+                } else {
+                    self.set_phase(i, Phase::Handshake);
+                }
+            }
+            Event::Open(r) => {
+                let status = r.map(|r| r.status_line.clone()).unwrap_or_default();
+                self.on_open(pool, i, &status);
+            }
+            Event::Line(l) => {
+                let line = String::from_utf8_lossy(l).into_owned();
+                self.on_line(pool, i, &line);
+            }
+            Event::Message(m) => self.on_message(pool, i, m),
+            Event::Control(f) => self.on_control(pool, i, f),
+            Event::Closed(c) => self.on_closed(pool, i, c),
         }
     }
 }
@@ -1031,16 +888,16 @@ fn number_after(line: &str, key: &str) -> Option<u64> {
 fn monitor(port: u16, state: Arc<Mutex<MonState>>, stop: Arc<AtomicBool>) {
     let t = Duration::from_secs(60);
     let run = || -> Result<(), String> {
-        let mut c = crate::ws::Irc::start(port, "monitor")?;
-        c.wait_welcome(t)?;
-        c.oper(t)?;
+        let mut c = Client::irc_start(port, "monitor")?.with_timeout(t);
+        c.wait_welcome()?;
+        c.oper()?;
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             n += 1;
-            c.send("LUSERS")?;
-            let l = c.expect("265 (local users)", t, |l| command(l) == "265")?;
+            c.send_line("LUSERS")?;
+            let l = c.expect_str("265 (local users)", |l| command_str(l) == "265")?;
             let local = number_after(&l, "Current local users:");
-            let lines = c.stats_w(t)?;
+            let lines = c.stats_w()?;
             let open = lines
                 .iter()
                 .find_map(|l| number_after(l, "WebSocket open connections:"));
@@ -1060,7 +917,7 @@ fn monitor(port: u16, state: Arc<Mutex<MonState>>, stop: Arc<AtomicBool>) {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        c.send("QUIT :monitor done")?;
+        c.send_line("QUIT :monitor done")?;
         Ok(())
     };
     if let Err(e) = run() {
@@ -1206,6 +1063,13 @@ pub fn run(s: &Settings) -> bool {
     let own0 = server::own_cpu_seconds();
 
     let mut eng = Engine::new(server.ws_port, s);
+    let mut pool = match Pool::new(server.ws_port) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("FAIL: epoll: {e}");
+            return false;
+        }
+    };
     let mut server_dead = false;
     let mut last_report = Instant::now();
 
@@ -1247,7 +1111,7 @@ pub fn run(s: &Settings) -> bool {
         let w0 = Instant::now();
         println!("soak: warm-up: ramp to {} and release", s.conns);
         let n = s.conns;
-        let reached = eng.run(Instant::now() + s.ramp_timeout, |e| {
+        let reached = eng.run(&mut pool, Instant::now() + s.ramp_timeout, |e| {
             second!(e, "warm-up");
             server_dead || e.aborted() || e.active >= n
         });
@@ -1259,7 +1123,7 @@ pub fn run(s: &Settings) -> bool {
         }
         rss_warm_peak = server.proc().rss_kib();
         eng.begin_drain();
-        let done = eng.run(Instant::now() + Duration::from_secs(120), |e| {
+        let done = eng.run(&mut pool, Instant::now() + Duration::from_secs(120), |e| {
             second!(e, "warm-up release");
             server_dead || e.aborted() || e.all_idle()
         });
@@ -1285,7 +1149,7 @@ pub fn run(s: &Settings) -> bool {
     let ramp0 = Instant::now();
     println!("soak: ramp to {} concurrent WebSocket connections", s.conns);
     let n = s.conns;
-    let reached = eng.run(Instant::now() + s.ramp_timeout, |e| {
+    let reached = eng.run(&mut pool, Instant::now() + s.ramp_timeout, |e| {
         second!(e, "ramp");
         server_dead || e.aborted() || e.active >= n
     });
@@ -1316,7 +1180,7 @@ pub fn run(s: &Settings) -> bool {
         println!("soak: churn for {} s", s.seconds);
         eng.begin_churn();
         let churn_end = Instant::now() + Duration::from_secs(s.seconds);
-        eng.run(churn_end, |e| {
+        eng.run(&mut pool, churn_end, |e| {
             second!(e, "churn");
             server_dead || e.aborted()
         });
@@ -1327,7 +1191,7 @@ pub fn run(s: &Settings) -> bool {
     println!("soak: drain (every client leaves with its planned ending)");
     eng.begin_drain();
     let drain_limit = Duration::from_secs(if eng.aborted() { 30 } else { 180 });
-    let drained = eng.run(Instant::now() + drain_limit, |e| {
+    let drained = eng.run(&mut pool, Instant::now() + drain_limit, |e| {
         second!(e, "drain");
         server_dead || e.all_idle()
     });

@@ -1,4 +1,4 @@
-//! `stress`: lifecycle stress of the module in a real InspIRCd 3.
+//! `stress`: lifecycle stress of the module in a real InspIRCd (3 or 4).
 //!
 //! (a) cycles: N × UNLOADMODULE/LOADMODULE with WebSocket clients connected each cycle
 //!     (registered ones in a channel with a plain user, an upgraded unregistered one,
@@ -17,8 +17,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use testkit::client::{Client, IrcLines};
+use testkit::irc::command_str as command;
+use testkit::ws::{
+    close_payload, encode_frame, Frame, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+};
+
+use crate::chat::{chat_text, check_chat, parse_privmsg};
+use crate::clients::{
+    handshake_status, irc_start, register, upgrade_request, ws_connect, ws_upgrade,
+};
 use crate::server::{self, Server, Valgrind, WsModule, ORIGIN, SERVER_NAME};
-use crate::ws::*;
 
 pub struct Settings {
     pub module: PathBuf,
@@ -153,12 +162,12 @@ fn one_per_protocol(
     name: impl Fn(usize) -> String,
     realname: &str,
     timeout: Duration,
-) -> Result<Vec<Ws>, String> {
+) -> Result<Vec<Client>, String> {
     let mut clients = Vec::new();
     for (k, p) in PROTOS.iter().enumerate() {
         let name = name(k);
-        let mut c = Ws::upgrade(wsp, &name, *p, timeout)?;
-        c.start_register(&name, realname)?;
+        let mut c = ws_upgrade(wsp, &name, *p, &[], timeout)?;
+        c.start_register_as(&name, "ws", realname)?;
         clients.push(c);
     }
     Ok(clients)
@@ -189,12 +198,12 @@ fn cycles(s: &Settings) -> Result<(), String> {
 fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     let irc = server.irc_port;
     let wsp = server.ws_port;
-    let mut oper = Irc::start(irc, "oper")?;
-    let mut friend = Irc::start(irc, "friend")?;
-    oper.wait_welcome(T)?;
-    friend.wait_welcome(T)?;
-    oper.oper(T)?;
-    friend.join("#room", T)?;
+    let mut oper = irc_start(irc, "oper", T)?;
+    let mut friend = irc_start(irc, "friend", T)?;
+    oper.wait_welcome()?;
+    friend.wait_welcome()?;
+    oper.oper()?;
+    friend.join("#room")?;
     let module_file = std::fs::canonicalize(&s.module).unwrap_or(s.module.clone());
     let module_name = module_file
         .file_name()
@@ -210,40 +219,40 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         // Registered clients, one per subprotocol, in #room with the plain user.
         let mut reg = one_per_protocol(wsp, |k| format!("w{k}c{cycle}"), "cycle client", T)?;
         for c in &mut reg {
-            c.expect_line("001", T, |l| command(l) == "001")?;
-            c.join("#room", T)?;
+            c.expect_str("001", |l| command(l) == "001")?;
+            c.join("#room")?;
         }
         // Traffic both ways across the module.
         let text = chat_text(&reg[0].name.clone(), cycle as u64);
         reg[0].send_line(&format!("PRIVMSG #room :{text}"))?;
-        friend.expect(&format!("{}'s PRIVMSG", reg[0].name), T, |l| {
+        friend.expect_str(&format!("{}'s PRIVMSG", reg[0].name), |l| {
             l.ends_with(&text)
         })?;
         let ftext = chat_text("friend", cycle as u64);
-        friend.send(&format!("PRIVMSG #room :{ftext}"))?;
+        friend.send_line(&format!("PRIVMSG #room :{ftext}"))?;
         for c in &mut reg {
-            c.expect_line("friend's PRIVMSG", T, |l| l.ends_with(&ftext))?;
+            c.expect_str("friend's PRIVMSG", |l| l.ends_with(&ftext))?;
         }
         reg[1].send_frame(true, OP_PING, format!("cycle {cycle}").as_bytes())?;
         let want = format!("cycle {cycle}");
         let deadline = Instant::now() + T;
         loop {
-            match reg[1].read_frame(deadline) {
-                Got::Item(f) if f.opcode == OP_PONG && f.payload == want.as_bytes() => break,
-                Got::Item(_) => {}
-                _ => return Err(format!("cycle {cycle}: no pong")),
+            match reg[1].frame_until(deadline) {
+                Ok(f) if f.opcode == OP_PONG && f.payload == want.as_bytes() => break,
+                Ok(_) => {}
+                Err(e) => return Err(format!("cycle {cycle}: no pong ({e})")),
             }
         }
         // An upgraded, unregistered client, and one half-way through its request.
-        let unreg = Ws::upgrade(wsp, &format!("unreg{cycle}"), None, T)?;
-        let mut half = Ws::connect(wsp, &format!("half{cycle}"))?;
+        let unreg = ws_upgrade(wsp, &format!("unreg{cycle}"), None, &[], T)?;
+        let mut half = ws_connect(wsp, &format!("half{cycle}"), T)?;
         let req = upgrade_request(wsp, ORIGIN, None);
-        half.send_raw(&req[..req.len() / 2])?;
+        half.send(&req[..req.len() / 2])?;
         // Make sure the server has accepted all of them before the unload.
-        oper.sync(&format!("pre{cycle}"), T)?;
+        oper.sync(&format!("pre{cycle}"))?;
 
-        oper.send("UNLOADMODULE m_websocket.so")?;
-        let l = oper.expect("973/972 (module unloaded or not)", T, |l| {
+        oper.send_line("UNLOADMODULE m_websocket.so")?;
+        let l = oper.expect_str("973/972 (module unloaded or not)", |l| {
             matches!(command(l), "973" | "972")
         })?;
         if command(&l) != "973" {
@@ -251,11 +260,11 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         }
         // Every registered WebSocket client: a close frame 1001 with the reason, then EOF.
         let mut quits_wanted: Vec<String> = reg.iter().map(|c| c.name.clone()).collect();
-        let mut all: Vec<Ws> = reg;
+        let mut all: Vec<Client> = reg;
         all.push(unreg);
         for c in &mut all {
             let frames = c
-                .frames_until_eof(T)
+                .frames_until_eof()
                 .map_err(|e| format!("cycle {cycle}: {e}"))?;
             let last = frames
                 .last()
@@ -276,7 +285,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         }
         // The plain user sees each registered one quit with the reason.
         while !quits_wanted.is_empty() {
-            let l = friend.expect("QUIT of a WebSocket user", T, |l| command(l) == "QUIT")?;
+            let l = friend.expect_str("QUIT of a WebSocket user", |l| command(l) == "QUIT")?;
             let nick = l
                 .trim_start_matches(':')
                 .split('!')
@@ -290,7 +299,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         }
         // The half-way client: closed; what it got is recorded.
         let got = half
-            .bytes_until_eof(T)
+            .bytes_until_eof()
             .map_err(|e| format!("cycle {cycle}: {e}"))?;
         *observations
             .entry(format!(
@@ -309,11 +318,11 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
             ))
             .or_default() += 1;
         // While unloaded, the WebSocket port must not take anyone as a plain IRC client.
-        let mut probe = Ws::connect(wsp, &format!("probe{cycle}"))?;
-        let _ = probe.send_raw(&upgrade_request(wsp, ORIGIN, None));
-        let _ = probe.send_raw(b"NICK sneaky\r\nUSER s 0 * :s\r\n");
+        let mut probe = ws_connect(wsp, &format!("probe{cycle}"), T)?;
+        let _ = probe.send(&upgrade_request(wsp, ORIGIN, None));
+        let _ = probe.send(b"NICK sneaky\r\nUSER s 0 * :s\r\n");
         // InspIRCd itself refuses it: "ERROR :Closing link: ... (misconfigured hook)".
-        match probe.bytes_until_eof(T) {
+        match probe.bytes_until_eof() {
             Ok(b) => {
                 let text = String::from_utf8_lossy(&b).into_owned();
                 let only_error = text.lines().all(|l| l.starts_with("ERROR :Closing link:") && l.contains("misconfigured hook"));
@@ -332,7 +341,7 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
             Err(e) => return Err(format!("cycle {cycle}: a connection to the WebSocket port while unloaded was not closed: {e}")),
         }
         // The module is unmapped once culled; a round trip lets the cull run.
-        oper.sync(&format!("unloaded{cycle}"), T)?;
+        oper.sync(&format!("unloaded{cycle}"))?;
         let maps = server.proc().mappings_of(&module_name);
         if maps == 0 {
             *observations
@@ -350,8 +359,8 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
                 return Err(format!("cycle {cycle}: {module_name} is still mapped ({maps} mappings) after UNLOADMODULE"));
             }
         }
-        oper.send("LOADMODULE websocket")?;
-        let l = oper.expect("975/974 (module loaded or not)", T, |l| {
+        oper.send_line("LOADMODULE websocket")?;
+        let l = oper.expect_str("975/974 (module loaded or not)", |l| {
             matches!(command(l), "975" | "974")
         })?;
         if command(&l) != "975" {
@@ -362,8 +371,8 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
                 "cycle {cycle}: LOADMODULE succeeded but {module_name} is not mapped"
             ));
         }
-        friend.sync(&format!("f{cycle}"), T)?;
-        oper.sync(&format!("o{cycle}"), T)?;
+        friend.sync(&format!("f{cycle}"))?;
+        oper.sync(&format!("o{cycle}"))?;
         if !server.is_alive() {
             return Err(format!(
                 "cycle {cycle}: the server died: {}",
@@ -386,16 +395,16 @@ fn cycles_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
         }
     }
     // After the last cycle the module still serves WebSocket users.
-    let mut again = Ws::upgrade(wsp, "after", Some("text.ircv3.net"), T)?;
-    again.register("after", T)?;
-    again.join("#room", T)?;
+    let mut again = ws_upgrade(wsp, "after", Some("text.ircv3.net"), &[], T)?;
+    register(&mut again, "after", "soak web user")?;
+    again.join("#room")?;
     again.send_line("PRIVMSG #room :after the cycles")?;
-    friend.expect("after's PRIVMSG", T, |l| {
+    friend.expect_str("after's PRIVMSG", |l| {
         l.ends_with("PRIVMSG #room :after the cycles")
     })?;
-    let stats = oper.stats_w(T)?;
+    let stats = oper.stats_w()?;
     again.send_line("QUIT :done")?;
-    let _ = again.frames_until_eof(T);
+    let _ = again.frames_until_eof();
 
     let first = &samples[0];
     let tenth = samples.get(9).unwrap_or(first);
@@ -460,7 +469,7 @@ struct ClientResult {
 }
 
 fn chat_client(
-    mut c: Ws,
+    mut c: Client,
     chan: usize,
     start: Arc<Barrier>,
     stop: Arc<AtomicBool>,
@@ -473,7 +482,7 @@ fn chat_client(
         chan,
         ..Default::default()
     };
-    let handle = |f: Frame, r: &mut ClientResult, c: &mut Ws| -> Result<bool, String> {
+    let handle = |f: Frame, r: &mut ClientResult, c: &mut Client| -> Result<bool, String> {
         match f.opcode {
             OP_TEXT | OP_BINARY => {
                 let l = String::from_utf8_lossy(&f.payload).into_owned();
@@ -508,24 +517,24 @@ fn chat_client(
         seq += 1;
         let line = format!("PRIVMSG #r{chan} :{}", chat_text(&r.name, seq));
         if let Err(e) = c.send_frame(true, op, line.as_bytes()) {
-            err = Some(e);
+            err = Some(e.into());
             break;
         }
         r.sent += 1;
         let until = Instant::now() + Duration::from_millis(40);
         loop {
-            match c.read_frame(until) {
-                Got::Item(f) => {
+            match c.frame_until(until) {
+                Ok(f) => {
                     if let Err(e) = handle(f, &mut r, &mut c) {
                         err = Some(e);
                         break;
                     }
                 }
-                Got::Eof => {
-                    err = Some("EOF".into());
+                Err(e) if e.is_timeout() => break,
+                Err(e) => {
+                    err = Some(e.into());
                     break;
                 }
-                Got::Timeout => break,
             }
         }
     }
@@ -536,8 +545,8 @@ fn chat_client(
         let _ = c.send_frame(true, op, b"PING :drained");
         let until = Instant::now() + T;
         loop {
-            match c.read_frame(until) {
-                Got::Item(f) => match handle(f, &mut r, &mut c) {
+            match c.frame_until(until) {
+                Ok(f) => match handle(f, &mut r, &mut c) {
                     Ok(true) => break,
                     Ok(false) => {}
                     Err(e) => {
@@ -545,12 +554,12 @@ fn chat_client(
                         break;
                     }
                 },
-                Got::Eof => {
-                    err = Some("EOF while draining".into());
+                Err(e) if e.is_timeout() => {
+                    err = Some("timed out draining".into());
                     break;
                 }
-                Got::Timeout => {
-                    err = Some("timed out draining".into());
+                Err(e) => {
+                    err = Some(format!("while draining: {e}"));
                     break;
                 }
             }
@@ -566,22 +575,19 @@ fn chat_client(
 }
 
 fn origin_status(port: u16, origin: &str) -> Result<u16, String> {
-    let mut c = Ws::connect(port, "probe")?;
-    let st = c.handshake(port, origin, None, T)?;
-    c.shutdown();
-    Ok(st)
+    handshake_status(port, "probe", origin, T)
 }
 
-fn rehash(oper: &mut Irc, token: &str) -> Result<Vec<String>, String> {
-    oper.send("REHASH")?;
-    oper.expect("382 (rehashing)", T, |l| command(l) == "382")?;
+fn rehash(oper: &mut Client, token: &str) -> Result<Vec<String>, String> {
+    oper.send_line("REHASH")?;
+    oper.expect_str("382 (rehashing)", |l| command(l) == "382")?;
     let mut lines = Vec::new();
-    oper.expect("the rehash-finished notice", T, |l| {
+    oper.expect_str("the rehash-finished notice", |l| {
         lines.push(l.to_string());
         l.contains("NOTICE") && l.contains("rehashed server")
     })?;
     // Module errors follow the notice in the same loop pass; a round trip collects them.
-    lines.extend(oper.sync(token, T)?);
+    lines.extend(oper.sync(token)?);
     Ok(lines)
 }
 
@@ -600,20 +606,20 @@ fn rehash_inner(s: &Settings, server: &mut Server) -> Result<(), String> {
     const CLIENTS: usize = 24;
     const CHANNELS: usize = 4;
     let wsp = server.ws_port;
-    let mut oper = Irc::start(server.irc_port, "oper")?;
+    let mut oper = irc_start(server.irc_port, "oper", T)?;
     let mut clients = Vec::new();
     for k in 0..CLIENTS {
         let name = format!("chat{k}");
         let p = PROTOS[k % 3];
-        let mut c = Ws::upgrade(wsp, &name, p, T)?;
-        c.start_register(&name, "chatter")?;
+        let mut c = ws_upgrade(wsp, &name, p, &[], T)?;
+        c.start_register_as(&name, "ws", "chatter")?;
         clients.push((c, p));
     }
-    oper.wait_welcome(T)?;
-    oper.oper(T)?;
+    oper.wait_welcome()?;
+    oper.oper()?;
     for (k, (c, _)) in clients.iter_mut().enumerate() {
-        c.expect_line("001", T, |l| command(l) == "001")?;
-        c.join(&format!("#r{}", k % CHANNELS), T)?;
+        c.expect_str("001", |l| command(l) == "001")?;
+        c.join(&format!("#r{}", k % CHANNELS))?;
     }
     let start = Arc::new(Barrier::new(CLIENTS + 1));
     let done = Arc::new(Barrier::new(CLIENTS + 1));
@@ -826,17 +832,17 @@ fn valgrind_baseline(s: &Settings) -> Result<VgReport, String> {
         s.keep,
     )?;
     let r = (|| {
-        let mut oper = Irc::start(server.irc_port, "oper")?;
-        oper.wait_welcome(VT)?;
-        oper.oper(VT)?;
-        let mut c = Ws::upgrade(server.ws_port, "stockvg", None, VT)?;
-        c.register("stockvg", VT)?;
-        oper.send("UNLOADMODULE m_websocket.so")?;
-        oper.expect("973", VT, |l| command(l) == "973")?;
-        let _ = c.bytes_until_eof(VT);
-        oper.send("LOADMODULE websocket")?;
-        oper.expect("975", VT, |l| command(l) == "975")?;
-        oper.send(&format!("DIE {SERVER_NAME}"))?;
+        let mut oper = irc_start(server.irc_port, "oper", VT)?;
+        oper.wait_welcome()?;
+        oper.oper()?;
+        let mut c = ws_upgrade(server.ws_port, "stockvg", None, &[], VT)?;
+        register(&mut c, "stockvg", "soak web user")?;
+        oper.send_line("UNLOADMODULE m_websocket.so")?;
+        oper.expect_str("973", |l| command(l) == "973")?;
+        let _ = c.bytes_until_eof();
+        oper.send_line("LOADMODULE websocket")?;
+        oper.expect_str("975", |l| command(l) == "975")?;
+        oper.send_line(&format!("DIE {SERVER_NAME}"))?;
         Ok::<(), String>(())
     })();
     let r = keep_on_failure(&mut server, r);
@@ -964,8 +970,8 @@ fn valgrind(s: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-fn expect_close_then_eof(c: &mut Ws, want: u16, what: &str) -> Result<(), String> {
-    let frames = c.frames_until_eof(VT)?;
+fn expect_close_then_eof(c: &mut Client, want: u16, what: &str) -> Result<(), String> {
+    let frames = c.frames_until_eof()?;
     match frames.iter().rev().find(|f| f.opcode == OP_CLOSE) {
         Some(f) if f.close_code() == Some(want) => Ok(()),
         Some(f) => Err(format!(
@@ -980,69 +986,69 @@ fn expect_close_then_eof(c: &mut Ws, want: u16, what: &str) -> Result<(), String
 fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     let irc = server.irc_port;
     let wsp = server.ws_port;
-    let mut oper = Irc::start(irc, "oper")?;
-    let mut friend = Irc::start(irc, "friend")?;
+    let mut oper = irc_start(irc, "oper", VT)?;
+    let mut friend = irc_start(irc, "friend", VT)?;
     let mut w = one_per_protocol(wsp, |k| format!("vg{k}"), "valgrind client", VT)?;
-    oper.wait_welcome(VT)?;
-    friend.wait_welcome(VT)?;
-    oper.oper(VT)?;
-    friend.join("#v", VT)?;
+    oper.wait_welcome()?;
+    friend.wait_welcome()?;
+    oper.oper()?;
+    friend.join("#v")?;
     for c in &mut w {
-        c.expect_line("001", VT, |l| command(l) == "001")?;
-        c.join("#v", VT)?;
+        c.expect_str("001", |l| command(l) == "001")?;
+        c.join("#v")?;
     }
     println!(
         "  3 WebSocket clients (none / text / binary subprotocol) and 2 plain users registered"
     );
     // Chat both ways, one fragmented message, pings of both kinds.
     w[0].send_line("PRIVMSG #v :hello from vg0")?;
-    friend.expect("vg0's message", VT, |l| {
+    friend.expect_str("vg0's message", |l| {
         l.ends_with("PRIVMSG #v :hello from vg0")
     })?;
     w[1].send_frame(false, OP_TEXT, b"PRIVMSG #v :frag")?;
     w[1].send_frame(false, OP_CONT, b"mented ")?;
     w[1].send_frame(true, OP_CONT, b"message")?;
-    friend.expect("vg1's fragmented message", VT, |l| {
+    friend.expect_str("vg1's fragmented message", |l| {
         l.ends_with("PRIVMSG #v :fragmented message")
     })?;
-    friend.send("PRIVMSG #v :hello from friend")?;
+    friend.send_line("PRIVMSG #v :hello from friend")?;
     for c in &mut w {
-        c.expect_line("friend's message", VT, |l| {
+        c.expect_str("friend's message", |l| {
             l.ends_with("PRIVMSG #v :hello from friend")
         })?;
     }
     w[2].send_frame(true, OP_PING, b"vg-ping")?;
     let deadline = Instant::now() + VT;
     loop {
-        match w[2].read_frame(deadline) {
-            Got::Item(f) if f.opcode == OP_PONG => break,
-            Got::Item(_) => {}
+        match w[2].frame_until(deadline) {
+            Ok(f) if f.opcode == OP_PONG => break,
+            Ok(_) => {}
             _ => return Err("no pong".into()),
         }
     }
-    w[0].sync("irc-ping", VT)?;
+    w[0].sync("irc-ping")?;
     // WHOIS and STATS W through the module.
-    oper.send("WHOIS vg0")?;
-    oper.expect("318 (end of WHOIS)", VT, |l| command(l) == "318")?;
-    oper.send("STATS W")?;
-    oper.expect("219", VT, |l| command(l) == "219")?;
+    oper.send_line("WHOIS vg0")?;
+    oper.expect_str("318 (end of WHOIS)", |l| command(l) == "318")?;
+    oper.send_line("STATS W")?;
+    oper.expect_str("219", |l| command(l) == "219")?;
     // Refused handshakes and a half-way one.
     let st = origin_status(wsp, "https://evil.example")?;
     if st != 403 {
         return Err(format!("bad origin got {st}"));
     }
     {
-        let mut c = Ws::connect(wsp, "nokey")?;
-        c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nOrigin: https://soak.example\r\n\r\n")?;
-        let _ = c.bytes_until_eof(VT)?;
-        let mut h = Ws::connect(wsp, "half")?;
-        h.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\nUpg")?;
+        let mut c = ws_connect(wsp, "nokey", VT)?;
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nOrigin: https://soak.example\r\n\r\n")?;
+        let _ = c.bytes_until_eof()?;
+        let mut h = ws_connect(wsp, "half", VT)?;
+        h.send(b"GET / HTTP/1.1\r\nHost: x\r\nUpg")?;
         std::thread::sleep(Duration::from_millis(300));
         drop(h);
     }
     // An oversized message (1009) from a fourth client.
     {
-        let mut big = Ws::upgrade(wsp, "big", None, VT)?;
+        let mut big = ws_upgrade(wsp, "big", None, &[], VT)?;
         big.send_frame(true, OP_TEXT, &vec![b'a'; 20000])?;
         expect_close_then_eof(&mut big, 1009, "oversized message")?;
     }
@@ -1051,7 +1057,7 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     );
     // Endings: protocol error, clean close, QUIT.
     let mut c0 = w.remove(0);
-    c0.send_raw(&encode_frame(true, OP_TEXT, b"PRIVMSG #v :unmasked", None))?;
+    c0.send(&encode_frame(true, OP_TEXT, b"PRIVMSG #v :unmasked", None))?;
     expect_close_then_eof(&mut c0, 1002, "unmasked frame")?;
     let mut c1 = w.remove(0);
     c1.send_frame(true, OP_CLOSE, &close_payload(1000, "bye"))?;
@@ -1061,13 +1067,13 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     expect_close_then_eof(&mut c2, 1000, "QUIT")?;
     println!("  endings: protocol error (1002), clean close (1000 echo), QUIT (1000) done");
     // UNLOADMODULE with a client connected, LOADMODULE, a REHASH.
-    let mut u = Ws::upgrade(wsp, "vgu", None, VT)?;
-    u.register("vgu", VT)?;
-    oper.send("UNLOADMODULE m_websocket.so")?;
-    oper.expect("973", VT, |l| command(l) == "973")?;
+    let mut u = ws_upgrade(wsp, "vgu", None, &[], VT)?;
+    register(&mut u, "vgu", "soak web user")?;
+    oper.send_line("UNLOADMODULE m_websocket.so")?;
+    oper.expect_str("973", |l| command(l) == "973")?;
     expect_close_then_eof(&mut u, 1001, "unload")?;
-    oper.send("LOADMODULE websocket")?;
-    oper.expect("975", VT, |l| command(l) == "975")?;
+    oper.send_line("LOADMODULE websocket")?;
+    oper.expect_str("975", |l| command(l) == "975")?;
     // REHASH to trusted proxies and a 2 s keepalive.
     // The configuration it started with (registration timeout 300 s), one more origin.
     let mut conf = server.conf.clone();
@@ -1081,25 +1087,24 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     println!("  UNLOADMODULE (1001 to a connected client), LOADMODULE, REHASH (proxyranges, pinginterval 2s) done");
     // Without a proxy header: 400 now. A multi-hop X-Forwarded-For: the real address.
     {
-        let mut c = Ws::connect(wsp, "noproxyheader")?;
-        let st = c.handshake(wsp, ORIGIN, None, VT)?;
+        let st = handshake_status(wsp, "noproxyheader", ORIGIN, VT)?;
         if st != 400 {
             return Err(format!(
                 "no proxy header with proxyranges set: {st}, want 400"
             ));
         }
     }
-    let mut px = Ws::upgrade_with(
+    let mut px = ws_upgrade(
         wsp,
         "vgpx",
         None,
         &["X-Forwarded-For: 203.0.113.7, 127.0.0.1"],
         VT,
     )?;
-    px.register("vgpx", VT)?;
-    px.join("#v", VT)?;
+    register(&mut px, "vgpx", "soak web user")?;
+    px.join("#v")?;
     px.send_line("PRIVMSG #v :through a proxy")?;
-    let l = friend.expect("vgpx's message", VT, |l| {
+    let l = friend.expect_str("vgpx's message", |l| {
         l.ends_with("PRIVMSG #v :through a proxy")
     })?;
     if !l.starts_with(":vgpx!ws@203.0.113.7 ") {
@@ -1110,12 +1115,13 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     if answered == 0 {
         return Err("no keepalive ping in 7 s with pinginterval 2s".into());
     }
-    px.sync("px-alive", VT)?;
+    px.sync("px-alive")?;
     px.send_line("QUIT :proxied bye")?;
     expect_close_then_eof(&mut px, 1000, "proxied QUIT")?;
-    let mut idle = Ws::upgrade_with(wsp, "vgidle", None, &["X-Real-IP: 198.51.100.9"], VT)?;
-    idle.register("vgidle", VT)?;
-    let frames = idle.frames_until_eof(Duration::from_secs(60))?;
+    let mut idle = ws_upgrade(wsp, "vgidle", None, &["X-Real-IP: 198.51.100.9"], VT)?;
+    register(&mut idle, "vgidle", "soak web user")?;
+    idle.timeout = Duration::from_secs(60);
+    let frames = idle.frames_until_eof()?;
     let pinged = frames.iter().any(|f| f.opcode == OP_PING);
     match frames.last() {
         Some(f) if pinged && f.opcode == OP_CLOSE && f.close_code() == Some(1001) => {}
@@ -1131,21 +1137,22 @@ fn valgrind_scenario(server: &mut Server) -> Result<(), String> {
     }
     println!("  trusted proxy (400 without header, X-Forwarded-For applied), keepalive (ping answered; unanswered -> 1001) done");
     // A client still connected when the server goes down.
-    let mut last = Ws::upgrade_with(
+    let mut last = ws_upgrade(
         wsp,
         "vglast",
         Some("text.ircv3.net"),
         &["X-Real-IP: 192.0.2.1"],
         VT,
     )?;
-    last.register("vglast", VT)?;
-    last.join("#v", VT)?;
+    register(&mut last, "vglast", "soak web user")?;
+    last.join("#v")?;
     last.send_line("PRIVMSG #v :still here")?;
-    friend.expect("vglast's message", VT, |l| {
+    friend.expect_str("vglast's message", |l| {
         l.ends_with("PRIVMSG #v :still here")
     })?;
-    oper.send(&format!("DIE {SERVER_NAME}"))?;
-    let frames = last.frames_until_eof(Duration::from_secs(180))?;
+    oper.send_line(&format!("DIE {SERVER_NAME}"))?;
+    last.timeout = Duration::from_secs(180);
+    let frames = last.frames_until_eof()?;
     println!(
         "  DIE with a WebSocket client connected; it got: {}",
         frames

@@ -23,6 +23,22 @@ pub fn command(line: &[u8]) -> &[u8] {
     }
 }
 
+/// A server numeric: `:server NNN ...` with `num` as its command.
+pub fn is_numeric(line: &[u8], num: &str) -> bool {
+    line.starts_with(b":") && command(line) == num.as_bytes()
+}
+
+/// The command of a line as text (lossily decoded).
+pub fn command_str(line: &str) -> &str {
+    let mut it = line.split(' ');
+    let first = it.next().unwrap_or_default();
+    if first.starts_with(':') {
+        it.next().unwrap_or_default()
+    } else {
+        first
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +52,8 @@ mod tests {
         assert_eq!(command(&take_line(&mut buf).unwrap()), b"PING");
         assert_eq!(take_line(&mut buf), None);
         assert_eq!(buf, b"partial");
+        assert!(is_numeric(&first, "001"));
+        assert!(!is_numeric(b"001 x", "001"));
+        assert_eq!(command_str(":a PONG a :t"), "PONG");
     }
 }

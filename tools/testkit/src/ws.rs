@@ -1,5 +1,7 @@
-//! The client side of RFC 6455, written by hand (independently of the module's own
-//! codec): masked client frames out, server frames in, and upgrade requests.
+//! The client side of RFC 6455's framing, written by hand (independently of the
+//! module's own codec, which the tests check against it): masked client frames out,
+//! server frames in ([`parse_frame`], [`decode_frames`]; [`crate::messages`] turns them
+//! into messages), and the test's upgrade requests.
 
 /// Opcodes (RFC 6455 5.2).
 pub const OP_CONT: u8 = 0x0;
@@ -75,58 +77,6 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     p
 }
 
-/// A frame header as it arrived.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub fin: bool,
-    pub rsv: u8,
-    pub opcode: u8,
-    /// The masking key, if the frame was masked (a server must not mask).
-    pub mask: Option<[u8; 4]>,
-    /// Bytes of the header, the masking key included.
-    pub len: usize,
-    pub payload_len: u64,
-}
-
-impl Header {
-    /// Header and payload, or `None` when that overflows `usize`.
-    pub fn frame_len(&self) -> Option<usize> {
-        self.len
-            .checked_add(usize::try_from(self.payload_len).ok()?)
-    }
-}
-
-/// Decodes the frame header at the front of `b`; `None` while it is incomplete.
-pub fn parse_header(b: &[u8]) -> Option<Header> {
-    if b.len() < 2 {
-        return None;
-    }
-    let mut payload_len = (b[1] & 0x7f) as u64;
-    let mut len = 2;
-    if payload_len == 126 {
-        payload_len = u16::from_be_bytes(b.get(2..4)?.try_into().unwrap()) as u64;
-        len = 4;
-    } else if payload_len == 127 {
-        payload_len = u64::from_be_bytes(b.get(2..10)?.try_into().unwrap());
-        len = 10;
-    }
-    let mask = if b[1] & 0x80 != 0 {
-        let key: [u8; 4] = b.get(len..len + 4)?.try_into().unwrap();
-        len += 4;
-        Some(key)
-    } else {
-        None
-    };
-    Some(Header {
-        fin: b[0] & 0x80 != 0,
-        rsv: (b[0] >> 4) & 0x7,
-        opcode: b[0] & 0x0f,
-        mask,
-        len,
-        payload_len,
-    })
-}
-
 /// One frame as the server sent it (a masked one unmasked, `masked` telling).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -138,10 +88,12 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// The code of a close frame (`None` without one). Panics on any other frame.
+    /// The code of a close frame (`None` without one, or for any other frame).
     pub fn close_code(&self) -> Option<u16> {
-        assert_eq!(self.opcode, OP_CLOSE, "not a close frame: {self:?}");
-        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+        match (self.opcode, self.payload.as_slice()) {
+            (OP_CLOSE, [hi, lo, ..]) => Some(u16::from_be_bytes([*hi, *lo])),
+            _ => None,
+        }
     }
 
     /// The reason of a close frame, lossily decoded.
@@ -153,27 +105,84 @@ impl Frame {
     pub fn is_data(&self) -> bool {
         self.opcode == OP_TEXT || self.opcode == OP_BINARY
     }
+
+    /// RSV1: a compressed message's first frame (RFC 7692).
+    pub fn rsv1(&self) -> bool {
+        self.rsv & crate::deflate::RSV1_LOW != 0
+    }
+
+    /// The payload, lossily decoded: for messages and failure output.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+
+    /// A short description for failure messages: opcode, flags and payload.
+    pub fn describe(&self) -> String {
+        match self.opcode {
+            OP_CLOSE => format!("<close {:?} {:?}>", self.close_code(), self.close_reason()),
+            OP_TEXT | OP_BINARY if self.fin && self.rsv == 0 => self.text(),
+            op => format!(
+                "<opcode {op}{}{} {:?}>",
+                if self.fin { "" } else { " no FIN" },
+                if self.rsv != 0 { " RSV" } else { "" },
+                self.text()
+            ),
+        }
+    }
 }
 
 /// Decodes one frame from the front of `b`: `Some((frame, bytes used))`, `None` while
-/// it is incomplete.
+/// it is incomplete (or its length overflows `usize`).
 pub fn parse_frame(b: &[u8]) -> Option<(Frame, usize)> {
-    let h = parse_header(b)?;
-    let end = h.frame_len()?;
-    let mut payload = b.get(h.len..end)?.to_vec();
-    if let Some(key) = h.mask {
-        for (i, x) in payload.iter_mut().enumerate() {
-            *x ^= key[i % 4];
+    let (&b0, &b1) = (b.first()?, b.get(1)?);
+    let (payload_len, mut start) = match b1 & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)),
+            4,
+        ),
+        127 => (u64::from_be_bytes(b.get(2..10)?.try_into().ok()?), 10),
+        n => (u64::from(n), 2),
+    };
+    let mask: Option<[u8; 4]> = if b1 & 0x80 == 0 {
+        None
+    } else {
+        start += 4;
+        Some(b.get(start - 4..start)?.try_into().ok()?)
+    };
+    let end = start.checked_add(usize::try_from(payload_len).ok()?)?;
+    let mut payload = b.get(start..end)?.to_vec();
+    if let Some(key) = mask {
+        for (x, k) in payload.iter_mut().zip(key.iter().cycle()) {
+            *x ^= k;
         }
     }
     let frame = Frame {
-        fin: h.fin,
-        rsv: h.rsv,
-        opcode: h.opcode,
-        masked: h.mask.is_some(),
+        fin: b0 & 0x80 != 0,
+        rsv: (b0 >> 4) & 0x7,
+        opcode: b0 & 0x0f,
+        masked: mask.is_some(),
         payload,
     };
     Some((frame, end))
+}
+
+/// Decodes a whole byte string of frames (a server's output, say): every byte belongs to
+/// one complete frame. An error names the byte where the trouble starts.
+pub fn decode_frames(mut bytes: &[u8]) -> Result<Vec<Frame>, String> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while !bytes.is_empty() {
+        let (frame, used) = parse_frame(bytes).ok_or_else(|| {
+            format!(
+                "an incomplete frame at byte {at}: {} bytes left",
+                bytes.len()
+            )
+        })?;
+        frames.push(frame);
+        bytes = bytes.get(used..).unwrap_or_default();
+        at += used;
+    }
+    Ok(frames)
 }
 
 /// The permessage-deflate offer Chromium and Firefox send, as a header line for
@@ -232,5 +241,25 @@ mod tests {
         let (f, _) = parse_frame(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]).unwrap();
         assert_eq!(f.payload, b"Hello");
         assert_eq!(encode_frame_byte(0xc1, b"", None), [0xc1, 0x00]);
+    }
+
+    #[test]
+    fn whole_byte_strings_of_frames() {
+        let mut bytes = encode_frame(true, OP_TEXT, b"one", None);
+        bytes.extend(encode_frame_byte(0xc1, b"two", None));
+        bytes.extend(encode_frame(
+            true,
+            OP_CLOSE,
+            &close_payload(1000, "bye"),
+            None,
+        ));
+        let frames = decode_frames(&bytes).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert!(frames[1].rsv1() && !frames[0].rsv1());
+        assert_eq!(frames[2].close_code(), Some(1000));
+        assert_eq!(frames[2].close_reason(), "bye");
+        assert_eq!(frames[0].close_code(), None);
+        let e = decode_frames(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(e.contains("byte 10"), "{e}");
     }
 }
