@@ -27,6 +27,7 @@
 //!
 //! It depends on no crate of the workspace, so that all of them can depend on it.
 
+pub mod chat;
 pub mod client;
 pub mod deflate;
 pub mod http;
