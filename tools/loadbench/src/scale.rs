@@ -5,7 +5,9 @@
 //! the server's CPU while they all sit idle for `--scale-idle` seconds (answering
 //! every ping: this module's keepalive pings each idle user every `pinginterval`), and
 //! a fanout to the first [`FANOUT_MEMBERS`] of them, every delivery checked (text and
-//! order) on a sample of receivers. A benchmark: it prints figures and fails only when
+//! order) on a sample of receivers. The channel is `+D` (the delayjoin module): without
+//! it every join would go to every member already in, N²/2 lines that would swamp the
+//! client before the fanout starts. A benchmark: it prints figures and fails only when
 //! the server or a check does.
 
 use std::fmt::Write as _;
@@ -73,6 +75,8 @@ struct Crowd {
     members: usize,
     /// The fanout's texts, as sent.
     sent: Vec<String>,
+    /// The first member has seen its `MODE #scale +D`: the others may join.
+    delayed: bool,
     /// Per member: messages received.
     received: Vec<usize>,
     complete: usize,
@@ -124,6 +128,7 @@ impl Crowd {
                 self.open_more(pool);
             }
             b"366" => self.joined += 1,
+            b"MODE" if tag == 0 && line.ends_with(b"+D") => self.delayed = true,
             b"PRIVMSG" if self.step == Step::Fanout => self.delivered(tag, line),
             b"433" | b"ERROR" => {
                 self.failed = Some(format!("user {tag}: {}", String::from_utf8_lossy(line)));
@@ -215,6 +220,7 @@ fn one(kind: Kind, s: &Settings, users: usize, idle: Duration) -> Result<Row, St
     // The limits out of the way of this many users; nobody pinged by the server.
     let conf = kind
         .conf(s)
+        .module("delayjoin")
         .connect_attrs(r#"pingfreq="3600" maxconnwarn="no" recvq="64K" softsendq="1M""#)
         .performance(&format!(
             r#"netbuffersize="65536" somaxconn="4096" softlimit="{}""#,
@@ -238,6 +244,7 @@ fn one(kind: Kind, s: &Settings, users: usize, idle: Duration) -> Result<Row, St
         joined: 0,
         members,
         sent: Vec::new(),
+        delayed: false,
         received: vec![0; members],
         complete: 0,
         checked: 0,
@@ -270,9 +277,16 @@ fn one(kind: Kind, s: &Settings, users: usize, idle: Duration) -> Result<Row, St
     let idle_cpu = proc.cpu_seconds() - idle_cpu0;
     let pings = crowd.pings;
 
-    // Fanout: the first `members` join one channel; user 0 speaks.
+    // Fanout: the first `members` join one channel, user 0 first, making it +D; user 0
+    // speaks.
     crowd.step = Step::Join;
-    for id in crowd.ids.iter().take(members).flatten() {
+    let first = crowd.ids.first().copied().flatten().ok_or("no users")?;
+    pool.send_line(first, b"JOIN #scale");
+    pool.send_line(first, b"MODE #scale +D");
+    run_until(&mut pool, &mut crowd, "join", |c| {
+        c.joined >= 1 && c.delayed
+    })?;
+    for id in crowd.ids.iter().take(members).skip(1).flatten() {
         pool.send_line(*id, b"JOIN #scale");
     }
     run_until(&mut pool, &mut crowd, "join", |c| c.joined >= c.members)?;
