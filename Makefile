@@ -8,8 +8,12 @@
 #   make lint       cargo fmt --check and clippy -D warnings (Cargo.toml's [lints])
 #   make test       install missing Debian packages, lint, build for both servers, run every
 #                   test (cargo test with InspIRCd 3, the integration suite again with
-#                   InspIRCd 4, the test kit's own tests, then the Autobahn conformance
-#                   suite, compression groups included)
+#                   InspIRCd 4, then on InspIRCd built from INSPIRCD_SOURCE and
+#                   INSPIRCD_SMOKE_SOURCES if given, the test kit's own tests, then the
+#                   Autobahn conformance suite, compression groups included); it ends
+#                   with the servers it ran and those it skipped
+#   make intree INSPIRCD_SOURCE=TREE  put the module into an InspIRCd source tree for
+#                   InspIRCd's own ./configure and make install (intree/)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
 #                   one vs plain TCP in the same InspIRCd, in CPU seconds and then in
 #                   instructions under callgrind (about 10 minutes; 2 cores)
@@ -20,10 +24,20 @@
 #   make dist       the source tarball, target/dist/inspircd-websocket-VERSION.tar.xz, with
 #                   the crates vendored: builds with `make` and no network access
 #   make package-test  the tarball and the Debian packages (debian/) for Debian 12
-#                   (InspIRCd 3.15) and 13 (4.7), each checked with lintian, built
-#                   offline, installed into a clean root of its release and run
+#                   (InspIRCd 3.15) and 13 (4.7), each built offline with Debian's Rust
+#                   in a clean root of its release, checked with lintian, installed into
+#                   a clean root of its release and run
 #                   (tools/package/test.sh; needs root, mmdebstrap, debhelper, lintian)
 #   make clean
+#
+# INSPIRCD_SOURCE=DIR or FILE builds for an InspIRCd built from source: DIR an InspIRCd
+# 3 (3.15 on) or 4 source tree, configured or not, FILE its release tarball (unpacked
+# once into the cache of tools/inspircd-source/source.sh). The module is
+# target/NAME/m_websocket.so (NAME: the tree's directory); `make install` puts it into
+# the tree's configured module directory, or MODULEDIR. With `make test` it also runs
+# the integration suite on that InspIRCd built from the same source (cached outside the
+# clone) and the in-tree build (intree/); INSPIRCD_SMOKE_SOURCES (tarballs or trees,
+# space-separated) get a smoke test each (tools/inspircd-source/test.sh).
 #
 # Packagers: INSPIRCD_INCLUDE_DIR points at the InspIRCd 3 or 4 headers (default
 # /usr/include/inspircd; their config.h says which); for InspIRCd 4 also
@@ -38,7 +52,30 @@
 INSPIRCD ?= 3
 INSPIRCD4_DIR := $(CURDIR)/target/inspircd4
 INSPIRCD4_READY := $(INSPIRCD4_DIR)/ready
-ifeq ($(INSPIRCD),4)
+INSPIRCD_SOURCE ?=
+INSPIRCD_SMOKE_SOURCES ?=
+# Not in the environment of recipes: cargo test and the sub-makes for the Debian servers
+# must not build against the source tree.
+unexport INSPIRCD_SOURCE
+ifneq ($(INSPIRCD_SOURCE),)
+# A tree is used where it is; a tarball is unpacked into the cache (the script is not in
+# the source tarball of make dist: there, give a tree).
+INSPIRCD_TREE := $(if $(wildcard $(INSPIRCD_SOURCE)/src/version.sh),$(abspath $(INSPIRCD_SOURCE)),$(shell tools/inspircd-source/source.sh tree $(INSPIRCD_SOURCE)))
+ifeq ($(INSPIRCD_TREE),)
+$(error INSPIRCD_SOURCE=$(INSPIRCD_SOURCE) is neither an InspIRCd source tree nor a tarball of one)
+endif
+SOURCE_BUILD ?= target/$(notdir $(INSPIRCD_TREE))
+INSPIRCD_INCLUDE_DIR ?= $(INSPIRCD_TREE)/include
+# Every source tree builds in one cargo target directory (a switch of tree rebuilds the
+# C++ side and the crate, not its dependencies); the staticlib is copied out per tree
+# under a lock, so that builds for two trees at once cannot mix them.
+CARGO_TARGET_DIR ?= $(CURDIR)/target/inspircd-source
+STATICLIB := $(SOURCE_BUILD)/libinspircd_websocket.a
+MODULE := $(SOURCE_BUILD)/m_websocket.so
+SYMBOLS_MODULE := $(SOURCE_BUILD)/m_websocket-symbols.so
+SERVER_READY :=
+RUN_SERVER :=
+else ifeq ($(INSPIRCD),4)
 INSPIRCD_INCLUDE_DIR ?= $(INSPIRCD4_DIR)/root/usr/include/inspircd
 INSPIRCD_FMT_DIR ?= $(INSPIRCD4_DIR)/fmt
 CARGO_TARGET_DIR ?= $(INSPIRCD4_DIR)/build
@@ -59,7 +96,7 @@ $(error INSPIRCD=$(INSPIRCD): say INSPIRCD=3 or INSPIRCD=4)
 endif
 # What build.rs reads; set for the module's build only (not exported, so that a sub-make
 # for the other server starts from its own defaults).
-BUILD_ENV = INSPIRCD_INCLUDE_DIR=$(INSPIRCD_INCLUDE_DIR) INSPIRCD_FMT_DIR=$(INSPIRCD_FMT_DIR) CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
+BUILD_ENV = $(if $(INSPIRCD_TREE),INSPIRCD_SOURCE=$(INSPIRCD_TREE)) INSPIRCD_INCLUDE_DIR=$(INSPIRCD_INCLUDE_DIR) INSPIRCD_FMT_DIR=$(INSPIRCD_FMT_DIR) CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
 # INSPIRCD also tells the test tools (the integration tests, soak, loadbench) which
 # server to run.
 export INSPIRCD
@@ -69,7 +106,9 @@ CARGO ?= cargo
 CXX ?= g++
 INSTALL ?= install
 
-STATICLIB := $(CARGO_TARGET_DIR)/release/libinspircd_websocket.a
+CARGO_STATICLIB := $(CARGO_TARGET_DIR)/release/libinspircd_websocket.a
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+STATICLIB ?= $(CARGO_STATICLIB)
 # Extra cargo build flags; in the source tarball (make dist), which has vendor/,
 # --frozen: Cargo.lock as shipped, no network.
 CARGO_BUILD_FLAGS ?= $(if $(wildcard vendor/),--frozen)
@@ -80,8 +119,10 @@ SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 # Debian packages the build and the tests need (chromium and firefox-esr: the browser
 # tests; nginx and haproxy: tests/it/deployment.rs runs the module behind both;
-# mmdebstrap: Debian 13's InspIRCd 4 for INSPIRCD=4 and make test).
-DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx haproxy mmdebstrap
+# mmdebstrap: Debian 13's InspIRCd 4 for INSPIRCD=4 and make test; libgnutls28-dev and
+# pkg-config: ssl_gnutls of InspIRCd built from source for make test).
+DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx libnginx-mod-stream haproxy mmdebstrap \
+	libgnutls28-dev pkg-config
 
 RUN_IRC_PORT ?= 6667
 RUN_WS_PORT ?= 8080
@@ -91,25 +132,45 @@ RUN_PAGE_PORT ?= 8000
 
 all: $(MODULE)
 
+ifneq ($(INSPIRCD_SOURCE),)
+$(STATICLIB): FORCE
+	@mkdir -p $(SOURCE_BUILD) $(CARGO_TARGET_DIR)
+	flock $(CARGO_TARGET_DIR)/.source-build.lock sh -c '$(BUILD_ENV) $(CARGO) build --release --lib $(CARGO_BUILD_FLAGS) && cp -p $(CARGO_STATICLIB) $@'
+else
 $(STATICLIB): FORCE $(SERVER_READY)
 	$(BUILD_ENV) $(CARGO) build --release --lib $(CARGO_BUILD_FLAGS)
+endif
 
 # Debian 13's InspIRCd 4.7: server, headers and {fmt}, fetched once.
 $(INSPIRCD4_READY): tools/inspircd4/fetch.sh
 	tools/inspircd4/fetch.sh $(INSPIRCD4_DIR)
 
 # Only the three symbols InspIRCd looks up are exported (cpp/exports.map).
-LINK_MODULE = $(CXX) -shared $(LDFLAGS) -Wl,-u,inspircd_module_init $(STATICLIB) \
-	-Wl,--version-script=cpp/exports.map -Wl,--gc-sections -Wl,-z,now $(SYSTEM_LIBS)
+MODULE_LINK_FLAGS = -Wl,-u,inspircd_module_init $(abspath $(STATICLIB)) \
+	-Wl,--version-script=$(CURDIR)/cpp/exports.map -Wl,--gc-sections -Wl,-z,now $(SYSTEM_LIBS)
+LINK_MODULE = $(CXX) -shared $(LDFLAGS) $(MODULE_LINK_FLAGS)
 
 $(MODULE): $(STATICLIB) cpp/exports.map
 	$(LINK_MODULE) -s -o $@
+	@$(if $(INSPIRCD_SOURCE),echo "$@: for $$(sh $(INSPIRCD_TREE)/src/version.sh) ($(INSPIRCD_TREE))")
+
+# For InspIRCd's own build (intree/core.sh): the staticlib, then the flags that link it
+# into the module InspIRCd's make compiles.
+.PHONY: staticlib link-flags
+staticlib: $(STATICLIB)
+link-flags:
+	@echo $(MODULE_LINK_FLAGS)
+
+# The module make builds here (tools/inspircd-source/test.sh).
+.PHONY: print-module
+print-module:
+	@echo $(MODULE)
 
 $(SYMBOLS_MODULE): $(STATICLIB) cpp/exports.map
 	$(LINK_MODULE) -o $@
 
 install: $(MODULE)
-	@test -n "$(MODULEDIR)" || { echo "MODULEDIR is unknown: set MODULEDIR=/path/to/inspircd/modules" >&2; exit 1; }
+	@test -n "$(MODULEDIR)" || { echo "MODULEDIR is unknown (an unconfigured tree says none): set MODULEDIR=/path/to/inspircd/modules" >&2; exit 1; }
 	$(INSTALL) -d $(DESTDIR)$(MODULEDIR)
 	$(INSTALL) -m 0644 $(MODULE) $(DESTDIR)$(MODULEDIR)/m_websocket.so
 
@@ -138,13 +199,29 @@ lint:
 	$(BUILD_ENV) $(CARGO) clippy --all-targets --workspace $(CARGO_BUILD_FLAGS) -- -D warnings
 
 # The integration suite (tests/it) runs once per server; the rest does not touch one.
-test: packages lint
-	$(MAKE) all INSPIRCD=3
-	$(MAKE) all INSPIRCD=4
+# InspIRCd built from source (INSPIRCD_SOURCE, INSPIRCD_SMOKE_SOURCES): after the Debian
+# servers; tools/inspircd-source/test.sh says which ran and which were skipped, and why.
+# (lint first, as for the Debian 12 server whatever INSPIRCD_SOURCE says.)
+SERVERS_TESTED := $(CURDIR)/target/servers-tested.txt
+test: packages
+	$(MAKE) lint INSPIRCD=3 INSPIRCD_SOURCE=
+	$(MAKE) all INSPIRCD=3 INSPIRCD_SOURCE=
+	$(MAKE) all INSPIRCD=4 INSPIRCD_SOURCE=
+	@mkdir -p target && : > $(SERVERS_TESTED)
 	INSPIRCD=3 $(CARGO) test
+	@echo "ran: $$(sed -n 's/^#define INSPIRCD_VERSION "\(.*\)"/\1/p' /usr/include/inspircd/config.h) (Debian 12): the whole integration suite, this module and the stock one" >> $(SERVERS_TESTED)
 	INSPIRCD=4 $(CARGO) test --test it
+	@echo "ran: InspIRCd $$(cat $(INSPIRCD4_READY)) (Debian 13): the whole integration suite, this module and the stock one" >> $(SERVERS_TESTED)
+	SERVERS_TESTED=$(SERVERS_TESTED) $(MAKE) test-source
 	$(CARGO) test -p testkit --lib
 	./conformance/run.sh --ci
+	@echo; echo "Servers:"; cat $(SERVERS_TESTED)
+
+# The suite on InspIRCd built from INSPIRCD_SOURCE, the in-tree build of that source, a
+# smoke test on each of INSPIRCD_SMOKE_SOURCES (tools/inspircd-source/test.sh).
+.PHONY: test-source
+test-source:
+	CARGO=$(CARGO) tools/inspircd-source/test.sh "$(INSPIRCD_SOURCE)" $(INSPIRCD_SMOKE_SOURCES)
 
 # Autobahn|Testsuite against an echo server on the session core (conformance/README.md).
 .PHONY: conformance conformance-ci
@@ -177,6 +254,16 @@ memprofile: packages
 	$(MAKE) all $(SYMBOLS_MODULE)
 	python3 tools/memprofile/memprofile.py --module $(SYMBOLS_MODULE) --connections $(MEMPROFILE_CONNS)
 
+# Puts this module into the InspIRCd source tree INSPIRCD_SOURCE, in place of its stock
+# websocket module, for InspIRCd's own ./configure and make install (README: "Inside
+# InspIRCd's build"): the source tarball's files (make dist, crates vendored) and
+# intree/install.sh.
+.PHONY: intree
+intree:
+	@test -d "$(INSPIRCD_SOURCE)" || { echo "make intree INSPIRCD_SOURCE=/path/to/inspircd: an InspIRCd source tree" >&2; exit 1; }
+	CARGO=$(CARGO) tools/package/dist.sh --stage target/intree
+	target/intree/inspircd-websocket-$(VERSION)/intree/install.sh $(INSPIRCD_SOURCE)
+
 # The offline source tarball and the Debian packages (README: "Building the package").
 .PHONY: dist package-test
 dist:
@@ -196,7 +283,7 @@ clean:
 # crash is saved under fuzz/artifacts/. `cargo test` replays fuzz/corpus/ on stable.
 FUZZ_SECONDS ?= 60
 FUZZ_SANITIZER ?= address
-FUZZ_TARGETS := handshake frame_header session messages compression
+FUZZ_TARGETS := handshake frame_header session messages compression proxy_protocol
 
 .PHONY: fuzz
 fuzz:

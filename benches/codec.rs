@@ -75,6 +75,7 @@ fn peer() -> Peer {
     Peer {
         address: "127.0.0.1".parse().ok(),
         socket: SocketKind::User,
+        proxy_protocol: false,
     }
 }
 

@@ -47,10 +47,12 @@ namespace
 		return rust::Slice<const uint8_t>();
 	}
 
-	/** `sa` with its address replaced by `address` (4 or 16 bytes), its port kept. */
-	bool WithAddress(irc::sockets::sockaddrs& sa, const rust::Vec<uint8_t>& address)
+	/** `sa` with its address replaced by `address` (4 or 16 bytes), its port kept
+	 * unless `port` is given.
+	 */
+	bool WithAddress(irc::sockets::sockaddrs& sa, const rust::Vec<uint8_t>& address, bool has_port, uint16_t newport)
 	{
-		const in_port_t port = htons(sa.port());
+		const in_port_t port = htons(has_port ? newport : sa.port());
 		sa = irc::sockets::sockaddrs();
 		if (address.size() == sizeof(sa.in4.sin_addr))
 		{
@@ -149,6 +151,7 @@ WebSocketHookProvider::WebSocketHookProvider(Module* mod)
 	: IOHookProvider(mod, "websocket", IOHookProvider::IOH_UNKNOWN, true)
 	, module(new_module())
 	, webircevprov(mod, "event/webirc")
+	, sslapi(mod)
 	, origin(mod, "websocket-origin")
 	, realhost(mod, "websocket-realhost")
 	, realip(mod, "websocket-realip")
@@ -319,39 +322,66 @@ void WebSocketHook::Unschedule()
 	scheduled = false;
 }
 
-void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason)
+void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason, bool quiet)
 {
 	const bool is_user = sock->type == StreamSocket::SS_USER;
 	static const std::string none;
 	const std::string& from = is_user ? compat::RealMask(static_cast<UserIOHandler*>(sock)->user) : none;
-	compat::Log(ToStd(closing_log_line(Bytes(from), is_user, Bytes(reason))));
+	const std::string line = ToStd(closing_log_line(Bytes(from), is_user, Bytes(reason)));
+	if (quiet)
+		compat::Debug(line);
+	else
+		compat::Log(line);
 	sock->DoWrite();
 	sock->SetError(reason);
 }
 
-bool WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
+void WebSocketHook::OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade)
+{
+	if (sock->type != StreamSocket::SS_USER)
+		return;
+
+	LocalUser* const user = static_cast<UserIOHandler*>(sock)->user;
+	if (upgrade.has_origin)
+		Provider()->origin.Set(user, ToStd(upgrade.origin));
+}
+
+void WebSocketHook::FireWebIRC(LocalUser* user, EventFlags flags)
+{
+	WebIRC::FlagMap map;
+	if (flags == EventFlags::Secure)
+		map["secure"] = "";
+	const WebIRC::FlagMap* const given = flags == EventFlags::None ? NULL : &map;
+	WebSocketHookProvider* const provider = Provider();
+#if WSGATE_INSPIRCD4
+	provider->webircevprov.Call(&WebIRC::EventListener::OnWebIRCAuth, user, given);
+#else
+	FOREACH_MOD_CUSTOM(provider->webircevprov, WebIRC::EventListener, OnWebIRCAuth, (user, given));
+#endif
+}
+
+bool WebSocketHook::ApplyProxied(StreamSocket* sock, const ProxiedResult& proxied)
 {
 	if (sock->type != StreamSocket::SS_USER)
 		return true;
 
 	WebSocketHookProvider* const provider = Provider();
 	LocalUser* const user = static_cast<UserIOHandler*>(sock)->user;
-	if (upgrade.has_origin)
-		provider->origin.Set(user, ToStd(upgrade.origin));
-	if (!upgrade.proxy_warning.empty())
-		compat::Log(ToStd(upgrade.proxy_warning));
+	if (proxied.set_certificate && provider->sslapi)
+	{
+		ssl_cert* const cert = new ssl_cert;
+		cert->error = ToStd(certificate_note());
+		cert->revoked = true;
+		provider->sslapi->SetCertificate(user, cert);
+	}
 	irc::sockets::sockaddrs realsa(user->client_sa);
-	if (!WithAddress(realsa, upgrade.real_ip))
+	if (!WithAddress(realsa, proxied.real_ip, proxied.has_port, proxied.real_port))
 		return true;
 
-	compat::Debug(ToStd(upgrade.real_ip_note));
+	compat::Debug(ToStd(proxied.note));
 	provider->realhost.Set(user, user->GetRealHost());
 	provider->realip.Set(user, compat::Address(user));
-#if WSGATE_INSPIRCD4
-	provider->webircevprov.Call(&WebIRC::EventListener::OnWebIRCAuth, user, nullptr);
-#else
-	FOREACH_MOD_CUSTOM(provider->webircevprov, WebIRC::EventListener, OnWebIRCAuth, (user, NULL));
-#endif
+	FireWebIRC(user, proxied.event_flags);
 	compat::ChangeAddress(user, realsa);
 	return !user->quitting;
 }
@@ -364,7 +394,7 @@ compat::IOResult WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::stri
 
 	WebSocketHookProvider* const provider = Provider();
 	rust::Slice<uint8_t> input(reinterpret_cast<uint8_t*>(&recvq[0]), recvq.size());
-	const ReadResult result = session->receive(input, NowMs(), destrecvq, provider->output);
+	const ReadResult result = session->receive(input, GetNextHook() != NULL, NowMs(), destrecvq, provider->output);
 	recvq.erase(0, result.consumed);
 	if (recvq.empty())
 	{
@@ -380,24 +410,29 @@ compat::IOResult WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::stri
 		static_cast<UserIOHandler*>(sock)->user->lastping = 1;
 #endif
 
-	// Before the lines run (even those that came with a close), so that they run
-	// with the user's real address.
+	if (!result.warning.empty())
+		compat::Log(ToStd(result.warning));
 	if (result.upgrade.done)
-	{
-		if (!OnUpgrade(sock, result.upgrade))
-			return 0;
+		OnUpgrade(sock, result.upgrade);
+	// Before the lines run (even those that came with a close), so that they run
+	// with the user's real address. False: a ban on it closed the socket.
+	if (result.proxied.done && !ApplyProxied(sock, result.proxied))
+		return 0;
+	if (result.forget_peer && sock->type == StreamSocket::SS_USER)
+		FireWebIRC(static_cast<UserIOHandler*>(sock)->user, EventFlags::None);
+	// The core says from now on when the keepalive is due.
+	if (result.upgrade.done)
 		Schedule();
-	}
 
 	switch (result.action)
 	{
 		case ReadAction::Close:
-			Fail(sock, ToStd(result.reason));
+			Fail(sock, ToStd(result.reason), result.quiet);
 			return -1;
 		case ReadAction::DeliverThenClose:
 			// InspIRCd runs the delivered lines (a QUIT keeps its message), then closes
 			// the socket because of the error.
-			Fail(sock, ToStd(result.reason));
+			Fail(sock, ToStd(result.reason), result.quiet);
 			return 1;
 		default:
 			break;
@@ -436,7 +471,7 @@ void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 }
 
 #if WSGATE_INSPIRCD4
-bool WebSocketHook::Ping()
+bool WebSocketHook::Ping(WSGATE_PING_PARAMS)
 {
 	WebSocketHookProvider* const provider = Provider();
 	const bool pinged = session->server_ping(NowMs(), provider->output);
@@ -525,6 +560,31 @@ class ModuleWebSocket
 			builder.add_item(Bytes(key), Bytes(value));
 	}
 
+	/** What the core has read that decides whether bursts of users through a proxy meet
+	 * its clone limits (src/proxy_clones.rs), as it is: the setting, every connect
+	 * class in the order the core tries them, and the ports of the listeners whose hook
+	 * is `hook`.
+	 */
+	static void AddServerFacts(wsgate::ConfigBuilder& builder, const std::string& hook)
+	{
+		builder.set_clones_on_connect(compat::ClonesOnConnect());
+		for (const auto& klass : ServerInstance->Config->Classes)
+		{
+			// The bridge's kinds are numbered as InspIRCd's (compat.h checks that).
+			const wsgate::ConnectClassKind kind = static_cast<wsgate::ConnectClassKind>(compat::ClassType(*klass));
+			builder.add_connect_class(Bytes(klass->name), kind, compat::RegisteredOnly(*klass), klass->maxlocal, klass->maxglobal);
+			for (const std::string& host : klass->GetHosts())
+				builder.add_connect_class_host(Bytes(host));
+			for (const auto port : klass->ports)
+				builder.add_connect_class_port(static_cast<uint16_t>(port));
+		}
+		for (const ListenSocket* listener : ServerInstance->ports)
+		{
+			if (listener->bind_tag->getString("hook") == hook)
+				builder.add_websocket_port(listener->bind_sa.port());
+		}
+	}
+
  public:
 	ModuleWebSocket()
 #if WSGATE_INSPIRCD4
@@ -576,6 +636,7 @@ class ModuleWebSocket
 		rust::Vec<rust::String> warnings;
 		try
 		{
+			AddServerFacts(*builder, hookprov->name);
 			warnings = hookprov->module->configure(*builder);
 		}
 		catch (const rust::Error& error)

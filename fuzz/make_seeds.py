@@ -232,9 +232,68 @@ def window_lines():
     return b"".join(lines + lines[:1])
 
 
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(ver_cmd, fam, payload):
+    return V2_SIG + bytes([ver_cmd, fam]) + struct.pack(">H", len(payload)) + payload
+
+
+def inet(src, dst=b"\x7f\x00\x00\x01", sport=40000, dport=8080):
+    return src + dst + struct.pack(">HH", sport, dport)
+
+
+def tlv(kind, value):
+    return bytes([kind]) + struct.pack(">H", len(value)) + value
+
+
+def proxy_protocol_seeds():
+    """PROXY headers good and hostile (BAD_INPUT rows 47-57); flags byte first (bit 0:
+    untrusted peer, bit 1: a request follows), then the cut count and cuts."""
+    six = bytes(range(16))
+    headers = [
+        b"PROXY TCP4 192.0.2.9 127.0.0.1 40000 8080\r\n",
+        b"PROXY TCP6 2001:db8::9 ::1 40000 8080\r\n",
+        b"PROXY UNKNOWN\r\n",
+        b"PROXY UNKNOWN " + b"x" * 91 + b"\r\n",
+        b"PROXY TCP4 " + b"1" * 100,
+        b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",
+        b"PROXY TCP4 ::1 ::1 1 2\r\n",
+        b"PROXZ TCP4",
+        proxy_v2(0x21, 0x11, inet(b"\xc0\x00\x02\x09")),
+        proxy_v2(0x21, 0x21, six + bytes(16) + struct.pack(">HH", 1, 2)),
+        proxy_v2(0x21, 0x11, inet(b"\xc0\x00\x02\x09") + tlv(0x20, b"\x01\x00\x00\x00\x00")),
+        proxy_v2(0x21, 0x11, inet(b"\xc0\x00\x02\x09") + tlv(0x20, b"\x01\x00\x00\x00\x00" + tlv(0x21, b"TLSv1.3"))),
+        proxy_v2(0x21, 0x11, inet(b"\xc0\x00\x02\x09") + tlv(0x04, b"hi") + tlv(0x05, b"unique-id")),
+        proxy_v2(0x20, 0x00, b""),
+        proxy_v2(0x21, 0x31, bytes(216)),
+        proxy_v2(0x31, 0x11, inet(b"\x01\x02\x03\x04")),
+        proxy_v2(0x22, 0x11, inet(b"\x01\x02\x03\x04")),
+        proxy_v2(0x21, 0x41, inet(b"\x01\x02\x03\x04")),
+        proxy_v2(0x21, 0x12, inet(b"\x01\x02\x03\x04")),
+        proxy_v2(0x21, 0x11, b"\x01\x02\x03\x04"),
+        proxy_v2(0x21, 0x11, inet(b"\x01\x02\x03\x04") + b"\x04\x00\x09\x01"),
+        proxy_v2(0x21, 0x11, inet(b"\x01\x02\x03\x04") + tlv(0x20, b"\x01")),
+        V2_SIG + b"\x21\x11\x08\x01",
+        b"\r\n\r\nGET",
+        request(),
+    ]
+    seeds = []
+    for i, h in enumerate(headers):
+        flags = [0, 2, 1, 3][i % 4]
+        cuts = b"\x00" if i % 3 else b"\x02\x05\x01"  # a count, then the cut sizes
+        seeds.append(bytes([flags]) + cuts + h)
+    # Raw v2 bodies behind the harness's own v2 prefix (flags bit 2; bits 3-7: the
+    # version and command byte's low bits).
+    for body in [b"\x11\x00\x0c" + inet(b"\xc0\x00\x02\x0a"), b"\x21\x00\x24" + six + bytes(20), b"\x00\x00\x00"]:
+        seeds.append(bytes([4 | (1 << 3), 0]) + body)
+    return seeds
+
+
 for target, seeds in [("handshake", handshake_seeds()), ("frame_header", frame_header_seeds()),
                       ("session", session_seeds()), ("messages", messages_seeds()),
-                      ("compression", compression_seeds())]:
+                      ("compression", compression_seeds()), ("proxy_protocol", proxy_protocol_seeds())]:
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
     for s in seeds:

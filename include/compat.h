@@ -20,6 +20,19 @@
 # define WSGATE_INSPIRCD4 0
 #endif
 
+#if WSGATE_INSPIRCD4
+/* IOHook::Ping's parameters: none up to 4.11, the socket on the 4.x branch after it.
+ * build.rs finds which by compiling against the headers (buildscript/api_probe.rs).
+ */
+# if !defined(WSGATE_PING_TAKES_SOCKET)
+#  error "WSGATE_PING_TAKES_SOCKET is set by build.rs from what iohook.h declares"
+# elif WSGATE_PING_TAKES_SOCKET
+#  define WSGATE_PING_PARAMS StreamSocket*
+# else
+#  define WSGATE_PING_PARAMS
+# endif
+#endif
+
 namespace compat
 {
 #if WSGATE_INSPIRCD4
@@ -108,6 +121,25 @@ namespace compat
 #endif
 
 	inline UserManager& Users() { return ServerInstance->Users; }
+
+#if WSGATE_INSPIRCD4
+	/** `<performance clonesonconnect>` as the core reads it (core_user reads the tag,
+	 * with this default).
+	 */
+	inline bool ClonesOnConnect() { return ServerInstance->Config->ConfValue("performance")->getBool("clonesonconnect", true); }
+	/** Whether a `<connect>` class is only for users that have registered (the keys the
+	 * core reads).
+	 */
+	inline bool RegisteredOnly(const ConnectClass& klass) { return klass.config->getBool("connected", klass.config->getBool("registered", false)); }
+	/** A `<connect>` class's type as its number (allow 0, deny 1, named 2). */
+	inline uint8_t ClassType(const ConnectClass& klass) { return klass.type; }
+	static_assert(ConnectClass::ALLOW == 0 && ConnectClass::DENY == 1 && ConnectClass::NAMED == 2, "connect class types");
+#else
+	inline bool ClonesOnConnect() { return ServerInstance->Config->CCOnConnect; }
+	inline bool RegisteredOnly(const ConnectClass& klass) { return klass.config->getBool("registered", false); }
+	inline uint8_t ClassType(const ConnectClass& klass) { return klass.type; }
+	static_assert(CC_ALLOW == 0 && CC_DENY == 1 && CC_NAMED == 2, "connect class types");
+#endif
 
 	/** The configuration's tags called `name`, in file order. */
 	template <typename Visit>

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "compat.h"
+#include "modules/ssl.h"
 
 #include "rust/cxx.h"
 #include "inspircd-websocket/src/ffi/mod.rs.h"
@@ -52,6 +53,11 @@ namespace wsgate
 		 * proxy is not Z-lined for its users' connections.
 		 */
 		Events::ModuleEventProvider webircevprov;
+
+		/** sslinfo's API, through which a secure web user behind a plain loopback proxy
+		 * is given its certificate (src/secure.rs).
+		 */
+		UserCertificateAPI sslapi;
 
 		/** What other modules and linked servers see about WebSocket users: the synced
 		 * extension items of InspIRCd 4's stock module (WHOIS numeric 350 reads them).
@@ -121,14 +127,24 @@ namespace wsgate
 			return static_cast<WebSocketHookProvider*>(compat::Raw(prov));
 		}
 
-		/** Logs the reason, writes what is queued, then fails the socket with it. */
-		void Fail(StreamSocket* sock, const std::string& reason);
-
-		/** Records what the upgrade established and applies a trusted proxy's real
-		 * address. False if the user is now quitting (a ban may match the real address):
-		 * the socket has been closed and this hook deleted.
+		/** Logs the reason (at debug level if `quiet`), writes what is queued, then fails
+		 * the socket with it.
 		 */
-		bool OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade);
+		void Fail(StreamSocket* sock, const std::string& reason, bool quiet);
+
+		/** Records what the upgrade established (the origin). */
+		void OnUpgrade(StreamSocket* sock, const UpgradeResult& upgrade);
+
+		/** Fires InspIRCd's WebIRC event for the user with the flag map the core chose,
+		 * as the cgiirc/gateway module does before it changes a user's address.
+		 */
+		void FireWebIRC(LocalUser* user, EventFlags flags);
+
+		/** Applies what a trusted proxy established: a certificate, then the WebIRC
+		 * event and the real address. False if the user is now quitting (a ban may match
+		 * the real address): the socket has been closed and this hook deleted.
+		 */
+		bool ApplyProxied(StreamSocket* sock, const ProxiedResult& proxied);
 
 	 public:
 		WebSocketHook(const compat::ProviderRef& prov, StreamSocket* sock, rust::Box<WsSession> newsession);
@@ -141,7 +157,7 @@ namespace wsgate
 		/** InspIRCd 4's ping timer (every `<connect pingfreq>`): a ping frame, written at
 		 * once, instead of an IRC PING (`nativeping`).
 		 */
-		bool Ping() override;
+		bool Ping(WSGATE_PING_PARAMS) override;
 #endif
 
 		/** Queues a close frame after the lines already queued (QUIT, unload). */

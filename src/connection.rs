@@ -68,6 +68,11 @@ impl Connection {
         ending
     }
 
+    /// [`Session::note_tls_below`].
+    pub fn note_tls_below(&mut self, tls_below: bool) {
+        self.session.note_tls_below(tls_below);
+    }
+
     /// [`Session::receive`], counted.
     pub fn receive(
         &mut self,

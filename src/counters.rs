@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use crate::handshake::{RejectReason, Subprotocol};
+use crate::proxy_protocol::Refusal;
 use crate::session::Ending;
 
 /// The `/STATS` letter of [`Counters::report`]: no stock InspIRCd 3 or 4 module uses it.
@@ -19,6 +20,10 @@ pub struct Counters {
     accepted: RefCell<BTreeMap<Option<&'static str>, u64>>,
     /// Refused handshakes by reason (in the order the reasons are declared).
     refused: RefCell<BTreeMap<RejectReason, u64>>,
+    /// Refused PROXY headers by reason.
+    proxy_refused: RefCell<BTreeMap<Refusal, u64>>,
+    /// Health checks answered.
+    health_checks: Cell<u64>,
     /// Close frames the module sent because the client broke the protocol, by code.
     protocol_closes: RefCell<BTreeMap<u16, u64>>,
     /// Close frames clients sent, by code (`None`: no code).
@@ -65,6 +70,8 @@ impl Counters {
     pub fn ended(&self, ending: &Ending) {
         match ending {
             Ending::Rejected(reason) => bump(&self.refused, *reason),
+            Ending::ProxyRefused(refusal) => bump(&self.proxy_refused, *refusal),
+            Ending::HealthChecked { .. } => increment(&self.health_checks),
             Ending::Failed(error) => bump(&self.protocol_closes, error.close_code().code()),
             Ending::ClientClosed { code } => bump(&self.client_closes, *code),
             Ending::InternalError => increment(&self.internal_errors),
@@ -122,6 +129,12 @@ impl Counters {
                 reason.text()
             ));
         }
+        for (refusal, count) in self.proxy_refused.borrow().iter() {
+            lines.push(format!(
+                "refused PROXY header ({}): {count}",
+                refusal.text()
+            ));
+        }
         for (code, count) in self.protocol_closes.borrow().iter() {
             lines.push(format!("closed by server with {code}: {count}"));
         }
@@ -132,6 +145,7 @@ impl Counters {
             }
         }
         let events = [
+            ("health checks answered", self.health_checks.get()),
             (
                 "closed by server after an internal error",
                 self.internal_errors.get(),
@@ -178,6 +192,10 @@ mod tests {
         counters.ended(&Ending::Failed(ProtocolError::Unmasked));
         counters.ended(&Ending::ClientClosed { code: Some(1000) });
         counters.ended(&Ending::ClientClosed { code: None });
+        counters.ended(&Ending::ProxyRefused(Refusal::UntrustedPeer));
+        counters.ended(&Ending::HealthChecked {
+            from_trusted_proxy: true,
+        });
         assert_eq!(
             counters.report(),
             vec![
@@ -185,9 +203,11 @@ mod tests {
                 "WebSocket accepted text.ircv3.net: 2",
                 "WebSocket accepted with permessage-deflate: 1",
                 "WebSocket refused 403 (HTTP request from a non-whitelisted origin): 1",
+                "WebSocket refused PROXY header (a PROXY header from a peer outside proxyranges): 1",
                 "WebSocket closed by server with 1002: 1",
                 "WebSocket closed by client without a code: 1",
                 "WebSocket closed by client with 1000: 1",
+                "WebSocket health checks answered: 1",
                 "WebSocket open connections: 2",
             ]
         );

@@ -19,7 +19,8 @@ use strum::IntoEnumIterator;
 use crate::compression::{negotiate, Agreed};
 use crate::config::{Config, DefaultMode};
 use crate::irc::MessageMode;
-use crate::proxy::{HeaderConflict, ProxyError, ProxyHeaders};
+use crate::proxy::{HeaderConflict, ProxyError, RealAddress, RequestHeaders};
+use crate::secure::{scheme_says, ClientTls, ProtoHeader};
 
 /// The GUID every server appends to the client's key (RFC 6455 section 1.3).
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -105,10 +106,15 @@ pub enum RejectReason {
     RequestBody,
     /// The Origin matches no `<wsorigin>`.
     OriginNotAllowed,
-    /// proxyranges is set and no X-Real-IP / X-Forwarded-For was sent.
+    /// proxyranges is set and no real-address header was sent (the one `proxyheader`
+    /// names; with `any`, none of X-Real-IP, X-Forwarded-For, Forwarded).
     MissingProxyHeader,
-    /// proxyranges is set and the proxy header is not an address list.
+    /// proxyranges is set and a real-address header is not an address (list).
     MalformedProxyHeader,
+    /// `proxyheader="any"` and a trusted proxy's headers name different clients.
+    ProxyHeadersDisagree,
+    /// `proxyprotoheader` is set and a trusted proxy's value is not one scheme.
+    MalformedProtoHeader,
     /// defaultmode is reject and no known subprotocol was requested.
     NoSubprotocol,
     /// No Sec-WebSocket-Key: not a WebSocket upgrade (stock behaviour: 501).
@@ -144,6 +150,8 @@ impl RejectReason {
             | RejectReason::RequestBody
             | RejectReason::MissingProxyHeader
             | RejectReason::MalformedProxyHeader
+            | RejectReason::ProxyHeadersDisagree
+            | RejectReason::MalformedProtoHeader
             | RejectReason::NoSubprotocol
             | RejectReason::NotUpgrade
             | RejectReason::ConnectionNotUpgrade
@@ -175,6 +183,12 @@ impl RejectReason {
             }
             RejectReason::MalformedProxyHeader => {
                 "HTTP request sent a malformed real IP address header"
+            }
+            RejectReason::ProxyHeadersDisagree => {
+                "HTTP request's real IP address headers name different clients"
+            }
+            RejectReason::MalformedProtoHeader => {
+                "HTTP request sent a malformed X-Forwarded-Proto or Forwarded proto"
             }
             RejectReason::NoSubprotocol => {
                 "HTTP request did not send a known Sec-WebSocket-Protocol"
@@ -269,8 +283,10 @@ pub struct Accepted {
     pub subprotocol: Option<Subprotocol>,
     /// The client's address as a trusted proxy reported it.
     pub real_ip: Option<IpAddr>,
-    /// The proxy sent both real-IP headers and they disagree (for a warning).
+    /// The proxy's headers disagree with the one `proxyheader` names (for a warning).
     pub header_conflict: Option<HeaderConflict>,
+    /// What a trusted proxy's `proxyprotoheader` says the client used.
+    pub client_tls: ClientTls,
     /// The Origin header, if sent (for WHOIS).
     pub origin: Option<String>,
     /// permessage-deflate, when configured and offered.
@@ -284,7 +300,23 @@ pub enum HandshakeStatus {
     Partial,
     Accepted(Accepted),
     Rejected(RejectReason),
+    /// A trusted proxy's headers named different clients with `proxyheader="any"`:
+    /// refused like [`RejectReason::ProxyHeadersDisagree`], and the log says which
+    /// `proxyheader` to set.
+    Disagreed(HeaderConflict),
+    /// A request for the `healthcheck` path: answered with [`HEALTH_RESPONSE`] (only
+    /// its head for HEAD).
+    HealthCheck {
+        head_only: bool,
+    },
 }
+
+/// The answer to a health check: short, and the connection closes.
+pub const HEALTH_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\
+    Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nOK\n";
+
+/// Where the head of [`HEALTH_RESPONSE`] ends.
+pub const HEALTH_RESPONSE_HEAD_LEN: usize = HEALTH_RESPONSE.len() - 3;
 
 /// Who is connecting, as the caller knows it.
 #[derive(Clone, Copy, Debug)]
@@ -293,6 +325,9 @@ pub struct Peer {
     /// address (a UNIX socket).
     pub address: Option<IpAddr>,
     pub socket: SocketKind,
+    /// A PROXY header already gave the client's address: the request's own address
+    /// headers were written by the client (a TCP proxy passes them on) and are not read.
+    pub proxy_protocol: bool,
 }
 
 /// Finds the end of the request in a growing buffer without rescanning.
@@ -333,10 +368,11 @@ impl HandshakeScanner {
         };
         self.scanned = request_len;
         match evaluate(buf.split_at(request_len).0, config, peer) {
-            Ok(mut accepted) => {
+            Ok(HandshakeStatus::Accepted(mut accepted)) => {
                 accepted.request_len = request_len;
                 HandshakeStatus::Accepted(accepted)
             }
+            Ok(other) => other,
             Err(reason) => HandshakeStatus::Rejected(reason),
         }
     }
@@ -375,8 +411,6 @@ struct Headers<'a> {
     key: Option<&'a [u8]>,
     keys: usize,
     version: Option<&'a [u8]>,
-    x_real_ip: Option<&'a [u8]>,
-    x_forwarded_for: usize,
 }
 
 /// Content-Length 0 (or 00 …) announces no body.
@@ -407,10 +441,6 @@ impl<'a> Headers<'a> {
                 h.keys += 1;
             } else if name.eq_ignore_ascii_case("sec-websocket-version") {
                 h.version.get_or_insert(value);
-            } else if name.eq_ignore_ascii_case("x-real-ip") {
-                h.x_real_ip.get_or_insert(value);
-            } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-                h.x_forwarded_for += 1;
             }
         }
         h
@@ -451,13 +481,22 @@ fn tokens<'a>(
         .filter(|t| !t.is_empty())
 }
 
+/// The parsed headers, as the proxy rules read them.
+struct Parsed<'p, 'b>(&'p [httparse::Header<'b>]);
+
+impl RequestHeaders for Parsed<'_, '_> {
+    fn lines<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> {
+        values(self.0, name)
+    }
+}
+
 fn has_token(parsed: &[httparse::Header<'_>], name: &str, wanted: &str) -> bool {
     tokens(parsed, name).any(|t| t.eq_ignore_ascii_case(wanted.as_bytes()))
 }
 
 /// Decides on a complete request. Checks run in the stock module's order where it has
 /// a check (Origin, proxy, subprotocol, key), after the HTTP basics.
-fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<Accepted, RejectReason> {
+fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<HandshakeStatus, RejectReason> {
     let mut storage =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MOST_HEADERS];
     let slots = config.limits.max_handshake_headers.min(MOST_HEADERS);
@@ -466,6 +505,13 @@ fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<Accepted, Rej
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => return Err(RejectReason::TooManyHeaders),
         Ok(httparse::Status::Partial) | Err(_) => return Err(RejectReason::NotHttp),
+    }
+    if let Some(path) = &config.health_check {
+        let head_only = req.method == Some("HEAD");
+        let path_only = req.path.map(|p| p.split('?').next().unwrap_or(p));
+        if (head_only || req.method == Some("GET")) && path_only == Some(path.as_str()) {
+            return Ok(HandshakeStatus::HealthCheck { head_only });
+        }
     }
     if req.method != Some("GET") {
         return Err(RejectReason::MethodNotAllowed);
@@ -492,25 +538,9 @@ fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<Accepted, Rej
         (Some(origin), _) => Some(origin),
     };
 
-    let real_address = if config.proxy_ranges.is_empty() || peer.socket != SocketKind::User {
-        None
-    } else {
-        let forwarded_for = (headers.x_forwarded_for > 0).then(|| {
-            values(parsed, "x-forwarded-for")
-                .collect::<Vec<_>>()
-                .join(&b","[..])
-        });
-        let proxy_headers = ProxyHeaders {
-            x_real_ip: headers.x_real_ip,
-            x_forwarded_for: forwarded_for.as_deref(),
-        };
-        config
-            .proxy_ranges
-            .real_client_ip(peer.address, config.proxy_header, proxy_headers)
-            .map_err(|e| match e {
-                ProxyError::MissingHeader => RejectReason::MissingProxyHeader,
-                ProxyError::MalformedHeader => RejectReason::MalformedProxyHeader,
-            })?
+    let (real_address, client_tls) = match proxy_facts(parsed, config, peer)? {
+        Ok(facts) => facts,
+        Err(conflict) => return Ok(HandshakeStatus::Disagreed(conflict)),
     };
 
     let chosen = tokens(parsed, "sec-websocket-protocol")
@@ -554,16 +584,77 @@ fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<Accepted, Rej
 
     // Echo the client's own spelling: browsers compare it byte for byte.
     let echoed = chosen.map(|(_, token)| token);
-    Ok(Accepted {
+    let (real_ip, header_conflict) = match real_address {
+        Some(address) => (Some(address.ip), address.conflict),
+        None => (None, None),
+    };
+    Ok(HandshakeStatus::Accepted(Accepted {
         response: switching_protocols(key, echoed, compression.as_ref()),
         request_len: request.len(),
         mode,
         subprotocol: chosen.map(|(p, _)| p),
-        real_ip: real_address.map(|a| a.ip),
-        header_conflict: real_address.and_then(|a| a.conflict),
+        real_ip,
+        header_conflict,
+        client_tls,
         origin: origin.map(|o| String::from_utf8_lossy(o).into_owned()),
         compression,
-    })
+    }))
+}
+
+/// What a trusted proxy's headers say: the client's address and what it used to reach
+/// the proxy; or, with `proxyheader="any"`, the headers' disagreement.
+fn proxy_facts(
+    parsed: &[httparse::Header<'_>],
+    config: &Config,
+    peer: Peer,
+) -> Result<Result<(Option<RealAddress>, ClientTls), HeaderConflict>, RejectReason> {
+    if config.proxy_ranges.is_empty() || peer.socket != SocketKind::User || peer.proxy_protocol {
+        return Ok(Ok((None, ClientTls::Unstated)));
+    }
+    let request = Parsed(parsed);
+    let real_address =
+        match config
+            .proxy_ranges
+            .real_client_ip(peer.address, &config.proxy_header, &request)
+        {
+            Ok(address) => address,
+            Err(ProxyError::MissingHeader) => return Err(RejectReason::MissingProxyHeader),
+            Err(ProxyError::MalformedHeader) => return Err(RejectReason::MalformedProxyHeader),
+            Err(ProxyError::Disagree(conflict)) => return Ok(Err(conflict)),
+        };
+    let trusted = peer
+        .address
+        .is_some_and(|ip| config.proxy_ranges.trusts_ip(ip));
+    let client_tls = if trusted {
+        proto_header_says(config, &request)?
+    } else {
+        ClientTls::Unstated
+    };
+    Ok(Ok((real_address, client_tls)))
+}
+
+/// What the header `proxyheader` names says the client used (a trusted proxy's
+/// request); a value that is not one scheme is refused.
+fn proto_header_says(config: &Config, request: &Parsed<'_, '_>) -> Result<ClientTls, RejectReason> {
+    let value = match config.proto_header {
+        ProtoHeader::None => return Ok(ClientTls::Unstated),
+        ProtoHeader::XForwardedProto => {
+            let lines: Vec<&[u8]> = request.lines("x-forwarded-proto").collect();
+            match lines.as_slice() {
+                [] => None,
+                [one] => Some(String::from_utf8_lossy(one).into_owned()),
+                [_, _, ..] => return Err(RejectReason::MalformedProtoHeader),
+            }
+        }
+        ProtoHeader::Forwarded => config
+            .proxy_ranges
+            .forwarded_proto(request)
+            .map_err(|_| RejectReason::MalformedProtoHeader)?,
+    };
+    match value {
+        None => Ok(ClientTls::Unstated),
+        Some(value) => scheme_says(&value).map_err(|_| RejectReason::MalformedProtoHeader),
+    }
 }
 
 /// Length of a Sec-WebSocket-Accept value: base64 of a 20-byte SHA-1.

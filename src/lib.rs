@@ -25,6 +25,10 @@
 //! - [`config`]: validated settings from the raw `<wsorigin>` / `<websocket>` tags.
 //! - [`origin`]: the `<wsorigin allow>` list.
 //! - [`proxy`]: `proxyranges` and the real address from X-Real-IP / X-Forwarded-For.
+//! - [`forwarded`]: RFC 7239's `Forwarded` header.
+//! - [`proxy_protocol`]: the PROXY v1/v2 header a TCP-mode load balancer sends first.
+//! - [`secure`]: when a proxied user counts as connected over TLS.
+//! - [`proxy_clones`]: whether bursts through a proxy meet InspIRCd's clone limits.
 //! - [`handshake`]: the HTTP/1.1 upgrade request, to a 101 or an HTTP error.
 //! - [`compression`]: permessage-deflate (RFC 7692), when configured.
 //! - [`frame`]: RFC 6455 headers, masking, UTF-8 checks, close payloads, writing frames.
@@ -53,6 +57,7 @@ pub mod compression;
 pub mod config;
 pub mod connection;
 pub mod counters;
+pub mod forwarded;
 pub mod frame;
 pub mod handshake;
 pub mod irc;
@@ -62,6 +67,9 @@ pub mod log_line;
 pub mod origin;
 pub mod protocol_error;
 pub mod proxy;
+pub mod proxy_clones;
+pub mod proxy_protocol;
+pub mod secure;
 pub mod session;
 pub mod sink;
 pub mod whois;

@@ -21,9 +21,11 @@
 //!
 //! With ranges configured every client must send a well-formed header (stock
 //! behaviour; 400 otherwise), and it is applied only when the peer is trusted.
-//! `<websocket proxyheader>` ([`ProxyHeader`]) names the header the proxies set; an
-//! address from a header is given in canonical form (IPv4-mapped IPv6 as plain IPv4).
-//! See [`ProxyRanges::real_client_ip`].
+//! `<websocket proxyheader>` ([`ProxyHeader`]) names the header the proxies set
+//! (X-Real-IP, X-Forwarded-For, RFC 7239 Forwarded, or any other such as
+//! CF-Connecting-IP); by default every standard header sent must agree. An address
+//! from a header is given in canonical form (IPv4-mapped IPv6 as plain IPv4). See
+//! [`ProxyRanges::real_client_ip`].
 
 use std::net::IpAddr;
 
@@ -47,15 +49,6 @@ pub struct ProxyRanges {
     glob_patterns: Vec<String>,
     /// `glob_patterns` compiled.
     globs: WildcardSet,
-}
-
-/// Why a proxied request is refused (400).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProxyError {
-    #[error("no X-Real-IP or X-Forwarded-For header")]
-    MissingHeader,
-    #[error("malformed X-Real-IP or X-Forwarded-For header")]
-    MalformedHeader,
 }
 
 /// A `proxyranges` entry that is neither a CIDR range, an address nor a usable glob.
@@ -118,109 +111,238 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     text.parse().ok()
 }
 
-/// Which real-IP header the trusted proxies set (`<websocket proxyheader>`).
-///
-/// No fixed precedence between the two headers is safe for every proxy: a proxy that
-/// only appends to `X-Forwarded-For` passes a client's own `X-Real-IP` through, and one
-/// that only sets `X-Real-IP` passes a client's `X-Forwarded-For` through. Naming the
-/// header the proxies set (as nginx's `real_ip_header` does) makes the other one
-/// irrelevant.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, strum::EnumIter)]
-pub enum ProxyHeader {
-    /// Only `X-Real-IP` is read.
-    RealIp,
-    /// Only `X-Forwarded-For` is read.
-    ForwardedFor,
-    /// `X-Real-IP` when it is a well-formed address, else `X-Forwarded-For`: the stock
-    /// module's rule, and the default.
-    #[default]
-    Any,
+/// A request header that names the client's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressHeader {
+    /// `X-Real-IP`: one address; more than one line is malformed.
+    XRealIp,
+    /// `X-Forwarded-For`: a list, each proxy appending the address it received from.
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`: a list of elements, each with its `for=`.
+    Forwarded,
+    /// Another header an admin names (e.g. `CF-Connecting-IP`), read as a list like
+    /// `X-Forwarded-For` (one address is a list of one). Lowercase.
+    Named(Box<str>),
 }
 
-impl ProxyHeader {
-    /// The configuration value naming this choice.
-    pub fn as_str(self) -> &'static str {
+impl AddressHeader {
+    /// The header's name as the log and the documentation write it.
+    pub fn name(&self) -> &str {
         match self {
-            ProxyHeader::RealIp => "x-real-ip",
-            ProxyHeader::ForwardedFor => "x-forwarded-for",
+            AddressHeader::XRealIp => "X-Real-IP",
+            AddressHeader::XForwardedFor => "X-Forwarded-For",
+            AddressHeader::Forwarded => "Forwarded",
+            AddressHeader::Named(name) => name,
+        }
+    }
+
+    /// The `proxyheader` value naming it.
+    pub fn word(&self) -> &str {
+        match self {
+            AddressHeader::XRealIp => "x-real-ip",
+            AddressHeader::XForwardedFor => "x-forwarded-for",
+            AddressHeader::Forwarded => "forwarded",
+            AddressHeader::Named(name) => name,
+        }
+    }
+
+    /// The headers `proxyheader="any"` reads.
+    pub const STANDARD: [AddressHeader; 3] = [
+        AddressHeader::XRealIp,
+        AddressHeader::XForwardedFor,
+        AddressHeader::Forwarded,
+    ];
+}
+
+/// Which header the trusted proxies set (`<websocket proxyheader>`).
+///
+/// No fixed precedence between headers is safe for every proxy: a proxy passes on the
+/// headers it does not set, so a client can send its own. Naming the header the proxy
+/// sets (as nginx's `real_ip_header` does) makes the others irrelevant; the default
+/// reads every standard header and refuses a request whose headers disagree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// Every standard header present (X-Real-IP, X-Forwarded-For, Forwarded) must be well
+    /// formed and name the same client, or the request is refused: safe whichever of
+    /// them the proxy sets, since a forged one disagrees with the proxy's. The default.
+    #[default]
+    Any,
+    /// Only this header is read.
+    Only(AddressHeader),
+}
+
+/// Why a `proxyheader` value is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyHeaderError {
+    #[error("is not an HTTP header name")]
+    NotAHeaderName,
+    #[error("is a header of the WebSocket handshake itself, which no proxy sets")]
+    HandshakeHeader,
+}
+
+/// Headers of the upgrade request itself: never a real-address header.
+const HANDSHAKE_HEADERS: [&str; 10] = [
+    "host",
+    "origin",
+    "upgrade",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+impl ProxyHeader {
+    /// Parses a `proxyheader` value: `any`, `x-real-ip`, `x-forwarded-for`, `forwarded`
+    /// or another header name (ASCII case-insensitive, spaces around it ignored).
+    pub fn parse(value: &str) -> Result<ProxyHeader, ProxyHeaderError> {
+        let name = value.trim().to_ascii_lowercase();
+        if name == "any" {
+            return Ok(ProxyHeader::Any);
+        }
+        if let Some(known) = AddressHeader::STANDARD.iter().find(|h| h.word() == name) {
+            return Ok(ProxyHeader::Only(known.clone()));
+        }
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(ProxyHeaderError::NotAHeaderName);
+        }
+        if HANDSHAKE_HEADERS.contains(&name.as_str()) {
+            return Err(ProxyHeaderError::HandshakeHeader);
+        }
+        Ok(ProxyHeader::Only(AddressHeader::Named(name.into())))
+    }
+
+    /// The configuration value naming this choice.
+    pub fn word(&self) -> &str {
+        match self {
             ProxyHeader::Any => "any",
+            ProxyHeader::Only(header) => header.word(),
+        }
+    }
+
+    /// The headers read.
+    fn headers(&self) -> &[AddressHeader] {
+        match self {
+            ProxyHeader::Any => &AddressHeader::STANDARD,
+            ProxyHeader::Only(header) => std::slice::from_ref(header),
         }
     }
 }
 
-impl crate::config::keys::Choice for ProxyHeader {
-    fn word(self) -> &'static str {
-        self.as_str()
-    }
-}
-
-/// The real-IP headers of one request, as received (several X-Forwarded-For lines
-/// joined into one list).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ProxyHeaders<'a> {
-    pub x_real_ip: Option<&'a [u8]>,
-    pub x_forwarded_for: Option<&'a [u8]>,
+/// The lines of one request, by header name; what [`ProxyRanges::real_client_ip`]
+/// reads them through.
+pub trait RequestHeaders {
+    /// The trimmed values of every line called `name` (ASCII case-insensitive).
+    fn lines<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]>;
 }
 
 /// The client address a trusted proxy reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RealAddress {
     /// The address; an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a dual-stack
     /// proxy listener reports for IPv4 clients) is given as plain IPv4, so that bans,
     /// clone counts and WHOIS see one form of each IPv4 address.
     pub ip: IpAddr,
-    /// Set when the request carried both headers and they named different addresses:
-    /// a client trying to choose its own address through a proxy that sets only one of
-    /// them, or a proxy configuration to look at.
+    /// Set when another header named a different client (only with a `proxyheader`
+    /// naming one header; with `any` that is a refusal).
     pub conflict: Option<HeaderConflict>,
 }
 
-/// Both real-IP headers were sent by a trusted proxy, and they disagree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One header's word on the client, with the header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderSays {
+    pub header: AddressHeader,
+    pub ip: IpAddr,
+}
+
+/// Two headers of a trusted request named different clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeaderConflict {
-    /// What `X-Real-IP` said.
-    pub x_real_ip: IpAddr,
-    /// What `X-Forwarded-For` said (its rightmost address not itself trusted).
-    pub x_forwarded_for: IpAddr,
-    /// The header whose address was used.
-    pub used: ProxyHeader,
+    /// The header `proxyheader` names (with `any`: the first that was sent).
+    pub used: HeaderSays,
+    /// One that disagrees.
+    pub other: HeaderSays,
 }
 
 impl HeaderConflict {
-    /// The warning for the log, naming the proxy (`peer`).
+    /// The warning for the log when `proxyheader` names the header used, naming the
+    /// proxy (`peer`).
     pub fn warning(&self, peer: &str) -> String {
-        let used = match self.used {
-            ProxyHeader::RealIp => "X-Real-IP",
-            _ => "X-Forwarded-For",
-        };
+        let (used, other) = (&self.used, &self.other);
         format!(
-            "trusted proxy {peer} sent X-Real-IP {} and X-Forwarded-For {} which disagree; \
-             using {used} as <websocket:proxyheader> says. If the proxy sets only one of \
-             them, a client can send the other: set proxyheader to the one the proxy sets",
-            self.x_real_ip, self.x_forwarded_for
+            "trusted proxy {peer} sent {} {} and {} {} which disagree; using {} as \
+             <websocket:proxyheader> says. If the proxy does not set {}, a client can: \
+             nothing to do if proxyheader names the header the proxy sets",
+            used.header.name(),
+            used.ip,
+            other.header.name(),
+            other.ip,
+            used.header.name(),
+            other.header.name(),
+        )
+    }
+
+    /// The warning for the log when the default `proxyheader="any"` refused the request.
+    pub fn refusal(&self, peer: &str) -> String {
+        let (used, other) = (&self.used, &self.other);
+        format!(
+            "trusted proxy {peer} sent {} {} and {} {}, which name different clients: \
+             refused (400). A client can send any header its proxy does not set: set \
+             <websocket proxyheader> to the one your proxy sets (\"{}\" or \"{}\")",
+            used.header.name(),
+            used.ip,
+            other.header.name(),
+            other.ip,
+            used.header.word(),
+            other.header.word(),
         )
     }
 }
 
-fn parse_x_real_ip(value: &[u8]) -> Option<IpAddr> {
-    parse_ip(std::str::from_utf8(value).ok()?)
+/// Why a proxied request is refused (400).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no real-address header")]
+    MissingHeader,
+    #[error("malformed real-address header")]
+    MalformedHeader,
+    /// `proxyheader="any"` and two headers named different clients.
+    #[error("real-address headers disagree")]
+    Disagree(HeaderConflict),
 }
 
-/// Returns the header text when every comma-separated element is an IP address.
-fn parse_x_forwarded_for(value: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(value).ok()?;
-    text.split(',')
-        .all(|element| parse_ip(element).is_some())
-        .then_some(text)
-}
-
-/// The header [`ProxyHeader`] names: `sent` (present at all) and `parsed` (well formed).
-fn require(sent: bool, parsed: bool) -> Result<(), ProxyError> {
-    match (sent, parsed) {
-        (false, _) => Err(ProxyError::MissingHeader),
-        (true, false) => Err(ProxyError::MalformedHeader),
-        (true, true) => Ok(()),
+/// What one header says, read with the trust of `ranges`: `None` when absent.
+fn read_header(
+    ranges: &ProxyRanges,
+    header: &AddressHeader,
+    request: &impl RequestHeaders,
+) -> Result<Option<IpAddr>, ProxyError> {
+    let lines: Vec<&[u8]> = request.lines(header.word()).collect();
+    if lines.is_empty() {
+        return Ok(None);
     }
+    let joined = lines.join(&b","[..]);
+    let text = std::str::from_utf8(&joined).map_err(|_| ProxyError::MalformedHeader)?;
+    let ip = match header {
+        AddressHeader::XRealIp if lines.len() == 1 => parse_ip(text),
+        AddressHeader::XRealIp => None,
+        AddressHeader::XForwardedFor | AddressHeader::Named(_) => {
+            let list: Option<Vec<IpAddr>> = text.split(',').map(parse_ip).collect();
+            list.and_then(|list| ranges.rightmost_untrusted(&list))
+        }
+        AddressHeader::Forwarded => crate::forwarded::parse(text).ok().and_then(|elements| {
+            let list: Vec<IpAddr> = elements.iter().map(|e| e.for_ip).collect();
+            ranges.rightmost_untrusted(&list)
+        }),
+    };
+    ip.map(|ip| Some(ip.to_canonical()))
+        .ok_or(ProxyError::MalformedHeader)
 }
 
 impl ProxyRanges {
@@ -249,6 +371,24 @@ impl ProxyRanges {
     /// The entries as written, in order.
     pub fn entries(&self) -> &[String] {
         &self.entries
+    }
+
+    /// Each entry with one address it trusts, to stand for it where a configuration
+    /// check needs an address ([`crate::proxy_clones`]): a range's first address, an
+    /// address itself, a glob with its wildcards read as `0` (a glob that does not then
+    /// read as an address is left out).
+    pub fn first_addresses(&self) -> Vec<(&str, IpAddr)> {
+        self.entries
+            .iter()
+            .filter_map(|entry| {
+                let ip = match parse_entry(entry) {
+                    Ok(Entry::Net(net)) => Some(net.network()),
+                    Ok(Entry::Glob) => parse_ip(&entry.replace(['*', '?'], "0")),
+                    Err(_) => None,
+                }?;
+                Some((entry.as_str(), ip))
+            })
+            .collect()
     }
 
     /// The entries that trust every address of IPv4 or IPv6 (`*`, `0.0.0.0/0`, `::/0`,
@@ -309,95 +449,132 @@ impl ProxyRanges {
         })
     }
 
-    /// From a validated `X-Forwarded-For` list: the rightmost address that is not
-    /// itself a trusted proxy (each proxy appends the address it received from), or the
-    /// leftmost when every address in the chain is trusted.
-    fn forwarded_for_client(&self, list: &str) -> Option<IpAddr> {
-        list.rsplit(',')
-            .filter_map(parse_ip)
-            .find(|ip| !self.trusts_ip(*ip))
-            .or_else(|| list.split(',').next().and_then(parse_ip))
+    /// From a list of addresses, each appended by one proxy: the rightmost that is not
+    /// itself a trusted proxy, or the leftmost when every one is trusted.
+    fn rightmost_untrusted(&self, list: &[IpAddr]) -> Option<IpAddr> {
+        list.iter()
+            .rev()
+            .find(|ip| !self.trusts_ip(**ip))
+            .or_else(|| list.first())
+            .copied()
+    }
+
+    /// From `Forwarded`, the element [`AddressHeader::Forwarded`] takes the address
+    /// from: its `proto` (what the client used to reach that proxy), if any. `None`
+    /// when the header is absent; an error when malformed.
+    pub fn forwarded_proto(
+        &self,
+        request: &impl RequestHeaders,
+    ) -> Result<Option<String>, ProxyError> {
+        let lines: Vec<&[u8]> = request.lines("forwarded").collect();
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        let joined = lines.join(&b","[..]);
+        let text = std::str::from_utf8(&joined).map_err(|_| ProxyError::MalformedHeader)?;
+        let elements = crate::forwarded::parse(text).map_err(|_| ProxyError::MalformedHeader)?;
+        let chosen = elements
+            .iter()
+            .rev()
+            .find(|e| !self.trusts_ip(e.for_ip))
+            .or_else(|| elements.first());
+        Ok(chosen.and_then(|e| e.proto).map(str::to_owned))
     }
 
     /// The real client address reported by a trusted proxy.
     ///
-    /// With ranges configured every client must send the header `header` names, well
-    /// formed, whether or not its peer is trusted (stock behaviour):
+    /// With ranges configured every client must send the header `header` names (with
+    /// [`ProxyHeader::Any`], at least one standard header), well formed, whether or not
+    /// its peer is trusted (stock behaviour):
     ///
-    /// - `X-Real-IP`: one IP address (spaces trimmed, IPv6 with or without brackets);
-    /// - `X-Forwarded-For`: a comma-separated list whose every element (trimmed) is an
-    ///   IP address;
-    /// - [`ProxyHeader::Any`]: `X-Real-IP` when well formed, else `X-Forwarded-For`.
+    /// - `X-Real-IP`: one line, one IP address (spaces trimmed, IPv6 with or without
+    ///   brackets);
+    /// - `X-Forwarded-For` and a named header: a comma-separated list whose every
+    ///   element (trimmed) is an IP address, several lines joined;
+    /// - `Forwarded`: RFC 7239 elements, each with one `for=` naming an IP address
+    ///   ([`crate::forwarded`]).
     ///
-    /// A missing header is [`ProxyError::MissingHeader`] (for `Any`: both absent), one
-    /// that is not well formed [`ProxyError::MalformedHeader`] (garbage, empty,
-    /// non-UTF-8, an address with a port or zone, an empty list element …).
+    /// A missing header is [`ProxyError::MissingHeader`], one that is not well formed
+    /// [`ProxyError::MalformedHeader`] (garbage, empty, non-UTF-8, an address with a
+    /// port or zone, an empty list element, `for=unknown` …).
     ///
-    /// Then `Ok(None)` when `peer` is not trusted, or not an IP address (the header is
-    /// ignored and the peer address kept). When it is trusted: the `X-Real-IP` address, or from
-    /// `X-Forwarded-For` the rightmost address that is not itself a trusted proxy, or
-    /// the leftmost when every address in the chain is trusted; in canonical form (see
-    /// [`RealAddress::ip`]), with a [`HeaderConflict`] when both headers were sent and
-    /// disagree. Without ranges this returns `Ok(None)` and looks at nothing.
+    /// Then `Ok(None)` when `peer` is not trusted, or not an IP address (the headers are
+    /// ignored and the peer address kept). When it is trusted: from a list, the
+    /// rightmost address that is not itself a trusted proxy (or the leftmost when all
+    /// are), in canonical form (see [`RealAddress::ip`]). With [`ProxyHeader::Any`],
+    /// every header sent must name the same client, else [`ProxyError::Disagree`];
+    /// with one header named, the standard headers that disagree with it are reported
+    /// as a [`HeaderConflict`]. Without ranges this returns `Ok(None)` and looks at
+    /// nothing.
     pub fn real_client_ip(
         &self,
         peer: Option<IpAddr>,
-        header: ProxyHeader,
-        headers: ProxyHeaders<'_>,
+        header: &ProxyHeader,
+        request: &impl RequestHeaders,
     ) -> Result<Option<RealAddress>, ProxyError> {
         if self.is_empty() {
             return Ok(None);
         }
-        let real_ip = headers.x_real_ip.and_then(parse_x_real_ip);
-        let forwarded_for = headers.x_forwarded_for.and_then(parse_x_forwarded_for);
-        let used = match header {
-            ProxyHeader::RealIp => {
-                require(headers.x_real_ip.is_some(), real_ip.is_some())?;
-                ProxyHeader::RealIp
+        let mut said = Vec::new();
+        for read in header.headers() {
+            if let Some(ip) = read_header(self, read, request)? {
+                said.push(HeaderSays {
+                    header: read.clone(),
+                    ip,
+                });
             }
-            ProxyHeader::ForwardedFor => {
-                require(headers.x_forwarded_for.is_some(), forwarded_for.is_some())?;
-                ProxyHeader::ForwardedFor
-            }
-            ProxyHeader::Any if real_ip.is_some() => ProxyHeader::RealIp,
-            ProxyHeader::Any if forwarded_for.is_some() => ProxyHeader::ForwardedFor,
-            ProxyHeader::Any
-                if headers.x_real_ip.is_none() && headers.x_forwarded_for.is_none() =>
-            {
-                return Err(ProxyError::MissingHeader)
-            }
-            ProxyHeader::Any => return Err(ProxyError::MalformedHeader),
+        }
+        let Some(first) = said.first().cloned() else {
+            return Err(ProxyError::MissingHeader);
         };
         if !peer.is_some_and(|ip| self.trusts_ip(ip)) {
             return Ok(None);
         }
-        let real_ip = real_ip.map(|ip| ip.to_canonical());
-        let forwarded_for = forwarded_for
-            .and_then(|list| self.forwarded_for_client(list))
-            .map(|ip| ip.to_canonical());
-        let ip = match used {
-            ProxyHeader::RealIp => real_ip,
-            _ => forwarded_for,
-        }
-        .ok_or(ProxyError::MalformedHeader)?;
-        let conflict = match (real_ip, forwarded_for) {
-            (Some(x_real_ip), Some(x_forwarded_for)) if x_real_ip != x_forwarded_for => {
-                Some(HeaderConflict {
-                    x_real_ip,
-                    x_forwarded_for,
-                    used,
+        let disagreeing = |others: Vec<HeaderSays>| {
+            others
+                .into_iter()
+                .find(|other| other.ip != first.ip)
+                .map(|other| HeaderConflict {
+                    used: first.clone(),
+                    other,
                 })
-            }
-            _ => None,
         };
-        Ok(Some(RealAddress { ip, conflict }))
+        match header {
+            ProxyHeader::Any => match disagreeing(said) {
+                Some(conflict) => Err(ProxyError::Disagree(conflict)),
+                None => Ok(Some(RealAddress {
+                    ip: first.ip,
+                    conflict: None,
+                })),
+            },
+            ProxyHeader::Only(_) => {
+                // The others, read only to warn: one that is malformed says nothing.
+                let others = AddressHeader::STANDARD
+                    .iter()
+                    .filter(|h| **h != first.header)
+                    .filter_map(|h| {
+                        read_header(self, h, request)
+                            .ok()
+                            .flatten()
+                            .map(|ip| HeaderSays {
+                                header: h.clone(),
+                                ip,
+                            })
+                    })
+                    .collect();
+                Ok(Some(RealAddress {
+                    ip: first.ip,
+                    conflict: disagreeing(others),
+                }))
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::Ipv4Addr;
 
     fn ranges(value: &str) -> ProxyRanges {
         ProxyRanges::parse(value).unwrap()
@@ -407,27 +584,36 @@ mod tests {
         text.parse().unwrap()
     }
 
-    fn headers<'a>(
-        x_real_ip: Option<&'a [u8]>,
-        x_forwarded_for: Option<&'a [u8]>,
-    ) -> ProxyHeaders<'a> {
-        ProxyHeaders {
-            x_real_ip,
-            x_forwarded_for,
+    /// A request's header lines, as (name, value).
+    struct Lines(Vec<(&'static str, &'static [u8])>);
+
+    impl RequestHeaders for Lines {
+        fn lines<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> {
+            self.0
+                .iter()
+                .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
         }
+    }
+
+    fn xri_xff(x_real_ip: Option<&'static [u8]>, x_forwarded_for: Option<&'static [u8]>) -> Lines {
+        let mut lines = Vec::new();
+        lines.extend(x_real_ip.map(|v| ("X-Real-IP", v)));
+        lines.extend(x_forwarded_for.map(|v| ("X-Forwarded-For", v)));
+        Lines(lines)
     }
 
     /// The address with `proxyheader="any"` (the default).
     fn any(
         r: &ProxyRanges,
         peer: &str,
-        x_real_ip: Option<&[u8]>,
-        x_forwarded_for: Option<&[u8]>,
+        x_real_ip: Option<&'static [u8]>,
+        x_forwarded_for: Option<&'static [u8]>,
     ) -> Result<Option<IpAddr>, ProxyError> {
         r.real_client_ip(
             parse_ip(peer),
-            ProxyHeader::Any,
-            headers(x_real_ip, x_forwarded_for),
+            &ProxyHeader::Any,
+            &xri_xff(x_real_ip, x_forwarded_for),
         )
         .map(|a| a.map(|a| a.ip))
     }
@@ -533,22 +719,147 @@ mod tests {
     }
 
     #[test]
-    fn x_real_ip_is_preferred_over_x_forwarded_for() {
-        let r = ranges("127.0.0.0/8");
-        let got = any(
-            &r,
-            "127.0.0.1",
-            Some(b" 203.0.113.7 "),
-            Some(b"198.51.100.9"),
+    fn each_entry_stands_as_its_first_address() {
+        let r = ranges("127.0.0.1 10.1.0.0/16 2001:db8::/32 198.51.100.* 2001:db8:*");
+        let got: Vec<(&str, IpAddr)> = r.first_addresses();
+        assert_eq!(
+            got,
+            [
+                ("127.0.0.1", ip("127.0.0.1")),
+                ("10.1.0.0/16", ip("10.1.0.0")),
+                ("2001:db8::/32", ip("2001:db8::")),
+                ("198.51.100.*", ip("198.51.100.0")),
+            ]
         );
-        assert_eq!(got, Ok(Some(ip("203.0.113.7"))));
+    }
+
+    /// A peer, its X-Real-IP and X-Forwarded-For, and the client `any` must give.
+    type AnyCase = (
+        &'static str,
+        Option<&'static [u8]>,
+        Option<&'static [u8]>,
+        &'static str,
+    );
+
+    fn assert_any_gives(r: &ProxyRanges, cases: &[AnyCase]) {
+        for &(peer, x_real_ip, x_forwarded_for, client) in cases {
+            assert_eq!(
+                any(r, peer, x_real_ip, x_forwarded_for),
+                Ok(Some(ip(client))),
+                "{peer} {x_real_ip:?} {x_forwarded_for:?}"
+            );
+        }
     }
 
     #[test]
-    fn garbage_x_real_ip_falls_back_to_x_forwarded_for() {
+    fn any_takes_the_one_header_sent() {
         let r = ranges("127.0.0.0/8");
-        let got = any(&r, "127.0.0.1", Some(b"garbage"), Some(b"198.51.100.9"));
-        assert_eq!(got, Ok(Some(ip("198.51.100.9"))));
+        assert_any_gives(
+            &r,
+            &[
+                ("127.0.0.1", Some(b" 203.0.113.7 "), None, "203.0.113.7"),
+                ("127.0.0.1", None, Some(b"198.51.100.9"), "198.51.100.9"),
+            ],
+        );
+        let forwarded = Lines(vec![("Forwarded", b"for=198.51.100.3;proto=https")]);
+        let got = r.real_client_ip(parse_ip("127.0.0.1"), &ProxyHeader::Any, &forwarded);
+        assert_eq!(got.unwrap().unwrap().ip, ip("198.51.100.3"));
+    }
+
+    /// Point 4 of issue 20: with the default, headers that name different clients are
+    /// refused, whichever the proxy set, and the refusal names what to set.
+    #[test]
+    fn any_refuses_headers_that_disagree() {
+        let r = ranges("127.0.0.0/8");
+        let got = r.real_client_ip(
+            parse_ip("127.0.0.1"),
+            &ProxyHeader::Any,
+            &xri_xff(Some(b"127.0.0.66"), Some(b"127.0.0.5")),
+        );
+        let Err(ProxyError::Disagree(conflict)) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(conflict.used.ip, ip("127.0.0.66"));
+        assert_eq!(conflict.other.ip, ip("127.0.0.5"));
+        let line = conflict.refusal("127.0.0.1");
+        for part in [
+            "127.0.0.1",
+            "127.0.0.66",
+            "127.0.0.5",
+            "X-Real-IP",
+            "X-Forwarded-For",
+            "proxyheader",
+            "\"x-real-ip\"",
+            "\"x-forwarded-for\"",
+            "refused",
+        ] {
+            assert!(line.contains(part), "{part} not in {line:?}");
+        }
+        // Forwarded takes part too.
+        let lines = Lines(vec![
+            ("X-Forwarded-For", b"198.51.100.1"),
+            ("Forwarded", b"for=198.51.100.2"),
+        ]);
+        assert!(matches!(
+            r.real_client_ip(parse_ip("127.0.0.1"), &ProxyHeader::Any, &lines),
+            Err(ProxyError::Disagree(_))
+        ));
+    }
+
+    /// Every proxy recipe (the proxy sets X-Real-IP only, X-Forwarded-For only
+    /// (appending), or both) with every client (none, one forged, both forged): the
+    /// default never gives the client a forged address, and an honest client behind its
+    /// own proxy (an X-Forwarded-For it sent) gets in where the server's proxy sets both.
+    #[test]
+    fn any_is_safe_for_every_recipe_and_client() {
+        #[derive(Clone, Copy, Debug)]
+        enum Recipe {
+            RealIpOnly,
+            ForwardedForOnly,
+            Both,
+        }
+        let r = ranges("127.0.0.1");
+        let real: &'static [u8] = b"198.51.100.7";
+        let forged: &'static [u8] = b"203.0.113.66";
+        for recipe in [Recipe::RealIpOnly, Recipe::ForwardedForOnly, Recipe::Both] {
+            for (client_xri, client_xff) in
+                [(false, false), (true, false), (false, true), (true, true)]
+            {
+                // What reaches the server: the proxy overwrites X-Real-IP and appends
+                // to X-Forwarded-For when its recipe sets them.
+                let xri = match recipe {
+                    Recipe::RealIpOnly | Recipe::Both => Some(real),
+                    Recipe::ForwardedForOnly => client_xri.then_some(forged),
+                };
+                let xff: Option<&'static [u8]> = match (recipe, client_xff) {
+                    (Recipe::ForwardedForOnly | Recipe::Both, true) => {
+                        Some(b"203.0.113.66, 198.51.100.7")
+                    }
+                    (Recipe::ForwardedForOnly | Recipe::Both, false) => Some(real),
+                    (Recipe::RealIpOnly, true) => Some(forged),
+                    (Recipe::RealIpOnly, false) => None,
+                };
+                let got = any(&r, "127.0.0.1", xri, xff);
+                let what = format!("{recipe:?}, client X-Real-IP {client_xri}, X-Forwarded-For {client_xff}: {got:?}");
+                match got {
+                    Ok(Some(address)) => assert_eq!(address, ip("198.51.100.7"), "{what}"),
+                    Err(ProxyError::Disagree(_)) => {
+                        assert!(client_xri || client_xff, "{what}");
+                        assert!(!matches!(recipe, Recipe::Both), "{what}");
+                    }
+                    other => panic!("{other:?}: {what}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn any_refuses_a_malformed_header_even_beside_a_good_one() {
+        let r = ranges("127.0.0.0/8");
+        assert_eq!(
+            any(&r, "127.0.0.1", Some(b"garbage"), Some(b"198.51.100.9")),
+            Err(ProxyError::MalformedHeader)
+        );
     }
 
     // BAD_INPUT row 16: a proxy header from a peer outside proxyranges is ignored.
@@ -558,6 +869,11 @@ mod tests {
         assert_eq!(any(&r, "203.0.113.50", Some(b"192.0.2.1"), None), Ok(None));
         assert_eq!(
             any(&r, "2001:db8::50", None, Some(b"192.0.2.1, 127.0.0.1")),
+            Ok(None)
+        );
+        // Disagreeing headers from an untrusted peer: ignored too.
+        assert_eq!(
+            any(&r, "203.0.113.50", Some(b"192.0.2.1"), Some(b"192.0.2.2")),
             Ok(None)
         );
     }
@@ -580,10 +896,13 @@ mod tests {
             ),
             Ok(Some(ip("198.51.100.9")))
         );
-        assert_eq!(
-            any(&r, "127.0.0.1", None, Some(b"198.51.100.9")),
-            Ok(Some(ip("198.51.100.9")))
-        );
+        // Several lines (HAProxy's option forwardfor adds its own) are one list.
+        let lines = Lines(vec![
+            ("X-Forwarded-For", b"6.6.6.6"),
+            ("x-forwarded-for", b"198.51.100.9"),
+        ]);
+        let got = r.real_client_ip(parse_ip("127.0.0.1"), &ProxyHeader::Any, &lines);
+        assert_eq!(got.unwrap().unwrap().ip, ip("198.51.100.9"));
     }
 
     #[test]
@@ -627,6 +946,15 @@ mod tests {
                 "{real:?} {xff:?}"
             );
         }
+        // Two X-Real-IP lines: which is the proxy's cannot be told.
+        let twice = Lines(vec![
+            ("X-Real-IP", b"198.51.100.1"),
+            ("X-Real-IP", b"198.51.100.1"),
+        ]);
+        assert_eq!(
+            r.real_client_ip(parse_ip(peer), &ProxyHeader::Any, &twice),
+            Err(ProxyError::MalformedHeader)
+        );
     }
 
     #[test]
@@ -646,27 +974,20 @@ mod tests {
     #[test]
     fn bad_input_19_ipv6_addresses_in_headers_are_accepted() {
         let r = ranges("::1 127.0.0.0/8");
-        assert_eq!(
-            any(&r, "::1", Some(b"2001:db8::1"), None),
-            Ok(Some(IpAddr::V6(Ipv6Addr::new(
-                0x2001, 0xdb8, 0, 0, 0, 0, 0, 1
-            ))))
-        );
-        assert_eq!(
-            any(&r, "::1", Some(b"[2001:db8::2]"), None),
-            Ok(Some(ip("2001:db8::2")))
-        );
-        assert_eq!(
-            any(&r, "127.0.0.1", None, Some(b"2001:db8::3, [::1]")),
-            Ok(Some(ip("2001:db8::3")))
-        );
-        assert_eq!(
-            any(&r, "[::1]", None, Some(b"::ffff:192.0.2.9")),
-            Ok(Some(ip("192.0.2.9")))
-        );
-        assert_eq!(
-            any(&r, "::1", Some(b"192.0.2.10"), None),
-            Ok(Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))))
+        assert_any_gives(
+            &r,
+            &[
+                ("::1", Some(b"2001:db8::1"), None, "2001:db8::1"),
+                ("::1", Some(b"[2001:db8::2]"), None, "2001:db8::2"),
+                (
+                    "127.0.0.1",
+                    None,
+                    Some(b"2001:db8::3, [::1]"),
+                    "2001:db8::3",
+                ),
+                ("[::1]", None, Some(b"::ffff:192.0.2.9"), "192.0.2.9"),
+                ("::1", Some(b"192.0.2.10"), None, "192.0.2.10"),
+            ],
         );
     }
 
@@ -686,52 +1007,50 @@ mod tests {
         );
     }
 
+    fn only(word: &str) -> ProxyHeader {
+        ProxyHeader::parse(word).unwrap()
+    }
+
     fn with(
         r: &ProxyRanges,
-        header: ProxyHeader,
-        x_real_ip: Option<&[u8]>,
-        x_forwarded_for: Option<&[u8]>,
+        header: &ProxyHeader,
+        lines: &Lines,
     ) -> Result<Option<RealAddress>, ProxyError> {
-        r.real_client_ip(
-            parse_ip("127.0.0.1"),
-            header,
-            headers(x_real_ip, x_forwarded_for),
-        )
+        r.real_client_ip(parse_ip("127.0.0.1"), header, lines)
     }
 
     #[test]
     fn proxyheader_x_forwarded_for_ignores_a_forged_x_real_ip() {
         let r = ranges("127.0.0.1");
+        let header = only("x-forwarded-for");
         let got = with(
             &r,
-            ProxyHeader::ForwardedFor,
-            Some(b"127.0.0.66"),
-            Some(b"127.0.0.5"),
+            &header,
+            &xri_xff(Some(b"127.0.0.66"), Some(b"127.0.0.5")),
         );
         let got = got.unwrap().unwrap();
         assert_eq!(got.ip, ip("127.0.0.5"));
-        assert_eq!(
-            got.conflict,
-            Some(HeaderConflict {
-                x_real_ip: ip("127.0.0.66"),
-                x_forwarded_for: ip("127.0.0.5"),
-                used: ProxyHeader::ForwardedFor,
-            })
-        );
+        let conflict = got.conflict.unwrap();
+        assert_eq!(conflict.used.header, AddressHeader::XForwardedFor);
+        assert_eq!(conflict.other.header, AddressHeader::XRealIp);
+        let warning = conflict.warning("127.0.0.1");
+        for part in [
+            "127.0.0.66",
+            "127.0.0.5",
+            "X-Real-IP",
+            "using X-Forwarded-For",
+        ] {
+            assert!(warning.contains(part), "{part} not in {warning:?}");
+        }
         // The other header is not even checked for form.
-        let got = with(
-            &r,
-            ProxyHeader::ForwardedFor,
-            Some(b"garbage"),
-            Some(b"127.0.0.5"),
-        );
+        let got = with(&r, &header, &xri_xff(Some(b"garbage"), Some(b"127.0.0.5")));
         assert_eq!(got.unwrap().unwrap().ip, ip("127.0.0.5"));
         assert_eq!(
-            with(&r, ProxyHeader::ForwardedFor, Some(b"127.0.0.66"), None),
+            with(&r, &header, &xri_xff(Some(b"127.0.0.66"), None)),
             Err(ProxyError::MissingHeader)
         );
         assert_eq!(
-            with(&r, ProxyHeader::ForwardedFor, None, Some(b"nope")),
+            with(&r, &header, &xri_xff(None, Some(b"nope"))),
             Err(ProxyError::MalformedHeader)
         );
     }
@@ -739,39 +1058,91 @@ mod tests {
     #[test]
     fn proxyheader_x_real_ip_ignores_a_forged_x_forwarded_for() {
         let r = ranges("127.0.0.1");
+        let header = only("X-Real-IP");
         let got = with(
             &r,
-            ProxyHeader::RealIp,
-            Some(b"127.0.0.5"),
-            Some(b"127.0.0.77"),
+            &header,
+            &xri_xff(Some(b"127.0.0.5"), Some(b"127.0.0.77")),
         );
         let got = got.unwrap().unwrap();
         assert_eq!(got.ip, ip("127.0.0.5"));
-        assert_eq!(got.conflict.map(|c| c.used), Some(ProxyHeader::RealIp));
         assert_eq!(
-            with(&r, ProxyHeader::RealIp, None, Some(b"127.0.0.77")),
+            got.conflict.map(|c| c.used.header),
+            Some(AddressHeader::XRealIp)
+        );
+        assert_eq!(
+            with(&r, &header, &xri_xff(None, Some(b"127.0.0.77"))),
             Err(ProxyError::MissingHeader)
         );
         assert_eq!(
-            with(&r, ProxyHeader::RealIp, Some(b"x"), Some(b"127.0.0.77")),
+            with(&r, &header, &xri_xff(Some(b"x"), Some(b"127.0.0.77"))),
             Err(ProxyError::MalformedHeader)
+        );
+    }
+
+    /// `proxyheader="forwarded"`: RFC 7239, the rightmost `for=` not trusted.
+    #[test]
+    fn proxyheader_forwarded_reads_rfc_7239() {
+        let r = ranges("127.0.0.1 10.0.0.0/8");
+        let header = only("forwarded");
+        let lines = Lines(vec![
+            ("X-Real-IP", b"203.0.113.66"),
+            (
+                "Forwarded",
+                b"for=203.0.113.1;proto=http, for=\"[2001:db8::7]:4711\";proto=https",
+            ),
+            ("Forwarded", b"for=10.1.2.3"),
+        ]);
+        let got = with(&r, &header, &lines).unwrap().unwrap();
+        assert_eq!(got.ip, ip("2001:db8::7"));
+        assert_eq!(got.conflict.unwrap().other.ip, ip("203.0.113.66"));
+        assert_eq!(r.forwarded_proto(&lines), Ok(Some("https".to_owned())));
+        for bad in [
+            &b"for=unknown"[..],
+            b"for=_hidden",
+            b"for=2001:db8::1",
+            b"by=1.2.3.4",
+        ] {
+            let lines = Lines(vec![(
+                "Forwarded",
+                Box::leak(bad.to_vec().into_boxed_slice()),
+            )]);
+            assert_eq!(
+                with(&r, &header, &lines),
+                Err(ProxyError::MalformedHeader),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// Any header name, e.g. a CDN's CF-Connecting-IP, read as a list.
+    #[test]
+    fn proxyheader_names_any_header() {
+        let r = ranges("127.0.0.1");
+        let header = only("CF-Connecting-IP");
+        assert_eq!(header.word(), "cf-connecting-ip");
+        let lines = Lines(vec![
+            ("X-Real-IP", b"127.0.0.1"),
+            ("cf-connecting-ip", b"203.0.113.9"),
+        ]);
+        let got = with(&r, &header, &lines).unwrap().unwrap();
+        assert_eq!(got.ip, ip("203.0.113.9"));
+        assert_eq!(
+            with(&r, &header, &Lines(vec![("X-Real-IP", b"203.0.113.9")])),
+            Err(ProxyError::MissingHeader)
         );
     }
 
     #[test]
     fn agreeing_headers_are_no_conflict() {
         let r = ranges("127.0.0.1");
-        for header in [
-            ProxyHeader::Any,
-            ProxyHeader::RealIp,
-            ProxyHeader::ForwardedFor,
-        ] {
-            let got = with(
-                &r,
-                header,
-                Some(b"192.0.2.4"),
-                Some(b"192.0.2.4, 127.0.0.1"),
-            );
+        for header in ["any", "x-real-ip", "x-forwarded-for", "forwarded"] {
+            let lines = Lines(vec![
+                ("X-Real-IP", b"192.0.2.4"),
+                ("X-Forwarded-For", b"192.0.2.4, 127.0.0.1"),
+                ("Forwarded", b"for=192.0.2.4"),
+            ]);
+            let got = with(&r, &only(header), &lines);
             assert_eq!(
                 got,
                 Ok(Some(RealAddress {
@@ -784,40 +1155,13 @@ mod tests {
     }
 
     #[test]
-    fn any_reports_the_conflict_it_resolved_for_x_real_ip() {
-        let r = ranges("127.0.0.1");
-        let got = with(
-            &r,
-            ProxyHeader::Any,
-            Some(b"127.0.0.66"),
-            Some(b"127.0.0.5"),
-        );
-        let got = got.unwrap().unwrap();
-        assert_eq!(got.ip, ip("127.0.0.66"));
-        let warning = got.conflict.unwrap().warning("127.0.0.1");
-        for part in [
-            "127.0.0.1",
-            "127.0.0.66",
-            "127.0.0.5",
-            "X-Real-IP",
-            "proxyheader",
-        ] {
-            assert!(warning.contains(part), "{part} not in {warning:?}");
-        }
-    }
-
-    #[test]
     fn untrusted_peers_report_no_address_whatever_the_mode() {
         let r = ranges("192.0.2.0/24");
-        for header in [
-            ProxyHeader::Any,
-            ProxyHeader::RealIp,
-            ProxyHeader::ForwardedFor,
-        ] {
+        for header in ["any", "x-real-ip", "x-forwarded-for"] {
             let got = r.real_client_ip(
                 parse_ip("127.0.0.1"),
-                header,
-                headers(Some(b"198.51.100.1"), Some(b"198.51.100.2")),
+                &only(header),
+                &xri_xff(Some(b"198.51.100.1"), Some(b"198.51.100.2")),
             );
             assert_eq!(got, Ok(None), "{header:?}");
         }
@@ -841,13 +1185,15 @@ mod tests {
             Ok(Some(ip("198.51.100.9")))
         );
         // Mapped and plain forms of one address agree.
-        let got = with(
-            &r,
-            ProxyHeader::Any,
-            Some(b"::ffff:127.0.0.5"),
-            Some(b"127.0.0.5"),
+        assert_eq!(
+            any(
+                &r,
+                "127.0.0.1",
+                Some(b"::ffff:127.0.0.5"),
+                Some(b"127.0.0.5")
+            ),
+            Ok(Some(ip("127.0.0.5")))
         );
-        assert_eq!(got.unwrap().unwrap().conflict, None);
         // Plain IPv6 stays as it is.
         assert_eq!(
             any(&r, "::1", Some(b"2001:db8::5"), None),
@@ -856,13 +1202,67 @@ mod tests {
     }
 
     #[test]
-    fn proxyheader_values_parse_case_insensitively() {
-        use crate::config::keys::Choice;
-        let parse = ProxyHeader::from_word;
-        assert_eq!(parse("X-Real-IP"), Some(ProxyHeader::RealIp));
-        assert_eq!(parse(" x-forwarded-for "), Some(ProxyHeader::ForwardedFor));
-        assert_eq!(parse("ANY"), Some(ProxyHeader::Any));
-        assert_eq!(parse("forwarded"), None);
-        assert_eq!(ProxyHeader::words(), "x-real-ip, x-forwarded-for, any");
+    fn proxyheader_values() {
+        assert_eq!(only("X-Real-IP"), ProxyHeader::Only(AddressHeader::XRealIp));
+        assert_eq!(
+            only(" x-forwarded-for "),
+            ProxyHeader::Only(AddressHeader::XForwardedFor)
+        );
+        assert_eq!(only("ANY"), ProxyHeader::Any);
+        assert_eq!(
+            only("Forwarded"),
+            ProxyHeader::Only(AddressHeader::Forwarded)
+        );
+        assert_eq!(
+            only("True-Client-IP"),
+            ProxyHeader::Only(AddressHeader::Named("true-client-ip".into()))
+        );
+        for bad in ["", "x real ip", "x-real-ip:", "é"] {
+            assert_eq!(
+                ProxyHeader::parse(bad),
+                Err(ProxyHeaderError::NotAHeaderName),
+                "{bad:?}"
+            );
+        }
+        for bad in ["Origin", "host", "Sec-WebSocket-Key"] {
+            assert_eq!(
+                ProxyHeader::parse(bad),
+                Err(ProxyHeaderError::HandshakeHeader),
+                "{bad:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Any list of addresses in X-Forwarded-For, a named header or Forwarded gives
+        /// the same client: the rightmost untrusted (or the leftmost when all are
+        /// trusted); and the three agree, so `any` accepts them together.
+        #[test]
+        fn list_headers_agree_on_the_rightmost_untrusted(
+            hops in proptest::collection::vec((proptest::prelude::any::<[u8; 4]>(), proptest::prelude::any::<bool>()), 1..6),
+        ) {
+            let r = ranges("10.0.0.0/8");
+            let list: Vec<IpAddr> = hops
+                .iter()
+                .map(|(a, trusted)| {
+                    let mut a = *a;
+                    if *trusted { a[0] = 10 } else if a[0] == 10 { a[0] = 11 }
+                    IpAddr::V4(Ipv4Addr::from(a))
+                })
+                .collect();
+            let expected = list.iter().rev().find(|ip| !r.trusts_ip(**ip)).or(list.first()).copied();
+            let xff: &'static [u8] = Box::leak(list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ").into_bytes().into_boxed_slice());
+            let fwd: &'static [u8] = Box::leak(list.iter().map(|ip| format!("for={ip}")).collect::<Vec<_>>().join(",").into_bytes().into_boxed_slice());
+            let peer = parse_ip("10.0.0.1");
+            for (header, lines) in [
+                ("x-forwarded-for", Lines(vec![("X-Forwarded-For", xff)])),
+                ("cf-connecting-ip", Lines(vec![("CF-Connecting-IP", xff)])),
+                ("forwarded", Lines(vec![("Forwarded", fwd)])),
+                ("any", Lines(vec![("X-Forwarded-For", xff), ("Forwarded", fwd)])),
+            ] {
+                let got = r.real_client_ip(peer, &only(header), &lines).map(|a| a.map(|a| a.ip));
+                proptest::prop_assert_eq!(got, Ok(expected), "{}", header);
+            }
+        }
     }
 }

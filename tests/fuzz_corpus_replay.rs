@@ -69,3 +69,11 @@ fn messages_corpus() {
 fn compression_corpus() {
     replay("compression", fuzz_harness::compression::compression);
 }
+
+#[test]
+fn proxy_protocol_corpus() {
+    replay(
+        "proxy_protocol",
+        fuzz_harness::proxy_protocol::proxy_protocol,
+    );
+}

@@ -108,8 +108,21 @@ pub const DEFAULT_MODE: Key = key("defaultmode", Kind::Choice, "text", NO_RANGE)
 pub const SEND_AS_TEXT: Key = key("sendastext", Kind::Boolean, "yes", NO_RANGE);
 /// Trusted reverse proxies.
 pub const PROXY_RANGES: Key = key("proxyranges", Kind::Text, "", NO_RANGE);
-/// Which real-IP header the proxies set.
-pub const PROXY_HEADER: Key = key("proxyheader", Kind::Choice, "any", NO_RANGE);
+/// Which real-address header the proxies set: `any` (every standard one sent must
+/// agree), `x-real-ip`, `x-forwarded-for`, `forwarded` (RFC 7239) or any header name.
+pub const PROXY_HEADER: Key = key("proxyheader", Kind::Text, "any", NO_RANGE);
+/// Peers in `proxyranges` begin with a PROXY protocol header (v1 or v2), which gives
+/// the client's address; their HTTP address headers are then not read. Named after
+/// nginx's `proxy_protocol` and HAProxy's `send-proxy`: a boolean, since a TCP-mode
+/// balancer sends it on every connection or on none.
+pub const PROXY_PROTOCOL: Key = key("proxyprotocol", Kind::Boolean, "no", NO_RANGE);
+/// The header a trusted proxy overwrites with the scheme its client used, which makes
+/// TLS clients secure users: `none`, `x-forwarded-proto` or `forwarded` (its
+/// `proto=`). Off by default: a proxy passes on the headers it does not set itself.
+pub const PROXY_PROTO_HEADER: Key = key("proxyprotoheader", Kind::Choice, "none", NO_RANGE);
+/// A request path answered `200` and closed, for load balancers' health checks
+/// (`/health`, say); empty (the default): none.
+pub const HEALTH_CHECK: Key = key("healthcheck", Kind::Text, "", NO_RANGE);
 /// Accept upgrade requests without an Origin header. InspIRCd 4's stock module admits
 /// them by default; InspIRCd 3's refused them with 400.
 pub const ALLOW_MISSING_ORIGIN: Key = Key {
@@ -154,11 +167,14 @@ pub const COMPRESSION_HASH: Key = key("compressionhash", Kind::Count, "10", 8..=
 pub const COMPRESSION_MIN_SIZE: Key = key("compressionminsize", Kind::Size, "16", 0..=64 * 1024);
 
 /// Every key of `<websocket>`.
-pub const WEBSOCKET_KEYS: [&Key; 18] = [
+pub const WEBSOCKET_KEYS: [&Key; 21] = [
     &DEFAULT_MODE,
     &SEND_AS_TEXT,
     &PROXY_RANGES,
     &PROXY_HEADER,
+    &PROXY_PROTOCOL,
+    &PROXY_PROTO_HEADER,
+    &HEALTH_CHECK,
     &ALLOW_MISSING_ORIGIN,
     &NATIVE_PING,
     &PING_INTERVAL,

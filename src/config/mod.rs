@@ -17,6 +17,8 @@ pub use error::ConfigError;
 
 use crate::origin::{is_permissive_pattern, OriginAllowList};
 use crate::proxy::{ProxyHeader, ProxyRanges};
+use crate::proxy_clones::ServerFacts;
+use crate::secure::ProtoHeader;
 use keys::{ServerVersion, WEBSOCKET, WEBSOCKET_KEYS, WSORIGIN, WSORIGIN_KEYS};
 use reader::TagReader;
 
@@ -37,6 +39,9 @@ pub struct RawConfig {
     /// The first `<websocket>` tag, if any.
     pub websocket: Option<RawTag>,
     pub server: ServerVersion,
+    /// What the server read that decides whether bursts through a proxy meet its clone
+    /// limits ([`crate::proxy_clones`]); `None` (tests, embedders): not checked.
+    pub server_facts: Option<ServerFacts>,
 }
 
 /// What to do when the client requests no known subprotocol (`<websocket:defaultmode>`).
@@ -148,8 +153,14 @@ pub struct Config {
     pub default_mode: DefaultMode,
     /// [`keys::PROXY_RANGES`]: trusted reverse proxies.
     pub proxy_ranges: ProxyRanges,
-    /// [`keys::PROXY_HEADER`]: which real-IP header the trusted proxies set.
+    /// [`keys::PROXY_HEADER`]: which real-address header the trusted proxies set.
     pub proxy_header: ProxyHeader,
+    /// [`keys::PROXY_PROTOCOL`]: trusted peers begin with a PROXY header.
+    pub proxy_protocol: bool,
+    /// [`keys::PROXY_PROTO_HEADER`]: the header that says the client used TLS.
+    pub proto_header: ProtoHeader,
+    /// [`keys::HEALTH_CHECK`]: the health check's path, if any.
+    pub health_check: Option<String>,
     /// Resource limits.
     pub limits: Limits,
     /// [`keys::NATIVE_PING`]: send keepalive ping frames to idle clients.
@@ -175,6 +186,13 @@ impl Config {
             None => TagReader::empty(WEBSOCKET, raw.server),
         };
         let mut config = Config::read(origins, &reader, &mut warnings)?;
+        if let Some(facts) = &raw.server_facts {
+            warnings.extend(crate::proxy_clones::warnings(
+                &config.proxy_ranges,
+                facts,
+                reader.location(),
+            ));
+        }
         config.warnings = warnings;
         Ok(config)
     }
@@ -216,7 +234,16 @@ impl Config {
         };
 
         let proxy_ranges = read_proxy_ranges(reader, warnings)?;
-        let proxy_header: ProxyHeader = reader.choice(&keys::PROXY_HEADER)?;
+        let proxy_header = reader.text(
+            &keys::PROXY_HEADER,
+            ProxyHeader::parse,
+            "any, x-real-ip, x-forwarded-for, forwarded, or the name of the header your proxies set",
+        )?;
+        let health_check = reader.text(
+            &keys::HEALTH_CHECK,
+            parse_health_check,
+            "a path such as /health, or nothing",
+        )?;
 
         Ok(Config {
             origins,
@@ -224,6 +251,9 @@ impl Config {
             default_mode,
             proxy_ranges,
             proxy_header,
+            proxy_protocol: reader.boolean(&keys::PROXY_PROTOCOL)?,
+            proto_header: reader.choice(&keys::PROXY_PROTO_HEADER)?,
+            health_check,
             limits: Limits::read(reader)?,
             native_ping: reader.boolean(&keys::NATIVE_PING)?,
             ping_interval_ms: reader.duration_ms(&keys::PING_INTERVAL)?,
@@ -261,6 +291,21 @@ impl Config {
         )
         .expect("the key table's defaults are valid")
     }
+}
+
+/// A `healthcheck` path: empty for none, else `/` and visible ASCII.
+fn parse_health_check(value: &str) -> Result<Option<String>, &'static str> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if !value.starts_with('/') {
+        return Err("does not start with /");
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("has characters a request path cannot have");
+    }
+    Ok(Some(value.to_owned()))
 }
 
 /// Every `<wsorigin>` tag's pattern, checked.

@@ -111,6 +111,19 @@ impl<'a> TagReader<'a> {
         C::from_word(value).ok_or_else(|| self.invalid_value(key, value, C::words()))
     }
 
+    /// A [`super::keys::Kind::Text`] key its own parser reads; an error names what the
+    /// parser said and what is `accepted`.
+    pub(super) fn text<T, E: std::fmt::Display>(
+        &self,
+        key: &Key,
+        parse: impl FnOnce(&'a str) -> Result<T, E>,
+        accepted: &str,
+    ) -> Result<T, ConfigError> {
+        let value = self.value(key);
+        parse(value)
+            .map_err(|e| self.invalid_value(key, value, format!("{accepted} (this value {e})")))
+    }
+
     /// A [`Kind::Size`] or [`Kind::Count`] key, within its range.
     pub(super) fn number(&self, key: &Key) -> Result<u64, ConfigError> {
         let value = self.value(key);

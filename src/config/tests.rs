@@ -68,9 +68,18 @@ fn default_limits_have_the_documented_values() {
 
 #[test]
 fn proxyheader_names_the_header_the_proxies_set() {
+    use crate::proxy::AddressHeader;
     for (value, header) in [
-        ("x-real-ip", ProxyHeader::RealIp),
-        ("X-Forwarded-For", ProxyHeader::ForwardedFor),
+        ("x-real-ip", ProxyHeader::Only(AddressHeader::XRealIp)),
+        (
+            "X-Forwarded-For",
+            ProxyHeader::Only(AddressHeader::XForwardedFor),
+        ),
+        ("Forwarded", ProxyHeader::Only(AddressHeader::Forwarded)),
+        (
+            "CF-Connecting-IP",
+            ProxyHeader::Only(AddressHeader::Named("cf-connecting-ip".into())),
+        ),
         ("any", ProxyHeader::Any),
     ] {
         assert_eq!(
@@ -79,9 +88,41 @@ fn proxyheader_names_the_header_the_proxies_set() {
         );
     }
     assert_eq!(
-        error(&[("proxyheader", "forwarded")]),
-        format!("<websocket:proxyheader> has an invalid value \"forwarded\" at {LOC}; accepted values: x-real-ip, x-forwarded-for, any")
+        error(&[("proxyheader", "x real ip")]),
+        format!("<websocket:proxyheader> has an invalid value \"x real ip\" at {LOC}; accepted values: any, x-real-ip, x-forwarded-for, forwarded, or the name of the header your proxies set (this value is not an HTTP header name)")
     );
+    assert!(
+        error(&[("proxyheader", "Origin")]).contains("a header of the WebSocket handshake itself")
+    );
+}
+
+#[test]
+fn proxy_protocol_proto_header_and_health_check() {
+    use crate::secure::ProtoHeader;
+    let c = load(&[]).unwrap();
+    assert!(!c.proxy_protocol);
+    assert_eq!(c.proto_header, ProtoHeader::None);
+    assert_eq!(c.health_check, None);
+    let c = load(&[
+        ("proxyprotocol", "yes"),
+        ("proxyprotoheader", "X-Forwarded-Proto"),
+        ("healthcheck", "/health"),
+    ])
+    .unwrap();
+    assert!(c.proxy_protocol);
+    assert_eq!(c.proto_header, ProtoHeader::XForwardedProto);
+    assert_eq!(c.health_check.as_deref(), Some("/health"));
+    assert_eq!(
+        load(&[("proxyprotoheader", "forwarded")])
+            .unwrap()
+            .proto_header,
+        ProtoHeader::Forwarded
+    );
+    assert!(error(&[("proxyprotoheader", "yes")])
+        .contains("accepted values: none, x-forwarded-proto, forwarded"));
+    assert!(error(&[("healthcheck", "health")]).contains("does not start with /"));
+    assert!(error(&[("healthcheck", "/a b")]).contains("cannot have"));
+    assert!(error(&[("proxyprotocol", "maybe")]).contains("<websocket:proxyprotocol>"));
 }
 
 #[test]
@@ -173,6 +214,41 @@ fn permissive_origin_patterns_warn_with_location() {
     assert!(c.warnings[1].starts_with(&format!(
         "<wsorigin:allow> \"https://*\" at {LOC} admits every website"
     )));
+}
+
+/// The catch-all values stock InspIRCd 4.11 warns about (`*`, `http://*`, `https://*`,
+/// in any case) warn here too, each with its value and location; an origin with a host
+/// does not.
+#[test]
+fn catch_all_origins_of_stock_4_11_warn() {
+    for allow in ["*", "http://*", "https://*", "HTTP://*", "Https://*"] {
+        let cfg = RawConfig {
+            origins: vec![tag(ORIGIN_LOC, &[("allow", allow)])],
+            websocket: None,
+            ..RawConfig::default()
+        };
+        let c = Config::from_raw(&cfg).unwrap();
+        assert_eq!(
+            c.warnings,
+            vec![format!(
+                "<wsorigin:allow> \"{allow}\" at {ORIGIN_LOC} admits every website: any web page can make its visitors' browsers connect to this server"
+            )],
+            "{allow}"
+        );
+    }
+    for allow in [
+        "https://*.example",
+        "http://irc.example",
+        "https://irc.example:*",
+    ] {
+        let cfg = RawConfig {
+            origins: vec![tag(ORIGIN_LOC, &[("allow", allow)])],
+            websocket: None,
+            ..RawConfig::default()
+        };
+        let c = Config::from_raw(&cfg).unwrap();
+        assert!(c.warnings.is_empty(), "{allow}: {:?}", c.warnings);
+    }
 }
 
 #[test]
@@ -720,4 +796,35 @@ fn compression_settings_default_to_the_key_table() {
     assert_eq!(c.compression.min_size, 1024);
     assert!(error(&[("compressionwindow", "7")]).contains("compressionwindow"));
     assert!(error(&[("compressionhash", "15")]).contains("compressionhash"));
+}
+
+#[test]
+fn proxies_limited_at_accept_are_warned_about_with_the_websocket_tag_location() {
+    use crate::proxy_clones::{ClassKind, ConnectClass, ServerFacts};
+    let facts = |clones_on_connect| ServerFacts {
+        clones_on_connect,
+        classes: vec![ConnectClass {
+            name: "main".to_owned(),
+            kind: ClassKind::Allow,
+            hosts: vec!["*".to_owned()],
+            ports: Vec::new(),
+            registered_only: false,
+            local_max: 3,
+            global_max: 3,
+        }],
+        websocket_ports: vec![8080],
+    };
+    let with = |facts, ranges| {
+        let mut r = raw(Some(&[("proxyranges", ranges)]));
+        r.server_facts = Some(facts);
+        Config::from_raw(&r).unwrap().warnings
+    };
+    let warnings = with(facts(true), "127.0.0.1");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_names(
+        &warnings[0],
+        &[LOC, "127.0.0.1", "\"main\"", "clonesonconnect=\"no\""],
+    );
+    assert!(with(facts(false), "127.0.0.1").is_empty());
+    assert!(with(facts(true), "").is_empty());
 }

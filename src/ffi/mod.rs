@@ -84,6 +84,16 @@ mod bridge {
         heard: bool,
         /// Set on the read that completed the handshake.
         upgrade: UpgradeResult,
+        /// Set on the read where a trusted proxy's word on the client became known.
+        proxied: ProxiedResult,
+        /// A warning line for the log (a proxy's headers disagree), or empty.
+        warning: String,
+        /// Log the closing line at debug level only (a health check).
+        quiet: bool,
+        /// Before closing, fire InspIRCd's WebIRC event without changing the address, so
+        /// that connectban takes back the peer's count (a trusted balancer's health
+        /// check).
+        forget_peer: bool,
         /// Write now even if the output is empty: the lines the server queued before
         /// the upgrade can go.
         write_now: bool,
@@ -91,20 +101,50 @@ mod bridge {
         reason: String,
     }
 
+    /// A `<connect>` class's kind ([`crate::proxy_clones::ClassKind`]).
+    enum ConnectClassKind {
+        Allow,
+        Deny,
+        Named,
+    }
+
     /// What the handshake established; `done` is false on every other read.
     #[derive(Default)]
     struct UpgradeResult {
         done: bool,
-        /// The real client address from a trusted proxy, as 4 or 16 bytes, to apply;
-        /// empty when there is none (or it is the peer's own).
-        real_ip: Vec<u8>,
-        /// A debug line for the log when `real_ip` is set.
-        real_ip_note: String,
         /// The Origin header (for WHOIS), when `has_origin`.
         origin: String,
         has_origin: bool,
-        /// A warning line for the log about the proxy's headers, or empty.
-        proxy_warning: String,
+    }
+
+    /// The flag map to fire InspIRCd's WebIRC event with ([`crate::secure::EventFlags`]).
+    #[derive(Debug)]
+    enum EventFlags {
+        /// A null map.
+        None,
+        /// `{ "secure": "" }`.
+        Secure,
+        /// An empty map.
+        NotSecure,
+    }
+
+    /// What a trusted proxy established ([`crate::session::Proxied`]); `done` is false
+    /// when there is nothing to apply. In order: a certificate (`set_certificate`),
+    /// then when `real_ip` is set the WebIRC event with `event_flags` and the address
+    /// change.
+    struct ProxiedResult {
+        done: bool,
+        /// The client's address as 4 or 16 bytes; empty: the peer's stays.
+        real_ip: Vec<u8>,
+        /// The client's port, when `has_port` (from a PROXY header); else the peer's.
+        real_port: u16,
+        has_port: bool,
+        /// A debug line for the log when `real_ip` is set.
+        note: String,
+        event_flags: EventFlags,
+        /// Give the user a certificate through sslinfo's API, its error
+        /// [`certificate_note`].
+        set_certificate: bool,
     }
 
     /// A WHOIS 350 (`RPL_WHOISGATEWAY`) line's fields, when `show`.
@@ -147,6 +187,24 @@ mod bridge {
         fn add_item(self: &mut ConfigBuilder, key: &[u8], value: &[u8]);
         /// The server's major version (3 or 4), whose defaults apply.
         fn set_server_version(self: &mut ConfigBuilder, major: u32);
+        /// `<performance clonesonconnect>` as the server reads it.
+        fn set_clones_on_connect(self: &mut ConfigBuilder, on: bool);
+        /// The next `<connect>` class, in the order the server tries them; its masks
+        /// and ports follow. `registered_only`: only for users that have registered.
+        fn add_connect_class(
+            self: &mut ConfigBuilder,
+            name: &[u8],
+            kind: ConnectClassKind,
+            registered_only: bool,
+            local_max: u64,
+            global_max: u64,
+        ) -> Result<()>;
+        /// An `allow`/`deny` mask of the class added last.
+        fn add_connect_class_host(self: &mut ConfigBuilder, mask: &[u8]);
+        /// A port of the class added last.
+        fn add_connect_class_port(self: &mut ConfigBuilder, port: u16);
+        /// The port of a listener whose hook is this module.
+        fn add_websocket_port(self: &mut ConfigBuilder, port: u16);
 
         /// The configuration in force and the counters.
         type WsModule;
@@ -165,9 +223,11 @@ mod bridge {
         type WsSession;
         /// Processes received bytes (unmasked in place), appending IRC lines to `lines`;
         /// `out` is replaced by the protocol output (see [`Output`]).
+        /// `tls_below`: InspIRCd terminates TLS below this hook.
         fn receive(
             self: &mut WsSession,
             input: &mut [u8],
+            tls_below: bool,
             now_ms: u64,
             lines: Pin<&mut CxxString>,
             out: Pin<&mut CxxString>,
@@ -215,6 +275,8 @@ mod bridge {
         fn poll_period_seconds() -> u32;
         /// What MODULES and the module list say the module is.
         fn module_description() -> &'static str;
+        /// The error text of the certificate a secure web user is given.
+        fn certificate_note() -> &'static str;
         /// The `/STATS` letter of the module's counters.
         fn stats_letter() -> u8;
 
@@ -259,6 +321,10 @@ fn poll_period_seconds() -> u32 {
 
 fn module_description() -> &'static str {
     crate::MODULE_DESCRIPTION
+}
+
+fn certificate_note() -> &'static str {
+    crate::secure::CERTIFICATE_NOTE
 }
 
 fn stats_letter() -> u8 {

@@ -6,15 +6,16 @@ use std::pin::Pin;
 use cxx::CxxString;
 
 use super::bridge::{
-    queue_bytes, queue_views, KeepaliveDeadline, QueueView, ReadAction, ReadResult, SendQueue,
-    ServerClose, UpgradeResult, WriteAction,
+    queue_bytes, queue_views, EventFlags, KeepaliveDeadline, ProxiedResult, QueueView, ReadAction,
+    ReadResult, SendQueue, ServerClose, UpgradeResult, WriteAction,
 };
 use super::cxx_sink::CxxSink;
 use super::guard::caught;
 use super::output;
 use crate::connection::Connection;
 use crate::linger::SocketState;
-use crate::session::{self, Ending, Upgrade};
+use crate::secure;
+use crate::session::{self, Ending, Proxied, Upgrade};
 
 /// What the shim holds for one connection.
 pub struct WsSession(pub(super) Connection);
@@ -23,15 +24,46 @@ impl UpgradeResult {
     fn of(upgrade: Upgrade) -> UpgradeResult {
         UpgradeResult {
             done: true,
-            real_ip: match upgrade.real_ip {
+            has_origin: upgrade.origin.is_some(),
+            origin: upgrade.origin.unwrap_or_default(),
+        }
+    }
+}
+
+impl ProxiedResult {
+    fn none() -> ProxiedResult {
+        ProxiedResult {
+            done: false,
+            real_ip: Vec::new(),
+            real_port: 0,
+            has_port: false,
+            note: String::new(),
+            event_flags: EventFlags::None,
+            set_certificate: false,
+        }
+    }
+
+    fn of(proxied: Proxied) -> ProxiedResult {
+        let (ip, port) = match proxied.address {
+            Some((ip, port)) => (Some(ip), port),
+            None => (None, None),
+        };
+        ProxiedResult {
+            done: true,
+            real_ip: match ip {
                 Some(IpAddr::V4(ip)) => ip.octets().to_vec(),
                 Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
                 None => Vec::new(),
             },
-            real_ip_note: upgrade.real_ip_note.unwrap_or_default(),
-            has_origin: upgrade.origin.is_some(),
-            origin: upgrade.origin.unwrap_or_default(),
-            proxy_warning: upgrade.proxy_warning.unwrap_or_default(),
+            real_port: port.unwrap_or_default(),
+            has_port: port.is_some(),
+            note: proxied.note.unwrap_or_default(),
+            event_flags: match proxied.secure.event_flags {
+                secure::EventFlags::None => EventFlags::None,
+                secure::EventFlags::Secure => EventFlags::Secure,
+                secure::EventFlags::NotSecure => EventFlags::NotSecure,
+            },
+            set_certificate: proxied.secure.set_certificate,
         }
     }
 }
@@ -119,6 +151,7 @@ impl WsSession {
     pub(super) fn receive(
         &mut self,
         input: &mut [u8],
+        tls_below: bool,
         now_ms: u64,
         lines: Pin<&mut CxxString>,
         out: Pin<&mut CxxString>,
@@ -127,6 +160,7 @@ impl WsSession {
         let mut lines = CxxSink::new(lines);
         let consumed = input.len();
         let result = self.guarded(&mut out, |connection, out| {
+            connection.note_tls_below(tls_below);
             let report = connection.receive(input, now_ms, &mut lines, out);
             ReadResult {
                 consumed: report.consumed,
@@ -139,6 +173,17 @@ impl WsSession {
                     (None, _) => ReadAction::Deliver,
                 },
                 upgrade: report.upgrade.map(UpgradeResult::of).unwrap_or_default(),
+                proxied: report
+                    .proxied
+                    .map_or_else(ProxiedResult::none, ProxiedResult::of),
+                warning: report.warning.unwrap_or_default(),
+                quiet: matches!(report.ending, Some(Ending::HealthChecked { .. })),
+                forget_peer: matches!(
+                    report.ending,
+                    Some(Ending::HealthChecked {
+                        from_trusted_proxy: true
+                    })
+                ),
                 reason: report
                     .ending
                     .as_ref()
@@ -152,6 +197,10 @@ impl WsSession {
             heard: false,
             write_now: false,
             upgrade: UpgradeResult::default(),
+            proxied: ProxiedResult::none(),
+            warning: String::new(),
+            quiet: false,
+            forget_peer: false,
             reason: ending.reason(),
         })
     }
@@ -274,7 +323,7 @@ mod tests {
         let_cxx_string!(lines = "");
         let_cxx_string!(out = "");
         let mut input = REQUEST.to_vec();
-        let result = session.receive(&mut input, 0, lines.as_mut(), out.as_mut());
+        let result = session.receive(&mut input, false, 0, lines.as_mut(), out.as_mut());
         assert!(result.upgrade.done, "{:?}", result.action);
         session
     }
@@ -303,7 +352,7 @@ mod tests {
         let_cxx_string!(lines = "");
         let_cxx_string!(out = "");
         let mut ping = crate::session::test_client::frame_with(0x89, true, b"x");
-        let read = session.receive(&mut ping, 0, lines.as_mut(), out.as_mut());
+        let read = session.receive(&mut ping, false, 0, lines.as_mut(), out.as_mut());
         assert!(out.as_bytes().is_empty() && lines.as_bytes().is_empty());
         assert_eq!(read.consumed, ping.len());
     }

@@ -16,6 +16,7 @@ fn user_peer() -> Peer {
     Peer {
         address: "127.0.0.1".parse().ok(),
         socket: SocketKind::User,
+        proxy_protocol: false,
     }
 }
 
@@ -396,6 +397,7 @@ fn ircv3_subprotocols_are_only_offered_on_user_sockets() {
     let server = Peer {
         address: "127.0.0.1".parse().ok(),
         socket: SocketKind::Server,
+        proxy_protocol: false,
     };
     let req = request_with(
         &["Sec-WebSocket-Protocol: binary.ircv3.net, text.inspircd.org"],
@@ -465,14 +467,127 @@ fn proxyheader_decides_which_header_counts_and_a_disagreement_is_reported() {
         &["X-Real-IP: 127.0.0.66", "X-Forwarded-For: 127.0.0.5"],
         &[],
     );
-    let accepted = accepted_with(&req, &config, user_peer());
-    assert_eq!(accepted.real_ip, Some("127.0.0.66".parse().unwrap()));
-    assert!(accepted.header_conflict.is_some());
-    config.proxy_header = crate::proxy::ProxyHeader::ForwardedFor;
+    // The default refuses headers that disagree.
+    match poll_with(&req, &config, user_peer()) {
+        HandshakeStatus::Disagreed(conflict) => {
+            assert_eq!(conflict.used.ip, "127.0.0.66".parse::<IpAddr>().unwrap());
+            assert_eq!(conflict.other.ip, "127.0.0.5".parse::<IpAddr>().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(RejectReason::ProxyHeadersDisagree.status(), 400);
+    config.proxy_header = crate::proxy::ProxyHeader::parse("x-forwarded-for").unwrap();
     let accepted = accepted_with(&req, &config, user_peer());
     assert_eq!(accepted.real_ip, Some("127.0.0.5".parse().unwrap()));
     let conflict = accepted.header_conflict.expect("a conflict");
-    assert_eq!(conflict.x_real_ip, "127.0.0.66".parse::<IpAddr>().unwrap());
+    assert_eq!(conflict.other.ip, "127.0.0.66".parse::<IpAddr>().unwrap());
+}
+
+#[test]
+fn after_a_proxy_protocol_header_the_requests_address_headers_are_not_read() {
+    let config = proxied_config("127.0.0.1");
+    let peer = Peer {
+        proxy_protocol: true,
+        ..user_peer()
+    };
+    // Not even required.
+    assert_eq!(accepted_with(&request(), &config, peer).real_ip, None);
+    let req = request_with(&["X-Real-IP: 198.51.100.1"], &[]);
+    assert_eq!(accepted_with(&req, &config, peer).real_ip, None);
+}
+
+#[test]
+fn proto_header_is_read_only_when_named_and_only_from_a_trusted_proxy() {
+    use crate::secure::ProtoHeader;
+    let mut config = proxied_config("127.0.0.1");
+    let https = request_with(
+        &["X-Real-IP: 198.51.100.1", "X-Forwarded-Proto: https"],
+        &[],
+    );
+    assert_eq!(
+        accepted_with(&https, &config, user_peer()).client_tls,
+        ClientTls::Unstated
+    );
+    config.proto_header = ProtoHeader::XForwardedProto;
+    assert_eq!(
+        accepted_with(&https, &config, user_peer()).client_tls,
+        ClientTls::Yes
+    );
+    let http = request_with(&["X-Real-IP: 198.51.100.1", "X-Forwarded-Proto: http"], &[]);
+    assert_eq!(
+        accepted_with(&http, &config, user_peer()).client_tls,
+        ClientTls::No
+    );
+    let none = request_with(&["X-Real-IP: 198.51.100.1"], &[]);
+    assert_eq!(
+        accepted_with(&none, &config, user_peer()).client_tls,
+        ClientTls::Unstated
+    );
+    let outsider = Peer {
+        address: "192.0.2.1".parse().ok(),
+        ..user_peer()
+    };
+    assert_eq!(
+        accepted_with(&https, &config, outsider).client_tls,
+        ClientTls::Unstated
+    );
+    for bad in [
+        &["X-Real-IP: 198.51.100.1", "X-Forwarded-Proto: https, http"][..],
+        &[
+            "X-Real-IP: 198.51.100.1",
+            "X-Forwarded-Proto: https",
+            "X-Forwarded-Proto: https",
+        ],
+        &["X-Real-IP: 198.51.100.1", "X-Forwarded-Proto: gopher"],
+    ] {
+        match poll_with(&request_with(bad, &[]), &config, user_peer()) {
+            HandshakeStatus::Rejected(reason) => {
+                assert_eq!(reason, RejectReason::MalformedProtoHeader);
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    config.proto_header = ProtoHeader::Forwarded;
+    let forwarded = request_with(&["Forwarded: for=198.51.100.1;proto=https"], &[]);
+    assert_eq!(
+        accepted_with(&forwarded, &config, user_peer()).client_tls,
+        ClientTls::Yes
+    );
+}
+
+#[test]
+fn the_health_check_path_is_answered_before_any_other_check() {
+    let mut config = proxied_config("127.0.0.1");
+    config.health_check = Some("/health".to_owned());
+    for (request, head_only) in [
+        (&b"GET /health HTTP/1.0\r\n\r\n"[..], false),
+        (b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n", true),
+        (b"GET /health?probe=1 HTTP/1.1\r\n\r\n", false),
+    ] {
+        assert_eq!(
+            poll_with(request, &config, user_peer()),
+            HandshakeStatus::HealthCheck { head_only },
+            "{}",
+            request.escape_ascii()
+        );
+    }
+    // Other paths and methods are WebSocket requests as before.
+    for request in [
+        &b"GET /healthz HTTP/1.0\r\n\r\n"[..],
+        b"POST /health HTTP/1.1\r\n\r\n",
+    ] {
+        assert!(matches!(
+            poll_with(request, &config, user_peer()),
+            HandshakeStatus::Rejected(_)
+        ));
+    }
+    config.health_check = None;
+    assert!(matches!(
+        poll_with(b"GET /health HTTP/1.0\r\n\r\n", &config, user_peer()),
+        HandshakeStatus::Rejected(RejectReason::HttpVersion)
+    ));
+    assert!(HEALTH_RESPONSE.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(HEALTH_RESPONSE[..HEALTH_RESPONSE_HEAD_LEN].ends_with(b"\r\n\r\n"));
 }
 
 #[test]

@@ -19,13 +19,17 @@ use crate::config::{Config, Limits};
 use crate::frame::{write_close_frame, write_frame, CloseCode, OpCode};
 use crate::handshake::{
     HandshakeScanner, HandshakeStatus, Peer, RejectReason, SocketKind, Subprotocol,
+    HEALTH_RESPONSE, HEALTH_RESPONSE_HEAD_LEN,
 };
 use crate::irc::{IrcLines, LineFramer, MessageMode};
 use crate::keepalive::{Keepalive, KeepaliveAction};
 use crate::log_line;
 use crate::protocol_error::ProtocolError;
+use crate::proxy_protocol::{self, Refusal};
+use crate::secure::{self, ClientTls, Link, SecurePlan};
 use crate::sink::ByteSink;
 
+mod proxy_prefix;
 mod reader;
 
 pub use reader::MessageSink;
@@ -68,6 +72,22 @@ struct Handshaking {
     /// address (a UNIX socket).
     peer: Option<IpAddr>,
     socket: SocketKind,
+    /// Where the connection is in its PROXY protocol stage.
+    prefix: PrefixStage,
+    /// InspIRCd terminates TLS below this module ([`Session::note_tls_below`]).
+    tls_below: bool,
+}
+
+/// The PROXY protocol stage ([`proxy_prefix`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PrefixStage {
+    /// The first bytes have not been judged yet.
+    Pending,
+    /// No PROXY header: the request's own headers may name the client.
+    Absent,
+    /// A PROXY header named the client (or the proxy itself): the request's address
+    /// headers are not read.
+    Read,
 }
 
 /// An open connection.
@@ -88,17 +108,59 @@ struct OpenState {
 pub struct Upgrade {
     pub subprotocol: Option<Subprotocol>,
     pub mode: MessageMode,
-    /// The address a trusted proxy reported, when it is not the peer's own; the caller
-    /// applies it.
-    pub real_ip: Option<IpAddr>,
-    /// A warning line for the log: the proxy sent both real-IP headers and they
-    /// disagree.
-    pub proxy_warning: Option<String>,
-    /// A debug line for the log when `real_ip` is set.
-    pub real_ip_note: Option<String>,
     pub origin: Option<String>,
     /// permessage-deflate, if negotiated.
     pub compression: Option<Agreed>,
+}
+
+/// What a trusted proxy established about the client, for the caller to apply (on the
+/// read that completed the PROXY header or the handshake): InspIRCd's `WebIRC` event
+/// with [`SecurePlan::event_flags`] then the address change when there is an
+/// address, a certificate first when [`SecurePlan::set_certificate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proxied {
+    /// The client's address and, from a PROXY header, port, when not the peer's own.
+    pub address: Option<(IpAddr, Option<u16>)>,
+    /// A debug line for the log when `address` is set.
+    pub note: Option<String>,
+    pub secure: SecurePlan,
+}
+
+impl Proxied {
+    /// What a PROXY header from a trusted proxy on `link` establishes.
+    fn from_header(
+        peer: Option<IpAddr>,
+        link: Link,
+        header: &proxy_protocol::Header,
+    ) -> Option<Proxied> {
+        let real = match header.source {
+            proxy_protocol::Source::Client { ip, port } => Some((ip.to_canonical(), Some(port))),
+            proxy_protocol::Source::Proxy => None,
+        };
+        Proxied::of(peer, link, real, header.client_tls)
+    }
+
+    /// What to apply for a client a trusted proxy on `link` reported at `real` (from
+    /// `peer`), saying `says` of its TLS; `None` when there is nothing to do.
+    fn of(
+        peer: Option<IpAddr>,
+        link: Link,
+        real: Option<(IpAddr, Option<u16>)>,
+        says: ClientTls,
+    ) -> Option<Proxied> {
+        // A proxy naming the peer itself changes nothing.
+        let canonical = |ip: IpAddr| ip.to_canonical();
+        let address = real.filter(|(ip, _)| Some(canonical(*ip)) != peer.map(canonical));
+        let secure = secure::plan(link, says, address.is_some());
+        if address.is_none() && secure == SecurePlan::KEEP {
+            return None;
+        }
+        Some(Proxied {
+            note: address.map(|(ip, _)| log_line::real_address(peer, ip)),
+            address,
+            secure,
+        })
+    }
 }
 
 /// Why the connection ends. The caller sends what was written to the output sink,
@@ -107,6 +169,13 @@ pub struct Upgrade {
 pub enum Ending {
     /// The handshake was refused with an HTTP error.
     Rejected(RejectReason),
+    /// The PROXY protocol header was refused; nothing was sent.
+    ProxyRefused(Refusal),
+    /// A load balancer's health check was answered (not a refusal, and never a user;
+    /// logged at debug level only). `from_trusted_proxy`: the caller takes back the
+    /// proxy's connection count (InspIRCd's `WebIRC` event), so that connectban never
+    /// counts a balancer's checks.
+    HealthChecked { from_trusted_proxy: bool },
     /// The client broke the protocol; a close frame with its code was sent.
     Failed(ProtocolError),
     /// The client sent a close frame (with this code, if any); it was echoed.
@@ -121,6 +190,10 @@ impl Ending {
     pub fn reason(&self) -> String {
         match self {
             Ending::Rejected(reason) => format!("WebSocket: {reason}"),
+            Ending::ProxyRefused(refusal) => {
+                format!("WebSocket: PROXY header refused: {}", refusal.text())
+            }
+            Ending::HealthChecked { .. } => "WebSocket: health check answered".to_owned(),
             Ending::Failed(error) => {
                 format!("WebSocket: {error} (close {})", error.close_code().code())
             }
@@ -164,6 +237,11 @@ pub struct ReadReport {
     pub messages: usize,
     /// Set on the call that completed the handshake.
     pub upgrade: Option<Upgrade>,
+    /// Set on the call where a trusted proxy's word on the client became known (its
+    /// PROXY header, or the handshake).
+    pub proxied: Option<Proxied>,
+    /// A warning line for the log about the proxy's headers (they disagree).
+    pub warning: Option<String>,
     /// Set when the connection must now be closed.
     pub ending: Option<Ending>,
     /// Frames were read from the client on the open connection.
@@ -192,6 +270,8 @@ impl Session {
                 scanner: HandshakeScanner::default(),
                 peer,
                 socket,
+                prefix: PrefixStage::Pending,
+                tls_below: false,
             })),
             framer: LineFramer::default(),
             pending_close: None,
@@ -213,6 +293,14 @@ impl Session {
         }
         self.state = State::Closed;
         self.pending_close = None;
+    }
+
+    /// Before the upgrade: whether InspIRCd terminates TLS below this module (the shim
+    /// tells on every read; a TLS hook is attached after this one).
+    pub fn note_tls_below(&mut self, tls_below: bool) {
+        if let State::Handshake(handshaking) = &mut self.state {
+            handshaking.tls_below = tls_below;
+        }
     }
 
     /// True once upgraded and until closed.
@@ -248,58 +336,8 @@ impl Session {
         out: &mut impl ByteSink,
     ) -> ReadReport {
         let mut report = ReadReport::default();
-        if let State::Handshake(handshaking) = &mut self.state {
-            let peer = Peer {
-                address: handshaking.peer,
-                socket: handshaking.socket,
-            };
-            match handshaking.scanner.poll(input, &self.config, peer) {
-                HandshakeStatus::Partial => return report,
-                HandshakeStatus::Rejected(reason) => {
-                    out.put(&reason.response());
-                    self.state = State::Closed;
-                    report.consumed = input.len();
-                    report.ending = Some(Ending::Rejected(reason));
-                    return report;
-                }
-                HandshakeStatus::Accepted(accepted) => {
-                    out.put(&accepted.response);
-                    report.consumed = accepted.request_len;
-                    // The proxy's address in words only for a warning: rare.
-                    let peer = handshaking.peer;
-                    let proxy_warning = accepted.header_conflict.map(|c| {
-                        log_line::warning(
-                            &c.warning(&peer.map(|ip| ip.to_string()).unwrap_or_default()),
-                        )
-                    });
-                    // A proxy naming the peer itself changes nothing.
-                    let canonical = |ip: IpAddr| ip.to_canonical();
-                    let real_ip = accepted
-                        .real_ip
-                        .filter(|real| Some(canonical(*real)) != peer.map(canonical));
-                    report.upgrade = Some(Upgrade {
-                        subprotocol: accepted.subprotocol,
-                        mode: accepted.mode,
-                        proxy_warning,
-                        real_ip_note: real_ip.map(|real| log_line::real_address(peer, real)),
-                        real_ip,
-                        origin: accepted.origin,
-                        compression: accepted.compression,
-                    });
-                    let compressed = accepted.compression.is_some();
-                    self.state = State::Open(OpenState {
-                        reader: FrameReader::new(&self.config.limits, now_ms, compressed),
-                        compressor: accepted.compression.map(|agreed| {
-                            Box::new(Compressor::new(&self.config.compression, &agreed))
-                        }),
-                        mode: accepted.mode,
-                        keepalive: self
-                            .config
-                            .native_ping
-                            .then(|| Keepalive::new(self.config.ping_interval_ms, now_ms)),
-                    });
-                }
-            }
+        if self.receive_handshake(input, now_ms, out, &mut report) {
+            return report;
         }
         let open = match &mut self.state {
             State::Open(open) => open,
@@ -353,6 +391,111 @@ impl Session {
             report.consumed = input.len();
         }
         report
+    }
+
+    /// Before the upgrade: the PROXY header and the HTTP request. True when the read
+    /// is over (waiting for more, or the connection ended).
+    fn receive_handshake(
+        &mut self,
+        input: &mut [u8],
+        now_ms: u64,
+        out: &mut impl ByteSink,
+        report: &mut ReadReport,
+    ) -> bool {
+        if let State::Handshake(handshaking) = &mut self.state {
+            let link = Link::of(handshaking.peer, handshaking.tls_below);
+            if handshaking.prefix == PrefixStage::Pending {
+                match proxy_prefix::read(input, &self.config, handshaking.peer) {
+                    proxy_prefix::Prefix::Partial => return true,
+                    proxy_prefix::Prefix::Refused(refusal) => {
+                        self.state = State::Closed;
+                        report.consumed = input.len();
+                        report.ending = Some(Ending::ProxyRefused(refusal));
+                        return true;
+                    }
+                    proxy_prefix::Prefix::Absent => handshaking.prefix = PrefixStage::Absent,
+                    proxy_prefix::Prefix::Read(header) => {
+                        handshaking.prefix = PrefixStage::Read;
+                        report.consumed = header.len;
+                        report.proxied = Proxied::from_header(handshaking.peer, link, &header);
+                    }
+                }
+            }
+            let offset = report.consumed;
+            let request = input.get(offset..).unwrap_or_default();
+            let peer = Peer {
+                address: handshaking.peer,
+                socket: handshaking.socket,
+                proxy_protocol: handshaking.prefix == PrefixStage::Read,
+            };
+            match handshaking.scanner.poll(request, &self.config, peer) {
+                HandshakeStatus::Partial => return true,
+                HandshakeStatus::Rejected(reason) => {
+                    out.put(&reason.response());
+                    self.state = State::Closed;
+                    report.consumed = input.len();
+                    report.ending = Some(Ending::Rejected(reason));
+                    return true;
+                }
+                HandshakeStatus::Disagreed(conflict) => {
+                    let reason = RejectReason::ProxyHeadersDisagree;
+                    report.warning = Some(log_line::warning(
+                        &conflict.refusal(&display_peer(handshaking.peer)),
+                    ));
+                    out.put(&reason.response());
+                    self.state = State::Closed;
+                    report.consumed = input.len();
+                    report.ending = Some(Ending::Rejected(reason));
+                    return true;
+                }
+                HandshakeStatus::HealthCheck { head_only } => {
+                    out.put(health_response(head_only));
+                    let from_trusted_proxy = handshaking
+                        .peer
+                        .is_some_and(|ip| self.config.proxy_ranges.trusts_ip(ip));
+                    self.state = State::Closed;
+                    report.consumed = input.len();
+                    report.ending = Some(Ending::HealthChecked { from_trusted_proxy });
+                    return true;
+                }
+                HandshakeStatus::Accepted(accepted) => {
+                    out.put(&accepted.response);
+                    report.consumed = offset + accepted.request_len;
+                    let peer = handshaking.peer;
+                    // The proxy's address in words only for a warning: rare.
+                    report.warning = accepted
+                        .header_conflict
+                        .map(|c| log_line::warning(&c.warning(&display_peer(peer))));
+                    if handshaking.prefix == PrefixStage::Absent {
+                        report.proxied = Proxied::of(
+                            peer,
+                            link,
+                            accepted.real_ip.map(|ip| (ip, None)),
+                            accepted.client_tls,
+                        );
+                    }
+                    report.upgrade = Some(Upgrade {
+                        subprotocol: accepted.subprotocol,
+                        mode: accepted.mode,
+                        origin: accepted.origin,
+                        compression: accepted.compression,
+                    });
+                    let compressed = accepted.compression.is_some();
+                    self.state = State::Open(OpenState {
+                        reader: FrameReader::new(&self.config.limits, now_ms, compressed),
+                        compressor: accepted.compression.map(|agreed| {
+                            Box::new(Compressor::new(&self.config.compression, &agreed))
+                        }),
+                        mode: accepted.mode,
+                        keepalive: self
+                            .config
+                            .native_ping
+                            .then(|| Keepalive::new(self.config.ping_interval_ms, now_ms)),
+                    });
+                }
+            }
+        }
+        false
     }
 
     /// True while the server's close frame has been sent and the client's has not yet
@@ -470,6 +613,22 @@ impl Session {
             other => other,
         };
     }
+}
+
+/// The answer to a health check: the whole [`HEALTH_RESPONSE`], or its head for HEAD.
+fn health_response(head_only: bool) -> &'static [u8] {
+    if head_only {
+        HEALTH_RESPONSE
+            .get(..HEALTH_RESPONSE_HEAD_LEN)
+            .unwrap_or_default()
+    } else {
+        HEALTH_RESPONSE
+    }
+}
+
+/// A peer's address as the log shows it (empty for a UNIX socket).
+fn display_peer(peer: Option<IpAddr>) -> String {
+    peer.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
 /// Drops every message (frames read while closing).

@@ -4,6 +4,7 @@
 use super::test_client::{frame_with, MASK, REQUEST};
 use super::*;
 use crate::config::Config;
+use crate::handshake::HEALTH_RESPONSE;
 use proptest::prelude::*;
 // A server frame as the client decodes it: the test kit's decoder, written independently
 // of this crate's parser.
@@ -56,6 +57,8 @@ struct Harness {
     now_ms: u64,
     ending: Option<Ending>,
     upgrade: Option<Upgrade>,
+    proxied: Option<Proxied>,
+    warning: Option<String>,
     messages: usize,
 }
 
@@ -69,6 +72,8 @@ impl Harness {
             now_ms: 1_000_000,
             ending: None,
             upgrade: None,
+            proxied: None,
+            warning: None,
             messages: 0,
         }
     }
@@ -107,6 +112,13 @@ impl Harness {
         self.messages += report.messages;
         if report.upgrade.is_some() {
             self.upgrade = report.upgrade.clone();
+        }
+        if report.proxied.is_some() {
+            assert!(self.proxied.is_none(), "proxied twice");
+            self.proxied = report.proxied.clone();
+        }
+        if report.warning.is_some() {
+            self.warning = report.warning.clone();
         }
         if report.ending.is_some() {
             assert!(self.ending.is_none(), "ended twice");
@@ -1040,12 +1052,14 @@ fn behind_loopback_proxy() -> Config {
 fn a_trusted_proxys_address_is_reported_with_a_note_for_the_log() {
     let mut h = Harness::with_config(behind_loopback_proxy());
     h.feed(&request_with_header("X-Real-IP: 192.0.2.7"));
-    let upgrade = h.upgrade.expect("upgraded");
-    assert_eq!(upgrade.real_ip, "192.0.2.7".parse().ok());
+    assert!(h.upgrade.is_some());
+    let proxied = h.proxied.expect("proxied");
+    assert_eq!(proxied.address, Some(("192.0.2.7".parse().unwrap(), None)));
     assert_eq!(
-        upgrade.real_ip_note.as_deref(),
+        proxied.note.as_deref(),
         Some("Real address of 127.0.0.1 from a trusted proxy: 192.0.2.7")
     );
+    assert_eq!(proxied.secure, SecurePlan::KEEP);
 }
 
 #[test]
@@ -1053,13 +1067,164 @@ fn a_proxy_naming_the_peer_itself_changes_nothing() {
     for same in ["127.0.0.1", "::ffff:127.0.0.1"] {
         let mut h = Harness::with_config(behind_loopback_proxy());
         h.feed(&request_with_header(&format!("X-Forwarded-For: {same}")));
-        let upgrade = h.upgrade.expect("upgraded");
-        assert_eq!(
-            (upgrade.real_ip, upgrade.real_ip_note),
-            (None, None),
-            "{same}"
-        );
+        assert!(h.upgrade.is_some());
+        assert_eq!(h.proxied, None, "{same}");
     }
+}
+
+#[test]
+fn disagreeing_headers_are_refused_with_a_warning_naming_proxyheader() {
+    let mut h = Harness::with_config(behind_loopback_proxy());
+    let mut request = request_with_header("X-Real-IP: 192.0.2.7");
+    let at = request.len() - 2;
+    request.splice(at..at, b"X-Forwarded-For: 192.0.2.8\r\n".iter().copied());
+    h.feed(&request);
+    assert_eq!(
+        h.ending,
+        Some(Ending::Rejected(RejectReason::ProxyHeadersDisagree))
+    );
+    assert!(h.out.starts_with(b"HTTP/1.1 400 "));
+    let warning = h.warning.expect("a warning");
+    assert!(warning.starts_with("WARNING: trusted proxy 127.0.0.1 sent X-Real-IP 192.0.2.7 and X-Forwarded-For 192.0.2.8"), "{warning}");
+    assert!(warning.contains("proxyheader"), "{warning}");
+}
+
+fn behind_proxy_protocol() -> Config {
+    let mut config = behind_loopback_proxy();
+    config.proxy_protocol = true;
+    config
+}
+
+fn proxy_v2(source: [u8; 4], port: u16, tlvs: &[u8]) -> Vec<u8> {
+    let mut out = crate::proxy_protocol::V2_SIGNATURE.to_vec();
+    out.extend_from_slice(&[0x21, 0x11]);
+    out.extend_from_slice(&u16::try_from(12 + tlvs.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&source);
+    out.extend_from_slice(&[127, 0, 0, 1]);
+    out.extend_from_slice(&port.to_be_bytes());
+    out.extend_from_slice(&8080u16.to_be_bytes());
+    out.extend_from_slice(tlvs);
+    out
+}
+
+/// The PROXY header, the request and a first frame, split anywhere: the address is
+/// reported once, before the upgrade, and the request's own X-Real-IP is not read.
+#[test]
+fn a_proxy_header_gives_the_address_whatever_the_split() {
+    let mut bytes = b"PROXY TCP4 192.0.2.9 127.0.0.1 40000 8080\r\n".to_vec();
+    bytes.extend(request_with_header("X-Real-IP: 203.0.113.66"));
+    bytes.extend(frame(0x1, true, b"NICK x"));
+    for cut in 0..bytes.len() {
+        let mut h = Harness::with_config(behind_proxy_protocol());
+        h.feed(&bytes[..cut]);
+        h.feed(&bytes[cut..]);
+        assert!(h.upgrade.is_some(), "cut {cut}: {:?}", h.ending);
+        let proxied = h.proxied.clone().expect("proxied");
+        assert_eq!(
+            proxied.address,
+            Some(("192.0.2.9".parse().unwrap(), Some(40000)))
+        );
+        assert_eq!(h.lines(), "NICK x\r\n");
+        assert!(h.pending.is_empty());
+    }
+}
+
+#[test]
+fn proxy_refusals_send_nothing_and_name_the_reason() {
+    let line = b"PROXY TCP4 192.0.2.9 127.0.0.1 40000 8080\r\n";
+    for (config, peer, bytes, refusal) in [
+        (
+            behind_proxy_protocol(),
+            "192.0.2.1",
+            &line[..],
+            Refusal::UntrustedPeer,
+        ),
+        (
+            behind_loopback_proxy(),
+            "127.0.0.1",
+            line,
+            Refusal::NotEnabled,
+        ),
+        (
+            behind_proxy_protocol(),
+            "127.0.0.1",
+            REQUEST,
+            Refusal::Missing,
+        ),
+        (
+            behind_proxy_protocol(),
+            "127.0.0.1",
+            b"PROXY TCP4 1.2.3.4\r\n",
+            Refusal::V1Malformed,
+        ),
+    ] {
+        let mut h = Harness::with_config(config);
+        h.session = Session::new(
+            Arc::clone(&h.session.config),
+            peer.parse().ok(),
+            SocketKind::User,
+        );
+        h.feed(bytes);
+        assert_eq!(
+            h.ending,
+            Some(Ending::ProxyRefused(refusal)),
+            "{peer} {}",
+            bytes.escape_ascii()
+        );
+        assert!(h.out.is_empty(), "sent {:?}", h.out);
+        assert!(h.pending.is_empty());
+        assert!(h.ending.unwrap().reason().contains(refusal.text()));
+    }
+}
+
+#[test]
+fn a_proxy_v2_ssl_tlv_makes_a_secure_user_on_a_loopback_or_tls_link() {
+    // PP2_TYPE_SSL with the client bit, and verify.
+    let ssl = [0x20, 0, 5, 0x01, 0, 0, 0, 0];
+    let mut bytes = proxy_v2([192, 0, 2, 9], 1, &ssl);
+    bytes.extend_from_slice(REQUEST);
+    let mut h = Harness::with_config(behind_proxy_protocol());
+    h.feed(&bytes);
+    let secure = h.proxied.expect("proxied").secure;
+    assert!(secure.set_certificate, "{secure:?}");
+    // Through a TLS link, sslinfo's own rule through the WebIRC event.
+    let mut h = Harness::with_config(behind_proxy_protocol());
+    h.session.note_tls_below(true);
+    h.feed(&bytes);
+    assert_eq!(
+        h.proxied.expect("proxied").secure.event_flags,
+        crate::secure::EventFlags::Secure
+    );
+    // Without the TLV: nothing about TLS.
+    let mut bytes = proxy_v2([192, 0, 2, 9], 1, &[]);
+    bytes.extend_from_slice(REQUEST);
+    let mut h = Harness::with_config(behind_proxy_protocol());
+    h.feed(&bytes);
+    assert_eq!(h.proxied.expect("proxied").secure, SecurePlan::KEEP);
+}
+
+#[test]
+fn a_health_check_is_answered_and_ends_quietly() {
+    let mut config = behind_loopback_proxy();
+    config.health_check = Some("/health".to_owned());
+    let mut h = Harness::with_config(config.clone());
+    h.feed(b"GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!(h.out, HEALTH_RESPONSE);
+    assert_eq!(
+        h.ending,
+        Some(Ending::HealthChecked {
+            from_trusted_proxy: true
+        })
+    );
+    // Behind PROXY too (HAProxy's checks send a LOCAL header).
+    config.proxy_protocol = true;
+    let mut h = Harness::with_config(config);
+    let mut local = crate::proxy_protocol::V2_SIGNATURE.to_vec();
+    local.extend_from_slice(&[0x20, 0x00, 0, 0]);
+    local.extend_from_slice(b"GET /health HTTP/1.0\r\n\r\n");
+    h.feed(&local);
+    assert_eq!(h.out, HEALTH_RESPONSE);
+    assert_eq!(h.proxied, None);
 }
 
 #[test]

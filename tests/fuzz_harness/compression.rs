@@ -193,6 +193,7 @@ pub fn compression(data: &[u8]) {
     let peer = Peer {
         address: "192.0.2.7".parse().ok(),
         socket: SocketKind::User,
+        proxy_protocol: false,
     };
     let session = || Session::new(Arc::clone(&config), peer.address, peer.socket);
 

@@ -23,9 +23,12 @@
 //!   valid UTF-8 when text, and the very messages `receive` turns into IRC lines.
 //! - [`compression::compression`]: a session that negotiated permessage-deflate, fed
 //!   hostile compressed frames (see `compression.rs`).
+//! - [`proxy_protocol::proxy_protocol`]: PROXY headers, to the parser and through a
+//!   session behind a TCP-mode balancer (see `proxy_protocol.rs`).
 #![allow(dead_code)]
 
 pub mod compression;
+pub mod proxy_protocol;
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -35,7 +38,9 @@ use inspircd_websocket::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use inspircd_websocket::handshake::{HandshakeScanner, HandshakeStatus, Peer, SocketKind};
 use inspircd_websocket::irc::{MessageMode, MAX_PENDING_LINE_BYTES};
 use inspircd_websocket::protocol_error::ProtocolError;
-use inspircd_websocket::session::{Ending, MessageSink, ReadReport, ServerClose, Session, Upgrade};
+use inspircd_websocket::session::{
+    Ending, MessageSink, Proxied, ReadReport, ServerClose, Session, Upgrade,
+};
 
 /// The statuses BAD_INPUT.md and the handshake docs allow for a refused upgrade.
 pub const REJECT_STATUSES: [u16; 6] = [400, 403, 405, 426, 431, 501];
@@ -197,7 +202,11 @@ pub fn handshake(data: &[u8]) {
     let (config, address, socket) = setup(r.byte());
     let cuts = r.cuts();
     let request = r.rest();
-    let peer = Peer { address, socket };
+    let peer = Peer {
+        address,
+        socket,
+        proxy_protocol: false,
+    };
 
     let whole = HandshakeScanner::default().poll(request, &config, peer);
     check_handshake_status(&whole, request, &config);
@@ -271,6 +280,19 @@ fn check_handshake_status(status: &HandshakeStatus, buf: &[u8], config: &Config)
             let head = format!("HTTP/1.1 {status} ");
             assert!(response.starts_with(head.as_bytes()));
             assert!(!reason.text().is_empty());
+        }
+        HandshakeStatus::Disagreed(conflict) => {
+            assert!(
+                !config.proxy_ranges.is_empty(),
+                "a disagreement without ranges"
+            );
+            assert_ne!(conflict.used.ip, conflict.other.ip);
+        }
+        HandshakeStatus::HealthCheck { .. } => {
+            assert!(
+                config.health_check.is_some(),
+                "a health check without the path"
+            );
         }
     }
 }
@@ -461,6 +483,8 @@ struct ReceiveRun {
     out: Vec<u8>,
     messages: usize,
     upgrade: Option<Upgrade>,
+    /// What a trusted proxy established (a PROXY header, or the handshake's headers).
+    proxied: Option<Proxied>,
     ending: Option<Ending>,
     /// Bytes given but never consumed.
     left: usize,
@@ -474,6 +498,7 @@ fn receive_all(session: &mut Session, chunks: &[&[u8]], config: &Config) -> Rece
         out: Vec::new(),
         messages: 0,
         upgrade: None,
+        proxied: None,
         ending: None,
         left: 0,
     };
@@ -503,6 +528,10 @@ fn receive_all(session: &mut Session, chunks: &[&[u8]], config: &Config) -> Rece
         if let Some(upgrade) = report.upgrade {
             assert!(run.upgrade.is_none(), "upgraded twice");
             run.upgrade = Some(upgrade);
+        }
+        if let Some(proxied) = report.proxied {
+            assert!(run.proxied.is_none(), "a proxy's word reported twice");
+            run.proxied = Some(proxied);
         }
         if let Some(ending) = report.ending {
             assert!(run.ending.is_none(), "ended twice");
@@ -575,11 +604,12 @@ fn assert_same_receive_but_tail(chunked: &ReceiveRun, whole: &ReceiveRun, tail_m
             && chunked.out == whole.out
             && chunked.messages == whole.messages
             && chunked.upgrade == whole.upgrade
+            && chunked.proxied == whole.proxied
             && chunked.ending == whole.ending
             && chunked.left == whole.left,
         "chunked receive differs from the one-piece receive: lines {}+{} vs {}+{} bytes, \
-         out {} vs {} bytes, messages {} vs {}, upgrade {:?} vs {:?}, ending {:?} vs {:?}, \
-         left {} vs {}",
+         out {} vs {} bytes, messages {} vs {}, upgrade {:?} vs {:?}, proxied {:?} vs {:?}, \
+         ending {:?} vs {:?}, left {} vs {}",
         chunked_lines.len(),
         chunked_tail.len(),
         whole_lines.len(),
@@ -590,6 +620,8 @@ fn assert_same_receive_but_tail(chunked: &ReceiveRun, whole: &ReceiveRun, tail_m
         whole.messages,
         chunked.upgrade,
         whole.upgrade,
+        chunked.proxied,
+        whole.proxied,
         chunked.ending,
         whole.ending,
         chunked.left,
@@ -776,7 +808,11 @@ fn check_receive(run: &ReceiveRun, client: &[u8], config: &Config) {
                         None => assert!(payload.is_empty()),
                     }
                 }
-                Some(Ending::Rejected(_)) => unreachable!(),
+                Some(
+                    Ending::Rejected(_) | Ending::ProxyRefused(_) | Ending::HealthChecked { .. },
+                ) => {
+                    unreachable!()
+                }
                 Some(Ending::InternalError) => panic!("the core broke an invariant"),
             }
         }

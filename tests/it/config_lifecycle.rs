@@ -11,7 +11,8 @@ fn origin_status(server: &Server, origin: &str) -> u16 {
     r.status
 }
 
-fn rehash(oper: &mut Client) -> Vec<String> {
+/// REHASH by `oper`, once the server has rehashed; the last lines it was sent.
+pub(crate) fn rehash(oper: &mut Client) -> Vec<String> {
     oper.send_line("REHASH").expect("send");
     oper.expect_line("382 (rehashing)", |l| is_numeric(l, "382"))
         .expect("382 (rehashing)");

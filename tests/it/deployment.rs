@@ -256,7 +256,7 @@ both_modules!(connectban_proxy_class);
 
 /// `n` users through the proxy on `port`, from `real_addr(first)` on, connecting and
 /// registering at the same moment (one thread each, released together).
-fn concurrent_users(port: u16, first: u32, n: u32, prefix: &str) -> Vec<Attempt> {
+pub(crate) fn concurrent_users(port: u16, first: u32, n: u32, prefix: &str) -> Vec<Attempt> {
     let barrier = Barrier::new(n as usize);
     thread::scope(|s| {
         let handles: Vec<_> = (0..n)
@@ -320,17 +320,24 @@ fn forged(port: u16, from: u8, nick: &str, header: (&str, &str)) -> String {
     proxied_ip(port, ip(from), nick, &[header])
 }
 
-/// Through a proxy that leaves a client's X-Real-IP alone, with the default proxyheader
-/// (`any`, the stock rule: X-Real-IP if present), the forged X-Real-IP WINS with either
-/// module; ours logs the disagreement with the forwarded address.
-fn assert_forged_real_ip_wins(m: Module, server: &Server, port: u16) {
-    let got = forged(port, 9, "forger", ("X-Real-IP", FORGED_REAL_IP));
-    assert_eq!(
-        got, FORGED_REAL_IP,
-        "documented danger: the forged X-Real-IP wins"
-    );
-    if m == Module::Ours {
-        assert_disagreement_warned(server, FORGED_REAL_IP, "127.0.0.9");
+/// Through a proxy that leaves a client's X-Real-IP alone, with the default proxyheader:
+/// the stock rule (X-Real-IP if present) lets the client's forged X-Real-IP WIN (stock,
+/// the reference); this module's `any` refuses the request (400) with a warning naming
+/// both addresses.
+fn assert_forged_real_ip_refused_by_ours(m: Module, server: &Server, port: u16) {
+    match m {
+        Module::Stock => {
+            let got = forged(port, 9, "forger", ("X-Real-IP", FORGED_REAL_IP));
+            assert_eq!(got, FORGED_REAL_IP, "stock: the forged X-Real-IP wins");
+        }
+        Module::Ours => {
+            let opts = WsOpts::default().header("X-Real-IP", FORGED_REAL_IP);
+            match attempt_via(port, ip(9), "forger", &opts) {
+                Attempt::HandshakeFailed(e) => assert!(e.contains("400"), "{e}"),
+                other => panic!("the forged X-Real-IP was not refused: {}", other.describe()),
+            }
+            assert_disagreement_warned(server, FORGED_REAL_IP, "127.0.0.9");
+        }
     }
 }
 
@@ -363,17 +370,16 @@ fn spoof_xff_recipe_proxyheader_xff(m: Module) {
 }
 both_modules!(spoof_xff_recipe_proxyheader_xff);
 
-/// (c) The old README recipe with the default proxyheader: the client's forged
-/// X-Real-IP WINS, with either module. This is the danger the README must warn about:
-/// with a proxy that sets only X-Forwarded-For, set `proxyheader="x-forwarded-for"` (or
-/// have the proxy set X-Real-IP as well).
-fn spoof_xff_recipe_default_forged_wins(m: Module) {
+/// (c) The old README recipe with the default proxyheader: with stock the client's
+/// forged X-Real-IP WINS; this module refuses it (400, and the log names the
+/// `proxyheader` to set). An honest client gets in with both.
+fn spoof_xff_recipe_default_forged_refused(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let nginx = NginxConf::new(RECIPE_XFF_ONLY).start(&server);
     assert_eq!(proxied_ip(nginx.port, ip(9), "honest", &[]), "127.0.0.9");
-    assert_forged_real_ip_wins(m, &server, nginx.port);
+    assert_forged_real_ip_refused_by_ours(m, &server, nginx.port);
 }
-both_modules!(spoof_xff_recipe_default_forged_wins);
+both_modules!(spoof_xff_recipe_default_forged_refused);
 
 /// (d) nginx sets only X-Real-IP (a client's own X-Forwarded-For passes through) and
 /// `proxyheader="x-real-ip"`: the forged X-Forwarded-For loses. Stock agrees (it reads
@@ -408,13 +414,13 @@ fn spoof_haproxy_forwardfor(m: Module) {
 }
 both_modules!(spoof_haproxy_forwardfor);
 
-/// HAProxy's `option forwardfor` leaves X-Real-IP alone, so with the default proxyheader
-/// a client's own X-Real-IP WINS, with either module: behind HAProxy, set
-/// `proxyheader="x-forwarded-for"` (or have HAProxy set X-Real-IP).
+/// HAProxy's `option forwardfor` leaves X-Real-IP alone, so with the stock module's rule
+/// a client's own X-Real-IP WINS (stock, the reference). This module's default
+/// `proxyheader="any"` refuses the request (400) with a warning naming both addresses.
 fn spoof_haproxy_default_forged_real_ip_wins(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let haproxy = HaproxyConf::default().start(&server);
-    assert_forged_real_ip_wins(m, &server, haproxy.port);
+    assert_forged_real_ip_refused_by_ours(m, &server, haproxy.port);
 }
 both_modules!(spoof_haproxy_default_forged_real_ip_wins);
 
@@ -728,7 +734,7 @@ fn idle_behind_nginx_stock() {
 
 /// InspIRCd's quit message for a user over `<connect localmax>` (its own wording per
 /// version).
-fn clones_local() -> &'static str {
+pub(crate) fn clones_local() -> &'static str {
     match dialect() {
         Dialect::V3 => "No more connections allowed from your host via this connect class (local)",
         Dialect::V4 => "No more local connections allowed from your host via this connect class.",
@@ -751,7 +757,7 @@ fn proxy_class_connect() -> String {
 /// Opens `n` connections to the WebSocket port from 127.0.0.1 that send nothing, as a
 /// proxy's connections look while their handshakes are still on the way, and waits until
 /// InspIRCd has accepted them.
-fn handshakes_in_flight(server: &Server, n: usize) -> Vec<TcpStream> {
+pub(crate) fn handshakes_in_flight(server: &Server, n: usize) -> Vec<TcpStream> {
     let needle = dialect().accepted_log(&format!("127.0.0.1:{}", server.ws_port));
     let before = server.log_lines(|l| l.contains(&needle)).len();
     let conns: Vec<TcpStream> = (0..n)

@@ -59,18 +59,27 @@ fn ipv6_real_ip(m: Module) {
 }
 both_modules!(ipv6_real_ip);
 
-/// X-Real-IP wins over X-Forwarded-For when both are sent.
+/// Both headers, naming different clients: stock takes X-Real-IP; this module's default
+/// (`proxyheader="any"`) refuses with 400 and a warning naming `proxyheader`.
 fn x_real_ip_preferred(m: Module) {
     let server = Server::start(conf(m, "127.0.0.0/8"));
-    let ip = ip_with_headers(
-        &server,
-        "both",
-        &[
-            ("X-Forwarded-For", "203.0.113.1"),
-            ("X-Real-IP", "198.51.100.70"),
-        ],
-    );
-    assert_eq!(ip, "198.51.100.70");
+    let headers = [
+        ("X-Forwarded-For", "203.0.113.1"),
+        ("X-Real-IP", "198.51.100.70"),
+    ];
+    if m == Module::Stock {
+        assert_eq!(ip_with_headers(&server, "both", &headers), "198.51.100.70");
+        return;
+    }
+    let r = http_exchange(
+        server.ws_port,
+        &upgrade_request(&["X-Forwarded-For: 203.0.113.1", "X-Real-IP: 198.51.100.70"]),
+    )
+    .expect("the refusal");
+    assert_ours_error(&r, 400, &["different clients"]);
+    server.wait_log("the warning naming proxyheader", |l| {
+        l.contains("WARNING") && l.contains("198.51.100.70") && l.contains("proxyheader")
+    });
 }
 both_modules!(x_real_ip_preferred);
 

@@ -3,8 +3,9 @@
 # that builds the module with no network access (README "Building from the tarball
 # offline").
 #
-# What goes in: what the module's build reads (Cargo.toml, Cargo.lock, build.rs, src/,
-# cpp/, include/, the Makefile), its documentation (README.md, modules.conf.example),
+# What goes in: what the module's build reads (Cargo.toml, Cargo.lock, build.rs,
+# buildscript/, src/, cpp/, include/, the Makefile), intree/ (the build inside InspIRCd's
+# source tree), its documentation (README.md, modules.conf.example),
 # debian/, and vendor/ (`cargo vendor`, every crate's .cargo-checksum.json kept) with a
 # .cargo/config.toml that replaces crates.io by vendor/ and turns cargo offline.
 #
@@ -22,8 +23,16 @@
 # version, same checksum).
 #
 # Usage: tools/package/dist.sh [OUTDIR]     (default: target/dist)
+#        tools/package/dist.sh --stage DIR  the same files unpacked in DIR/NAME-VERSION,
+#                                           no tarball (make intree, the in-tree test)
 # Needs: cargo with network access to crates.io (or its registry cache), python3, xz.
 set -eu
+stage_only=
+if [ "${1:-}" = --stage ]; then
+	stage_only=1
+	shift
+	[ $# = 1 ] || { echo "usage: $0 --stage DIR" >&2; exit 2; }
+fi
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 outdir=${1:-target/dist}
@@ -41,7 +50,7 @@ dir=$stage/$base
 
 # The files git knows or would add (no build output, nothing ignored), as they are in
 # the work tree.
-git ls-files -z --cached --others --exclude-standard -- Cargo.lock build.rs Makefile README.md modules.conf.example src cpp include debian |
+git ls-files -z --cached --others --exclude-standard -- Cargo.lock build.rs buildscript Makefile README.md modules.conf.example src cpp include intree debian |
 	xargs -0 cp --parents -t "$dir"
 
 # The trimmed manifest (see above).
@@ -89,6 +98,14 @@ for crate in "$dir"/vendor/*; do
 	} ;;
 	esac
 done
+
+if [ -n "$stage_only" ]; then
+	rm -rf "${outdir:?}/$base"
+	mv "$dir" "$outdir/$base"
+	rm -rf "$stage"
+	echo "${outdir#$top/}/$base: the tarball's files, $(ls "$outdir/$base/vendor" | wc -l) vendored crates"
+	exit 0
+fi
 
 # Reproducible: sorted names, the last commit's time, no owner names.
 mtime=$(git log -1 --format=%ct 2>/dev/null || date +%s)

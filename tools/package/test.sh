@@ -4,9 +4,13 @@
 #  1. make dist (tools/package/dist.sh).
 #  2. The tarball builds offline: unpacked, `make` under `unshare -n` (no network
 #     but loopback) with CARGO_HOME an empty directory (no registry cache to help).
-#  3. For Debian 12 (InspIRCd 3.15, inspircd-dev on this host) and Debian 13 (4.7,
-#     Debian 13's inspircd-dev unpacked by tools/inspircd4/fetch.sh): dpkg-buildpackage
-#     from the unpacked tarball, offline too; lintian on the result (no error or
+#  3. For Debian 12 (InspIRCd 3.15) and Debian 13 (4.7): a clean build root of that
+#     release made by mmdebstrap (--variant=buildd, the release's own security updates
+#     in its sources) with `apt-get build-dep` of debian/control, so Debian's cargo and
+#     rustc and nothing else (no rustup); for Debian 13 also the {fmt} headers of its
+#     inspircd source package (apt-get source). Cached as target/package-roots/
+#     build-SUITE-HASH.tar (HASH: debian/control's). In it, dpkg-buildpackage from the
+#     unpacked tarball with no network (unshare -n); lintian on the result (no error or
 #     warning may remain; debian/README.source and the overrides explain the rest).
 #  4. In a clean root of that release made by mmdebstrap with `inspircd` installed
 #     (cached as target/package-roots/SUITE.tar; delete it to make a fresh one):
@@ -22,8 +26,8 @@
 #
 # Prints PASS/FAIL lines and each step's time; exits non-zero on the first failure.
 # Needs root, network access to deb.debian.org and crates.io (or cargo's registry
-# cache) for steps 1 and 3's Debian 13 headers, and: mmdebstrap, dpkg-dev, debhelper,
-# lintian, python3, xz-utils.
+# cache) for steps 1 and 3's roots, and: mmdebstrap, dpkg-dev, debhelper, lintian,
+# python3, xz-utils.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -117,15 +121,62 @@ pass "m_websocket.so built offline ($(stat -c %s "$so") bytes)"
 step_done
 
 # ---------------------------------------------------------------------------------
-# build_deb NAME [VAR=VALUE...]: the package from the tarball in $work/NAME, offline,
-# with the variables given in the environment (debian/rules reads them).
+# build_root SUITE: a fresh copy of the cached build root of SUITE in $work/build-SUITE
+# ($build_root): buildd essentials and debian/control's Build-Depends, from Debian's
+# archive only; for trixie also /opt/inspircd-fmt/fmt, the {fmt} headers of its
+# inspircd source package.
+build_root() {
+	local suite=$1 hash cache
+	hash=$(sha256sum debian/control | cut -c1-12)
+	cache=$roots/build-$suite-$hash.tar
+	if [ ! -s "$cache" ]; then
+		echo "making the $suite build root (mmdebstrap, cached as ${cache#$top/})"
+		local hooks=()
+		if [ "$suite" = trixie ]; then
+			hooks+=(--customize-hook='chroot "$1" sh -ec "mkdir -p /tmp/src /opt/inspircd-fmt/fmt && cd /tmp/src && apt-get -o APT::Sandbox::User=root source --download-only -qq inspircd && tar -xf inspircd_*.orig.tar.* -C /opt/inspircd-fmt/fmt --strip-components=3 --wildcards \"*/vendor/fmt/*.h\" && rm -rf /tmp/src"')
+		fi
+		mkdir -p "$work/control/debian"
+		cp debian/control "$work/control/debian/"
+		mmdebstrap --quiet --mode=root --variant=buildd \
+			--customize-hook='mkdir -p "$1/tmp/pkg"' \
+			--customize-hook="copy-in $work/control/debian /tmp/pkg" \
+			--customize-hook='chroot "$1" apt-get build-dep -y -qq /tmp/pkg && rm -rf "$1/tmp/pkg"' \
+			"${hooks[@]}" \
+			--customize-hook='chroot "$1" apt-get clean' \
+			"$suite" "$roots/build-$suite.tmp.tar" \
+			"deb http://deb.debian.org/debian $suite main" \
+			"deb http://deb.debian.org/debian-security $suite-security main" \
+			"deb-src http://deb.debian.org/debian $suite main" || fail "mmdebstrap $suite build root"
+		mv "$roots/build-$suite.tmp.tar" "$cache"
+	fi
+	build_root=$work/build-$suite
+	rm -rf "$build_root"
+	mkdir -p "$build_root"
+	tar -xf "$cache" -C "$build_root"
+	echo "build root $suite: $(chroot "$build_root" dpkg -S /usr/bin/cargo /usr/bin/rustc /usr/include/inspircd/inspircd.h | cut -d: -f1 | tr '\n' ' ')"
+	chroot "$build_root" dpkg-query -W -f='  ${Package} ${Version}\n' "$(chroot "$build_root" dpkg -S /usr/bin/cargo | cut -d: -f1)" inspircd-dev
+	[ ! -e "$build_root/root/.cargo" ] && ! chroot "$build_root" sh -c 'command -v rustup' >/dev/null ||
+		fail "the $suite build root has rustup"
+}
+
+# build_deb NAME SUITE [VAR=VALUE...]: the package from the tarball in a clean build
+# root of SUITE, offline, with the variables given in the environment (debian/rules
+# reads them); the result in $work/NAME.
 build_deb() {
-	local name=$1
-	shift
-	unpack "$work/$name"
-	(cd "$work/$name/$base" && env "$@" unshare -n dpkg-buildpackage -b -uc -us) \
-		> "$work/$name/build.log" 2>&1 || { tail -n 40 "$work/$name/build.log"; fail "dpkg-buildpackage ($name)"; }
-	grep '^Building for InspIRCd' "$work/$name/build.log"
+	local name=$1 suite=$2
+	shift 2
+	build_root "$suite"
+	mkdir -p "$build_root/build" "$work/$name"
+	tar -xJf "$tarball" -C "$build_root/build"
+	# A network namespace with no interface but a loopback that is down; /proc for
+	# rustc, in a mount namespace of its own (gone with the build).
+	unshare --net --mount --fork sh -c 'mount -t proc proc "$1/proc" && exec chroot "$@"' sh \
+		"$build_root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@" \
+		sh -c "cd /build/$base && echo \"network interfaces inside: \$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')\" && dpkg-buildpackage -b -uc -us" \
+		> "$work/$name/build.log" 2>&1 || { tail -n 40 "$work/$name/build.log"; fail "dpkg-buildpackage ($name, in the $suite root)"; }
+	grep -E '^network interfaces inside|^Building for InspIRCd' "$work/$name/build.log"
+	cp "$build_root"/build/inspircd-websocket_* "$work/$name/"
+	rm -rf "$build_root"
 	deb=$(ls "$work/$name"/inspircd-websocket_*.deb)
 	echo "package: ${deb#$top/}"
 	dpkg-deb -f "$deb" Package Version Depends
@@ -142,16 +193,14 @@ build_deb() {
 	pass "lintian ($name): no errors or warnings ($(grep -c . "$work/$name/lintian.log" || true) findings in all)"
 }
 
-step "Debian 12 package (InspIRCd 3.15 headers from inspircd-dev)"
-[ -f /usr/include/inspircd/moduledefs.h ] || fail "no /usr/include/inspircd: apt-get install inspircd-dev"
-build_deb deb12
+step "Debian 12 package, built in a clean Debian 12 root with Debian's Rust (InspIRCd 3.15)"
+build_deb deb12 bookworm
 deb12=$deb
 dpkg-deb -f "$deb12" Depends | grep -q 'inspircd (>= 3.15.0), inspircd (<< 3.16~)' || fail "Debian 12 package: wrong InspIRCd dependency"
 step_done
 
-step "Debian 13 package (InspIRCd 4.7 headers from Debian 13's inspircd-dev)"
-tools/inspircd4/fetch.sh target/inspircd4
-build_deb deb13 INSPIRCD_INCLUDE_DIR="$top/target/inspircd4/root/usr/include/inspircd" INSPIRCD_FMT_DIR="$top/target/inspircd4/fmt"
+step "Debian 13 package, built in a clean Debian 13 root with Debian's Rust (InspIRCd 4.7)"
+build_deb deb13 trixie INSPIRCD_FMT_DIR=/opt/inspircd-fmt
 deb13=$deb
 dpkg-deb -f "$deb13" Depends | grep -q 'inspircd (>= 4.7.0), inspircd (<< 4.8~)' || fail "Debian 13 package: wrong InspIRCd dependency"
 step_done

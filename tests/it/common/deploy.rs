@@ -400,6 +400,35 @@ impl Haproxy {
     }
 }
 
+/// A proxy of the test with a configuration of its own: `render(dir, ready_port, token)`
+/// must make the proxy answer `GET /__ready` on `ready_port` with `token` (its other
+/// listeners are the caller's to choose). `what` is "nginx" or "haproxy".
+pub fn start_custom_proxy(
+    what: &str,
+    server: &Server,
+    render: &dyn Fn(&Path, u16, &str) -> String,
+) -> (u16, PathBuf, KillOnDrop) {
+    let nginx = what == "nginx";
+    start_proxy(
+        what,
+        server,
+        if nginx { "nginx.conf" } else { "haproxy.cfg" },
+        free_port,
+        render,
+        &|dir, conf| {
+            let mut c = Command::new(if nginx { NGINX } else { HAPROXY });
+            if nginx {
+                c.arg("-p").arg(dir).arg("-c").arg(conf);
+                c.arg("-e").arg(dir.join("error.log"));
+            } else {
+                c.arg("-db").arg("-f").arg(conf);
+            }
+            c
+        },
+        &["stdout.txt", "error.log"],
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // Clients from a chosen source address
 // ---------------------------------------------------------------------------------------
@@ -412,6 +441,21 @@ pub fn ws_via(port: u16, src: Ipv4Addr, opts: &WsOpts) -> Result<WsClient, tungs
     let tcp = connect_from(src, port)?;
     tcp.set_read_timeout(Some(TIMEOUT))?;
     WsClient::handshake(Stream::Plain(tcp), "ws", port, opts)
+}
+
+/// A wss:// handshake through the proxy on `port` (TLS terminated there, with the
+/// certificate `cert_pem`) from `src`.
+#[allow(clippy::result_large_err)]
+pub fn wss_via(
+    port: u16,
+    src: Ipv4Addr,
+    opts: &WsOpts,
+    cert_pem: &Path,
+) -> Result<WsClient, tungstenite::Error> {
+    let tcp = connect_from(src, port)?;
+    tcp.set_read_timeout(Some(TIMEOUT))?;
+    let tls = rustls::StreamOwned::new(tls_client(cert_pem), tcp);
+    WsClient::handshake(Stream::Tls(Box::new(tls)), "wss", port, opts)
 }
 
 /// A WebSocket user through the proxy on `port` from `src`, registered as `nick`.

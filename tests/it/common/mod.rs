@@ -56,7 +56,8 @@ pub const ORIGIN: &str = testkit::inspircd::DEFAULT_ORIGIN;
 pub enum Module {
     /// This project's module: `$WS_MODULE`, else the one `make` built for the server
     /// under test (`<crate>/m_websocket.so`, `make INSPIRCD=4`'s
-    /// `<crate>/target/inspircd4/m_websocket.so`).
+    /// `<crate>/target/inspircd4/m_websocket.so`; with `INSPIRCD=source` only
+    /// `$WS_MODULE`).
     Ours,
     /// The installation's stock `m_websocket.so` (InspIRCd 3's needs `m_sha1.so`).
     Stock,
@@ -66,22 +67,23 @@ impl Module {
     pub fn path(self) -> PathBuf {
         match self {
             Module::Ours => {
-                let built = match dialect() {
-                    Dialect::V3 => "m_websocket.so",
-                    Dialect::V4 => "target/inspircd4/m_websocket.so",
+                // What `make` builds for the server INSPIRCD names; one built from source
+                // (INSPIRCD=source) has its module named by WS_MODULE.
+                let (built, make) = match std::env::var("INSPIRCD").as_deref() {
+                    Ok("4") => ("target/inspircd4/m_websocket.so", "make INSPIRCD=4"),
+                    Ok("source") => (
+                        "",
+                        "make INSPIRCD_SOURCE=... and set WS_MODULE=target/NAME/m_websocket.so",
+                    ),
+                    _ => ("m_websocket.so", "make"),
                 };
                 let p = match std::env::var_os("WS_MODULE") {
                     Some(p) => PathBuf::from(p),
                     None => Path::new(env!("CARGO_MANIFEST_DIR")).join(built),
                 };
-                if !p.exists() {
+                if !p.is_file() {
                     panic!(
-                        "m_websocket.so not built: run `make{}` first (looked for {})",
-                        if dialect() == Dialect::V4 {
-                            " INSPIRCD=4"
-                        } else {
-                            ""
-                        },
+                        "m_websocket.so not built: run `{make}` first (looked for {})",
                         p.display()
                     );
                 }
@@ -106,9 +108,16 @@ impl From<Module> for WsModule {
 // ---------------------------------------------------------------------------------------
 
 /// The server every test runs: `INSPIRCD=3` (or unset) Debian 12's InspIRCd 3,
-/// `INSPIRCD=4` Debian 13's InspIRCd 4 (`make test` runs the suite with each).
+/// `INSPIRCD=4` Debian 13's InspIRCd 4, `INSPIRCD=source` one built from source under
+/// `INSPIRCD_PREFIX` (`make test` runs the suite with each it has).
 pub fn install() -> testkit::inspircd::Install {
-    testkit::inspircd::Install::from_env().unwrap_or_else(|e| panic!("{e}"))
+    // Found once per test binary: a source-built server is asked for its version.
+    static INSTALL: std::sync::OnceLock<Result<testkit::inspircd::Install, String>> =
+        std::sync::OnceLock::new();
+    INSTALL
+        .get_or_init(testkit::inspircd::Install::from_env)
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Which InspIRCd the suite runs against, for the few expectations where InspIRCd

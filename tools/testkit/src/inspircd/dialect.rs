@@ -12,7 +12,8 @@ pub enum Dialect {
     /// InspIRCd 3 (Debian 12's 3.15).
     #[default]
     V3,
-    /// InspIRCd 4 (Debian 13's 4.7). Its configuration still reads every key these
+    /// InspIRCd 4 (Debian 13's 4.7; 4.0 to 4.11 and the 4.x branch built from source).
+    /// Its configuration still reads every key these
     /// configurations use (it warns about none); only the TLS profile differs.
     V4,
 }
@@ -39,6 +40,17 @@ const V3_CONNECT_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 impl Dialect {
+    /// The dialect of the InspIRCd whose `--version` says `version`
+    /// (`InspIRCd-4.11.0`, `InspIRCd-3.15.0-debian`): by its major version.
+    pub fn from_version(version: &str) -> Option<Dialect> {
+        let major = version.strip_prefix("InspIRCd-")?.split('.').next()?;
+        match major {
+            "3" => Some(Dialect::V3),
+            "4" => Some(Dialect::V4),
+            _ => None,
+        }
+    }
+
     /// The server's arguments after the binary: in the foreground, as root if need be,
     /// with this configuration file.
     pub fn args(self, config: &Path) -> Vec<OsString> {
@@ -51,10 +63,12 @@ impl Dialect {
         }
     }
 
-    /// What the console says once every listener is up.
+    /// What the console says once every listener is up: "InspIRCd is now running as
+    /// 'name'[SID]" up to 4.11, "InspIRCd-4.11.0 [PID n] is now running as name [SID]"
+    /// on the 4.x branch after it.
     pub fn running_banner(self) -> &'static str {
         match self {
-            Dialect::V3 | Dialect::V4 => "InspIRCd is now running",
+            Dialect::V3 | Dialect::V4 => " is now running as ",
         }
     }
 
@@ -162,5 +176,22 @@ impl Dialect {
                 s
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn dialect_from_what_the_binary_reports() {
+        assert_eq!(
+            Dialect::from_version("InspIRCd-3.15.0-debian"),
+            Some(Dialect::V3)
+        );
+        assert_eq!(Dialect::from_version("InspIRCd-4.0.0"), Some(Dialect::V4));
+        assert_eq!(Dialect::from_version("InspIRCd-4.11.0"), Some(Dialect::V4));
+        assert_eq!(Dialect::from_version("InspIRCd-5.0.0"), None);
+        assert_eq!(Dialect::from_version("inspircd 4.11"), None);
     }
 }

@@ -40,7 +40,13 @@ pub struct Install {
     /// The stock modules (`m_*.so`).
     pub modules: PathBuf,
     pub dialect: Dialect,
+    /// Environment variables the server runs with, beside the inherited ones.
+    pub env: Vec<(String, String)>,
 }
+
+/// coreutils' `stdbuf` library (Debian's path): preloaded, it makes a program's stdout
+/// line-buffered, as `stdbuf -oL` does, without a program in front of the server.
+const LIBSTDBUF: &str = "/usr/libexec/coreutils/libstdbuf.so";
 
 impl Default for Install {
     /// Debian 12's InspIRCd 3.15.
@@ -50,6 +56,7 @@ impl Default for Install {
             loader: Vec::new(),
             modules: "/usr/lib/inspircd/modules".into(),
             dialect: Dialect::V3,
+            env: Vec::new(),
         }
     }
 }
@@ -76,11 +83,49 @@ impl Install {
             ],
             modules: dir.join("root/usr/lib/inspircd/modules"),
             dialect: Dialect::V4,
+            env: Vec::new(),
         }
     }
 
+    /// InspIRCd built from source and installed under `prefix` (`./configure
+    /// --prefix=...`: `bin/inspircd`, `modules/`), as `tools/inspircd-source/source.sh
+    /// server` does; the dialect from the major version the binary reports. Its stdout
+    /// is made line-buffered ([`LIBSTDBUF`]): InspIRCd 4.0 to 4.6 print "now running"
+    /// into a buffer that a file, unlike a terminal, gets only at exit (4.7 flushes it).
+    pub fn source_built(prefix: &Path) -> Result<Install, String> {
+        let binary = prefix.join("bin/inspircd");
+        let out = Command::new(&binary)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("InspIRCd not found at {}: {e}", binary.display()))?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let dialect = Dialect::from_version(&version).ok_or_else(|| {
+            format!(
+                "{} --version said {version:?}: not an InspIRCd this kit speaks to (3 or 4)",
+                binary.display()
+            )
+        })?;
+        if !Path::new(LIBSTDBUF).is_file() {
+            return Err(format!(
+                "{LIBSTDBUF} not found (coreutils): a source-built InspIRCd's output is read through it"
+            ));
+        }
+        Ok(Install {
+            binary,
+            loader: Vec::new(),
+            modules: prefix.join("modules"),
+            dialect,
+            env: vec![
+                ("LD_PRELOAD".into(), LIBSTDBUF.into()),
+                ("_STDBUF_O".into(), "L".into()),
+            ],
+        })
+    }
+
     /// The server `INSPIRCD` names: `3` (or unset) for Debian 12's InspIRCd 3, `4` for
-    /// Debian 13's InspIRCd 4 in `INSPIRCD4_DIR` (default [`DEFAULT_INSPIRCD4_DIR`]).
+    /// Debian 13's InspIRCd 4 in `INSPIRCD4_DIR` (default [`DEFAULT_INSPIRCD4_DIR`]),
+    /// `source` for one built from source and installed under `INSPIRCD_PREFIX`
+    /// ([`Install::source_built`]).
     pub fn from_env() -> Result<Install, String> {
         match std::env::var("INSPIRCD").as_deref() {
             Err(_) | Ok("") | Ok("3") => Ok(Install::default()),
@@ -97,7 +142,16 @@ impl Install {
                 }
                 Ok(install)
             }
-            Ok(other) => Err(format!("INSPIRCD={other}: say INSPIRCD=3 or INSPIRCD=4")),
+            Ok("source") => {
+                let prefix = std::env::var_os("INSPIRCD_PREFIX").ok_or(
+                    "INSPIRCD=source needs INSPIRCD_PREFIX, where InspIRCd is installed \
+                     (tools/inspircd-source/source.sh server SOURCE prints it)",
+                )?;
+                Install::source_built(Path::new(&prefix))
+            }
+            Ok(other) => Err(format!(
+                "INSPIRCD={other}: say INSPIRCD=3, INSPIRCD=4 or INSPIRCD=source"
+            )),
         }
     }
 
@@ -217,6 +271,7 @@ impl Launcher {
         let (program, args) = line.split_first().ok_or("no server binary to run")?;
         let mut cmd = Command::new(program);
         cmd.args(args)
+            .envs(self.install.env.iter().map(|(k, v)| (k, v)))
             .args(self.install.dialect.args(config))
             .current_dir(dir)
             .stdin(Stdio::null())
