@@ -6,12 +6,12 @@
 #   make run        install missing Debian packages, build, start a real InspIRCd with
 #                   the module and an example configuration in the foreground
 #   make lint       cargo fmt --check and clippy -D warnings (Cargo.toml's [lints])
-#   make test       install missing Debian packages, lint, build for both servers, run every
-#                   test (cargo test with InspIRCd 3, the integration suite again with
-#                   InspIRCd 4, then on InspIRCd built from INSPIRCD_SOURCE and
-#                   INSPIRCD_SMOKE_SOURCES if given, the test kit's own tests, then the
-#                   Autobahn conformance suite, compression groups included); it ends
-#                   with the servers it ran and those it skipped
+#   make test       install missing Debian packages, lint, build for both servers, then
+#                   run every suite at once (tools/test-all.sh: unit tests, the
+#                   integration suite with InspIRCd 3 and with InspIRCd 4, on InspIRCd
+#                   built from INSPIRCD_SOURCE and INSPIRCD_SMOKE_SOURCES if given, the
+#                   Autobahn conformance suite); logs in target/test-logs/; it ends with
+#                   each suite's result and the servers it ran and those it skipped
 #   make intree INSPIRCD_SOURCE=TREE  put the module into an InspIRCd source tree for
 #                   InspIRCd's own ./configure and make install (intree/)
 #   make bench      codec microbenchmarks, then tools/loadbench: this module vs the stock
@@ -117,28 +117,40 @@ LDFLAGS ?=
 # The system libraries the Rust standard library needs (cargo --print native-static-libs).
 SYSTEM_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-# Debian packages the build and the tests need (chromium and firefox-esr: the browser
-# tests; nginx and haproxy: tests/it/deployment.rs runs the module behind both;
-# mmdebstrap: Debian 13's InspIRCd 4 for INSPIRCD=4 and make test; libgnutls28-dev and
-# pkg-config: ssl_gnutls of InspIRCd built from source for make test).
-DEBIAN_PACKAGES := inspircd inspircd-dev g++ openssl chromium firefox-esr nginx libnginx-mod-stream haproxy mmdebstrap \
+# Debian packages `make run` needs: the server and its headers, a compiler, Debian 13's
+# InspIRCd 4 through mmdebstrap for INSPIRCD=4, python3 to serve the chat page and
+# python3-websockets for the shell client it prints.
+RUN_PACKAGES := inspircd inspircd-dev g++ make python3 python3-websockets $(if $(filter 4,$(INSPIRCD)),mmdebstrap)
+# And what `make test` needs beyond them (chromium and firefox-esr: the browser tests;
+# nginx, its stream module and haproxy: the proxy tests; mmdebstrap: Debian 13's
+# InspIRCd 4; libgnutls28-dev and pkg-config: ssl_gnutls of InspIRCd built from source;
+# openssl: the tests' certificates).
+TEST_PACKAGES := $(RUN_PACKAGES) openssl chromium firefox-esr nginx libnginx-mod-stream haproxy mmdebstrap \
 	libgnutls28-dev pkg-config
 
 RUN_IRC_PORT ?= 6667
 RUN_WS_PORT ?= 8080
 RUN_PAGE_PORT ?= 8000
 
-.PHONY: all install run test packages clean FORCE
+.PHONY: all install run test packages test-packages clean
 
 all: $(MODULE)
 
+# What the static library is built from: cargo runs only when one of these is newer
+# than it, so `make install` after `make` needs neither cargo (which sudo's PATH lacks
+# for a rustup user) nor the network. (touch: cargo leaves the library as it was when
+# nothing it reads changed.)
+CORE_SOURCES := Cargo.toml Cargo.lock build.rs $(shell find src buildscript cpp include -type f 2>/dev/null) \
+	$(wildcard $(INSPIRCD_INCLUDE_DIR)/config.h)
+
 ifneq ($(INSPIRCD_SOURCE),)
-$(STATICLIB): FORCE
+$(STATICLIB): $(CORE_SOURCES)
 	@mkdir -p $(SOURCE_BUILD) $(CARGO_TARGET_DIR)
-	flock $(CARGO_TARGET_DIR)/.source-build.lock sh -c '$(BUILD_ENV) $(CARGO) build --release --lib $(CARGO_BUILD_FLAGS) && cp -p $(CARGO_STATICLIB) $@'
+	flock $(CARGO_TARGET_DIR)/.source-build.lock sh -c '$(BUILD_ENV) $(CARGO) build --release --lib $(CARGO_BUILD_FLAGS) && cp $(CARGO_STATICLIB) $@'
 else
-$(STATICLIB): FORCE $(SERVER_READY)
+$(STATICLIB): $(CORE_SOURCES) $(SERVER_READY)
 	$(BUILD_ENV) $(CARGO) build --release --lib $(CARGO_BUILD_FLAGS)
+	touch $@
 endif
 
 # Debian 13's InspIRCd 4.7: server, headers and {fmt}, fetched once.
@@ -174,9 +186,10 @@ install: $(MODULE)
 	$(INSTALL) -d $(DESTDIR)$(MODULEDIR)
 	$(INSTALL) -m 0644 $(MODULE) $(DESTDIR)$(MODULEDIR)/m_websocket.so
 
-# Installs the Debian packages when missing (as root), or says how.
-packages:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+# Installs the Debian packages when missing (as root), or says how: what running needs
+# (packages), what the tests need (test-packages).
+packages test-packages:
+	@missing=""; for p in $(if $(filter test-packages,$@),$(TEST_PACKAGES),$(RUN_PACKAGES)); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -198,24 +211,16 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(BUILD_ENV) $(CARGO) clippy --all-targets --workspace $(CARGO_BUILD_FLAGS) -- -D warnings
 
-# The integration suite (tests/it) runs once per server; the rest does not touch one.
-# InspIRCd built from source (INSPIRCD_SOURCE, INSPIRCD_SMOKE_SOURCES): after the Debian
-# servers; tools/inspircd-source/test.sh says which ran and which were skipped, and why.
-# (lint first, as for the Debian 12 server whatever INSPIRCD_SOURCE says.)
-SERVERS_TESTED := $(CURDIR)/target/servers-tested.txt
-test: packages
+# Lint and the module builds, then every suite at once (tools/test-all.sh): the unit
+# tests, the integration suite on Debian 12's and 13's servers, Autobahn, and InspIRCd
+# built from INSPIRCD_SOURCE / INSPIRCD_SMOKE_SOURCES when given; it ends with each
+# suite's result and the servers it ran and skipped. (lint first, as for the Debian 12
+# server whatever INSPIRCD_SOURCE says.)
+test: test-packages
 	$(MAKE) lint INSPIRCD=3 INSPIRCD_SOURCE=
 	$(MAKE) all INSPIRCD=3 INSPIRCD_SOURCE=
 	$(MAKE) all INSPIRCD=4 INSPIRCD_SOURCE=
-	@mkdir -p target && : > $(SERVERS_TESTED)
-	INSPIRCD=3 $(CARGO) test
-	@echo "ran: $$(sed -n 's/^#define INSPIRCD_VERSION "\(.*\)"/\1/p' /usr/include/inspircd/config.h) (Debian 12): the whole integration suite, this module and the stock one" >> $(SERVERS_TESTED)
-	INSPIRCD=4 $(CARGO) test --test it
-	@echo "ran: InspIRCd $$(cat $(INSPIRCD4_READY)) (Debian 13): the whole integration suite, this module and the stock one" >> $(SERVERS_TESTED)
-	SERVERS_TESTED=$(SERVERS_TESTED) $(MAKE) test-source
-	$(CARGO) test -p testkit --lib
-	./conformance/run.sh --ci
-	@echo; echo "Servers:"; cat $(SERVERS_TESTED)
+	CARGO=$(CARGO) tools/test-all.sh "$(INSPIRCD_SOURCE)" $(INSPIRCD_SMOKE_SOURCES)
 
 # The suite on InspIRCd built from INSPIRCD_SOURCE, the in-tree build of that source, a
 # smoke test on each of INSPIRCD_SMOKE_SOURCES (tools/inspircd-source/test.sh).

@@ -123,6 +123,14 @@ class LingeringClose : public EventHandler
 		return session->linger_expired(NowMs());
 	}
 
+	/** The wait is over: the session goes now (its counters with it), the object at the
+	 * next timer run.
+	 */
+	void DropSession()
+	{
+		rust::Box<WsSession> done(std::move(session));
+	}
+
 	void OnEventHandlerRead() override
 	{
 		if (ReadAvailable())
@@ -180,7 +188,18 @@ bool WebSocketHookProvider::QueueOutput(StreamSocket::SendQueue& sendq)
 {
 	if (output.empty())
 		return false;
-	sendq.push_back(output);
+	// Pieces of at most output_piece_bytes() bytes (src/ffi/output.rs says why).
+	const size_t piece = output_piece_bytes();
+	if (output.size() <= piece)
+		sendq.push_back(output);
+	else
+	{
+		for (size_t at = 0; at < output.size(); at += piece)
+		{
+			outputpiece.assign(output, at, piece);
+			sendq.push_back(outputpiece);
+		}
+	}
 	if (output.capacity() > output_keep_bytes())
 		std::string().swap(output);
 	return true;
@@ -202,11 +221,21 @@ void WebSocketHookProvider::EndLinger(LingeringClose* closing)
 {
 	lingering.erase(closing);
 	SocketEngine::Close(closing);
-	ServerInstance->GlobalCulls.AddItem(closing);
+	closing->DropSession();
+	// Not deleted here: this may run inside its own read handler.
+	ended.push_back(closing);
+}
+
+void WebSocketHookProvider::DeleteEnded()
+{
+	for (std::vector<LingeringClose*>::const_iterator i = ended.begin(); i != ended.end(); ++i)
+		delete *i;
+	ended.clear();
 }
 
 void WebSocketHookProvider::ExpireLingering()
 {
+	DeleteEnded();
 	for (std::set<LingeringClose*>::iterator i = lingering.begin(); i != lingering.end(); )
 	{
 		// Ending one removes it from the set: step first.
@@ -248,16 +277,49 @@ void WebSocketHookProvider::FinishLingering()
 	for (std::set<LingeringClose*>::const_iterator i = lingering.begin(); i != lingering.end(); ++i)
 		delete *i;
 	lingering.clear();
+	DeleteEnded();
+}
+
+void WebSocketHookProvider::PollKeepalives(uint64_t now_ms)
+{
+	while (!keepalives.empty() && keepalives.begin()->first <= now_ms)
+	{
+		// Out of the schedule first: the poll enters it again at its next deadline.
+		WebSocketHook* const hook = keepalives.begin()->second;
+		hook->Unschedule();
+		hook->Keepalive(now_ms);
+	}
 }
 
 WebSocketHook::WebSocketHook(const compat::ProviderRef& prov, StreamSocket* sock, rust::Box<WsSession> newsession)
 	: IOHookMiddle(prov)
 	, session(std::move(newsession))
-#if WSGATE_INSPIRCD4
 	, socket(sock)
-#endif
 {
 	sock->AddIOHook(this);
+}
+
+WebSocketHook::~WebSocketHook()
+{
+	Unschedule();
+}
+
+void WebSocketHook::Schedule()
+{
+	Unschedule();
+	const KeepaliveDeadline deadline = session->keepalive_deadline();
+	if (!deadline.scheduled)
+		return;
+	keepalive_entry = Provider()->keepalives.emplace(deadline.at_ms, this);
+	scheduled = true;
+}
+
+void WebSocketHook::Unschedule()
+{
+	if (!scheduled)
+		return;
+	Provider()->keepalives.erase(keepalive_entry);
+	scheduled = false;
 }
 
 void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason, bool quiet)
@@ -358,6 +420,9 @@ compat::IOResult WebSocketHook::OnStreamSocketRead(StreamSocket* sock, std::stri
 		return 0;
 	if (result.forget_peer && sock->type == StreamSocket::SS_USER)
 		FireWebIRC(static_cast<UserIOHandler*>(sock)->user, EventFlags::None);
+	// The core says from now on when the keepalive is due.
+	if (result.upgrade.done)
+		Schedule();
 
 	switch (result.action)
 	{
@@ -381,13 +446,16 @@ compat::IOResult WebSocketHook::OnStreamSocketWrite(StreamSocket* sock, StreamSo
 {
 	StreamSocket::SendQueue& mysendq = GetSendQ();
 	WebSocketHookProvider* const provider = Provider();
-	if (session->send(uppersendq, provider->output) == WriteAction::Hold)
+	const WriteAction action = session->send(uppersendq, NowMs(), provider->output);
+	if (action == WriteAction::Hold)
 	{
 		// Before the upgrade the server's lines wait in their queue.
 		return mysendq.empty() ? 0 : 1;
 	}
 	uppersendq.clear();
 	provider->QueueOutput(mysendq);
+	if (action == WriteAction::SentThenQuit)
+		Schedule();
 	return 1;
 }
 
@@ -395,7 +463,9 @@ void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 {
 	// StreamSocket::Close() has written what it could. If that includes the server's
 	// close frame, the socket waits for the client's (src/linger.rs); a TLS hook below
-	// this one means the client's bytes cannot be followed frame by frame.
+	// this one means the client's bytes cannot be followed frame by frame. Either way
+	// no keepalive is polled any more.
+	Unschedule();
 	if (session->begin_linger(GetNextHook() != NULL, GetSendQ().empty(), NowMs()))
 		Provider()->Linger(sock, session);
 }
@@ -404,7 +474,10 @@ void WebSocketHook::OnStreamSocketClose(StreamSocket* sock)
 bool WebSocketHook::Ping(WSGATE_PING_PARAMS)
 {
 	WebSocketHookProvider* const provider = Provider();
-	if (!session->server_ping(provider->output))
+	const bool pinged = session->server_ping(NowMs(), provider->output);
+	// The deadline may have moved (a failure makes it due at once).
+	Schedule();
+	if (!pinged)
 		return false;
 	// Unlike the stock module's, written at once rather than with the next lines.
 	provider->QueueOutput(GetSendQ());
@@ -418,32 +491,36 @@ void WebSocketHook::RequestClose(ServerClose why, const std::string& quitmessage
 	session->request_close(why, Bytes(quitmessage));
 }
 
-void WebSocketHook::Keepalive(LocalUser* user)
+void WebSocketHook::Keepalive(uint64_t now_ms)
 {
-	const rust::String reason = session->poll_keepalive(NowMs(), Provider()->output);
+	// Only users' hooks are scheduled (the core's keepalive_deadline).
+	LocalUser* const user = static_cast<UserIOHandler*>(socket)->user;
+	if (user->quitting)
+		return;
+	const rust::String reason = session->poll_keepalive(now_ms, Provider()->output);
 	if (Provider()->QueueOutput(GetSendQ()))
 		user->eh.DoWrite();
 	if (!reason.empty())
 	{
 		compat::Log(ToStd(closing_log_line(Bytes(compat::RealMask(user)), true, Bytes(ToStd(reason)))));
 		compat::Users().QuitUser(user, ToStd(reason));
+		return;
 	}
+	Schedule();
 }
 
 }
 
-/** Once a second: polls every WebSocket user's keepalive and the lingering sockets'
- * timeouts; the core decides.
+/** Every poll_period_seconds(): polls the keepalives that are due (only those: the
+ * core says when each is) and the lingering sockets' timeouts.
  */
 class KeepaliveTimer : public Timer
 {
-	Module* const module;
 	wsgate::WebSocketHookProvider& hookprov;
 
  public:
-	KeepaliveTimer(Module* mod, wsgate::WebSocketHookProvider& prov)
+	KeepaliveTimer(wsgate::WebSocketHookProvider& prov)
 		: Timer(wsgate::poll_period_seconds(), true)
-		, module(mod)
 		, hookprov(prov)
 	{
 	}
@@ -455,17 +532,7 @@ class KeepaliveTimer : public Timer
 #endif
 	{
 		hookprov.ExpireLingering();
-		const UserManager::LocalList& users = compat::Users().GetLocalUsers();
-		for (UserManager::LocalList::const_iterator i = users.begin(); i != users.end(); )
-		{
-			// Quitting a user removes it from the list: step first.
-			LocalUser* const user = *i++;
-			if (user->quitting)
-				continue;
-			wsgate::WebSocketHook* const hook = static_cast<wsgate::WebSocketHook*>(user->eh.GetModHook(module));
-			if (hook)
-				hook->Keepalive(user);
-		}
+		hookprov.PollKeepalives(NowMs());
 		return true;
 	}
 };
@@ -528,7 +595,7 @@ class ModuleWebSocket
 #endif
 		, Whois::EventListener(this)
 		, hookprov(compat::NewProvider<wsgate::WebSocketHookProvider>(this))
-		, keepalive(this, *hookprov)
+		, keepalive(*hookprov)
 	{
 	}
 

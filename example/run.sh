@@ -51,11 +51,15 @@ cat <<MSG
   InspIRCd with this project's websocket module is starting (Ctrl-C stops it).
     $page_line
     WebSocket:  ws://127.0.0.1:$ws_port/   (subprotocols text.ircv3.net, binary.ircv3.net;
-                Origin must be http://127.0.0.1:$page_port, http://localhost:$page_port or null)
+                a browser's Origin must be http://127.0.0.1:$page_port, http://localhost:$page_port
+                or null; clients that send none are let in)
     Plain IRC:  127.0.0.1 port $irc_port
     Oper:       /OPER admin admin
     Log:        $state/ircd.log
-  Try it from a shell:  python3 -m websockets ws://127.0.0.1:$ws_port/   (pip install websockets)
+  Try it from a shell (Debian's python3-websockets), then type IRC lines:
+    python3 -m websockets ws://127.0.0.1:$ws_port/
+    > NICK guest
+    > USER guest 0 * :Guest
 
 MSG
 if [ -n "$http_pid" ]; then

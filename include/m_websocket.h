@@ -14,11 +14,19 @@
 #include "rust/cxx.h"
 #include "inspircd-websocket/src/ffi/mod.rs.h"
 
+#include <map>
 #include <set>
+#include <vector>
 
 namespace wsgate
 {
 	class LingeringClose;
+	class WebSocketHook;
+
+	/** The hooks whose keepalive the timer must poll, by the time it is due (the core's
+	 * KeepaliveDeadline).
+	 */
+	typedef std::multimap<uint64_t, WebSocketHook*> KeepaliveSchedule;
 
 	/** The "websocket" hook provider: creates one WebSocketHook per accepted socket, and
 	 * holds what the hooks share.
@@ -33,6 +41,9 @@ namespace wsgate
 		 * the module: InspIRCd runs on one thread); copied into the socket's queue at once.
 		 */
 		std::string output;
+
+		/** One piece of a long output on its way into a send queue (QueueOutput). */
+		std::string outputpiece;
 
 		/** Copies what the last call wrote into `sendq`; false if it wrote nothing. */
 		bool QueueOutput(StreamSocket::SendQueue& sendq);
@@ -58,6 +69,14 @@ namespace wsgate
 		/** Sockets closed by the server that wait for the client's close frame. */
 		std::set<LingeringClose*> lingering;
 
+		/** Lingering sockets whose wait is over, closed, deleted at the next timer run
+		 * (rather than through InspIRCd's cull list, which logs a line for each).
+		 */
+		std::vector<LingeringClose*> ended;
+
+		/** The hooks to poll for keepalive, by deadline. */
+		KeepaliveSchedule keepalives;
+
 		WebSocketHookProvider(Module* mod);
 #if WSGATE_INSPIRCD4
 		void OnAccept(StreamSocket* sock, const irc::sockets::sockaddrs& client, const irc::sockets::sockaddrs& server) override;
@@ -74,6 +93,9 @@ namespace wsgate
 		/** A lingering socket is done: closes it. */
 		void EndLinger(LingeringClose* closing);
 
+		/** Deletes the lingering sockets that have ended. */
+		void DeleteEnded();
+
 		/** Closes the lingering sockets whose timeout has passed. */
 		void ExpireLingering();
 
@@ -81,6 +103,9 @@ namespace wsgate
 		 * every lingering socket, so that none outlives the module's code.
 		 */
 		void FinishLingering();
+
+		/** Polls the keepalive of every hook whose deadline is `now_ms` or earlier. */
+		void PollKeepalives(uint64_t now_ms);
 	};
 
 	/** One WebSocket connection: an IOHookMiddle around a Rust session. */
@@ -88,10 +113,14 @@ namespace wsgate
 	{
 		rust::Box<WsSession> session;
 
-#if WSGATE_INSPIRCD4
-		/** The hooked socket, which Ping() must schedule a write on. */
+		/** The hooked socket (Ping() schedules a write on it; the keepalive poll finds
+		 * its user).
+		 */
 		StreamSocket* const socket;
-#endif
+
+		/** This hook's entry in the provider's keepalive schedule, when `scheduled`. */
+		KeepaliveSchedule::iterator keepalive_entry;
+		bool scheduled = false;
 
 		WebSocketHookProvider* Provider() const
 		{
@@ -134,7 +163,19 @@ namespace wsgate
 		/** Queues a close frame after the lines already queued (QUIT, unload). */
 		void RequestClose(ServerClose why, const std::string& quitmessage);
 
-		/** Sends a keepalive ping when the client is idle; quits a user who did not answer one. */
-		void Keepalive(LocalUser* user);
+		~WebSocketHook();
+
+		/** (Re)enters this hook in the keepalive schedule at the core's deadline, or
+		 * takes it out when the core has none.
+		 */
+		void Schedule();
+
+		/** Takes this hook out of the keepalive schedule. */
+		void Unschedule();
+
+		/** Sends a keepalive ping when the client is idle; quits a user who did not
+		 * answer one. Called when the deadline has come, out of the schedule.
+		 */
+		void Keepalive(uint64_t now_ms);
 	};
 }

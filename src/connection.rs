@@ -18,6 +18,9 @@ use crate::sink::ByteSink;
 pub struct Connection {
     session: Session,
     counters: Rc<Counters>,
+    /// A user's connection, which the shim's timer visits for keepalive (a server
+    /// link's is not: it has no user to quit).
+    kind: SocketKind,
     upgraded: bool,
     /// While the socket lingers for the client's close frame.
     linger: Option<Linger>,
@@ -49,6 +52,7 @@ impl Connection {
         Connection {
             session: Session::new(config, peer, kind),
             counters,
+            kind,
             upgraded: false,
             linger: None,
             quit_pending: None,
@@ -90,18 +94,33 @@ impl Connection {
     }
 
     /// `ending` (already counted) is reported by the next
-    /// [`Connection::poll_keepalive`], which the shim quits the user on.
+    /// [`Connection::poll_keepalive`], which the shim quits the user on: the
+    /// connection is due at once ([`Connection::keepalive_deadline`]).
     pub fn quit_at_next_poll(&mut self, ending: Ending) {
         self.quit_pending = Some(ending);
     }
 
-    /// One write round: frames every element of the server's send queue (`bytes` of
-    /// them in all), then a requested close frame. False while the handshake is not
-    /// done: the queue must wait (nothing is framed).
+    /// When the shim's timer should next call [`Connection::poll_keepalive`]: at once
+    /// for a pending quit, else [`Session::keepalive_deadline`] (`None`: never). Only
+    /// a user's connection is polled.
+    pub fn keepalive_deadline(&self) -> Option<u64> {
+        if self.kind != SocketKind::User {
+            return None;
+        }
+        if self.quit_pending.is_some() {
+            return Some(0);
+        }
+        self.session.keepalive_deadline()
+    }
+
+    /// One write round at `now_ms`: frames every element of the server's send queue
+    /// (`bytes` of them in all), then a requested close frame. False while the
+    /// handshake is not done: the queue must wait (nothing is framed).
     pub fn send<'a>(
         &mut self,
         elements: impl Iterator<Item = &'a [u8]>,
         bytes: usize,
+        now_ms: u64,
         out: &mut impl ByteSink,
     ) -> bool {
         if self.session.holds_output() {
@@ -109,15 +128,15 @@ impl Connection {
         }
         out.reserve(LineFramer::framed_size_hint(bytes));
         for element in elements {
-            self.session.send(element, out);
+            self.session.send(element, now_ms, out);
         }
         self.session.finish_send(out);
         true
     }
 
     /// [`Session::server_ping`].
-    pub fn server_ping(&mut self, out: &mut impl ByteSink) -> bool {
-        self.session.server_ping(out)
+    pub fn server_ping(&mut self, now_ms: u64, out: &mut impl ByteSink) -> bool {
+        self.session.server_ping(now_ms, out)
     }
 
     /// [`Session::request_close`].

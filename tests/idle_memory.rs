@@ -148,7 +148,7 @@ fn idle_connection_after(
         b":irc.example.com 376 idle :End of /MOTD command.\r\n",
     ];
     let bytes = welcome.iter().map(|l| l.len()).sum();
-    assert!(connection.send(welcome.into_iter(), bytes, &mut Discard));
+    assert!(connection.send(welcome.into_iter(), bytes, 0, &mut Discard));
     connection
 }
 
@@ -188,7 +188,7 @@ fn send_channel_lines(connection: &mut Connection) {
             i % 9,
             i % 4
         );
-        assert!(connection.send([line.as_bytes()].into_iter(), line.len(), &mut Discard));
+        assert!(connection.send([line.as_bytes()].into_iter(), line.len(), 0, &mut Discard));
     }
 }
 

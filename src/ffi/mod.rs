@@ -46,6 +46,17 @@ mod bridge {
         Hold,
         /// The output replaces the server's lines: queue it, empty the upper queue.
         Sent,
+        /// As `Sent`, but the output is a close frame after an internal error: the
+        /// user quits at the next keepalive poll, which is due at once (schedule it).
+        SentThenQuit,
+    }
+
+    /// When the shim's timer should next poll a connection's keepalive.
+    struct KeepaliveDeadline {
+        /// False: never (keepalive off, not a user, or the connection not open).
+        scheduled: bool,
+        /// The time, in the milliseconds of the calls' `now_ms`, when `scheduled`.
+        at_ms: u64,
     }
 
     /// InspIRCd socket types.
@@ -144,17 +155,24 @@ mod bridge {
         text: String,
     }
 
+    /// Where one element of InspIRCd's send queue lies (its `std::string`'s `data()` and
+    /// `size()`), as [`queue_views`] fills it.
+    #[derive(Clone, Copy)]
+    struct QueueView {
+        data: *const u8,
+        len: usize,
+    }
+
     unsafe extern "C++" {
         include!("send_queue.h");
 
         /// InspIRCd's `StreamSocket::SendQueue`: the server's lines for one socket.
         type SendQueue;
-        /// How many elements (strings) the queue holds.
-        fn queue_length(queue: &SendQueue) -> usize;
         /// The queue's bytes in all.
         fn queue_bytes(queue: &SendQueue) -> usize;
-        /// Element `index` (below `queue_length`).
-        fn queue_element(queue: &SendQueue, index: usize) -> &[u8];
+        /// Fills `views` with the elements (strings) from index `start` on, as many as
+        /// fit; returns how many (0 past the end).
+        fn queue_views(queue: &SendQueue, start: usize, views: &mut [QueueView]) -> usize;
     }
 
     extern "Rust" {
@@ -214,17 +232,25 @@ mod bridge {
             lines: Pin<&mut CxxString>,
             out: Pin<&mut CxxString>,
         ) -> ReadResult;
-        /// One write round: `out` is replaced by the frames of the server's queued lines,
-        /// then a requested close frame.
-        fn send(self: &mut WsSession, queue: &SendQueue, out: Pin<&mut CxxString>) -> WriteAction;
+        /// One write round at `now_ms`: `out` is replaced by the frames of the server's
+        /// queued lines, then a requested close frame.
+        fn send(
+            self: &mut WsSession,
+            queue: &SendQueue,
+            now_ms: u64,
+            out: Pin<&mut CxxString>,
+        ) -> WriteAction;
         /// InspIRCd 4's ping timer: writes a ping frame into `out` and returns true with
         /// `nativeping`; false otherwise (the server then sends an IRC PING).
-        fn server_ping(self: &mut WsSession, out: Pin<&mut CxxString>) -> bool;
+        fn server_ping(self: &mut WsSession, now_ms: u64, out: Pin<&mut CxxString>) -> bool;
         /// Asks for a close frame after the lines already queued.
         fn request_close(self: &mut WsSession, why: ServerClose, quit_message: &[u8]);
-        /// Called about once a second: may write a keepalive ping, or a close frame for
-        /// a client that did not answer one, returning then the reason to quit with
-        /// (empty otherwise).
+        /// When to call [`poll_keepalive`] next. Never earlier than a deadline told
+        /// before, unless a write failed (`WriteAction::SentThenQuit`).
+        fn keepalive_deadline(self: &WsSession) -> KeepaliveDeadline;
+        /// Called at the keepalive deadline (earlier does nothing): may write a
+        /// keepalive ping, or a close frame for a client that did not answer one,
+        /// returning then the reason to quit with (empty otherwise).
         fn poll_keepalive(self: &mut WsSession, now_ms: u64, out: Pin<&mut CxxString>) -> String;
 
         /// The socket is about to close. True when the caller should keep it open,
@@ -242,7 +268,10 @@ mod bridge {
         fn unload_quit_message() -> &'static str;
         /// Most capacity the shim's output buffer keeps between calls.
         fn output_keep_bytes() -> usize;
-        /// How often, in seconds, the shim polls keepalives and lingering sockets.
+        /// Longest string the shim adds to a send queue: longer output goes in pieces.
+        fn output_piece_bytes() -> usize;
+        /// How often, in seconds, the shim's timer runs: the keepalives that are due, and
+        /// the lingering sockets.
         fn poll_period_seconds() -> u32;
         /// What MODULES and the module list say the module is.
         fn module_description() -> &'static str;
@@ -280,6 +309,10 @@ fn unload_quit_message() -> &'static str {
 
 fn output_keep_bytes() -> usize {
     output::KEEP_BYTES
+}
+
+fn output_piece_bytes() -> usize {
+    output::PIECE_BYTES
 }
 
 fn poll_period_seconds() -> u32 {

@@ -15,6 +15,14 @@ use super::cxx_sink::CxxSink;
 /// Most capacity the buffer keeps between calls; the shim frees a larger one.
 pub(super) const KEEP_BYTES: usize = 64 * 1024;
 
+/// Longest string the shim adds to a send queue at once; longer output goes in pieces
+/// of this size. Each string of the queue is a heap block of its length plus one, and
+/// glibc's malloc serves blocks below 1 KiB from per-size free lists, while a larger
+/// one goes through its sorted bins at many times the cost: a write round of a busy
+/// channel (a kilobyte or two) costs less as two small blocks than as one
+/// (docs/PERFORMANCE.md).
+pub(super) const PIECE_BYTES: usize = 1000;
+
 /// Empties `out` for this call and writes through a [`CxxSink`].
 pub(super) fn fresh(mut out: Pin<&mut CxxString>) -> CxxSink<'_> {
     out.as_mut().clear();

@@ -6,8 +6,8 @@ use std::pin::Pin;
 use cxx::CxxString;
 
 use super::bridge::{
-    queue_bytes, queue_element, queue_length, EventFlags, ProxiedResult, ReadAction, ReadResult,
-    SendQueue, ServerClose, UpgradeResult, WriteAction,
+    queue_bytes, queue_views, EventFlags, KeepaliveDeadline, ProxiedResult, QueueView, ReadAction,
+    ReadResult, SendQueue, ServerClose, UpgradeResult, WriteAction,
 };
 use super::cxx_sink::CxxSink;
 use super::guard::caught;
@@ -65,6 +65,69 @@ impl ProxiedResult {
             },
             set_certificate: proxied.secure.set_certificate,
         }
+    }
+}
+
+/// The elements of InspIRCd's send queue in order, their views fetched
+/// [`QueueElements::BATCH`] at a time (one call into the shim per batch rather than
+/// per element).
+struct QueueElements<'q> {
+    queue: &'q SendQueue,
+    views: [QueueView; QueueElements::BATCH],
+    /// Index in the queue of the element after the last fetched.
+    fetched: usize,
+    /// How many of `views` hold elements of the last batch; `next` is the next to hand
+    /// out.
+    filled: usize,
+    next: usize,
+    /// The last batch was short: the queue holds no more.
+    exhausted: bool,
+}
+
+impl<'q> QueueElements<'q> {
+    /// Elements fetched per call: a write round of a busy channel holds a few dozen
+    /// lines; a larger batch would only cost stack.
+    const BATCH: usize = 32;
+
+    fn new(queue: &'q SendQueue) -> QueueElements<'q> {
+        let empty = QueueView {
+            data: std::ptr::null(),
+            len: 0,
+        };
+        QueueElements {
+            queue,
+            views: [empty; QueueElements::BATCH],
+            fetched: 0,
+            filled: 0,
+            next: 0,
+            exhausted: false,
+        }
+    }
+}
+
+impl<'q> Iterator for QueueElements<'q> {
+    type Item = &'q [u8];
+
+    fn next(&mut self) -> Option<&'q [u8]> {
+        if self.next == self.filled {
+            if self.exhausted {
+                return None;
+            }
+            self.filled = queue_views(self.queue, self.fetched, &mut self.views);
+            assert!(
+                self.filled <= self.views.len(),
+                "the shim overfilled the views"
+            );
+            self.fetched += self.filled;
+            self.exhausted = self.filled < self.views.len();
+            self.next = 0;
+        }
+        let view = *self.views.get(..self.filled)?.get(self.next)?;
+        self.next += 1;
+        // SAFETY: the shim filled `view` with `data()` and `size()` of a `std::string`
+        // held by `queue`, which no one changes while it is borrowed for `'q` (InspIRCd
+        // runs on one thread, and the queue is only read during this bridge call).
+        Some(unsafe { std::slice::from_raw_parts(view.data, view.len) })
     }
 }
 
@@ -142,27 +205,34 @@ impl WsSession {
         })
     }
 
-    pub(super) fn send(&mut self, queue: &SendQueue, out: Pin<&mut CxxString>) -> WriteAction {
+    pub(super) fn send(
+        &mut self,
+        queue: &SendQueue,
+        now_ms: u64,
+        out: Pin<&mut CxxString>,
+    ) -> WriteAction {
         let mut out = output::fresh(out);
-        let elements = (0..queue_length(queue)).map(|i| queue_element(queue, i));
+        let elements = QueueElements::new(queue);
         let bytes = queue_bytes(queue);
         match self.guarded(&mut out, |connection, out| {
-            connection.send(elements, bytes, out)
+            connection.send(elements, bytes, now_ms, out)
         }) {
             Ok(true) => WriteAction::Sent,
             Ok(false) => WriteAction::Hold,
             // A socket cannot be closed from inside its own write: the close frame goes
-            // out now, and the next keepalive poll quits the user.
+            // out now, and the next keepalive poll, due at once, quits the user.
             Err(ending) => {
                 self.0.quit_at_next_poll(ending);
-                WriteAction::Sent
+                WriteAction::SentThenQuit
             }
         }
     }
 
-    pub(super) fn server_ping(&mut self, out: Pin<&mut CxxString>) -> bool {
+    pub(super) fn server_ping(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> bool {
         let mut out = output::fresh(out);
-        match self.guarded(&mut out, |connection, out| connection.server_ping(out)) {
+        match self.guarded(&mut out, |connection, out| {
+            connection.server_ping(now_ms, out)
+        }) {
             Ok(sent) => sent,
             // As for a write: the close frame is the output, the poll quits the user.
             Err(ending) => {
@@ -183,6 +253,24 @@ impl WsSession {
             self.0
                 .request_close(why, &String::from_utf8_lossy(quit_message));
         });
+    }
+
+    pub(super) fn keepalive_deadline(&self) -> KeepaliveDeadline {
+        match caught(|| self.0.keepalive_deadline()) {
+            Some(Some(at_ms)) => KeepaliveDeadline {
+                scheduled: true,
+                at_ms,
+            },
+            Some(None) => KeepaliveDeadline {
+                scheduled: false,
+                at_ms: 0,
+            },
+            // A bug: poll at once, where the guard fails the connection if it recurs.
+            None => KeepaliveDeadline {
+                scheduled: true,
+                at_ms: 0,
+            },
+        }
     }
 
     pub(super) fn poll_keepalive(&mut self, now_ms: u64, out: Pin<&mut CxxString>) -> String {
@@ -273,7 +361,13 @@ mod tests {
     fn a_panic_while_writing_quits_the_user_at_the_next_poll() {
         let module = configured_module();
         let mut session = open_session(&module);
+        let deadline = session.keepalive_deadline();
+        assert!(deadline.scheduled && deadline.at_ms > 0);
         session.0.quit_at_next_poll(Ending::InternalError);
+        // Due at once.
+        let deadline = session.keepalive_deadline();
+        assert!(deadline.scheduled);
+        assert_eq!(deadline.at_ms, 0);
         let_cxx_string!(out = "");
         let reason = session.poll_keepalive(0, out.as_mut());
         assert_eq!(reason, "WebSocket: internal error (close 1011)");

@@ -14,16 +14,33 @@ pub fn write_frame(opcode: OpCode, payload: &[u8], out: &mut impl ByteSink) {
 }
 
 /// [`write_frame`] with RSV bits (the low three bits of `rsv`, RSV1 = [`RSV1`]).
-#[inline]
+#[expect(clippy::inline_always, reason = "per message of every write round")]
+#[inline(always)]
 pub fn write_frame_with_rsv(opcode: OpCode, rsv: u8, payload: &[u8], out: &mut impl ByteSink) {
     // The usual IRC line fits the 2-byte header: a fixed-size write, no memcpy call.
-    if let Ok(len) = u8::try_from(payload.len()) {
-        if usize::from(len) <= MAX_CONTROL_PAYLOAD {
-            out.put(&[FIN_BIT | ((rsv & 0b111) << 4) | opcode.as_u8(), len]);
+    match short_header(opcode, rsv, payload.len()) {
+        Some(header) => {
+            out.put(&header);
             out.put(payload);
-            return;
         }
+        None => write_long_frame(opcode, rsv, payload, out),
     }
+}
+
+/// The 2-byte header of an unmasked FIN frame whose payload is `len` bytes long, when
+/// it fits one (up to 125 bytes); RSV bits as in [`write_frame_with_rsv`].
+#[expect(clippy::inline_always, reason = "per message of every write round")]
+#[inline(always)]
+fn short_header(opcode: OpCode, rsv: u8, len: usize) -> Option<[u8; 2]> {
+    let len = u8::try_from(len)
+        .ok()
+        .filter(|&len| usize::from(len) <= MAX_CONTROL_PAYLOAD)?;
+    Some([FIN_BIT | ((rsv & 0b111) << 4) | opcode.as_u8(), len])
+}
+
+/// [`write_frame_with_rsv`] of a payload too long for the 2-byte header.
+#[inline(never)]
+fn write_long_frame(opcode: OpCode, rsv: u8, payload: &[u8], out: &mut impl ByteSink) {
     let header = FrameHeader {
         fin: true,
         rsv,

@@ -34,6 +34,12 @@ impl<S: ByteSink> MessageSink for IrcLines<'_, S> {
         }
     }
 
+    fn payload_without_newlines(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.lines.put(bytes);
+        }
+    }
+
     fn end(&mut self) {
         self.lines.put(b"\r\n");
     }

@@ -6,6 +6,7 @@
 //!   frames as the connection's [`MessageMode`] says.
 
 pub mod incoming;
+pub mod line_scan;
 pub mod outgoing;
 
 pub use incoming::IrcLines;

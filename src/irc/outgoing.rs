@@ -8,6 +8,8 @@ use crate::compression::Compressor;
 use crate::frame::{write_frame, OpCode, MAX_HEADER_LEN};
 use crate::sink::ByteSink;
 
+use super::line_scan::scan_line;
+
 /// The frame type used for IRC lines on a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageMode {
@@ -86,13 +88,14 @@ impl LineFramer {
         // A zero bound would never make progress.
         let limit = limit.max(1);
         // The usual send-queue element is one whole line: one pass over it tells that
-        // (no LF before its last byte) along with what emitting it needs.
+        // (no CR or LF before its end) along with whether it is ASCII, and such a line
+        // is framed as it is.
         if self.pending.is_empty() && input.len() <= limit {
             if let Some(line) = input.strip_suffix(b"\n") {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let scan = scan_line(line);
-                if !scan.has_lf {
-                    emit_scanned(line, scan, mode, compressor, out);
+                if !scan.cr_or_lf {
+                    emit_payload(line, scan.ascii, mode, compressor, out);
                     return;
                 }
             }
@@ -154,35 +157,40 @@ fn emit_line(
     out: &mut impl ByteSink,
 ) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    emit_scanned(line, scan_line(line), mode, compressor, out);
-}
-
-/// [`emit_line`] of a line without its CR LF, which `scan` describes. One pass tells
-/// whether a CR is left inside and whether the line is pure ASCII (most IRC lines):
-/// such a line is valid UTF-8 without asking simdutf8.
-fn emit_scanned(
-    line: &[u8],
-    scan: LineScan,
-    mode: MessageMode,
-    compressor: Option<&mut Compressor>,
-    out: &mut impl ByteSink,
-) {
+    // One pass tells whether a CR is left inside (the line holds no LF: it ends at
+    // one) and whether the line is pure ASCII (most IRC lines): such a line is valid
+    // UTF-8 without asking simdutf8.
+    let scan = scan_line(line);
     // A CR inside a line is rare (servers do not send one): the copy without it is
     // allocated then rather than kept in every connection.
     let without_cr: Vec<u8>;
-    let payload: &[u8] = if scan.has_cr {
+    let payload: &[u8] = if scan.cr_or_lf {
         without_cr = line.split(|&b| b == b'\r').flatten().copied().collect();
         &without_cr
     } else {
         line
     };
+    emit_payload(payload, scan.ascii, mode, compressor, out);
+}
+
+/// Sends `payload` (a line without CR or LF; `ascii` if every byte is) as one message,
+/// unless it is empty: made valid UTF-8 in text mode.
+#[expect(clippy::inline_always, reason = "per line of every write round")]
+#[inline(always)]
+fn emit_payload(
+    payload: &[u8],
+    ascii: bool,
+    mode: MessageMode,
+    compressor: Option<&mut Compressor>,
+    out: &mut impl ByteSink,
+) {
     if payload.is_empty() {
         return;
     }
     match mode {
         MessageMode::Binary => write_message(OpCode::Binary, payload, compressor, out),
         MessageMode::Text => {
-            if scan.ascii || simdutf8::basic::from_utf8(payload).is_ok() {
+            if ascii || simdutf8::basic::from_utf8(payload).is_ok() {
                 write_message(OpCode::Text, payload, compressor, out);
             } else {
                 let fixed = String::from_utf8_lossy(payload);
@@ -193,7 +201,8 @@ fn emit_scanned(
 }
 
 /// One message, compressed if the connection negotiated it.
-#[inline]
+#[expect(clippy::inline_always, reason = "per line of every write round")]
+#[inline(always)]
 fn write_message(
     opcode: OpCode,
     payload: &[u8],
@@ -203,110 +212,6 @@ fn write_message(
     match compressor {
         Some(compressor) => compressor.write_message(opcode, payload, out),
         None => write_frame(opcode, payload, out),
-    }
-}
-
-/// Bytes per step of [`scan_line`], which is written by hand because no crate answers
-/// its question (is there a CR or an LF, and is every byte ASCII) in one pass; for IRC
-/// lines (mostly ASCII, under 200 bytes) it beat `memchr` for the CR then `simdutf8` or
-/// `is_ascii` (`benches/codec.rs`). The search for the newline in longer input uses
-/// `memchr`, which is as fast or faster there.
-///
-/// A loop over a fixed-size block without an early exit becomes vector compares (SSE2
-/// on any x86-64); input shorter than a block is read eight bytes at a time. The last,
-/// partial block (or word) is read as the full block (word) that ends with the input:
-/// it overlaps bytes already seen, which does not change "is there a CR".
-///
-/// With the LF asked too, the usual send-queue element (one line) takes one pass
-/// instead of a `memchr` then this scan.
-const BLOCK: usize = 32;
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `x` equal to `b`, exactly (no false positives).
-#[expect(clippy::inline_always, reason = "per word of every line sent")]
-#[inline(always)]
-fn bytes_equal(x: u64, b: u8) -> u64 {
-    let y = x ^ (ONES * u64::from(b));
-    // The high bit of ((y & 7f) + 7f) | y is clear exactly for a zero byte of y.
-    !(((y & LOW7).wrapping_add(LOW7)) | y | LOW7)
-}
-
-/// The little-endian word at the start of `bytes` (at least 8 long: callers check).
-#[expect(clippy::inline_always, reason = "per word of every line sent")]
-#[inline(always)]
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(bytes.split_at(8).0);
-    u64::from_le_bytes(w)
-}
-
-/// What [`scan_line`] found.
-#[derive(Clone, Copy, Debug)]
-struct LineScan {
-    /// A CR is in the line (the one before the LF has already been stripped).
-    has_cr: bool,
-    /// An LF is in the line: it is more than one line.
-    has_lf: bool,
-    /// Every byte is below 0x80.
-    ascii: bool,
-}
-
-/// The multiversion crate compiles this a second time for AVX2, picked at run time
-/// where the CPU has it: a block is then one 32-byte vector instead of two (the scan of
-/// a 100-byte line takes less than half the instructions).
-#[multiversion::multiversion(targets("x86_64+avx2"))]
-fn scan_line(line: &[u8]) -> LineScan {
-    let len = line.len();
-    if len >= BLOCK {
-        // Per byte lane, over all blocks: the bytes ORed together (bit 7: non-ASCII),
-        // and 0xff where a CR, or an LF, was seen. Combined once at the end.
-        let (mut high, mut cr, mut lf) = ([0u8; BLOCK], [0u8; BLOCK], [0u8; BLOCK]);
-        let mut add = |block: &[u8]| {
-            let lanes = high.iter_mut().zip(&mut cr).zip(&mut lf).zip(block);
-            for (((high, cr), lf), &byte) in lanes {
-                *high |= byte;
-                *cr |= 0u8.wrapping_sub(u8::from(byte == b'\r'));
-                *lf |= 0u8.wrapping_sub(u8::from(byte == b'\n'));
-            }
-        };
-        for block in line.chunks_exact(BLOCK) {
-            add(block);
-        }
-        add(line.split_at(len - BLOCK).1);
-        let any = |lanes: &[u8; BLOCK]| lanes.iter().fold(0u8, |acc, &lane| acc | lane);
-        return LineScan {
-            has_cr: any(&cr) != 0,
-            has_lf: any(&lf) != 0,
-            ascii: any(&high) & 0x80 == 0,
-        };
-    }
-    if len >= 8 {
-        let (mut cr, mut lf, mut all) = (0u64, 0u64, 0u64);
-        let mut at = 0;
-        while at + 8 <= len {
-            let x = word(line.split_at(at).1);
-            cr |= bytes_equal(x, b'\r');
-            lf |= bytes_equal(x, b'\n');
-            all |= x;
-            at += 8;
-        }
-        let x = word(line.split_at(len - 8).1);
-        cr |= bytes_equal(x, b'\r');
-        lf |= bytes_equal(x, b'\n');
-        all |= x;
-        return LineScan {
-            has_cr: cr != 0,
-            has_lf: lf != 0,
-            ascii: all & HIGH == 0,
-        };
-    }
-    LineScan {
-        has_cr: line.contains(&b'\r'),
-        has_lf: line.contains(&b'\n'),
-        ascii: line.is_ascii(),
     }
 }
 
@@ -346,31 +251,6 @@ mod tests {
     fn payloads(chunks: &[&[u8]], mode: MessageMode) -> Vec<Vec<u8>> {
         let (out, _) = frame_all(chunks, mode, MAX_PENDING_LINE_BYTES);
         decode(&out).into_iter().map(|(_, p)| p).collect()
-    }
-
-    #[test]
-    fn scan_line_flags_cr_lf_and_non_ascii() {
-        let flags = |s: LineScan| (s.has_cr, s.has_lf, s.ascii);
-        for len in 1..80 {
-            for at in 0..len {
-                let mut line = vec![b'x'; len];
-                line[at] = b'\r';
-                assert_eq!(flags(scan_line(&line)), (true, false, true), "{len} {at}");
-                line[at] = b'\n';
-                assert_eq!(flags(scan_line(&line)), (false, true, true), "{len} {at}");
-                line[at] = 0x80;
-                assert_eq!(flags(scan_line(&line)), (false, false, false), "{len} {at}");
-                line[at] = 0x8d;
-                assert_eq!(flags(scan_line(&line)), (false, false, false), "{len} {at}");
-                line[at] = 0x8a;
-                assert_eq!(flags(scan_line(&line)), (false, false, false), "{len} {at}");
-                line[at] = 0x0c;
-                assert_eq!(flags(scan_line(&line)), (false, false, true), "{len} {at}");
-                line[at] = 0x0b;
-                assert_eq!(flags(scan_line(&line)), (false, false, true), "{len} {at}");
-            }
-        }
-        assert_eq!(flags(scan_line(b"")), (false, false, true));
     }
 
     #[test]

@@ -367,7 +367,7 @@ impl Session {
             .read_frames(rest, &self.config.limits, now_ms, messages, out);
         if read.replied {
             if let Some(keepalive) = open.keepalive.as_mut() {
-                keepalive.sent();
+                keepalive.sent(now_ms);
             }
         }
         report.messages = read.messages;
@@ -514,15 +514,15 @@ impl Session {
         }
     }
 
-    /// Frames the server's outgoing bytes (one element of InspIRCd's send queue).
-    /// Returns false, consuming nothing, while the handshake is not done. After the
-    /// close, output is dropped.
-    pub fn send(&mut self, upper: &[u8], out: &mut impl ByteSink) -> bool {
+    /// Frames the server's outgoing bytes (one element of InspIRCd's send queue), sent
+    /// at `now_ms`. Returns false, consuming nothing, while the handshake is not done.
+    /// After the close, output is dropped.
+    pub fn send(&mut self, upper: &[u8], now_ms: u64, out: &mut impl ByteSink) -> bool {
         match &mut self.state {
             State::Handshake(_) => false,
             State::Open(open) => {
                 if let Some(keepalive) = open.keepalive.as_mut() {
-                    keepalive.sent();
+                    keepalive.sent(now_ms);
                 }
                 self.framer
                     .frame_lines_with(upper, open.mode, open.compressor.as_deref_mut(), out);
@@ -532,8 +532,19 @@ impl Session {
         }
     }
 
-    /// Keepalive: called periodically. Writes a ping to an idle client, or a close frame
-    /// (1001) to one that did not answer the last ping; the latter is an ending.
+    /// When [`Session::poll_keepalive`] next has something to do (a ping or the
+    /// timeout); `None` when never (keepalive off, or the connection not open). Never
+    /// earlier than a deadline told before.
+    pub fn keepalive_deadline(&self) -> Option<u64> {
+        match &self.state {
+            State::Open(open) => open.keepalive.as_ref().map(Keepalive::deadline),
+            _ => None,
+        }
+    }
+
+    /// Keepalive: called at [`Session::keepalive_deadline`] (earlier does nothing).
+    /// Writes a ping to an idle client, or a close frame (1001) to one that did not
+    /// answer the last ping; the latter is an ending.
     pub fn poll_keepalive(&mut self, now_ms: u64, out: &mut impl ByteSink) -> Option<Ending> {
         let State::Open(open) = &mut self.state else {
             return None;
@@ -553,10 +564,10 @@ impl Session {
         }
     }
 
-    /// The server's own ping of the client (InspIRCd 4's ping timer, every `<connect
-    /// pingfreq>`): with `nativeping`, writes a ping frame and returns true, so that the
+    /// The server's own ping of the client at `now_ms` (InspIRCd 4's ping timer, every
+    /// `<connect pingfreq>`): with `nativeping`, writes a ping frame and returns true, so that the
     /// server sends no IRC PING; false otherwise (also before the upgrade).
-    pub fn server_ping(&mut self, out: &mut impl ByteSink) -> bool {
+    pub fn server_ping(&mut self, now_ms: u64, out: &mut impl ByteSink) -> bool {
         let State::Open(open) = &mut self.state else {
             return false;
         };
@@ -564,7 +575,7 @@ impl Session {
             return false;
         }
         if let Some(keepalive) = open.keepalive.as_mut() {
-            keepalive.sent();
+            keepalive.sent(now_ms);
         }
         write_frame(OpCode::Ping, KEEPALIVE_PING_PAYLOAD, out);
         true

@@ -13,6 +13,7 @@ use crate::frame::{
     apply_mask, parse_close_payload, write_close_frame, write_frame, FrameHeader, OpCode,
     Utf8Validator, RSV1,
 };
+use crate::irc::line_scan::scan_line;
 use crate::protocol_error::ProtocolError;
 use crate::sink::ByteSink;
 
@@ -32,6 +33,11 @@ pub trait MessageSink {
     fn begin(&mut self, opcode: OpCode);
     /// Unmasked payload bytes of the message in progress.
     fn payload(&mut self, bytes: &[u8]);
+    /// [`MessageSink::payload`] of bytes known to hold no CR and no LF, for a sink
+    /// that would look for them.
+    fn payload_without_newlines(&mut self, bytes: &[u8]) {
+        self.payload(bytes);
+    }
     /// The message is complete (and, if text, valid UTF-8).
     fn end(&mut self);
 
@@ -341,10 +347,20 @@ impl FrameReader {
                 })
                 .map_err(inflate_error),
             None => {
+                // One pass says what the bytes need: ASCII needs no UTF-8 check (unless
+                // it follows a sequence cut off by the previous piece, which the
+                // validator then rejects), and bytes without CR or LF no search.
+                let scan = scan_line(chunk);
                 if let Some(utf8) = utf8.as_mut() {
-                    utf8.feed(chunk)?;
+                    if !scan.ascii || utf8.is_incomplete() {
+                        utf8.feed(chunk)?;
+                    }
                 }
-                messages.payload(chunk);
+                if scan.cr_or_lf {
+                    messages.payload(chunk);
+                } else {
+                    messages.payload_without_newlines(chunk);
+                }
                 Ok(())
             }
         }

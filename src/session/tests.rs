@@ -507,11 +507,14 @@ fn cr_and_lf_inside_a_message_never_make_two_commands() {
 fn outgoing_lines_wait_during_the_handshake_and_are_framed_after() {
     let mut h = Harness::new();
     let mut out = Vec::new();
-    assert!(!h.session.send(b":server NOTICE * :hello\r\n", &mut out));
+    assert!(!h
+        .session
+        .send(b":server NOTICE * :hello\r\n", h.now_ms, &mut out));
     assert!(out.is_empty());
     h.feed(REQUEST);
     assert!(h.session.send(
         b":server NOTICE * :hello\r\n:server 001 a :hi\r\n",
+        h.now_ms,
         &mut out
     ));
     let frames = server_frames(&out);
@@ -526,7 +529,8 @@ fn requested_close_follows_the_queued_lines() {
     let mut out = Vec::new();
     h.session
         .request_close(ServerClose::Unload, "ignored: the unload reason is fixed");
-    h.session.send(b"ERROR :Closing link\r\n", &mut out);
+    h.session
+        .send(b"ERROR :Closing link\r\n", h.now_ms, &mut out);
     h.session.finish_send(&mut out);
     let frames = server_frames(&out);
     assert_eq!(frames.len(), 2);
@@ -536,7 +540,7 @@ fn requested_close_follows_the_queued_lines() {
     assert!(!h.session.is_open());
     // Nothing more is framed after the close.
     let mut after = Vec::new();
-    h.session.send(b"late\r\n", &mut after);
+    h.session.send(b"late\r\n", h.now_ms, &mut after);
     assert!(after.is_empty());
 }
 
@@ -549,7 +553,7 @@ fn binary_subprotocol_frames_lines_as_binary() {
     );
     h.feed(request.as_bytes());
     let mut out = Vec::new();
-    h.session.send(b"PRIVMSG a :\xff\r\n", &mut out);
+    h.session.send(b"PRIVMSG a :\xff\r\n", h.now_ms, &mut out);
     assert_eq!(
         server_frames(&out),
         vec![ServerFrame {
@@ -566,7 +570,7 @@ fn binary_subprotocol_frames_lines_as_binary() {
 fn text_mode_replaces_invalid_utf8_in_outgoing_lines() {
     let mut h = Harness::open();
     let mut out = Vec::new();
-    h.session.send(b"PRIVMSG a :\xff\r\n", &mut out);
+    h.session.send(b"PRIVMSG a :\xff\r\n", h.now_ms, &mut out);
     let frames = server_frames(&out);
     assert_eq!(frames[0].opcode, TEXT);
     assert_eq!(frames[0].payload, "PRIVMSG a :\u{fffd}".as_bytes());
@@ -733,7 +737,8 @@ fn a_client_that_is_sent_lines_but_says_nothing_is_pinged() {
     let mut out = Vec::new();
     for _ in 0..4 {
         h.now_ms += 250;
-        h.session.send(b":a PRIVMSG #busy :hi\r\n", &mut Vec::new());
+        h.session
+            .send(b":a PRIVMSG #busy :hi\r\n", h.now_ms, &mut Vec::new());
         assert_eq!(h.session.poll_keepalive(h.now_ms, &mut out), None);
     }
     assert_eq!(server_frames(&out)[0].opcode, PING);
@@ -997,7 +1002,7 @@ fn server_lines_are_compressed_with_context_takeover() {
     let mut h = open_deflate();
     let line = b":nick!user@host.example.com PRIVMSG #channel :hello there\r\n";
     for _ in 0..3 {
-        assert!(h.session.send(line, &mut h.out));
+        assert!(h.session.send(line, h.now_ms, &mut h.out));
     }
     let frames = server_frames_allowing(&h.out, RSV1_BIT);
     assert_eq!(frames.len(), 3);
@@ -1023,7 +1028,7 @@ fn server_lines_are_compressed_with_context_takeover() {
 #[test]
 fn short_server_lines_are_sent_uncompressed() {
     let mut h = open_deflate();
-    assert!(h.session.send(b"PING :a\r\n", &mut h.out));
+    assert!(h.session.send(b"PING :a\r\n", h.now_ms, &mut h.out));
     let frames = server_frames_allowing(&h.out, RSV1_BIT);
     assert_eq!(frames.len(), 1);
     assert!(!frames[0].rsv1());

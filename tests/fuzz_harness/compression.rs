@@ -269,9 +269,12 @@ pub fn compression(data: &[u8]) {
     // and inflating to the lines.
     let mut whole_sent = Vec::new();
     let mut chunked_sent = Vec::new();
-    let whole_took = whole_session.send(server, &mut whole_sent);
+    let whole_took = whole_session.send(server, 0, &mut whole_sent);
     for chunk in chunks(server, send_cuts) {
-        assert_eq!(chunked_session.send(chunk, &mut chunked_sent), whole_took);
+        assert_eq!(
+            chunked_session.send(chunk, 0, &mut chunked_sent),
+            whole_took
+        );
     }
     assert_eq!(chunked_sent, whole_sent, "chunked send differs");
     if whole_session.is_open() {

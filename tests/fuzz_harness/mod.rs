@@ -669,9 +669,12 @@ pub fn session(data: &[u8]) {
     // The server side: the same bytes in one piece and in chunks.
     let mut whole_sent = Vec::new();
     let mut chunked_sent = Vec::new();
-    let whole_took = whole_session.send(server, &mut whole_sent);
+    let whole_took = whole_session.send(server, 0, &mut whole_sent);
     for chunk in chunks(server, send_cuts) {
-        assert_eq!(chunked_session.send(chunk, &mut chunked_sent), whole_took);
+        assert_eq!(
+            chunked_session.send(chunk, 0, &mut chunked_sent),
+            whole_took
+        );
     }
     assert_eq!(
         chunked_sent, whole_sent,
@@ -707,7 +710,7 @@ pub fn session(data: &[u8]) {
             assert!(closing.is_empty());
         }
         let mut after = Vec::new();
-        assert!(whole_session.send(b"PING :late\r\n", &mut after) || !open);
+        assert!(whole_session.send(b"PING :late\r\n", 0, &mut after) || !open);
         if open {
             assert!(after.is_empty(), "output after the close");
         }

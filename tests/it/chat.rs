@@ -228,6 +228,33 @@ fn burst_of_3000_in_order(m: Module) {
 }
 both_modules!(burst_of_3000_in_order);
 
+/// The other way: 300 lines that reach the WebSocket user in one write round (more
+/// than the 32 queue elements the bridge reads per call) arrive complete, in order,
+/// one message each.
+fn burst_to_the_web_user_in_order(m: Module) {
+    let server = Server::start(Conf::new(m));
+    let (mut irc, mut ws) = setup(&server, &WsOpts::default());
+    let mut batch = Vec::new();
+    for i in 0..300 {
+        batch.extend_from_slice(format!("PRIVMSG {CHAN} :to the web {i}\r\n").as_bytes());
+    }
+    irc.send(&batch).expect("send");
+    for i in 0..300 {
+        let got = ws
+            .expect_line(&format!("to the web {i}"), |l| {
+                show(l).contains(" PRIVMSG ")
+            })
+            .expect("the awaited line");
+        let got = show(&got);
+        assert!(
+            got.starts_with(":plain!")
+                && got.ends_with(&format!(" PRIVMSG {CHAN} :to the web {i}")),
+            "{got}"
+        );
+    }
+}
+both_modules!(burst_to_the_web_user_in_order);
+
 /// BAD_INPUT 43: every server line is exactly one WebSocket message without CR/LF
 /// (checked on each message by `WsClient::expect_msg`), in text and binary mode, including
 /// multi-line replies and a line near the 512-byte limit.

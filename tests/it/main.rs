@@ -55,6 +55,7 @@ mod compression;
 mod config_lifecycle;
 mod control_frames;
 mod deployment;
+mod example_run;
 mod gateway_features;
 mod handshake;
 mod irc_framework;

@@ -2,6 +2,8 @@
 # make test's part for InspIRCd built from source (make test-source):
 #
 #   test.sh SUITE_SOURCE [SMOKE_SOURCE...]
+#   test.sh --suite SUITE_SOURCE       only the first part
+#   test.sh --smoke [SMOKE_SOURCE...]  only the second (make test runs both at once)
 #
 # SUITE_SOURCE (a tarball or tree; empty for none): InspIRCd built from it with the stock
 # modules the suite loads (tools/inspircd-source/source.sh server, cached), this module
@@ -12,6 +14,9 @@
 #
 # Says what ran and what was skipped, and why, and appends that to $SERVERS_TESTED if
 # set (make test prints that file at the end); exits non-zero when a test fails.
+# $IT_BINARY, when set, is the integration suite's test binary, built beforehand (make
+# test runs several suites at once, and cargo holds its build directory while it runs
+# one); otherwise `cargo test --test it` builds and runs it.
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -31,7 +36,12 @@ run_tests() {
 	name=$1 prefix=$2 module=$3 filter=${4:-}
 	log=$logs/$name.log
 	# shellcheck disable=SC2086
-	if ! INSPIRCD=source INSPIRCD_PREFIX="$prefix" WS_MODULE="$module" "$cargo" test --test it $filter > "$log" 2>&1; then
+	if [ -n "${IT_BINARY:-}" ]; then
+		set -- "$IT_BINARY" $filter
+	else
+		set -- "$cargo" test --test it $filter
+	fi
+	if ! INSPIRCD=source INSPIRCD_PREFIX="$prefix" WS_MODULE="$module" "$@" > "$log" 2>&1; then
 		grep -E '^test .* FAILED$|^failures:|panicked' "$log" | head -n 40 >&2
 		say "FAILED: $name: tests/it${filter:+ $filter} (log: ${log#$top/})"
 		exit 1
@@ -47,9 +57,16 @@ module_for() {
 	make --no-print-directory -s print-module INSPIRCD_SOURCE="$1"
 }
 
+do_suite=yes do_smoke=yes
+case "${1:-}" in
+	--suite) do_smoke=no; shift ;;
+	--smoke) do_suite=no; shift; set -- "" "$@" ;;
+esac
 suite=${1:-}
 [ $# -gt 0 ] && shift
-if [ -z "$suite" ]; then
+if [ "$do_suite" = no ]; then
+	:
+elif [ -z "$suite" ]; then
 	say "skipped: InspIRCd built from source: no INSPIRCD_SOURCE given (e.g. make test INSPIRCD_SOURCE=/path/to/inspircd-4.11.0.tar.xz)"
 else
 	version=$(version_of "$suite")
@@ -71,6 +88,9 @@ else
 	say "ran: $version built from $suite with this module inside InspIRCd's build (intree/): configure, make install, the smoke test ($(($(date +%s) - start)) s)"
 fi
 
+if [ "$do_smoke" = no ]; then
+	exit 0
+fi
 if [ $# = 0 ]; then
 	say "skipped: smoke tests on further InspIRCd sources: no INSPIRCD_SMOKE_SOURCES given"
 fi

@@ -2,10 +2,12 @@
 //! 13's InspIRCd 4) with (A) this m_websocket.so, (B) that server's stock m_websocket.so
 //! and m_sha1.so, (C) plain TCP clients only (and with `--before PATH` another build of
 //! this module), alternated in every round, measuring the server's CPU time, wall time
-//! and memory (or with `--callgrind` its instructions) in five phases: idle, connect,
-//! fanout, fanout-deflate and ingest. tools/loadbench/README.md says what each phase
-//! does, how `--callgrind` brackets a phase with `callgrind_control --dump` requests,
-//! and what the table's ratios mean.
+//! and memory (or with `--callgrind` its instructions) in these phases: idle, connect,
+//! fanout, fanout-deflate, both again with realistic chat (fanout-realistic,
+//! fanout-deflate-realistic) and ingest; or with `--scale N,N,...` many users at once
+//! ([`scale`]). tools/loadbench/README.md says what each phase does, how `--callgrind`
+//! brackets a phase with `callgrind_control --dump` requests, and what the table's
+//! ratios mean.
 //!
 //! Every loop is bounded by a count and a deadline; servers are stopped by their PID.
 //! The clients are the test kit's pool ([`testkit::pool`]): one thread driving
@@ -13,6 +15,7 @@
 //!
 //! Usage: loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] [--callgrind]
 //!                  [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]
+//!                  [--scale N,N,... [--scale-idle SECONDS]]
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -21,6 +24,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod scale;
+
+use testkit::chat::Chatter;
 use testkit::inspircd::{Conf, Install, Launcher, Stop, WsModule};
 use testkit::irc::command;
 use testkit::pool::{Cause, Event, Handler, Id, Pool, Proto};
@@ -33,7 +39,8 @@ use testkit::ws::{upgrade_request, BROWSER_DEFLATE_OFFER, OP_CLOSE};
 // Settings
 
 const USAGE: &str = "loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] \
-[--callgrind] [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]";
+[--callgrind] [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR] \
+[--scale N,N,... [--scale-idle SECONDS]]";
 
 const OPTIONS: &str =
     "  --module PATH     the m_websocket.so under test, \"ours\" (default ./m_websocket.so)
@@ -45,7 +52,10 @@ const OPTIONS: &str =
                     environment, Debian 13's InspIRCd 4 from make INSPIRCD=4)
   --stock-dir DIR   the stock modules (default: the server's)
   --keep            keep the servers' directories (configs, logs, callgrind dumps)
-  --perf DIR        record every measured phase with perf record -g";
+  --perf DIR        record every measured phase with perf record -g
+  --scale N,N,...   instead of the phases: N concurrent users per size, for each kind
+                    (RSS per user, CPU per registration, idle CPU, a checked fanout)
+  --scale-idle S    how long the users of --scale sit idle (default 60)";
 
 /// The sizes of one server round's phases.
 #[derive(Clone, Copy, Debug)]
@@ -104,6 +114,8 @@ const INGEST_BATCH: usize = 40;
 const LINE_LEN: usize = 100;
 
 const DEFAULT_ROUNDS: usize = 5;
+/// How long the users of `--scale` sit idle.
+const DEFAULT_SCALE_IDLE: Duration = Duration::from_secs(60);
 const QUICK_ROUNDS: usize = 3;
 /// Instruction counts repeat closely, so one round tells as much as five.
 const CALLGRIND_ROUNDS: usize = 1;
@@ -140,6 +152,11 @@ struct Settings {
     callgrind: bool,
     /// `--perf DIR`: record each measured phase with `perf record -g -p PID`.
     perf_dir: Option<PathBuf>,
+    /// `--scale N,N,...`: the sizes of the scale benchmark ([`scale`]), instead of the
+    /// phases.
+    scale: Vec<usize>,
+    /// `--scale-idle SECONDS`.
+    scale_idle: Duration,
 }
 
 impl Settings {
@@ -153,6 +170,8 @@ impl Settings {
             work: FULL_WORKLOAD,
             callgrind: false,
             perf_dir: None,
+            scale: Vec::new(),
+            scale_idle: DEFAULT_SCALE_IDLE,
         };
         let mut rounds = None;
         let mut quick = false;
@@ -175,6 +194,19 @@ impl Settings {
                 "--perf" => s.perf_dir = Some(PathBuf::from(value("--perf")?)),
                 "--quick" => quick = true,
                 "--callgrind" => s.callgrind = true,
+                "--scale" => {
+                    s.scale = value("--scale")?
+                        .split(',')
+                        .map(|n| n.trim().parse().map_err(|e| format!("--scale {n}: {e}")))
+                        .collect::<Result<_, _>>()?;
+                }
+                "--scale-idle" => {
+                    s.scale_idle = Duration::from_secs(
+                        value("--scale-idle")?
+                            .parse()
+                            .map_err(|e| format!("--scale-idle: {e}"))?,
+                    );
+                }
                 "-h" | "--help" => {
                     println!("usage: {USAGE}\n\n{OPTIONS}");
                     std::process::exit(0);
@@ -304,6 +336,11 @@ const VGDB_PREFIX: &str = "vgdb";
 
 impl Server {
     fn start(kind: Kind, s: &Settings, tag: &str) -> Result<Server, String> {
+        Server::start_with(kind, s, tag, kind.conf(s))
+    }
+
+    /// [`Server::start`] with a configuration of the caller's.
+    fn start_with(kind: Kind, s: &Settings, tag: &str, conf: Conf) -> Result<Server, String> {
         let mut launcher = Launcher::new(s.install.clone())
             .prefix(&format!("loadbench-{tag}-"))
             .startup(s.wait(START_TIMEOUT))
@@ -328,7 +365,7 @@ impl Server {
         }
         // Under valgrind its "==PID==" banner comes first; "now running" is the same.
         let server = launcher
-            .start(kind.conf(s))
+            .start(conf)
             .map_err(|e| format!("{} server: {e}", kind.name()))?;
         let port = if kind.websocket() {
             server.ws_port
@@ -727,6 +764,9 @@ struct Fanout {
     messages: usize,
     batch: usize,
     line_len: usize,
+    /// Realistic chat text (`testkit::chat`) instead of lines that differ only in
+    /// their sequence number.
+    chat: Option<Chatter>,
     sent: usize,
     received: Vec<usize>,
     complete: usize,
@@ -737,7 +777,11 @@ impl Fanout {
     fn send_batch(&mut self, pool: &mut Pool) {
         let end = (self.sent + self.batch).min(self.messages);
         while self.sent < end {
-            pool.send_line(self.sender, &message("#fan", self.sent, self.line_len));
+            let line = match self.chat.as_mut() {
+                Some(chat) => format!("PRIVMSG #fan :{}", chat.next_text()).into_bytes(),
+                None => message("#fan", self.sent, self.line_len),
+            };
+            pool.send_line(self.sender, &line);
             self.sent += 1;
         }
         if self.sent < self.messages {
@@ -917,6 +961,10 @@ struct RoundResult {
     fanout: Sample,
     /// NaN figures for kinds that do not compress (stock: its fanout's; plain).
     fanout_deflate: Sample,
+    /// The fanout again with realistic chat (`testkit::chat`), uncompressed.
+    fanout_realistic: Sample,
+    /// And compressed (NaN where `fanout_deflate` is).
+    fanout_deflate_realistic: Sample,
     ingest: Sample,
 }
 
@@ -965,14 +1013,22 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         })?;
     }
 
-    // fanout: 1 sender + R receivers in #fan; then the same with permessage-deflate.
-    r.fanout = fanout(&server, s, dial, &name("fanout"), round)?;
+    // fanout: 1 sender + R receivers in #fan; then the same with permessage-deflate;
+    // then both again with realistic chat.
+    r.fanout = fanout(&server, s, dial, &name("fanout"), round, false)?;
+    let deflate = Dial {
+        deflate: true,
+        ..dial
+    };
     r.fanout_deflate = if kind.compresses() {
-        let dial = Dial {
-            deflate: true,
-            ..dial
-        };
-        fanout(&server, s, dial, &name("fanout-deflate"), round)?
+        fanout(&server, s, deflate, &name("fanout-deflate"), round, false)?
+    } else {
+        NOT_RUN
+    };
+    r.fanout_realistic = fanout(&server, s, dial, &name("fanout-realistic"), round, true)?;
+    r.fanout_deflate_realistic = if kind.compresses() {
+        let name = name("fanout-deflate-realistic");
+        fanout(&server, s, deflate, &name, round, true)?
     } else {
         NOT_RUN
     };
@@ -1018,18 +1074,24 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
 }
 
 /// The fanout phase: 1 sender + R receivers in #fan, every client offering
-/// permessage-deflate when the dial says so (and then every one must have agreed).
+/// permessage-deflate when the dial says so (and then every one must have agreed);
+/// the lines are realistic chat when `realistic`.
 fn fanout(
     server: &Server,
     s: &Settings,
     dial: Dial,
     name: &str,
     round: usize,
+    realistic: bool,
 ) -> Result<Sample, String> {
     let w = &s.work;
     let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
     let mut pool = Pool::new(dial.port).map_err(|e| e.to_string())?;
-    let prefix = format!("{}{round}x", if dial.deflate { "z" } else { "f" });
+    let prefix = format!(
+        "{}{}{round}x",
+        if dial.deflate { "z" } else { "f" },
+        if realistic { "r" } else { "" }
+    );
     let setup = OpenAndRegister::new(
         dial,
         &prefix,
@@ -1053,6 +1115,7 @@ fn fanout(
         messages: w.fanout_messages,
         batch: FANOUT_BATCH,
         line_len: LINE_LEN,
+        chat: realistic.then(Chatter::default),
         sent: 0,
         received: vec![0; ids.len()],
         complete: 0,
@@ -1090,10 +1153,12 @@ fn or_dash(v: f64) -> String {
 fn round_line(s: &Settings, r: &RoundResult) -> String {
     if s.callgrind {
         format!(
-            "connect {:.3} MIr | fanout {:.3} MIr | fanout-deflate {} MIr | ingest {:.3} MIr",
+            "connect {:.3} MIr | fanout {:.3} MIr | fanout-deflate {} MIr | fanout-realistic {:.3} MIr | fanout-deflate-realistic {} MIr | ingest {:.3} MIr",
             r.connect.ir / MEGA,
             r.fanout.ir / MEGA,
             or_dash(r.fanout_deflate.ir / MEGA),
+            r.fanout_realistic.ir / MEGA,
+            or_dash(r.fanout_deflate_realistic.ir / MEGA),
             r.ingest.ir / MEGA
         )
     } else {
@@ -1120,6 +1185,18 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if !s.scale.is_empty() {
+        match scale::run(&s, &s.scale, s.scale_idle) {
+            Ok(report) => {
+                println!("{report}");
+                return;
+            }
+            Err(e) => {
+                eprintln!("loadbench --scale: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let w = s.work;
     let want = (w.idle_conns + w.fanout_receivers + 1000) as u64;
     if raise_nofile(want) < want {
@@ -1276,10 +1353,12 @@ impl Table<'_> {
 }
 
 type Pick = fn(&RoundResult) -> Sample;
-const PHASES: [(&str, Pick); 4] = [
+const PHASES: [(&str, Pick); 6] = [
     ("connect", |r| r.connect),
     ("fanout", |r| r.fanout),
     ("fanout-deflate", |r| r.fanout_deflate),
+    ("fanout-realistic", |r| r.fanout_realistic),
+    ("fanout-deflate-realistic", |r| r.fanout_deflate_realistic),
     ("ingest", |r| r.ingest),
 ];
 
@@ -1313,6 +1392,8 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
         // Work units per phase, for the per-unit rows.
         let units = [
             ("connection", w.connect_total),
+            ("delivery", w.fanout_receivers * w.fanout_messages),
+            ("delivery", w.fanout_receivers * w.fanout_messages),
             ("delivery", w.fanout_receivers * w.fanout_messages),
             ("delivery", w.fanout_receivers * w.fanout_messages),
             ("message", w.ingest_senders * w.ingest_messages),
@@ -1356,34 +1437,47 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
     t.row("fanout-deflate bytes per delivery", "B", 1, |r| {
         r.fanout_deflate.rx_bytes / deliveries
     });
-    let ours = |pick: fn(&RoundResult) -> f64| {
-        median(
-            results
-                .get(&Kind::Ours)
-                .map(|v| v.iter().map(pick).collect())
-                .unwrap_or_default(),
-        )
-    };
-    let (metric, plain_fanout, deflate_fanout) = if s.callgrind {
-        (
-            "instructions",
-            ours(|r| r.fanout.ir),
-            ours(|r| r.fanout_deflate.ir),
-        )
+    t.row("fanout-realistic bytes per delivery", "B", 1, |r| {
+        r.fanout_realistic.rx_bytes / deliveries
+    });
+    t.row("fanout-deflate-realistic bytes per delivery", "B", 1, |r| {
+        r.fanout_deflate_realistic.rx_bytes / deliveries
+    });
+    let (metric, cost): (&str, fn(Sample) -> f64) = if s.callgrind {
+        ("instructions", |x| x.ir)
     } else {
-        (
-            "server CPU",
-            ours(|r| r.fanout.cpu),
-            ours(|r| r.fanout_deflate.cpu),
-        )
+        ("server CPU", |x| x.cpu)
     };
     let mut out = t.out;
-    let _ = writeln!(
-        out,
-        "\nours, fanout-deflate / fanout: {metric} {:.2}x, bytes received {:.3}x",
-        deflate_fanout / plain_fanout,
-        ours(|r| r.fanout_deflate.rx_bytes) / ours(|r| r.fanout.rx_bytes)
-    );
+    // Compressed against uncompressed, same lines: the best case (lines that differ in
+    // a number), then realistic chat.
+    for (name, plain, compressed) in [
+        ("fanout-deflate / fanout", PHASES[1].1, PHASES[2].1),
+        (
+            "fanout-deflate realistic / fanout realistic",
+            PHASES[3].1,
+            PHASES[4].1,
+        ),
+    ] {
+        let ratio = |f: fn(Sample) -> f64| {
+            let of = |pick: Pick| {
+                median(
+                    results
+                        .get(&Kind::Ours)
+                        .map(|v| v.iter().map(|r| f(pick(r))).collect())
+                        .unwrap_or_default(),
+                )
+            };
+            of(compressed) / of(plain)
+        };
+        let _ = writeln!(
+            out,
+            "{}ours, {name}: {metric} {:.2}x, bytes {:.3}x",
+            if name.contains("realistic") { "" } else { "\n" },
+            ratio(cost),
+            ratio(|x| x.rx_bytes)
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -1401,7 +1495,7 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
     };
     let _ = writeln!(
         out,
-        "Work per phase: connect {} × (connect + handshake + NICK/USER + 001 + QUIT), {} at a time; fanout (and fanout-deflate: compression=\"yes\", every client offering permessage-deflate; ours and before only) 1 sender → {} receivers × {} messages ({} deliveries); ingest {} senders × {} messages in batches of {} + PING{idle}.",
+        "Work per phase: connect {} × (connect + handshake + NICK/USER + 001 + QUIT), {} at a time; fanout (and fanout-deflate: compression=\"yes\", every client offering permessage-deflate; ours and before only) 1 sender → {} receivers × {} messages ({} deliveries), lines differing only in a number, then again (-realistic) with testkit::chat's chat text; ingest {} senders × {} messages in batches of {} + PING{idle}.",
         w.connect_total,
         w.connect_concurrency,
         w.fanout_receivers,

@@ -5,6 +5,7 @@
 //! RFC 7692 ([`deflate`]) and HTTP ([`http`]), and process, /proc and timing helpers.
 //! It depends on no crate of the workspace, so that all of them can depend on it.
 
+pub mod chat;
 pub mod client;
 pub mod deflate;
 pub mod http;
