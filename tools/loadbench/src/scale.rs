@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use testkit::chat::Chatter;
 use testkit::irc::command;
-use testkit::pool::{loopback_sources, Cause, Event, Handler, Id, Pool, Proto};
+use testkit::net::loopback_sources;
+use testkit::pool::{Cause, Event, Handler, Id, Pool, Proto};
 use testkit::ws::{upgrade_request, BROWSER_DEFLATE_OFFER, OP_CLOSE, OP_PING, OP_PONG};
 
 use super::{Kind, Server, Settings};

@@ -5,7 +5,8 @@
 //! map addressed by the event's [`Id`] (versioned, so that an event of a closed
 //! connection finds none), and an idle one holds its socket and a few hundred bytes
 //! (its buffers are kept only while they hold bytes, up to [`KEPT_BUFFER`]). One
-//! descriptor each: raise RLIMIT_NOFILE first ([`crate::process::raise_nofile`]).
+//! descriptor each: raise RLIMIT_NOFILE first ([`crate::process::raise_nofile`]); past
+//! ~28,000 connections, spread them over loopback source addresses ([`Pool::sources`]).
 //!
 //! The pool calls a [`Handler`] with each connection's [`Event`]s in order; the handler
 //! answers through the pool (send, close). [`Pool::turn`] waits once for readiness and
@@ -25,7 +26,7 @@
 //!     }
 //! }
 //!
-//! let mut pool = Pool::new(8080).unwrap();
+//! let mut pool = Pool::new(8080).unwrap().sources(testkit::net::loopback_sources(2));
 //! for tag in 0..1000 {
 //!     let request = testkit::ws::upgrade_request("127.0.0.1", "https://a.example", &[]);
 //!     pool.connect(Proto::websocket(request), tag).unwrap();
@@ -35,7 +36,7 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -165,7 +166,9 @@ struct Conn {
 pub struct Pool {
     poll: Poll,
     events: Events,
-    target: SocketAddr,
+    target: SocketAddrV4,
+    sources: Vec<Ipv4Addr>,
+    next_source: usize,
     conns: SlotMap<DefaultKey, Conn>,
     read_buf: Vec<u8>,
     /// Bytes the connections received, response heads included.
@@ -178,11 +181,20 @@ impl Pool {
         Ok(Pool {
             poll: Poll::new()?,
             events: Events::with_capacity(EVENTS_PER_WAIT),
-            target: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            target: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+            sources: Vec::new(),
+            next_source: 0,
             conns: SlotMap::new(),
             read_buf: vec![0; READ_CHUNK],
             rx_bytes: 0,
         })
+    }
+
+    /// New connections come from these source addresses in turn (by default the
+    /// kernel's choice, 127.0.0.1).
+    pub fn sources(mut self, sources: Vec<Ipv4Addr>) -> Pool {
+        self.sources = sources;
+        self
     }
 
     /// Open connections (connecting ones included).
@@ -192,8 +204,12 @@ impl Pool {
 
     /// Starts a connection (non-blocking); its events carry `tag`.
     pub fn connect(&mut self, proto: Proto, tag: usize) -> io::Result<Id> {
-        let stream = TcpStream::connect(self.target)?;
-        stream.set_nodelay(true)?;
+        let src = (self
+            .sources
+            .get(self.next_source % self.sources.len().max(1)))
+        .copied();
+        self.next_source = self.next_source.wrapping_add(1);
+        let stream = TcpStream::from_std(crate::net::start_connect(src, self.target)?);
         let (websocket, tx) = match proto {
             Proto::Irc => (None, Vec::new()),
             Proto::WebSocket {
@@ -487,6 +503,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::loopback_sources;
     use crate::ws::{encode_frame, upgrade_request, OP_CLOSE, OP_PING, SAMPLE_ACCEPT};
     use std::collections::HashMap;
     use std::io::BufRead;
@@ -494,13 +511,19 @@ mod tests {
 
     /// Serves `conns` connections on a new port: a WebSocket one gets its 101 (or a
     /// 403 with `refuse`), a text message, a ping and a close; a plain one a PING,
-    /// then a line quoting the PONG.
-    fn serve(conns: usize, websocket: bool, refuse: bool) -> (u16, std::thread::JoinHandle<()>) {
+    /// then a line quoting the PONG. Returns the port and the peers' addresses.
+    fn serve(
+        conns: usize,
+        websocket: bool,
+        refuse: bool,
+    ) -> (u16, std::thread::JoinHandle<Vec<String>>) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
+            let mut peers = Vec::new();
             for _ in 0..conns {
-                let (mut s, _) = l.accept().unwrap();
+                let (mut s, peer) = l.accept().unwrap();
+                peers.push(peer.ip().to_string());
                 let mut r = std::io::BufReader::new(s.try_clone().unwrap());
                 let mut line = String::new();
                 if !websocket {
@@ -526,6 +549,7 @@ mod tests {
                 out.extend(encode_frame(true, OP_CLOSE, &1000u16.to_be_bytes(), None));
                 s.write_all(&out).unwrap();
             }
+            peers
         });
         (port, server)
     }
@@ -550,8 +574,8 @@ mod tests {
     }
 
     /// Runs `conns` connections of `proto` until each has `events` events.
-    fn run(port: u16, conns: usize, proto: &Proto, events: usize) -> (Pool, Log) {
-        let mut pool = Pool::new(port).unwrap();
+    fn run(port: u16, conns: usize, proto: &Proto, sources: u8, events: usize) -> (Pool, Log) {
+        let mut pool = Pool::new(port).unwrap().sources(loopback_sources(sources));
         for tag in 0..conns {
             pool.connect(proto.clone(), tag).unwrap();
         }
@@ -565,23 +589,26 @@ mod tests {
     }
 
     #[test]
-    fn websocket_connections() {
+    fn websocket_connections_from_two_sources() {
         let (port, server) = serve(20, true, false);
         let request = upgrade_request("127.0.0.1", "https://x.example", &[]);
-        let (pool, log) = run(port, 20, &Proto::websocket(request), 6);
+        let (pool, log) = run(port, 20, &Proto::websocket(request), 2, 6);
         let want = ["connected", "open Some(101)", "hello", "<opcode 9 \"p\">"];
         for v in log.0.values() {
             assert_eq!(v[..4], want);
             assert_eq!(v[4..], ["<close Some(1000) \"\">", "closed Eof 0"]);
         }
-        server.join().unwrap();
+        let mut peers = server.join().unwrap();
+        peers.sort();
+        peers.dedup();
+        assert_eq!(peers, ["127.0.0.1", "127.0.0.2"]);
         assert_eq!(pool.live(), 0);
     }
 
     #[test]
     fn irc_connections_and_refusals() {
         let (port, server) = serve(3, false, false);
-        let (_, log) = run(port, 3, &Proto::Irc, 5);
+        let (_, log) = run(port, 3, &Proto::Irc, 1, 5);
         for v in log.0.values() {
             let want = [
                 "connected",
@@ -595,7 +622,7 @@ mod tests {
         server.join().unwrap();
         let (port, server) = serve(1, true, true);
         let request = upgrade_request("127.0.0.1", "https://x.example", &[]);
-        let (pool, log) = run(port, 1, &Proto::websocket(request), 2);
+        let (pool, log) = run(port, 1, &Proto::websocket(request), 1, 2);
         assert!(
             log.0[&0][1].contains("Refused") && log.0[&0][1].contains("403"),
             "{log:?}",
