@@ -11,11 +11,7 @@
 //!
 //! Every loop is bounded by a count and a deadline; servers are stopped by their PID.
 //! The clients are the test kit's pool ([`testkit::pool`]): one thread driving
-//! non-blocking sockets through epoll, WebSocket or plain IRC.
-//!
-//! Usage: loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] [--callgrind]
-//!                  [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR]
-//!                  [--scale N,N,... [--scale-idle SECONDS]]
+//! non-blocking sockets, WebSocket or plain IRC.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -26,6 +22,7 @@ use std::time::{Duration, Instant};
 
 mod scale;
 
+use clap::Parser;
 use testkit::chat::Chatter;
 use testkit::inspircd::{Conf, Install, Launcher, Stop, WsModule};
 use testkit::irc::command;
@@ -37,25 +34,6 @@ use testkit::ws::{upgrade_request, BROWSER_DEFLATE_OFFER, OP_CLOSE};
 
 // ---------------------------------------------------------------------------------
 // Settings
-
-const USAGE: &str = "loadbench [--module PATH] [--before PATH] [--rounds N] [--quick] \
-[--callgrind] [--inspircd PATH] [--stock-dir DIR] [--keep] [--perf DIR] \
-[--scale N,N,... [--scale-idle SECONDS]]";
-
-const OPTIONS: &str =
-    "  --module PATH     the m_websocket.so under test, \"ours\" (default ./m_websocket.so)
-  --before PATH     another build of it, measured as \"before\" in the same rounds
-  --rounds N        rounds of every kind (default 5; 3 with --quick, 1 with --callgrind)
-  --quick           small workloads: a smoke run
-  --callgrind       count the server's instructions under valgrind instead of timing it
-  --inspircd PATH   the server (default /usr/sbin/inspircd; with INSPIRCD=4 in the
-                    environment, Debian 13's InspIRCd 4 from make INSPIRCD=4)
-  --stock-dir DIR   the stock modules (default: the server's)
-  --keep            keep the servers' directories (configs, logs, callgrind dumps)
-  --perf DIR        record every measured phase with perf record -g
-  --scale N,N,...   instead of the phases: N concurrent users per size, for each kind
-                    (RSS per user, CPU per registration, idle CPU, a checked fanout)
-  --scale-idle S    how long the users of --scale sit idle (default 60)";
 
 /// The sizes of one server round's phases.
 #[derive(Clone, Copy, Debug)]
@@ -114,18 +92,18 @@ const INGEST_BATCH: usize = 40;
 const LINE_LEN: usize = 100;
 
 const DEFAULT_ROUNDS: usize = 5;
-/// How long the users of `--scale` sit idle.
-const DEFAULT_SCALE_IDLE: Duration = Duration::from_secs(60);
 const QUICK_ROUNDS: usize = 3;
 /// Instruction counts repeat closely, so one round tells as much as five.
 const CALLGRIND_ROUNDS: usize = 1;
-const MAX_ROUNDS: usize = 20;
+const MAX_ROUNDS: u8 = 20;
 
 /// How long inspircd may take to print "InspIRCd is now running".
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest wait for the server to go idle before (and, with --callgrind, after) a
 /// measured phase.
 const SETTLE_LIMIT: Duration = Duration::from_secs(3);
+/// How long the server must use no CPU to count as idle between phases.
+const SETTLE_QUIET: Duration = Duration::from_millis(150);
 /// The deadline of one phase or one setup step.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 /// From SIGTERM to SIGKILL when stopping a server.
@@ -137,105 +115,67 @@ const VALGRIND_TIME_FACTOR: u32 = 10;
 const VALGRIND: &str = "valgrind";
 const CALLGRIND_CONTROL: &str = "callgrind_control";
 
-#[derive(Clone, Debug)]
+/// The command line (`loadbench --help`); tools/loadbench/README.md says what each
+/// phase measures.
+#[derive(Parser, Debug)]
+#[command(about = "This m_websocket.so against the stock one and plain TCP in one InspIRCd")]
 struct Settings {
+    /// The m_websocket.so under test, "ours".
+    #[arg(long, default_value = "m_websocket.so", value_parser = existing)]
     module: PathBuf,
-    /// `--before PATH`: another build of this module, measured as the kind "before".
+    /// Another build of it, measured as "before" in the same rounds.
+    #[arg(long, value_parser = existing)]
     before: Option<PathBuf>,
+    /// Rounds of every kind [default: 5; 3 with --quick, 1 with --callgrind].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_ROUNDS)))]
+    rounds: Option<u8>,
+    /// Small workloads: a smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// Count the server's instructions under valgrind instead of timing it (its own
+    /// workload, whatever --quick says).
+    #[arg(long, conflicts_with = "perf")]
+    callgrind: bool,
+    /// The server [default: /usr/sbin/inspircd; with INSPIRCD=4 in the environment,
+    /// Debian 13's InspIRCd 4 from make INSPIRCD=4].
+    #[arg(long)]
+    inspircd: Option<PathBuf>,
+    /// The stock modules [default: the server's].
+    #[arg(long, value_name = "DIR")]
+    stock_dir: Option<PathBuf>,
+    /// Keep the servers' directories (configs, logs, callgrind dumps).
+    #[arg(long)]
+    keep: bool,
+    /// Record every measured phase with perf record -g into DIR.
+    #[arg(long, value_name = "DIR")]
+    perf: Option<PathBuf>,
+    /// Instead of the phases: N concurrent users per size, for each kind (RSS per user,
+    /// CPU per registration, idle CPU, a checked fanout).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    scale: Vec<usize>,
+    /// How long the users of --scale sit idle.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    scale_idle: u64,
     /// The server and its stock modules: `INSPIRCD` (3 or 4) chooses, `--inspircd` and
     /// `--stock-dir` override.
+    #[arg(skip)]
     install: Install,
-    rounds: usize,
-    keep: bool,
-    work: Workload,
-    /// `--callgrind`: run every server under callgrind and count instructions.
-    callgrind: bool,
-    /// `--perf DIR`: record each measured phase with `perf record -g -p PID`.
-    perf_dir: Option<PathBuf>,
-    /// `--scale N,N,...`: the sizes of the scale benchmark ([`scale`]), instead of the
-    /// phases.
-    scale: Vec<usize>,
-    /// `--scale-idle SECONDS`.
-    scale_idle: Duration,
+}
+
+/// A file that exists, as an absolute path (the server runs elsewhere).
+fn existing(path: &str) -> Result<PathBuf, String> {
+    fs::canonicalize(path).map_err(|e| format!("{path}: {e}"))
 }
 
 impl Settings {
-    fn parse() -> Result<Settings, String> {
-        let mut s = Settings {
-            module: PathBuf::from("m_websocket.so"),
-            before: None,
-            install: Install::from_env()?,
-            rounds: DEFAULT_ROUNDS,
-            keep: false,
-            work: FULL_WORKLOAD,
-            callgrind: false,
-            perf_dir: None,
-            scale: Vec::new(),
-            scale_idle: DEFAULT_SCALE_IDLE,
-        };
-        let mut rounds = None;
-        let mut quick = false;
-        let mut args = std::env::args().skip(1);
-        while let Some(a) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-            match a.as_str() {
-                "--module" => s.module = PathBuf::from(value("--module")?),
-                "--before" => s.before = Some(PathBuf::from(value("--before")?)),
-                "--stock-dir" => s.install.modules = PathBuf::from(value("--stock-dir")?),
-                "--inspircd" => s.install.binary = PathBuf::from(value("--inspircd")?),
-                "--rounds" => {
-                    rounds = Some(
-                        value("--rounds")?
-                            .parse()
-                            .map_err(|e| format!("--rounds: {e}"))?,
-                    )
-                }
-                "--keep" => s.keep = true,
-                "--perf" => s.perf_dir = Some(PathBuf::from(value("--perf")?)),
-                "--quick" => quick = true,
-                "--callgrind" => s.callgrind = true,
-                "--scale" => {
-                    s.scale = value("--scale")?
-                        .split(',')
-                        .map(|n| n.trim().parse().map_err(|e| format!("--scale {n}: {e}")))
-                        .collect::<Result<_, _>>()?;
-                }
-                "--scale-idle" => {
-                    s.scale_idle = Duration::from_secs(
-                        value("--scale-idle")?
-                            .parse()
-                            .map_err(|e| format!("--scale-idle: {e}"))?,
-                    );
-                }
-                "-h" | "--help" => {
-                    println!("usage: {USAGE}\n\n{OPTIONS}");
-                    std::process::exit(0);
-                }
-                other => return Err(format!("unknown argument {other}\nusage: {USAGE}")),
-            }
+    fn parse_checked() -> Result<Settings, String> {
+        let mut s = Settings::parse();
+        s.install = Install::from_env()?;
+        if let Some(binary) = &s.inspircd {
+            s.install.binary.clone_from(binary);
         }
-        // --callgrind sets its own sizes whatever --quick says; --rounds always wins.
-        (s.work, s.rounds) = if s.callgrind {
-            (CALLGRIND_WORKLOAD, CALLGRIND_ROUNDS)
-        } else if quick {
-            (QUICK_WORKLOAD, QUICK_ROUNDS)
-        } else {
-            (FULL_WORKLOAD, DEFAULT_ROUNDS)
-        };
-        s.rounds = rounds.unwrap_or(s.rounds);
-        if s.rounds == 0 || s.rounds > MAX_ROUNDS {
-            return Err(format!("--rounds must be 1..={MAX_ROUNDS}"));
-        }
-        if s.callgrind && s.perf_dir.is_some() {
-            return Err("--perf and --callgrind exclude each other".into());
-        }
-        s.module = fs::canonicalize(&s.module)
-            .map_err(|e| format!("module {}: {e}", s.module.display()))?;
-        if let Some(before) = &s.before {
-            s.before = Some(
-                fs::canonicalize(before)
-                    .map_err(|e| format!("--before {}: {e}", before.display()))?,
-            );
+        if let Some(dir) = &s.stock_dir {
+            s.install.modules.clone_from(dir);
         }
         for p in [
             &s.install.binary,
@@ -247,6 +187,27 @@ impl Settings {
             }
         }
         Ok(s)
+    }
+
+    fn work(&self) -> Workload {
+        if self.callgrind {
+            CALLGRIND_WORKLOAD
+        } else if self.quick {
+            QUICK_WORKLOAD
+        } else {
+            FULL_WORKLOAD
+        }
+    }
+
+    fn rounds(&self) -> usize {
+        let default = if self.callgrind {
+            CALLGRIND_ROUNDS
+        } else if self.quick {
+            QUICK_ROUNDS
+        } else {
+            DEFAULT_ROUNDS
+        };
+        self.rounds.map_or(default, usize::from)
     }
 
     /// The kinds of server each round runs, in order.
@@ -379,21 +340,11 @@ impl Server {
         self.server.proc()
     }
 
-    /// Waits (at most `limit`) until the server has used no CPU for 150 ms, so that
-    /// work left over from the previous phase (e.g. closing connections) is not
-    /// counted in the next one. Under valgrind the figure includes valgrind's own work
-    /// (translating code), which also stops when the server idles in epoll_wait.
+    /// Waits (at most `limit`) until the server has used no CPU for [`SETTLE_QUIET`].
+    /// Under valgrind that includes valgrind's own work (translating code), which also
+    /// stops when the server idles in epoll_wait.
     fn settle(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let mut last = self.proc().cpu_seconds();
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(150));
-            let now = self.proc().cpu_seconds();
-            if now == last {
-                return;
-            }
-            last = now;
-        }
+        self.proc().settle(SETTLE_QUIET, limit);
     }
 
     /// Asks callgrind to dump its counters (which zeroes them) and returns the Ir of
@@ -541,6 +492,14 @@ impl<S: Scenario> Phase<S> {
             .map_err(|e| format!("phase deadline passed ({e})"))
     }
 
+    /// An error naming the phase if any connection was lost.
+    fn check_none_lost(&self, name: &str) -> Result<(), String> {
+        match self.lost {
+            0 => Ok(()),
+            lost => Err(format!("{name}: {lost} connections lost")),
+        }
+    }
+
     fn lose(&mut self, pool: &mut Pool, id: Id, n: usize) {
         self.lost += 1;
         self.scenario.on_close(pool, id, n);
@@ -595,11 +554,8 @@ fn register(pool: &mut Pool, id: Id, nick: &str) {
 fn message(target: &str, seq: usize, len: usize) -> Vec<u8> {
     let mut m = format!("PRIVMSG {target} :{seq} ").into_bytes();
     let filler = b"lorem ipsum dolor sit amet consectetur adipiscing elit ";
-    let mut k = 0;
-    while m.len() + 2 < len {
-        m.push(filler[k % filler.len()]);
-        k += 1;
-    }
+    let fill = len.saturating_sub(m.len() + 2);
+    m.extend(filler.iter().cycle().take(fill));
     m
 }
 
@@ -886,7 +842,7 @@ fn measure(
         // Zeroes the counters; what it counted (startup, setup) is not wanted.
         server.callgrind_dump(&format!("{name}-start"))?;
     }
-    let mut recorder = match &s.perf_dir {
+    let mut recorder = match &s.perf {
         Some(dir) => {
             let _ = fs::create_dir_all(dir);
             let child = Command::new("perf")
@@ -953,19 +909,63 @@ const NOT_RUN: Sample = Sample {
     rx_bytes: f64::NAN,
 };
 
+/// What a measured phase runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// Handshake + registration + QUIT, C at a time.
+    Connect,
+    /// 1 sender + R receivers in #fan, all offering permessage-deflate when `deflate`
+    /// (this module's builds only: the others do not run it), the lines realistic chat
+    /// (`testkit::chat`) when `realistic`, or else lines that differ only in a number.
+    Fanout { deflate: bool, realistic: bool },
+    /// R senders, N messages each into a channel of their own.
+    Ingest,
+}
+
+/// The measured phases, in the order they run and print.
+const PHASES: [(&str, Work); 6] = [
+    ("connect", Work::Connect),
+    ("fanout", fanout_of(false, false)),
+    ("fanout-deflate", fanout_of(true, false)),
+    ("fanout-realistic", fanout_of(false, true)),
+    ("fanout-deflate-realistic", fanout_of(true, true)),
+    ("ingest", Work::Ingest),
+];
+
+const fn fanout_of(deflate: bool, realistic: bool) -> Work {
+    Work::Fanout { deflate, realistic }
+}
+
+impl Work {
+    /// What the phase does `units` of, for the per-unit rows: connections, deliveries
+    /// or ingested messages.
+    fn units(self, w: &Workload) -> (&'static str, usize) {
+        match self {
+            Work::Connect => ("connection", w.connect_total),
+            Work::Fanout { .. } => ("delivery", w.fanout_receivers * w.fanout_messages),
+            Work::Ingest => ("message", w.ingest_senders * w.ingest_messages),
+        }
+    }
+}
+
 #[derive(Default, Debug)]
 struct RoundResult {
     idle_kib_per_conn: f64,
     idle_base_mib: f64,
-    connect: Sample,
-    fanout: Sample,
-    /// NaN figures for kinds that do not compress (stock: its fanout's; plain).
-    fanout_deflate: Sample,
-    /// The fanout again with realistic chat (`testkit::chat`), uncompressed.
-    fanout_realistic: Sample,
-    /// And compressed (NaN where `fanout_deflate` is).
-    fanout_deflate_realistic: Sample,
-    ingest: Sample,
+    /// One per [`PHASES`] entry, in that order; [`NOT_RUN`] for a phase the kind does
+    /// not run.
+    phases: Vec<Sample>,
+}
+
+impl RoundResult {
+    /// The sample of the phase named `name`.
+    fn phase(&self, name: &str) -> Sample {
+        let index = PHASES.iter().position(|(n, _)| *n == name);
+        index
+            .and_then(|i| self.phases.get(i))
+            .copied()
+            .unwrap_or(NOT_RUN)
+    }
 }
 
 fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResult, String> {
@@ -975,11 +975,10 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         ws: kind.websocket(),
         deflate: false,
     };
-    let w = &s.work;
+    let w = &s.work();
     let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
     let new_pool = || Pool::new(server.port).map_err(|e| e.to_string());
     let mut r = RoundResult::default();
-    let name = |phase: &str| format!("{}-{phase}-r{}", kind.name(), round + 1);
 
     // idle: RSS growth per registered idle connection, on a fresh server.
     if w.idle_conns > 0 {
@@ -996,74 +995,33 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         pool.close_all();
     }
 
-    // connect: handshake + registration + QUIT, C at a time.
-    {
+    for (phase, work) in PHASES {
+        let name = format!("{}-{phase}-r{}", kind.name(), round + 1);
         let mut pool = new_pool()?;
-        let mut phase = Phase::new(ConnectQuit {
-            total: w.connect_total,
-            open: Opener::new(dial, w.connect_total, w.connect_concurrency),
-            finished: 0,
-            round,
-            failed: None,
-        });
-        r.connect = measure(&server, s, &name("connect"), || {
-            phase.scenario.start_more(&mut pool);
-            phase.run(&mut pool, deadline())?;
-            phase.scenario.failed.clone().map_or(Ok(()), Err)
-        })?;
-    }
-
-    // fanout: 1 sender + R receivers in #fan; then the same with permessage-deflate;
-    // then both again with realistic chat.
-    r.fanout = fanout(&server, s, dial, &name("fanout"), round, false)?;
-    let deflate = Dial {
-        deflate: true,
-        ..dial
-    };
-    r.fanout_deflate = if kind.compresses() {
-        fanout(&server, s, deflate, &name("fanout-deflate"), round, false)?
-    } else {
-        NOT_RUN
-    };
-    r.fanout_realistic = fanout(&server, s, dial, &name("fanout-realistic"), round, true)?;
-    r.fanout_deflate_realistic = if kind.compresses() {
-        let name = name("fanout-deflate-realistic");
-        fanout(&server, s, deflate, &name, round, true)?
-    } else {
-        NOT_RUN
-    };
-
-    // ingest: R senders, N messages each into a channel of their own (#in<n>).
-    {
-        let mut pool = new_pool()?;
-        let setup = OpenAndRegister::new(
-            dial,
-            &format!("g{round}x"),
-            w.ingest_senders,
-            250,
-            Some(|n| format!("#in{n}")),
-        );
-        let (senders, _) = setup
-            .setup(&mut pool, deadline())
-            .map_err(|e| format!("ingest setup: {e}"))?;
-        let mut phase = Phase::new(Ingest {
-            sent: vec![0; senders.len()],
-            senders,
-            messages: w.ingest_messages,
-            batch: INGEST_BATCH,
-            line_len: LINE_LEN,
-            finished: 0,
-        });
-        r.ingest = measure(&server, s, &name("ingest"), || {
-            for n in 0..w.ingest_senders {
-                phase.scenario.send_batch(&mut pool, n);
+        let sample = match work {
+            Work::Connect => {
+                let mut phase = Phase::new(ConnectQuit {
+                    total: w.connect_total,
+                    open: Opener::new(dial, w.connect_total, w.connect_concurrency),
+                    finished: 0,
+                    round,
+                    failed: None,
+                });
+                measure(&server, s, &name, || {
+                    phase.scenario.start_more(&mut pool);
+                    phase.run(&mut pool, deadline())?;
+                    phase.scenario.failed.clone().map_or(Ok(()), Err)
+                })?
             }
-            phase.run(&mut pool, deadline())?;
-            if phase.lost > 0 {
-                return Err(format!("ingest: {} connections lost", phase.lost));
+            Work::Fanout { deflate, .. } if deflate && !kind.compresses() => NOT_RUN,
+            Work::Fanout { deflate, realistic } => {
+                let dial = Dial { deflate, ..dial };
+                let prefix = format!("f{}{}{round}x", u8::from(deflate), u8::from(realistic));
+                fanout(&server, s, &mut pool, dial, &name, &prefix, realistic)?
             }
-            Ok(())
-        })?;
+            Work::Ingest => ingest(&server, s, &mut pool, dial, &name, round)?,
+        };
+        r.phases.push(sample);
         pool.close_all();
     }
 
@@ -1073,34 +1031,29 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
     Ok(r)
 }
 
-/// The fanout phase: 1 sender + R receivers in #fan, every client offering
-/// permessage-deflate when the dial says so (and then every one must have agreed);
-/// the lines are realistic chat when `realistic`.
+/// The fanout phase ([`Work::Fanout`]): every client offering permessage-deflate when
+/// the dial says so (and then every one must have agreed); the lines are realistic
+/// chat when `realistic`. Nicks start with `prefix`.
 fn fanout(
     server: &Server,
     s: &Settings,
+    pool: &mut Pool,
     dial: Dial,
     name: &str,
-    round: usize,
+    prefix: &str,
     realistic: bool,
 ) -> Result<Sample, String> {
-    let w = &s.work;
+    let w = &s.work();
     let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
-    let mut pool = Pool::new(dial.port).map_err(|e| e.to_string())?;
-    let prefix = format!(
-        "{}{}{round}x",
-        if dial.deflate { "z" } else { "f" },
-        if realistic { "r" } else { "" }
-    );
     let setup = OpenAndRegister::new(
         dial,
-        &prefix,
+        prefix,
         w.fanout_receivers + 1,
         250,
         Some(|_| "#fan".to_string()),
     );
     let (ids, negotiated) = setup
-        .setup(&mut pool, deadline())
+        .setup(pool, deadline())
         .map_err(|e| format!("{name} setup: {e}"))?;
     if dial.deflate && negotiated != w.fanout_receivers + 1 {
         return Err(format!(
@@ -1124,61 +1077,88 @@ fn fanout(
     let mut rx_bytes = 0;
     let mut sample = measure(server, s, name, || {
         let before = pool.rx_bytes;
-        phase.scenario.send_batch(&mut pool);
-        phase.run(&mut pool, deadline())?;
+        phase.scenario.send_batch(pool);
+        phase.run(pool, deadline())?;
         rx_bytes = pool.rx_bytes - before;
-        if phase.lost > 0 {
-            return Err(format!("{name}: {} connections lost", phase.lost));
-        }
-        Ok(())
+        phase.check_none_lost(name)
     })?;
     sample.rx_bytes = rx_bytes as f64;
-    pool.close_all();
     Ok(sample)
+}
+
+/// The ingest phase ([`Work::Ingest`]): the senders join `#in<n>` each, then send.
+fn ingest(
+    server: &Server,
+    s: &Settings,
+    pool: &mut Pool,
+    dial: Dial,
+    name: &str,
+    round: usize,
+) -> Result<Sample, String> {
+    let w = &s.work();
+    let deadline = || Instant::now() + s.wait(PHASE_TIMEOUT);
+    let setup = OpenAndRegister::new(
+        dial,
+        &format!("g{round}x"),
+        w.ingest_senders,
+        250,
+        Some(|n| format!("#in{n}")),
+    );
+    let (senders, _) = setup
+        .setup(pool, deadline())
+        .map_err(|e| format!("ingest setup: {e}"))?;
+    let mut phase = Phase::new(Ingest {
+        sent: vec![0; senders.len()],
+        senders,
+        messages: w.ingest_messages,
+        batch: INGEST_BATCH,
+        line_len: LINE_LEN,
+        finished: 0,
+    });
+    measure(server, s, name, || {
+        for n in 0..w.ingest_senders {
+            phase.scenario.send_batch(pool, n);
+        }
+        phase.run(pool, deadline())?;
+        phase.check_none_lost(name)
+    })
 }
 
 /// Instructions per million, as the tables print them.
 const MEGA: f64 = 1e6;
 
-/// `v` with 3 decimals, or "-" for a phase not run.
-fn or_dash(v: f64) -> String {
+/// `v` with `decimals` decimals, or "-" for a phase not run.
+fn or_dash(v: f64, decimals: usize) -> String {
     if v.is_nan() {
         "-".into()
     } else {
-        format!("{v:.3}")
+        format!("{v:.decimals$}")
     }
 }
 
-/// One server round's progress line.
+/// One server round's progress line: every phase's instructions, or its server CPU
+/// and wall time.
 fn round_line(s: &Settings, r: &RoundResult) -> String {
-    if s.callgrind {
-        format!(
-            "connect {:.3} MIr | fanout {:.3} MIr | fanout-deflate {} MIr | fanout-realistic {:.3} MIr | fanout-deflate-realistic {} MIr | ingest {:.3} MIr",
-            r.connect.ir / MEGA,
-            r.fanout.ir / MEGA,
-            or_dash(r.fanout_deflate.ir / MEGA),
-            r.fanout_realistic.ir / MEGA,
-            or_dash(r.fanout_deflate_realistic.ir / MEGA),
-            r.ingest.ir / MEGA
-        )
-    } else {
-        format!(
-            "idle {:6.1} KiB/conn | connect cpu {:.2}s wall {:.2}s | fanout cpu {:.2}s wall {:.2}s | fanout-deflate cpu {}s wall {}s | ingest cpu {:.2}s wall {:.2}s",
-            r.idle_kib_per_conn,
-            r.connect.cpu,
-            r.connect.wall,
-            r.fanout.cpu,
-            r.fanout.wall,
-            or_dash(r.fanout_deflate.cpu),
-            or_dash(r.fanout_deflate.wall),
-            r.ingest.cpu,
-            r.ingest.wall
-        )
-    }
+    let phases = PHASES.iter().zip(&r.phases).map(|((name, _), x)| {
+        if s.callgrind {
+            format!("{name} {} MIr", or_dash(x.ir / MEGA, 3))
+        } else {
+            format!(
+                "{name} cpu {}s wall {}s",
+                or_dash(x.cpu, 2),
+                or_dash(x.wall, 2)
+            )
+        }
+    });
+    let idle = (!s.callgrind).then(|| format!("idle {:.1} KiB/conn", r.idle_kib_per_conn));
+    idle.into_iter()
+        .chain(phases)
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 fn main() {
-    let s = match Settings::parse() {
+    let s = match Settings::parse_checked() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("loadbench: {e}");
@@ -1186,7 +1166,7 @@ fn main() {
         }
     };
     if !s.scale.is_empty() {
-        match scale::run(&s, &s.scale, s.scale_idle) {
+        match scale::run(&s, &s.scale, Duration::from_secs(s.scale_idle)) {
             Ok(report) => {
                 println!("{report}");
                 return;
@@ -1197,7 +1177,7 @@ fn main() {
             }
         }
     }
-    let w = s.work;
+    let w = s.work();
     let want = (w.idle_conns + w.fanout_receivers + 1000) as u64;
     if raise_nofile(want) < want {
         eprintln!("loadbench: could not raise the open-file limit to {want}");
@@ -1208,7 +1188,7 @@ fn main() {
     eprintln!(
         "loadbench: {} rounds of {}{}; module {}; idle {} conns, connect {}×(c{}), \
          fanout 1→{} × {} msgs, ingest {} × {} msgs, {}-byte lines",
-        s.rounds,
+        s.rounds(),
         kind_names.join("/"),
         if s.callgrind { " under callgrind" } else { "" },
         s.module.display(),
@@ -1223,7 +1203,7 @@ fn main() {
     );
     let mut results: HashMap<Kind, Vec<RoundResult>> = HashMap::new();
     let mut failures = 0;
-    for round in 0..s.rounds {
+    for round in 0..s.rounds() {
         for &kind in &kinds {
             let t = Instant::now();
             match run_server_round(kind, &s, round) {
@@ -1314,19 +1294,9 @@ impl Table<'_> {
         };
         let (o, st, p) = (get(Kind::Ours), get(Kind::Stock), get(Kind::Plain));
         let (oo, so) = (o - p, st - p);
-        let over = if so.abs() > 1e-9 {
-            format!("{:.r$}", oo / so, r = self.ratio_decimals)
-        } else {
-            "-".into()
-        };
+        let over = if so.abs() > 1e-9 { oo / so } else { f64::NAN };
         // A phase a kind does not run shows as "-".
-        let num = |v: f64, d: usize| {
-            if v.is_nan() {
-                "-".to_string()
-            } else {
-                format!("{v:.d$}")
-            }
-        };
+        let num = or_dash;
         let r = self.ratio_decimals;
         let _ = write!(
             self.out,
@@ -1338,11 +1308,7 @@ impl Table<'_> {
             num(o / st, r),
             num(oo, decimals),
             num(so, decimals),
-            if over.contains("NaN") {
-                "-".to_string()
-            } else {
-                over
-            },
+            num(over, r),
         );
         if self.before {
             let b = get(Kind::Before);
@@ -1352,18 +1318,8 @@ impl Table<'_> {
     }
 }
 
-type Pick = fn(&RoundResult) -> Sample;
-const PHASES: [(&str, Pick); 6] = [
-    ("connect", |r| r.connect),
-    ("fanout", |r| r.fanout),
-    ("fanout-deflate", |r| r.fanout_deflate),
-    ("fanout-realistic", |r| r.fanout_realistic),
-    ("fanout-deflate-realistic", |r| r.fanout_deflate_realistic),
-    ("ingest", |r| r.ingest),
-];
-
 fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
-    let w = &s.work;
+    let w = &s.work();
     let mut t = Table {
         results,
         before: s.before.is_some(),
@@ -1388,61 +1344,47 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
     }
     let _ = writeln!(t.out);
     t.header();
-    if s.callgrind {
-        // Work units per phase, for the per-unit rows.
-        let units = [
-            ("connection", w.connect_total),
-            ("delivery", w.fanout_receivers * w.fanout_messages),
-            ("delivery", w.fanout_receivers * w.fanout_messages),
-            ("delivery", w.fanout_receivers * w.fanout_messages),
-            ("delivery", w.fanout_receivers * w.fanout_messages),
-            ("message", w.ingest_senders * w.ingest_messages),
-        ];
-        for ((name, pick), (unit, n)) in PHASES.into_iter().zip(units) {
+    for (name, work) in PHASES {
+        let (unit, n) = work.units(w);
+        let n = n as f64;
+        if s.callgrind {
             t.row(&format!("{name} instructions"), "MIr", 3, |r| {
-                pick(r).ir / MEGA
+                r.phase(name).ir / MEGA
             });
             t.row(&format!("{name} per {unit}"), "Ir", 0, |r| {
-                pick(r).ir / n as f64
+                r.phase(name).ir / n
             });
-        }
-    } else {
-        for (name, pick) in PHASES {
-            t.row(&format!("{name} server CPU"), "s", 3, |r| pick(r).cpu);
+        } else {
+            t.row(&format!("{name} server CPU"), "s", 3, |r| r.phase(name).cpu);
             t.row(&format!("{name} of which user"), "s", 3, |r| {
-                pick(r).user_cpu
+                r.phase(name).user_cpu
             });
-            t.row(&format!("{name} wall"), "s", 3, |r| pick(r).wall);
-            t.row(&format!("{name} peak RSS"), "MiB", 3, |r| pick(r).hwm_mib);
+            t.row(&format!("{name} wall"), "s", 3, |r| r.phase(name).wall);
+            t.row(&format!("{name} peak RSS"), "MiB", 3, |r| {
+                r.phase(name).hwm_mib
+            });
             t.row(&format!("{name} write syscalls"), "k", 3, |r| {
-                pick(r).syscw / 1000.0
+                r.phase(name).syscw / 1000.0
+            });
+            t.row(&format!("{name} CPU per {unit}"), "us", 3, |r| {
+                r.phase(name).cpu / n * 1e6
             });
         }
-        let deliveries = (w.fanout_receivers * w.fanout_messages) as f64;
-        t.row("fanout CPU per delivery", "us", 3, |r| {
-            r.fanout.cpu / deliveries * 1e6
-        });
-        t.row("fanout-deflate CPU per delivery", "us", 3, |r| {
-            r.fanout_deflate.cpu / deliveries * 1e6
-        });
+    }
+    if !s.callgrind {
         t.row("idle memory per connection", "KiB", 3, |r| {
             r.idle_kib_per_conn
         });
         t.row("RSS of a fresh server", "MiB", 3, |r| r.idle_base_mib);
     }
-    let deliveries = (w.fanout_receivers * w.fanout_messages) as f64;
-    t.row("fanout bytes received per delivery", "B", 1, |r| {
-        r.fanout.rx_bytes / deliveries
-    });
-    t.row("fanout-deflate bytes per delivery", "B", 1, |r| {
-        r.fanout_deflate.rx_bytes / deliveries
-    });
-    t.row("fanout-realistic bytes per delivery", "B", 1, |r| {
-        r.fanout_realistic.rx_bytes / deliveries
-    });
-    t.row("fanout-deflate-realistic bytes per delivery", "B", 1, |r| {
-        r.fanout_deflate_realistic.rx_bytes / deliveries
-    });
+    for (name, work) in PHASES {
+        if let Work::Fanout { .. } = work {
+            let (_, n) = work.units(w);
+            t.row(&format!("{name} bytes per delivery"), "B", 1, |r| {
+                r.phase(name).rx_bytes / n as f64
+            });
+        }
+    }
     let (metric, cost): (&str, fn(Sample) -> f64) = if s.callgrind {
         ("instructions", |x| x.ir)
     } else {
@@ -1451,20 +1393,16 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
     let mut out = t.out;
     // Compressed against uncompressed, same lines: the best case (lines that differ in
     // a number), then realistic chat.
-    for (name, plain, compressed) in [
-        ("fanout-deflate / fanout", PHASES[1].1, PHASES[2].1),
-        (
-            "fanout-deflate realistic / fanout realistic",
-            PHASES[3].1,
-            PHASES[4].1,
-        ),
+    for (plain, compressed) in [
+        ("fanout", "fanout-deflate"),
+        ("fanout-realistic", "fanout-deflate-realistic"),
     ] {
         let ratio = |f: fn(Sample) -> f64| {
-            let of = |pick: Pick| {
+            let of = |name: &str| {
                 median(
                     results
                         .get(&Kind::Ours)
-                        .map(|v| v.iter().map(|r| f(pick(r))).collect())
+                        .map(|v| v.iter().map(|r| f(r.phase(name))).collect())
                         .unwrap_or_default(),
                 )
             };
@@ -1472,8 +1410,8 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
         };
         let _ = writeln!(
             out,
-            "{}ours, {name}: {metric} {:.2}x, bytes {:.3}x",
-            if name.contains("realistic") { "" } else { "\n" },
+            "{}ours, {compressed} / {plain}: {metric} {:.2}x, bytes {:.3}x",
+            if plain == "fanout" { "\n" } else { "" },
             ratio(cost),
             ratio(|x| x.rx_bytes)
         );

@@ -798,19 +798,6 @@ fn close_wait_sockets(port: u16) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the server used no CPU for `quiet` (at most `limit`).
-fn settle(server: &Server, quiet: Duration, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    let (mut last, mut since) = (server.proc().cpu_seconds(), Instant::now());
-    while Instant::now() < deadline && since.elapsed() < quiet {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = server.proc().cpu_seconds();
-        if now != last {
-            (last, since) = (now, Instant::now());
-        }
-    }
-}
-
 /// A run: the server, its monitor, the workload and what failed so far.
 struct Run {
     server: Server,
@@ -934,7 +921,7 @@ fn soak(s: &Settings, t0: Instant) -> anyhow::Result<()> {
             r.monitor.stop().error
         );
     }
-    settle(&r.server, secs(1), secs(10));
+    r.server.proc().settle(secs(1), secs(10));
     let proc = r.server.proc();
     let (rss_initial, fds_initial) = (proc.rss_kib(), proc.fd_count());
     r.max_rss = rss_initial;
@@ -955,7 +942,7 @@ fn soak(s: &Settings, t0: Instant) -> anyhow::Result<()> {
         );
     }
     r.wait_monitor(60, Seen::clean);
-    settle(&r.server, secs(2), secs(20));
+    r.server.proc().settle(secs(2), secs(20));
     let (rss_start, fds_start) = (proc.rss_kib(), proc.fd_count());
     let warm_connects = r.engine.counted("TCP connects");
 
@@ -1011,7 +998,7 @@ fn soak(s: &Settings, t0: Instant) -> anyhow::Result<()> {
             println!("  still in CLOSE-WAIT: {l}");
         }
     }
-    settle(&r.server, secs(2), secs(30));
+    r.server.proc().settle(secs(2), secs(30));
     let (rss_end, fds_end) = (proc.rss_kib(), proc.fd_count());
     // VmHWM is updated lazily by the kernel; the sampled maximum can be a little higher.
     let hwm = mib(proc.hwm_kib().max(r.max_rss));

@@ -2,6 +2,10 @@
 //! A reader returns 0 (or nothing) once the process is gone.
 
 use std::fs;
+use std::time::{Duration, Instant};
+
+/// How often [`Proc::settle`] samples the CPU time, at most.
+const SETTLE_POLL: Duration = Duration::from_millis(250);
 
 /// A process by its PID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +79,21 @@ impl Proc {
     pub fn cpu_seconds(&self) -> f64 {
         let (user, system) = self.user_system_seconds();
         user + system
+    }
+
+    /// Waits (at most `limit`) until the process has used no CPU for `quiet`, so that
+    /// work left over from one step (closing connections, culling users) is not
+    /// counted in the next.
+    pub fn settle(&self, quiet: Duration, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let (mut last, mut since) = (self.cpu_seconds(), Instant::now());
+        while Instant::now() < deadline && since.elapsed() < quiet {
+            std::thread::sleep(quiet.min(SETTLE_POLL));
+            let now = self.cpu_seconds();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+        }
     }
 
     /// (syscr, syscw) from /proc/PID/io: read- and write-family system calls so far.
