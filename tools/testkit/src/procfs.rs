@@ -22,7 +22,7 @@ impl Proc {
     }
 
     /// A `kB` field of /proc/PID/status, e.g. `"VmRSS:"`.
-    pub fn status_kib(&self, key: &str) -> u64 {
+    fn status_kib(&self, key: &str) -> u64 {
         self.file("status")
             .lines()
             .find(|l| l.starts_with(key))

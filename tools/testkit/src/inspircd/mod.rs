@@ -204,6 +204,8 @@ pub struct Launcher {
     pub keep: bool,
 }
 
+/// The configuration file's name in the run's directory.
+const CONFIG_FILE: &str = "inspircd.conf";
 /// Tries with other ports when a listener's port was taken meanwhile.
 const BIND_ATTEMPTS: usize = 5;
 
@@ -262,7 +264,14 @@ impl Launcher {
         Ok(dir)
     }
 
-    fn spawn(&self, dir: &Path, config: &Path) -> Result<Child, String> {
+    /// Writes the configuration for `conf` on free ports into `dir` and starts the
+    /// server on it.
+    fn spawn(&self, dir: &Path, conf: &Conf) -> Result<(Child, Ports), String> {
+        let [irc, ws, wss, link] = free_ports::<4>();
+        let ports = Ports { irc, ws, wss, link };
+        let config = dir.join(CONFIG_FILE);
+        fs::write(&config, render(self.install.dialect, conf, dir, ports))
+            .map_err(|e| format!("{}: {e}", config.display()))?;
         let out = fs::File::create(dir.join("stdout.txt")).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let dir_text = dir.to_string_lossy();
@@ -272,12 +281,13 @@ impl Launcher {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .envs(self.install.env.iter().map(|(k, v)| (k, v)))
-            .args(self.install.dialect.args(config))
+            .args(self.install.dialect.args(&config))
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
+            .map(|child| (child, ports))
             .map_err(|e| format!("spawn {}: {e}", cmd.get_program().to_string_lossy()))
     }
 
@@ -290,14 +300,9 @@ impl Launcher {
     pub fn start(&self, conf: Conf) -> Result<Server, String> {
         let dir = self.prepare(&conf)?;
         let dialect = self.install.dialect;
-        let config_path = dir.path().join("inspircd.conf");
         let stdout = dir.path().join("stdout.txt");
         for _attempt in 0..BIND_ATTEMPTS {
-            let [irc, ws, wss, link] = free_ports::<4>();
-            let ports = Ports { irc, ws, wss, link };
-            fs::write(&config_path, render(dialect, &conf, dir.path(), ports))
-                .map_err(|e| format!("{}: {e}", config_path.display()))?;
-            let mut child = self.spawn(dir.path(), &config_path)?;
+            let (mut child, ports) = self.spawn(dir.path(), &conf)?;
             let deadline = Instant::now() + self.startup;
             let state = poll_until(deadline, || {
                 let out = read_lossy(&stdout);
@@ -319,11 +324,11 @@ impl Launcher {
                         child,
                         exit: None,
                         conf,
-                        irc_port: irc,
-                        ws_port: ws,
-                        wss_port: wss,
-                        link_port: link,
-                        config_path,
+                        irc_port: ports.irc,
+                        ws_port: ports.ws,
+                        wss_port: ports.wss,
+                        link_port: ports.link,
+                        config_path: dir.path().join(CONFIG_FILE),
                         dir,
                         dialect,
                         stop: self.stop,
@@ -370,12 +375,7 @@ impl Launcher {
     pub fn start_expect_failure(&self, conf: Conf) -> Result<String, String> {
         let dir = self.prepare(&conf)?;
         let dialect = self.install.dialect;
-        let config_path = dir.path().join("inspircd.conf");
-        let [irc, ws, wss, link] = free_ports::<4>();
-        let ports = Ports { irc, ws, wss, link };
-        fs::write(&config_path, render(dialect, &conf, dir.path(), ports))
-            .map_err(|e| format!("{}: {e}", config_path.display()))?;
-        let mut child = self.spawn(dir.path(), &config_path)?;
+        let (mut child, _) = self.spawn(dir.path(), &conf)?;
         let stdout = dir.path().join("stdout.txt");
         let deadline = Instant::now() + self.startup;
         let st = poll_until(deadline, || {
@@ -492,11 +492,6 @@ impl Server {
     /// The run's directory (configuration, console output, log, module directory).
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// The TLS listener's certificate (with [`Conf::tls`]).
-    pub fn cert_path(&self) -> PathBuf {
-        self.dir().join("cert.pem")
     }
 
     /// Console output (stdout and stderr) so far.
