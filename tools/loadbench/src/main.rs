@@ -425,8 +425,8 @@ fn callgrind_ir(dump: &str) -> Option<u64> {
 // ---------------------------------------------------------------------------------
 // Clients: the test kit's pool (non-blocking sockets on one epoll, WebSocket or plain)
 
-/// How a phase's clients connect: to the server's port, as WebSocket clients (then
-/// offering permessage-deflate when `deflate`) or plain IRC ones.
+/// How clients connect: to the server's port, as WebSocket clients (then offering
+/// permessage-deflate when `deflate`) or plain IRC ones.
 #[derive(Clone, Copy)]
 struct Dial {
     port: u16,
@@ -533,11 +533,8 @@ impl<S: Scenario> Handler for Phase<S> {
                 self.lose(pool, id, n);
             }
             Event::Closed(c) => {
-                match c.cause {
-                    Cause::Eof => {}
-                    Cause::Refused(r) => eprintln!("handshake refused: {}", r.status_line),
-                    Cause::Io(e) => eprintln!("connection {n}: {e}"),
-                    Cause::Protocol(e) => eprintln!("connection {n}: {e}"),
+                if !matches!(c.cause, Cause::Eof) {
+                    eprintln!("connection {n}: {}", c.cause);
                 }
                 self.lose(pool, id, n);
             }

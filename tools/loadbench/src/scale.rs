@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use testkit::chat::Chatter;
 use testkit::irc::command;
 use testkit::net::loopback_sources;
-use testkit::pool::{Cause, Event, Handler, Id, Pool, Proto};
-use testkit::ws::{upgrade_request, BROWSER_DEFLATE_OFFER, OP_CLOSE, OP_PING, OP_PONG};
+use testkit::pool::{Event, Handler, Id, Pool};
+use testkit::ws::{OP_CLOSE, OP_PING, OP_PONG};
 
-use super::{Kind, Server, Settings};
+use super::{Dial, Kind, Server, Settings};
 
 /// Members of the fanout's channel (fewer when the size is smaller).
 const FANOUT_MEMBERS: usize = 10_000;
@@ -65,8 +65,7 @@ enum Step {
 /// Every connection of one size and kind.
 struct Crowd {
     step: Step,
-    port: u16,
-    websocket: bool,
+    dial: Dial,
     /// Even tags offer permessage-deflate (this module's builds only).
     deflate_half: bool,
     users: usize,
@@ -88,22 +87,14 @@ struct Crowd {
 }
 
 impl Crowd {
-    fn proto(&self, tag: usize) -> Proto {
-        if !self.websocket {
-            return Proto::Irc;
-        }
-        let host = format!("127.0.0.1:{}", self.port);
-        let offer: &[&str] = if self.deflate_half && tag.is_multiple_of(2) {
-            &[BROWSER_DEFLATE_OFFER]
-        } else {
-            &[]
-        };
-        Proto::websocket(upgrade_request(&host, "http://bench.local", offer))
-    }
-
     fn open_more(&mut self, pool: &mut Pool) {
         while self.opened < self.users && self.opened - self.registered < RAMP_CONCURRENCY {
-            match pool.connect(self.proto(self.opened), self.opened) {
+            let deflate = self.deflate_half && self.opened.is_multiple_of(2);
+            let dial = Dial {
+                deflate,
+                ..self.dial
+            };
+            match pool.connect(dial.proto(), self.opened) {
                 Ok(id) => {
                     if let Some(slot) = self.ids.get_mut(self.opened) {
                         *slot = Some(id);
@@ -176,10 +167,7 @@ impl Handler for Crowd {
                 pool.send_line(id, format!("USER s{tag} 0 * :scale").as_bytes());
             }
             Event::Line(line) => self.on_line(pool, id, tag, line),
-            Event::Message(m) => {
-                let payload = m.payload.clone();
-                self.on_line(pool, id, tag, &payload);
-            }
+            Event::Message(m) => self.on_line(pool, id, tag, &m.payload),
             Event::Control(f) if f.opcode == OP_PING => {
                 pool.send_frame(id, 0x80 | OP_PONG, &f.payload);
                 self.pings += 1;
@@ -188,15 +176,7 @@ impl Handler for Crowd {
                 self.failed = Some(format!("user {tag}: the server closed"));
             }
             Event::Control(_) => {}
-            Event::Closed(c) => {
-                let why = match c.cause {
-                    Cause::Eof => "closed".to_string(),
-                    Cause::Refused(r) => format!("refused: {}", r.status_line),
-                    Cause::Io(e) => e.to_string(),
-                    Cause::Protocol(e) => e.to_string(),
-                };
-                self.failed = Some(format!("user {tag}: {why}"));
-            }
+            Event::Closed(c) => self.failed = Some(format!("user {tag}: {}", c.cause)),
         }
     }
 }
@@ -236,8 +216,11 @@ fn one(kind: Kind, s: &Settings, users: usize, idle: Duration) -> Result<Row, St
     let members = users.min(FANOUT_MEMBERS);
     let mut crowd = Crowd {
         step: Step::Ramp,
-        port: server.port,
-        websocket: kind.websocket(),
+        dial: Dial {
+            port: server.port,
+            ws: kind.websocket(),
+            deflate: false,
+        },
         deflate_half: kind.compresses(),
         users,
         opened: 0,

@@ -107,6 +107,17 @@ pub enum Cause {
     Refused(HttpResponse),
 }
 
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Eof => f.write_str("closed by the server"),
+            Cause::Io(e) => write!(f, "{e}"),
+            Cause::Protocol(e) => f.write_str(e),
+            Cause::Refused(r) => write!(f, "refused: {}", r.status_line),
+        }
+    }
+}
+
 /// How a connection ended.
 #[derive(Debug)]
 pub struct Closed {
