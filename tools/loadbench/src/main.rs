@@ -547,11 +547,11 @@ fn register(pool: &mut Pool, id: Id, nick: &str) {
     pool.send_line(id, format!("USER u{nick} 0 * :loadbench").as_bytes());
 }
 
-/// A PRIVMSG of exactly `len` bytes with its CRLF.
-fn message(target: &str, seq: usize, len: usize) -> Vec<u8> {
+/// A PRIVMSG of exactly [`LINE_LEN`] bytes with its CRLF.
+fn message(target: &str, seq: usize) -> Vec<u8> {
     let mut m = format!("PRIVMSG {target} :{seq} ").into_bytes();
     let filler = b"lorem ipsum dolor sit amet consectetur adipiscing elit ";
-    let fill = len.saturating_sub(m.len() + 2);
+    let fill = LINE_LEN.saturating_sub(m.len() + 2);
     m.extend(filler.iter().cycle().take(fill));
     m
 }
@@ -715,8 +715,6 @@ impl Scenario for ConnectQuit {
 struct Fanout {
     sender: Id,
     messages: usize,
-    batch: usize,
-    line_len: usize,
     /// Realistic chat text (`testkit::chat`) instead of lines that differ only in
     /// their sequence number.
     chat: Option<Chatter>,
@@ -728,11 +726,11 @@ struct Fanout {
 
 impl Fanout {
     fn send_batch(&mut self, pool: &mut Pool) {
-        let end = (self.sent + self.batch).min(self.messages);
+        let end = (self.sent + FANOUT_BATCH).min(self.messages);
         while self.sent < end {
             let line = match self.chat.as_mut() {
                 Some(chat) => format!("PRIVMSG #fan :{}", chat.next_text()).into_bytes(),
-                None => message("#fan", self.sent, self.line_len),
+                None => message("#fan", self.sent),
             };
             pool.send_line(self.sender, &line);
             self.sent += 1;
@@ -765,13 +763,11 @@ impl Scenario for Fanout {
     }
 }
 
-/// Every sender sends `messages` PRIVMSGs into its own channel, `batch` lines at a
-/// time, each batch followed by a PING; the next batch goes when the PONG is back.
+/// Every sender sends `messages` PRIVMSGs into its own channel, [`INGEST_BATCH`] lines
+/// at a time, each batch followed by a PING; the next batch goes when the PONG is back.
 struct Ingest {
     senders: Vec<Id>,
     messages: usize,
-    batch: usize,
-    line_len: usize,
     sent: Vec<usize>,
     finished: usize,
 }
@@ -782,9 +778,9 @@ impl Ingest {
             return;
         };
         let target = format!("#in{n}");
-        let end = (*sent + self.batch).min(self.messages);
+        let end = (*sent + INGEST_BATCH).min(self.messages);
         while *sent < end {
-            pool.send_line(id, &message(&target, *sent, self.line_len));
+            pool.send_line(id, &message(&target, *sent));
             *sent += 1;
         }
         pool.send_line(id, b"PING :batch");
@@ -1063,8 +1059,6 @@ fn fanout(
     let mut phase = Phase::new(Fanout {
         sender,
         messages: w.fanout_messages,
-        batch: FANOUT_BATCH,
-        line_len: LINE_LEN,
         chat: realistic.then(Chatter::default),
         sent: 0,
         received: vec![0; ids.len()],
@@ -1108,8 +1102,6 @@ fn ingest(
         sent: vec![0; senders.len()],
         senders,
         messages: w.ingest_messages,
-        batch: INGEST_BATCH,
-        line_len: LINE_LEN,
         finished: 0,
     });
     measure(server, s, name, || {
