@@ -5,7 +5,7 @@
 //! Issue 5 asks that the module add at most 512 bytes per idle connection. InspIRCd's
 //! own `IOHookMiddle` base, which every hook module has, already costs 720 bytes (a
 //! `std::deque` send queue allocates a 512-byte node and a 64-byte map, and the object
-//! itself is 144 bytes; measured with valgrind massif, see the README). What the
+//! itself is 144 bytes; measured with valgrind massif, see docs/PERFORMANCE.md). What the
 //! module itself chooses to keep is this Rust state plus the shim's 8-byte pointer.
 
 #![allow(

@@ -1,7 +1,7 @@
 #!/bin/sh
 # make dist: the versioned source tarball, target/dist/inspircd-websocket-VERSION.tar.xz,
-# that builds the module with no network access (README "Building from the tarball
-# offline").
+# that builds the module with no network access (docs/DEVELOPING.md "The source
+# tarball").
 #
 # What goes in: what the module's build reads (Cargo.toml, Cargo.lock, build.rs,
 # buildscript/, src/, cpp/, include/, the Makefile), intree/ (the build inside InspIRCd's
