@@ -38,7 +38,7 @@ fn run(lines: &[Vec<u8>], settings: Option<&(Settings, &[u8])>) -> (usize, f64) 
     let mut framer = LineFramer::default();
     let mut compressor = settings.map(|(s, offer)| {
         let agreed = negotiate([*offer].into_iter(), s).expect("offer accepted");
-        Compressor::new(s, &agreed)
+        Compressor::new(s, &agreed, std::rc::Rc::default())
     });
     let mut out = Vec::with_capacity(1 << 20);
     let mut wire = 0;

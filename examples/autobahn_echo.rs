@@ -29,6 +29,7 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -129,7 +130,7 @@ fn serve(mut stream: TcpStream, config: Arc<Config>, start: Instant) -> io::Resu
             session.receive_messages(&mut input, now_ms, &mut echo, &mut ProtocolOut(&out));
         input.drain(..report.consumed);
         if let Some(agreed) = report.upgrade.as_ref().and_then(|u| u.compression) {
-            echo.compressor = Some(Compressor::new(&compression, &agreed));
+            echo.compressor = Some(Compressor::new(&compression, &agreed, Rc::default()));
         }
         let mut bytes = out.borrow_mut();
         stream.write_all(&bytes)?;

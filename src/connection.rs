@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::compression::Spares;
 use crate::config::Config;
 use crate::counters::Counters;
 use crate::handshake::SocketKind;
@@ -43,14 +44,16 @@ impl Drop for Connection {
 impl Connection {
     /// A connection from `peer` (`None` when it is not an IP address), accepted under
     /// `config`.
+    /// `counters` and `spares` are the module's, shared by its connections.
     pub fn new(
         config: Arc<Config>,
         counters: Rc<Counters>,
+        spares: Rc<Spares>,
         peer: Option<IpAddr>,
         kind: SocketKind,
     ) -> Connection {
         Connection {
-            session: Session::new(config, peer, kind),
+            session: Session::sharing(config, spares, peer, kind),
             counters,
             kind,
             upgraded: false,

@@ -1,34 +1,24 @@
-//! Inflaters for the client's compressed messages, pooled per thread: a connection
-//! holds one only while a compressed message is arriving.
+//! Inflaters for the client's compressed messages, from the module's [`Spares`]: a
+//! connection holds one only while a compressed message is arriving.
 
-use std::cell::RefCell;
+use std::rc::Rc;
 
+use super::spares::Spares;
 use super::zlib::{InflateStop, Inflater};
 
-/// Spare inflaters kept per thread (about 7 KB each, plus a 32 KiB window once used);
-/// more messages arriving at once allocate more, which go away at their end.
-const POOL_SPARES: usize = 4;
-
-thread_local! {
-    static POOL: RefCell<Vec<Inflater>> = const { RefCell::new(Vec::new()) };
-}
-
-/// An inflater taken from the pool for one message, given back (reset) when dropped.
+/// An inflater taken from the spares for one message, given back when dropped.
 #[derive(Debug)]
 pub struct PooledInflater {
     inflater: Option<Inflater>,
+    spares: Rc<Spares>,
 }
 
 impl PooledInflater {
     /// A spare inflater, or a new one; `None` if zlib could not allocate one.
-    pub fn take() -> Option<PooledInflater> {
-        let spare = POOL.with(|pool| pool.borrow_mut().pop());
-        let inflater = match spare {
-            Some(inflater) => inflater,
-            None => Inflater::new()?,
-        };
+    pub fn take(spares: &Rc<Spares>) -> Option<PooledInflater> {
         Some(PooledInflater {
-            inflater: Some(inflater),
+            inflater: Some(spares.take_inflater()?),
+            spares: Rc::clone(spares),
         })
     }
 
@@ -38,10 +28,7 @@ impl PooledInflater {
         input: &[u8],
         emit: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), InflateStop<E>> {
-        match self.inflater.as_mut() {
-            Some(inflater) => inflater.inflate(input, emit),
-            None => Err(InflateStop::Corrupt),
-        }
+        self.inflater().inflate(input, emit)
     }
 
     /// Ends the message; see [`Inflater::finish_message`].
@@ -49,24 +36,21 @@ impl PooledInflater {
         &mut self,
         emit: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), InflateStop<E>> {
+        self.inflater().finish_message(emit)
+    }
+
+    fn inflater(&mut self) -> &mut Inflater {
         match self.inflater.as_mut() {
-            Some(inflater) => inflater.finish_message(emit),
-            None => Err(InflateStop::Corrupt),
+            Some(inflater) => inflater,
+            None => unreachable!("the inflater is taken only when the message is dropped"),
         }
     }
 }
 
 impl Drop for PooledInflater {
     fn drop(&mut self) {
-        if let Some(mut inflater) = self.inflater.take() {
-            inflater.reset();
-            // During thread teardown the pool may be gone: the inflater is then freed.
-            let _ = POOL.try_with(|pool| {
-                let mut pool = pool.borrow_mut();
-                if pool.len() < POOL_SPARES {
-                    pool.push(inflater);
-                }
-            });
+        if let Some(inflater) = self.inflater.take() {
+            self.spares.give_back(inflater);
         }
     }
 }

@@ -8,7 +8,9 @@
 //!   message worth compressing.
 //! - [`PooledInflater`]: a client's messages. The answer asks the client to compress
 //!   each message on its own, so an inflater is needed only while a compressed message
-//!   arrives; it comes from a small per-thread pool and goes back at the message's end.
+//!   arrives; it comes from the module's [`Spares`] and goes back at the message's end.
+//! - [`Spares`]: what the module's compressing connections share (spare inflaters, a
+//!   scratch buffer), owned by the module rather than by a thread-local.
 //! - [`zlib`]: the C zlib stream under the inflater (and the tests' compressor).
 
 mod fixed_huffman;
@@ -16,11 +18,13 @@ mod incoming;
 mod lz77;
 pub mod negotiation;
 mod outgoing;
+mod spares;
 pub(crate) mod zlib;
 
 pub use incoming::PooledInflater;
 pub use negotiation::{negotiate, Agreed};
 pub use outgoing::Compressor;
+pub use spares::Spares;
 pub use zlib::InflateStop;
 
 /// The configured compression (`<websocket compression...>`, see

@@ -1,8 +1,9 @@
 //! Compressing the server's messages for one connection.
 
-use std::cell::RefCell;
+use std::rc::Rc;
 
 use super::lz77::MessageDeflater;
+use super::spares::Spares;
 use super::{Agreed, Settings};
 use crate::frame::{write_frame, write_frame_with_rsv, OpCode, RSV1};
 use crate::sink::ByteSink;
@@ -18,22 +19,19 @@ pub struct Compressor {
     /// Created at the first message worth compressing: a connection that is sent
     /// nothing keeps nothing.
     deflater: Option<MessageDeflater>,
-}
-
-thread_local! {
-    /// Compressed output before it is framed, shared by the thread's connections so
-    /// that none keeps a buffer.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Where compressed output waits to be framed (shared: no connection keeps one).
+    spares: Rc<Spares>,
 }
 
 impl Compressor {
-    pub fn new(settings: &Settings, agreed: &Agreed) -> Compressor {
+    pub fn new(settings: &Settings, agreed: &Agreed, spares: Rc<Spares>) -> Compressor {
         Compressor {
             window_bits: agreed.server_window_bits,
             hash_bits: settings.hash_bits,
             min_size: settings.min_size,
             no_context_takeover: agreed.server_no_context_takeover,
             deflater: None,
+            spares,
         }
     }
 
@@ -44,28 +42,15 @@ impl Compressor {
             write_frame(opcode, payload, out);
             return;
         }
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            self.compress(payload, &mut scratch);
-            write_frame_with_rsv(opcode, RSV1, &scratch, out);
-            scratch.clear();
-            if scratch.capacity() > SCRATCH_KEPT {
-                *scratch = Vec::new();
-            }
-        });
-    }
-
-    fn compress(&mut self, payload: &[u8], scratch: &mut Vec<u8>) {
         let deflater = self
             .deflater
             .get_or_insert_with(|| MessageDeflater::new(self.window_bits, self.hash_bits));
-        deflater.compress(payload, scratch);
+        self.spares.with_scratch(|scratch| {
+            deflater.compress(payload, scratch);
+            write_frame_with_rsv(opcode, RSV1, scratch, out);
+        });
         if self.no_context_takeover {
             deflater.forget();
         }
     }
 }
-
-/// Largest scratch buffer kept between messages (an IRC line's compressed size is far
-/// below; a long message's buffer is freed).
-const SCRATCH_KEPT: usize = 1024;

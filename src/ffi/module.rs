@@ -9,6 +9,7 @@ use super::bridge::SocketKind;
 use super::config_builder::ConfigBuilder;
 use super::guard::caught;
 use super::session::WsSession;
+use crate::compression::Spares;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::counters::Counters;
@@ -21,12 +22,15 @@ use crate::log_line;
 pub struct WsModule {
     config: Option<Arc<Config>>,
     counters: Rc<Counters>,
+    /// What compressing connections share (never a thread-local: see [`Spares`]).
+    spares: Rc<Spares>,
 }
 
 pub(super) fn new_module() -> Box<WsModule> {
     Box::new(WsModule {
         config: None,
         counters: Rc::default(),
+        spares: Rc::default(),
     })
 }
 
@@ -78,6 +82,7 @@ impl WsModule {
         Ok(Box::new(WsSession(Connection::new(
             Arc::clone(config),
             Rc::clone(&self.counters),
+            Rc::clone(&self.spares),
             peer_address(peer),
             kind,
         ))))

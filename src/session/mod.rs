@@ -12,9 +12,10 @@
 //! themselves are read by [`reader`].
 
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::compression::{Agreed, Compressor};
+use crate::compression::{Agreed, Compressor, Spares};
 use crate::config::{Config, Limits};
 use crate::frame::{write_close_frame, write_frame, CloseCode, OpCode};
 use crate::handshake::{
@@ -76,6 +77,8 @@ struct Handshaking {
     prefix: PrefixStage,
     /// InspIRCd terminates TLS below this module ([`Session::note_tls_below`]).
     tls_below: bool,
+    /// What compressing connections share, handed on if compression is agreed.
+    spares: Rc<Spares>,
 }
 
 /// The PROXY protocol stage ([`proxy_prefix`]).
@@ -264,6 +267,16 @@ const KEEPALIVE_PING_PAYLOAD: &[u8] = b"keepalive";
 impl Session {
     /// A new connection from `peer` (`None` when it is not an IP address).
     pub fn new(config: Arc<Config>, peer: Option<IpAddr>, socket: SocketKind) -> Session {
+        Session::sharing(config, Rc::default(), peer, socket)
+    }
+
+    /// [`Session::new`], sharing `spares` with the module's other connections.
+    pub fn sharing(
+        config: Arc<Config>,
+        spares: Rc<Spares>,
+        peer: Option<IpAddr>,
+        socket: SocketKind,
+    ) -> Session {
         Session {
             config,
             state: State::Handshake(Box::new(Handshaking {
@@ -272,6 +285,7 @@ impl Session {
                 socket,
                 prefix: PrefixStage::Pending,
                 tls_below: false,
+                spares,
             })),
             framer: LineFramer::default(),
             pending_close: None,
@@ -480,11 +494,15 @@ impl Session {
                         origin: accepted.origin,
                         compression: accepted.compression,
                     });
-                    let compressed = accepted.compression.is_some();
+                    let spares = Rc::clone(&handshaking.spares);
                     self.state = State::Open(OpenState {
-                        reader: FrameReader::new(&self.config.limits, now_ms, compressed),
+                        reader: FrameReader::new(
+                            &self.config.limits,
+                            now_ms,
+                            accepted.compression.map(|_| Rc::clone(&spares)),
+                        ),
                         compressor: accepted.compression.map(|agreed| {
-                            Box::new(Compressor::new(&self.config.compression, &agreed))
+                            Box::new(Compressor::new(&self.config.compression, &agreed, spares))
                         }),
                         mode: accepted.mode,
                         keepalive: self

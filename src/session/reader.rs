@@ -7,7 +7,9 @@
 //! a frame cut off by the end of the input for the next call, so the result does not
 //! depend on how the bytes were split.
 
-use crate::compression::{InflateStop, PooledInflater};
+use std::rc::Rc;
+
+use crate::compression::{InflateStop, PooledInflater, Spares};
 use crate::config::Limits;
 use crate::frame::{
     apply_mask, parse_close_payload, write_close_frame, write_frame, FrameHeader, OpCode,
@@ -70,8 +72,9 @@ pub(super) struct FrameReader {
     /// frame: most idle connections never see one.
     control: Vec<u8>,
     pings: PingBudget,
-    /// permessage-deflate was negotiated: a message's first frame may set RSV1.
-    compressed: bool,
+    /// permessage-deflate was negotiated: a message's first frame may set RSV1, and
+    /// its inflater comes from these spares.
+    inflaters: Option<Rc<Spares>>,
 }
 
 #[derive(Debug)]
@@ -170,13 +173,14 @@ enum FrameDone {
 }
 
 impl FrameReader {
-    pub(super) fn new(limits: &Limits, now_ms: u64, compressed: bool) -> FrameReader {
+    /// `inflaters` when permessage-deflate was negotiated.
+    pub(super) fn new(limits: &Limits, now_ms: u64, inflaters: Option<Rc<Spares>>) -> FrameReader {
         FrameReader {
             frame: None,
             message: None,
             control: Vec::new(),
             pings: PingBudget::new(limits, now_ms),
-            compressed,
+            inflaters,
         }
     }
 
@@ -212,7 +216,7 @@ impl FrameReader {
                 Some(frame) => frame,
                 None => {
                     let available = input.get(read.consumed..).unwrap_or_default();
-                    let allowed_rsv = if self.compressed {
+                    let allowed_rsv = if self.inflaters.is_some() {
                         RSV1
                     } else {
                         NO_EXTENSION_RSV
@@ -281,10 +285,14 @@ impl FrameReader {
                 if self.message.is_some() {
                     return Err(ProtocolError::MessageUnfinished);
                 }
-                let inflater = if compressed {
-                    Some(PooledInflater::take().ok_or(ProtocolError::NoInflateMemory)?)
-                } else {
-                    None
+                let inflater = match (compressed, &self.inflaters) {
+                    (false, _) => None,
+                    (true, Some(spares)) => {
+                        Some(PooledInflater::take(spares).ok_or(ProtocolError::NoInflateMemory)?)
+                    }
+                    (true, None) => {
+                        unreachable!("RSV1 is refused from the header unless deflate was agreed")
+                    }
                 };
                 self.message = Some(IncomingMessage {
                     utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),

@@ -32,7 +32,7 @@ use super::{assert_same_receive, chunks, receive_all, tag, Reader, REQUESTS};
 /// The most bytes a header can take; `Partial` never holds more.
 const MAX_HEADER: usize = V2_PREFIX_LEN + V2_MAX_PAYLOAD;
 
-/// Behind a trusted balancer on loopback, as the README's recipes.
+/// Behind a trusted balancer on loopback, as docs/PROXIES.md's recipes.
 fn config() -> &'static Arc<Config> {
     static CONFIG: OnceLock<Arc<Config>> = OnceLock::new();
     CONFIG.get_or_init(|| {

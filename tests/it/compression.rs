@@ -2,11 +2,13 @@
 //! bytes both ways with a client whose deflate (flate2's and miniz_oxide's) shares no
 //! code with the module's compressor.
 
+use std::time::Instant;
+
 use flate2::{Compress, Compression, FlushCompress};
 use testkit::deflate::RSV1;
 use testkit::ws::{encode_frame_byte, BROWSER_DEFLATE_OFFER};
 
-use crate::common::deflate::{assert_deflate_accepted, deflate_client};
+use crate::common::deflate::{assert_deflate_accepted, compressible_texts, deflate_client};
 use crate::common::*;
 
 const CHAN: &str = "#zip";
@@ -110,4 +112,52 @@ fn decompression_bomb_closes_1009_ours() {
         .expect("close");
     assert_eq!(close.close_code(), Some(1009));
     server.assert_alive();
+}
+
+/// Compression keeps nothing beyond the module's own objects: after compressed messages
+/// both ways (a client's inflated by a pooled inflater, the server's compressed through
+/// a scratch buffer), UNLOADMODULE unmaps the module. (State in a Rust thread-local with
+/// a destructor would keep the shared object mapped for the life of the server.)
+#[test]
+fn unloading_after_compressed_traffic_unmaps_the_module_ours() {
+    let server = Server::start(Conf::new(Module::Ours).websocket(r#"compression="yes""#));
+    let module = std::fs::canonicalize(Module::Ours.path()).expect("the module's path");
+    let module = module.to_string_lossy().into_owned();
+    let (mut web, _) = deflate_client(server.ws_port, ORIGIN).expect("a deflate client");
+    web.register("zweb").expect("registration");
+    let mut oper = Client::irc_register(server.irc_port, "oper").expect("registration");
+    oper.oper().expect("OPER");
+
+    let texts = compressible_texts("to the web user", "oper");
+    for text in &texts {
+        oper.send_line(&format!("PRIVMSG zweb :{text}"))
+            .expect("send");
+        web.expect_str("the oper's PRIVMSG", |l| l.ends_with(text.as_str()))
+            .expect("the oper's PRIVMSG");
+    }
+    assert!(web.compressed_seen > 0, "nothing came compressed");
+    web.send_line("PRIVMSG oper :and back, compressed, and back, compressed")
+        .expect("send");
+    oper.expect_str("the web user's PRIVMSG", |l| {
+        l.ends_with("and back, compressed")
+    })
+    .expect("the web user's PRIVMSG");
+    assert!(
+        server.proc().mappings_of(&module) > 0,
+        "{module} is not mapped"
+    );
+
+    oper.send_line("UNLOADMODULE m_websocket.so").expect("send");
+    oper.expect_line("973 (module unloaded)", |l| is_numeric(l, "973"))
+        .expect("973 (module unloaded)");
+    // The server unmaps the module when it culls it, after the command's round.
+    let unmapped = poll_until(Instant::now() + TIMEOUT, || {
+        let _ = oper.sync("culled");
+        (server.proc().mappings_of(&module) == 0).then_some(())
+    });
+    assert!(
+        unmapped.is_some(),
+        "{module} is still mapped after UNLOADMODULE ({} mappings)",
+        server.proc().mappings_of(&module)
+    );
 }

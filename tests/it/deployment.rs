@@ -534,7 +534,7 @@ fn via_nginx(port: u16, request: &[u8]) -> (Client, HttpResponse) {
 /// 12 KiB of cookies, as a browser sends them (one Cookie line), through an nginx whose
 /// header buffers hold such a line (`large_client_header_buffers 4 16k`): 101 and
 /// registration. With nginx's defaults (4 8k) nginx itself refuses that line with 400,
-/// whatever the module: the README should say so. Stock has no size limit and admits it.
+/// whatever the module: docs/PROXIES.md says so. Stock has no size limit and admits it.
 fn cookies_12k(m: Module) {
     let server = Server::start(behind_proxy(m, ""));
     let roomy = NginxConf::new(RECIPE_REAL_IP_AND_XFF)

@@ -1,4 +1,4 @@
-//! The README's proxy recipes that end in secure web users or a CDN's header, each run
+//! docs/PROXIES.md's proxy recipes that end in secure web users or a CDN's header, each run
 //! against real proxies: wss terminated at HAProxy (TCP mode, `send-proxy-v2-ssl`),
 //! nginx terminating https with `X-Forwarded-Proto` (`proxyprotoheader`), and a CDN
 //! that sets `CF-Connecting-IP` in front of nginx (`proxyheader="cf-connecting-ip"`).
@@ -71,7 +71,7 @@ fn nginx_conf(dir: &Path, ready: u16, token: &str, listen: &str, location: &str)
     )
 }
 
-/// nginx's WebSocket proxying to InspIRCd's port `ws` (the README's recipe).
+/// nginx's WebSocket proxying to InspIRCd's port `ws` (docs/PROXIES.md's recipe).
 fn ws_proxying(ws: u16) -> String {
     format!(
         "proxy_pass http://127.0.0.1:{ws};\nproxy_http_version 1.1;\n\

@@ -1,11 +1,11 @@
 #!/bin/sh
 # make dist: the versioned source tarball, target/dist/inspircd-websocket-VERSION.tar.xz,
-# that builds the module with no network access (README "Building from the tarball
-# offline").
+# that builds the module with no network access (docs/DEVELOPING.md "The source
+# tarball").
 #
 # What goes in: what the module's build reads (Cargo.toml, Cargo.lock, build.rs,
 # buildscript/, src/, cpp/, include/, the Makefile), intree/ (the build inside InspIRCd's
-# source tree), its documentation (README.md, modules.conf.example),
+# source tree), its documentation (README.md, docs/, modules.conf.example),
 # debian/, and vendor/ (`cargo vendor`, every crate's .cargo-checksum.json kept) with a
 # .cargo/config.toml that replaces crates.io by vendor/ and turns cargo offline.
 #
@@ -50,7 +50,7 @@ dir=$stage/$base
 
 # The files git knows or would add (no build output, nothing ignored), as they are in
 # the work tree.
-git ls-files -z --cached --others --exclude-standard -- Cargo.lock build.rs buildscript Makefile README.md modules.conf.example src cpp include intree debian |
+git ls-files -z --cached --others --exclude-standard -- Cargo.lock build.rs buildscript Makefile README.md docs modules.conf.example src cpp include intree debian |
 	xargs -0 cp --parents -t "$dir"
 
 # The trimmed manifest (see above).
