@@ -1220,8 +1220,9 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
     } else {
+        let cores = std::thread::available_parallelism().map_or("?".into(), |n| n.to_string());
         println!(
-            "loadbench took {:.0} s on a 2-core machine shared with other work; CPU figures are the server's utime+stime (/proc/PID/stat, {} ticks/s).",
+            "loadbench took {:.0} s on {cores} cores (clients and server share them); CPU figures are the server's utime+stime (/proc/PID/stat, {} ticks/s).",
             started.elapsed().as_secs_f64(),
             clk_tck()
         );
