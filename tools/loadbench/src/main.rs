@@ -1328,7 +1328,7 @@ fn report(s: &Settings, results: &HashMap<Kind, Vec<RoundResult>>) -> String {
         if s.callgrind { " --callgrind" } else { "" },
         rounds.join(" / ")
     );
-    let _ = writeln!(t.out, "ours = {}, stock = Debian's m_websocket.so + m_sha1.so, plain = TCP clients, no WebSocket module; same {}", s.module.display(), s.install.binary.display());
+    let _ = writeln!(t.out, "ours = {}, stock = m_websocket.so + m_sha1.so from {}, plain = TCP clients, no WebSocket module; same {}", s.module.display(), s.install.modules.display(), s.install.binary.display());
     if let Some(before) = &s.before {
         let _ = writeln!(t.out, "before = {}", before.display());
     }
