@@ -9,6 +9,8 @@
 
 use std::net::IpAddr;
 
+use crate::quoted_list::split_outside_quotes;
+
 /// One element's `for` and `proto`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Element<'a> {
@@ -119,23 +121,6 @@ fn port_ok(text: &str) -> Result<(), Malformed> {
         }
         _ => Err(Malformed),
     }
-}
-
-/// `text` split at `separator` wherever it is not inside a quoted string.
-fn split_outside_quotes(text: &str, separator: char) -> impl Iterator<Item = &str> {
-    let mut quoted = false;
-    let mut start = 0;
-    let mut pieces = Vec::new();
-    for (i, c) in text.char_indices() {
-        if c == '"' {
-            quoted = !quoted;
-        } else if c == separator && !quoted {
-            pieces.push(text.get(start..i).unwrap_or_default());
-            start = i + c.len_utf8();
-        }
-    }
-    pieces.push(text.get(start..).unwrap_or_default());
-    pieces.into_iter()
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 //! - [`origin`]: the `<wsorigin allow>` list.
 //! - [`proxy`]: `proxyranges` and the real address from X-Real-IP / X-Forwarded-For.
 //! - [`forwarded`]: RFC 7239's `Forwarded` header.
+//! - `quoted_list`: an HTTP header list split outside quoted strings (offers, `Forwarded`).
 //! - [`proxy_protocol`]: the PROXY v1/v2 header a TCP-mode load balancer sends first.
 //! - [`secure`]: when a proxied user counts as connected over TLS.
 //! - [`proxy_clones`]: whether bursts through a proxy meet InspIRCd's clone limits.
@@ -69,6 +70,7 @@ pub mod protocol_error;
 pub mod proxy;
 pub mod proxy_clones;
 pub mod proxy_protocol;
+mod quoted_list;
 pub mod secure;
 pub mod session;
 pub mod sink;

@@ -11,6 +11,7 @@
 //! configured one, or smaller when the client limits it.
 
 use super::Settings;
+use crate::quoted_list::split_outside_quotes;
 
 /// What was agreed for one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,30 +126,6 @@ fn unquote(value: &str) -> Option<String> {
         }
     }
     Some(out)
-}
-
-/// `text` split at each `separator` that is not inside a quoted string.
-fn split_outside_quotes(text: &str, separator: char) -> impl Iterator<Item = &str> {
-    let mut rest = Some(text);
-    std::iter::from_fn(move || {
-        let text = rest?;
-        let mut quoted = false;
-        let mut escaped = false;
-        for (i, c) in text.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' if quoted => escaped = true,
-                '"' => quoted = !quoted,
-                c if c == separator && !quoted => {
-                    rest = text.get(i + 1..);
-                    return text.get(..i);
-                }
-                _ => {}
-            }
-        }
-        rest = None;
-        Some(text)
-    })
 }
 
 #[cfg(test)]
