@@ -271,13 +271,13 @@ fn v1_port(text: &str) -> Option<u16> {
 
 /// A v2 header: the 16-byte prefix, then the addresses and TLVs it declares.
 fn parse_v2(buf: &[u8]) -> Parsed {
-    let Some(prefix) = buf.get(..V2_PREFIX_LEN) else {
+    // An array, so that the fixed offsets below are checked at compile time.
+    let Some(prefix) = buf.first_chunk::<V2_PREFIX_LEN>() else {
         return Parsed::Partial;
     };
-    let byte = |i: usize| prefix.get(i).copied().unwrap_or_default();
-    let (version, command) = (byte(12) >> 4, byte(12) & 0x0f);
-    let (family, transport) = (byte(13) >> 4, byte(13) & 0x0f);
-    let declared = usize::from(u16::from_be_bytes([byte(14), byte(15)]));
+    let (version, command) = (prefix[12] >> 4, prefix[12] & 0x0f);
+    let (family, transport) = (prefix[13] >> 4, prefix[13] & 0x0f);
+    let declared = usize::from(u16::from_be_bytes([prefix[14], prefix[15]]));
     if version != V2_VERSION {
         return Parsed::Refused(Refusal::V2UnknownVersion);
     }
