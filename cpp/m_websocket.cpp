@@ -322,7 +322,7 @@ void WebSocketHook::Unschedule()
 	scheduled = false;
 }
 
-void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason, bool quiet)
+void WebSocketHook::LogClosing(StreamSocket* sock, const std::string& reason, bool quiet)
 {
 	const bool is_user = sock->type == StreamSocket::SS_USER;
 	static const std::string none;
@@ -332,6 +332,11 @@ void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason, bool qui
 		compat::Debug(line);
 	else
 		compat::Log(line);
+}
+
+void WebSocketHook::Fail(StreamSocket* sock, const std::string& reason, bool quiet)
+{
+	LogClosing(sock, reason, quiet);
 	sock->DoWrite();
 	sock->SetError(reason);
 }
@@ -502,8 +507,9 @@ void WebSocketHook::Keepalive(uint64_t now_ms)
 		user->eh.DoWrite();
 	if (!reason.empty())
 	{
-		compat::Log(ToStd(closing_log_line(Bytes(compat::RealMask(user)), true, Bytes(ToStd(reason)))));
-		compat::Users().QuitUser(user, ToStd(reason));
+		const std::string why = ToStd(reason);
+		LogClosing(socket, why, false);
+		compat::Users().QuitUser(user, why);
 		return;
 	}
 	Schedule();

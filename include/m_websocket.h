@@ -127,6 +127,9 @@ namespace wsgate
 			return static_cast<WebSocketHookProvider*>(compat::Raw(prov));
 		}
 
+		/** Logs the core's closing line for the socket (at debug level if `quiet`). */
+		static void LogClosing(StreamSocket* sock, const std::string& reason, bool quiet);
+
 		/** Logs the reason (at debug level if `quiet`), writes what is queued, then fails
 		 * the socket with it.
 		 */
