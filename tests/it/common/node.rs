@@ -75,13 +75,50 @@ fn installed(name: &str) -> Option<String> {
     v["version"].as_str().map(str::to_string)
 }
 
+/// Holds an exclusive `flock` on tests/web/node_modules.lock while it lives. `npm ci`
+/// first deletes node_modules, so two test processes (make test runs the integration
+/// suite on several servers at once) must not check or install at the same time: one
+/// would delete what the other is installing. std's `File::lock` is newer than the
+/// crate's rust-version, so this is libc's `flock`, released when the file closes.
+struct WebDirLock {
+    _file: std::fs::File,
+}
+
+impl WebDirLock {
+    fn acquire() -> WebDirLock {
+        use std::os::fd::AsRawFd;
+        let path = web_dir().join("node_modules.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        // Blocks while another process installs; its `npm ci` is bounded by NPM_WAIT.
+        loop {
+            // SAFETY: flock on a descriptor this function owns for as long as the call.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return WebDirLock { _file: file };
+            }
+            let err = io::Error::last_os_error();
+            assert!(
+                err.kind() == io::ErrorKind::Interrupted,
+                "cannot lock {}: {err}",
+                path.display()
+            );
+        }
+    }
+}
+
 /// Installs the pinned packages into tests/web/node_modules when one of them is
-/// missing or at another version (checked once per call, under a lock, so tests of
-/// one binary that run at once do not run `npm ci` twice). `npm ci` installs exactly
-/// package-lock.json and never rewrites it.
+/// missing or at another version, checked and installed under a lock held by one
+/// thread of one process at a time (a mutex within this process, [`WebDirLock`]
+/// between processes), so `npm ci` runs once however many tests and suites start
+/// together. `npm ci` installs exactly package-lock.json and never rewrites it.
 pub fn ensure_node_modules() {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _web_dir = WebDirLock::acquire();
     let wanted = pinned();
     if wanted
         .iter()
