@@ -315,8 +315,9 @@ pub enum HandshakeStatus {
 pub const HEALTH_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\
     Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nOK\n";
 
-/// Where the head of [`HEALTH_RESPONSE`] ends.
-pub const HEALTH_RESPONSE_HEAD_LEN: usize = HEALTH_RESPONSE.len() - 3;
+/// The head of [`HEALTH_RESPONSE`], the answer to HEAD (the body is the last 3 bytes;
+/// cut at compile time, so a wrong length fails the build).
+pub const HEALTH_RESPONSE_HEAD: &[u8] = HEALTH_RESPONSE.split_at(HEALTH_RESPONSE.len() - 3).0;
 
 /// Who is connecting, as the caller knows it.
 #[derive(Clone, Copy, Debug)]
@@ -459,14 +460,14 @@ fn values<'a>(
 }
 
 /// Trims spaces and tabs (HTTP optional whitespace) from both ends.
-fn trim(value: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |i| i + 1);
-    value.get(start..end).unwrap_or_default()
+fn trim(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
 }
 
 /// Comma-separated tokens of a header (or several headers of the same name), trimmed,
@@ -500,15 +501,18 @@ fn evaluate(request: &[u8], config: &Config, peer: Peer) -> Result<HandshakeStat
     let mut storage =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MOST_HEADERS];
     let slots = config.limits.max_handshake_headers.min(MOST_HEADERS);
+    let (headers, _) = storage.split_at_mut(slots);
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(request, storage.get_mut(..slots).unwrap_or_default()) {
+    match req.parse_with_uninit_headers(request, headers) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => return Err(RejectReason::TooManyHeaders),
         Ok(httparse::Status::Partial) | Err(_) => return Err(RejectReason::NotHttp),
     }
     if let Some(path) = &config.health_check {
         let head_only = req.method == Some("HEAD");
-        let path_only = req.path.map(|p| p.split('?').next().unwrap_or(p));
+        let path_only = req
+            .path
+            .map(|p| p.split_once('?').map_or(p, |(path, _query)| path));
         if (head_only || req.method == Some("GET")) && path_only == Some(path.as_str()) {
             return Ok(HandshakeStatus::HealthCheck { head_only });
         }

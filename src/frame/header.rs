@@ -192,7 +192,7 @@ impl FrameHeader {
     /// The length uses the minimal form; the mask key is written when `mask` is `Some`.
     /// Only the low three bits of `rsv` are used. The caller keeps `payload_len` below
     /// 2^63 (the 64-bit form's top bit must be clear) and control payloads at most 125.
-    pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+    pub fn encode<'o>(&self, out: &'o mut [u8; MAX_HEADER_LEN]) -> &'o [u8] {
         let fin = if self.fin { FIN_BIT } else { 0 };
         let b0 = fin | ((self.rsv << RSV_SHIFT) & RSV_BITS) | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { MASK_BIT } else { 0 };
@@ -214,10 +214,13 @@ impl FrameHeader {
         let parts = [&[b0, mask_bit | len_field][..], extended, mask];
         let bytes = parts.into_iter().flatten();
         // At most 2 + 8 + 4 bytes: `out` holds them all.
-        out.iter_mut()
+        let written = out
+            .iter_mut()
             .zip(bytes)
             .map(|(slot, &byte)| *slot = byte)
-            .count()
+            .count();
+        let (header, _) = out.split_at(written);
+        header
     }
 }
 
@@ -246,8 +249,7 @@ mod tests {
 
     fn encoded(h: &FrameHeader) -> Vec<u8> {
         let mut out = [0u8; MAX_HEADER_LEN];
-        let n = h.encode(&mut out);
-        out[..n].to_vec()
+        h.encode(&mut out).to_vec()
     }
 
     fn client(opcode: OpCode, fin: bool, payload_len: u64) -> FrameHeader {

@@ -71,7 +71,9 @@ impl Utf8Validator {
                 *slot = byte;
             }
             let filled = have + head.len();
-            match simdutf8::compat::from_utf8(joined.get(..filled).unwrap_or_default()) {
+            // `head` was cut to the room left after `have`: `filled` is at most 4.
+            let (joined_bytes, _) = joined.split_at(filled);
+            match simdutf8::compat::from_utf8(joined_bytes) {
                 Ok(_) => {
                     self.pending_len = 0;
                     rest = after;
@@ -103,7 +105,8 @@ impl Utf8Validator {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_some() => Err(ProtocolError::InvalidUtf8),
             Err(e) => {
-                let tail = rest.get(e.valid_up_to()..).unwrap_or_default();
+                // valid_up_to() is an index into `rest`, at most its length.
+                let (_, tail) = rest.split_at(e.valid_up_to());
                 // An incomplete sequence is at most three bytes long.
                 let Some(slot) = self.pending.get_mut(..tail.len()) else {
                     return Err(ProtocolError::InvalidUtf8);

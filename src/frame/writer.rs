@@ -49,8 +49,7 @@ fn write_long_frame(opcode: OpCode, rsv: u8, payload: &[u8], out: &mut impl Byte
         payload_len: payload.len() as u64,
     };
     let mut buf = [0u8; MAX_HEADER_LEN];
-    let n = header.encode(&mut buf);
-    out.put(buf.get(..n).unwrap_or_default());
+    out.put(header.encode(&mut buf));
     out.put(payload);
 }
 

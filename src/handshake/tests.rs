@@ -587,7 +587,11 @@ fn the_health_check_path_is_answered_before_any_other_check() {
         HandshakeStatus::Rejected(RejectReason::HttpVersion)
     ));
     assert!(HEALTH_RESPONSE.starts_with(b"HTTP/1.1 200 OK\r\n"));
-    assert!(HEALTH_RESPONSE[..HEALTH_RESPONSE_HEAD_LEN].ends_with(b"\r\n\r\n"));
+    assert!(HEALTH_RESPONSE_HEAD.ends_with(b"\r\n\r\n"));
+    assert_eq!(
+        HEALTH_RESPONSE.strip_prefix(HEALTH_RESPONSE_HEAD),
+        Some(&b"OK\n"[..])
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::config::{Config, Limits};
 use crate::frame::{write_close_frame, write_frame, CloseCode, OpCode};
 use crate::handshake::{
     HandshakeScanner, HandshakeStatus, Peer, RejectReason, SocketKind, Subprotocol,
-    HEALTH_RESPONSE, HEALTH_RESPONSE_HEAD_LEN,
+    HEALTH_RESPONSE, HEALTH_RESPONSE_HEAD,
 };
 use crate::irc::{IrcLines, LineFramer, MessageMode};
 use crate::keepalive::{Keepalive, KeepaliveAction};
@@ -368,8 +368,9 @@ impl Session {
                 return report;
             }
         };
+        // What the handshake or a PROXY header took, never past the input's end.
         let start = report.consumed;
-        let rest = input.get_mut(start..).unwrap_or_default();
+        let (_, rest) = input.split_at_mut(start);
         if !rest.is_empty() {
             if let Some(keepalive) = open.keepalive.as_mut() {
                 keepalive.heard(now_ms);
@@ -435,8 +436,9 @@ impl Session {
                     }
                 }
             }
+            // A PROXY header's length counts bytes of `input`.
             let offset = report.consumed;
-            let request = input.get(offset..).unwrap_or_default();
+            let (_, request) = input.split_at(offset);
             let peer = Peer {
                 address: handshaking.peer,
                 socket: handshaking.socket,
@@ -636,9 +638,7 @@ impl Session {
 /// The answer to a health check: the whole [`HEALTH_RESPONSE`], or its head for HEAD.
 fn health_response(head_only: bool) -> &'static [u8] {
     if head_only {
-        HEALTH_RESPONSE
-            .get(..HEALTH_RESPONSE_HEAD_LEN)
-            .unwrap_or_default()
+        HEALTH_RESPONSE_HEAD
     } else {
         HEALTH_RESPONSE
     }

@@ -215,7 +215,8 @@ impl FrameReader {
             let mut frame = match self.frame.take() {
                 Some(frame) => frame,
                 None => {
-                    let available = input.get(read.consumed..).unwrap_or_default();
+                    // `consumed` counts bytes of `input`: never past its end.
+                    let (_, available) = input.split_at(read.consumed);
                     let allowed_rsv = if self.inflaters.is_some() {
                         RSV1
                     } else {
@@ -234,13 +235,16 @@ impl FrameReader {
                     }
                 }
             };
-            let available = input.get_mut(read.consumed..).unwrap_or_default();
+            let (_, available) = input.split_at_mut(read.consumed);
             let take = usize::try_from(frame.remaining())
                 .unwrap_or(usize::MAX)
                 .min(available.len());
             let (chunk, _) = available.split_at_mut(take);
-            let offset = usize::try_from(frame.received % 4).unwrap_or(0);
-            apply_mask(chunk, frame.header.mask.unwrap_or_default(), offset);
+            let Some(mask) = frame.header.mask else {
+                unreachable!("FrameHeader::parse refuses a client frame without a mask");
+            };
+            let offset = (frame.received % 4) as usize;
+            apply_mask(chunk, mask, offset);
             self.take_payload(&frame.header, chunk, limits, messages)?;
             read.consumed += take;
             frame.received += take as u64;

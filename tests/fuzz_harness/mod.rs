@@ -373,8 +373,8 @@ pub fn frame_header(data: &[u8]) {
     );
 
     let mut encoded = [0u8; MAX_HEADER_LEN];
-    let encoded_len = header.encode(&mut encoded);
-    let encoded = &encoded[..encoded_len];
+    let encoded = header.encode(&mut encoded);
+    let encoded_len = encoded.len();
     assert_eq!(
         FrameHeader::parse(encoded, require_mask, allowed_rsv),
         Ok(Some((header, encoded_len))),
