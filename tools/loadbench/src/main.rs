@@ -90,6 +90,11 @@ const FANOUT_BATCH: usize = 20;
 const INGEST_BATCH: usize = 40;
 /// Length of every PRIVMSG line, CRLF included.
 const LINE_LEN: usize = 100;
+/// Connections a phase's setup (fanout, ingest) has opening and registering at once
+/// (setup is not measured).
+const SETUP_CONCURRENCY: usize = 250;
+/// The same for the idle phase, whose users only register.
+const IDLE_SETUP_CONCURRENCY: usize = 500;
 
 const DEFAULT_ROUNDS: usize = 5;
 const QUICK_ROUNDS: usize = 3;
@@ -979,9 +984,15 @@ fn run_server_round(kind: Kind, s: &Settings, round: usize) -> Result<RoundResul
         let rss0 = server.proc().rss_kib();
         r.idle_base_mib = rss0 as f64 / 1024.0;
         let mut pool = new_pool()?;
-        OpenAndRegister::new(dial, &format!("i{round}x"), w.idle_conns, 500, None)
-            .setup(&mut pool, deadline())
-            .map_err(|e| format!("idle: {e}"))?;
+        OpenAndRegister::new(
+            dial,
+            &format!("i{round}x"),
+            w.idle_conns,
+            IDLE_SETUP_CONCURRENCY,
+            None,
+        )
+        .setup(&mut pool, deadline())
+        .map_err(|e| format!("idle: {e}"))?;
         server.settle(s.wait(SETTLE_LIMIT));
         let rss1 = server.proc().rss_kib();
         r.idle_kib_per_conn = (rss1 as f64 - rss0 as f64) / w.idle_conns as f64;
@@ -1042,7 +1053,7 @@ fn fanout(
         dial,
         prefix,
         w.fanout_receivers + 1,
-        250,
+        SETUP_CONCURRENCY,
         Some(|_| "#fan".to_string()),
     );
     let (ids, negotiated) = setup
@@ -1092,7 +1103,7 @@ fn ingest(
         dial,
         &format!("g{round}x"),
         w.ingest_senders,
-        250,
+        SETUP_CONCURRENCY,
         Some(|n| format!("#in{n}")),
     );
     let (senders, _) = setup
